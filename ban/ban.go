@@ -1,0 +1,287 @@
+// Package ban turns window crossings and manual requests into ban and unban decisions. It owns the
+// set of active bans, refuses to ban anything protected (loopback always; ignoreip; ignoreself: every
+// address of this machine), and expires bans when their time is up.
+package ban
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/portcullis/portcullis/window"
+)
+
+// Op is what a decision does.
+type Op uint8
+
+const (
+	OpBan Op = iota + 1
+	OpUnban
+)
+
+func (o Op) String() string {
+	switch o {
+	case OpBan:
+		return "ban"
+	case OpUnban:
+		return "unban"
+	}
+	return "?"
+}
+
+// Decision is a ban or unban of a prefix in a jail.
+type Decision struct {
+	Op     Op
+	Jail   uint16
+	Prefix netip.Prefix
+	Start  int64  // unix seconds
+	End    int64  // unix seconds; 0 means forever
+	Count  uint32 // how many times this prefix has been banned, this ban included
+	Reason string
+}
+
+// Active is a ban in force.
+type Active struct {
+	Jail   uint16
+	Prefix netip.Prefix
+	Start  int64
+	End    int64 // 0 means forever
+	Count  uint32
+}
+
+// Policy is one jail's ban rules. Jails are indexed by jail ID.
+type Policy struct {
+	Name       string
+	BanTime    time.Duration // negative means forever
+	IgnoreIP   []netip.Prefix
+	IgnoreSelf bool
+}
+
+// JailStats counts per-jail outcomes.
+type JailStats struct {
+	Bans    atomic.Uint64 // bans decided (automatic and manual)
+	Ignored atomic.Uint64 // crossings or requests refused because the address is protected
+}
+
+var (
+	// ErrAlreadyBanned is returned for a manual ban of a prefix already banned in the jail.
+	ErrAlreadyBanned = errors.New("already banned")
+	// ErrNotBanned is returned for an unban of a prefix that is not banned.
+	ErrNotBanned = errors.New("not banned")
+	// ErrUnknownJail is returned for a jail id the manager does not know.
+	ErrUnknownJail = errors.New("no such jail")
+)
+
+// ProtectedError says why an address may not be banned.
+type ProtectedError struct {
+	Addr   netip.Addr
+	Reason string
+}
+
+func (e *ProtectedError) Error() string { return fmt.Sprintf("%s is protected: %s", e.Addr, e.Reason) }
+
+type bkey struct {
+	prefix netip.Prefix
+	jail   uint16
+}
+
+// Manager is safe for concurrent use.
+type Manager struct {
+	pols   []Policy
+	self   []netip.Prefix
+	now    func() time.Time
+	Stats  []JailStats
+	mu     sync.Mutex
+	active map[bkey]Active
+	hist   map[netip.Prefix]uint32
+}
+
+// Options tune a Manager.
+type Options struct {
+	Now func() time.Time
+	// SelfAddrs are this machine's addresses for ignoreself; read from the interfaces when nil.
+	SelfAddrs []netip.Addr
+}
+
+// New returns a manager for the given jails.
+func New(pols []Policy, opts Options) *Manager {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.SelfAddrs == nil {
+		opts.SelfAddrs = LocalAddrs()
+	}
+	m := &Manager{pols: pols, now: opts.Now, Stats: make([]JailStats, len(pols)),
+		active: make(map[bkey]Active), hist: make(map[netip.Prefix]uint32)}
+	for _, a := range opts.SelfAddrs {
+		a = a.Unmap()
+		m.self = append(m.self, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return m
+}
+
+// LocalAddrs lists the addresses of every local interface.
+func LocalAddrs() []netip.Addr {
+	var out []netip.Addr
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil
+	}
+	for _, a := range addrs {
+		if ipn, ok := a.(*net.IPNet); ok {
+			if ad, ok := netip.AddrFromSlice(ipn.IP); ok {
+				out = append(out, ad.Unmap())
+			}
+		}
+	}
+	return out
+}
+
+// Protected reports whether addr may never be banned in jail, and why.
+func (m *Manager) Protected(jail uint16, addr netip.Addr) error {
+	addr = addr.Unmap()
+	switch {
+	case !addr.IsValid():
+		return &ProtectedError{Addr: addr, Reason: "not an address"}
+	case addr.IsLoopback():
+		return &ProtectedError{Addr: addr, Reason: "loopback addresses are never banned"}
+	case addr.IsUnspecified(), addr.IsMulticast():
+		return &ProtectedError{Addr: addr, Reason: "not a unicast address"}
+	}
+	if int(jail) >= len(m.pols) {
+		return ErrUnknownJail
+	}
+	p := &m.pols[jail]
+	for _, pr := range p.IgnoreIP {
+		if pr.Contains(addr) {
+			return &ProtectedError{Addr: addr, Reason: fmt.Sprintf("in ignoreip of jail %s (%s)", p.Name, pr)}
+		}
+	}
+	if p.IgnoreSelf {
+		for _, pr := range m.self {
+			if pr.Contains(addr) {
+				return &ProtectedError{Addr: addr, Reason: "an address of this machine (ignoreself)"}
+			}
+		}
+	}
+	return nil
+}
+
+func (m *Manager) decide(jail uint16, addr netip.Addr, reason string) (Decision, error) {
+	if err := m.Protected(jail, addr); err != nil {
+		if int(jail) < len(m.Stats) {
+			m.Stats[jail].Ignored.Add(1)
+		}
+		return Decision{}, err
+	}
+	addr = addr.Unmap()
+	pfx := netip.PrefixFrom(addr, addr.BitLen())
+	k := bkey{prefix: pfx, jail: jail}
+	now := m.now().Unix()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.active[k]; ok {
+		return Decision{}, ErrAlreadyBanned
+	}
+	bt := m.pols[jail].BanTime
+	end := int64(0)
+	if bt >= 0 {
+		end = now + int64((bt+time.Second-1)/time.Second)
+	}
+	m.hist[pfx]++
+	a := Active{Jail: jail, Prefix: pfx, Start: now, End: end, Count: m.hist[pfx]}
+	m.active[k] = a
+	m.Stats[jail].Bans.Add(1)
+	return Decision{Op: OpBan, Jail: jail, Prefix: pfx, Start: now, End: end, Count: a.Count, Reason: reason}, nil
+}
+
+// Decide appends a ban decision for every crossing whose address is neither protected nor already
+// banned in its jail.
+func (m *Manager) Decide(cs []window.Crossing, dst []Decision) []Decision {
+	for _, c := range cs {
+		if d, err := m.decide(c.Jail, c.Addr, "failures"); err == nil {
+			dst = append(dst, d)
+		}
+	}
+	return dst
+}
+
+// Ban decides a manual ban.
+func (m *Manager) Ban(jail uint16, addr netip.Addr) (Decision, error) {
+	return m.decide(jail, addr, "manual")
+}
+
+// Unban removes the ban of prefix in jail, or in every jail when all is set.
+func (m *Manager) Unban(jail uint16, all bool, prefix netip.Prefix, reason string) []Decision {
+	var out []Decision
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for k, a := range m.active {
+		if k.prefix == prefix && (all || k.jail == jail) {
+			delete(m.active, k)
+			out = append(out, Decision{Op: OpUnban, Jail: k.jail, Prefix: k.prefix, Start: a.Start, End: a.End, Count: a.Count, Reason: reason})
+		}
+	}
+	return out
+}
+
+// Expire appends an unban for every ban whose time is up.
+func (m *Manager) Expire(dst []Decision) []Decision {
+	now := m.now().Unix()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for k, a := range m.active {
+		if a.End != 0 && a.End <= now {
+			delete(m.active, k)
+			dst = append(dst, Decision{Op: OpUnban, Jail: k.jail, Prefix: k.prefix, Start: a.Start, End: a.End, Count: a.Count, Reason: "expired"})
+		}
+	}
+	return dst
+}
+
+// Restore loads bans kept from an earlier run; ones already over are returned as unbans.
+func (m *Manager) Restore(list []Active, history map[netip.Prefix]uint32) []Decision {
+	var expired []Decision
+	now := m.now().Unix()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for p, n := range history {
+		m.hist[p] = n
+	}
+	for _, a := range list {
+		if a.End != 0 && a.End <= now {
+			expired = append(expired, Decision{Op: OpUnban, Jail: a.Jail, Prefix: a.Prefix, Start: a.Start, End: a.End, Count: a.Count, Reason: "expired"})
+			continue
+		}
+		m.active[bkey{prefix: a.Prefix, jail: a.Jail}] = a
+		if m.hist[a.Prefix] < a.Count {
+			m.hist[a.Prefix] = a.Count
+		}
+	}
+	return expired
+}
+
+// Active lists the bans in force, of one jail or (all) of every jail.
+func (m *Manager) Active(jail uint16, all bool) []Active {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]Active, 0, len(m.active))
+	for k, a := range m.active {
+		if all || k.jail == jail {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// IsBanned reports whether prefix is banned in jail.
+func (m *Manager) IsBanned(jail uint16, prefix netip.Prefix) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, ok := m.active[bkey{prefix: prefix, jail: jail}]
+	return ok
+}

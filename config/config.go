@@ -1,0 +1,559 @@
+// Package config loads fail2ban-compatible configuration: jail.conf, jail.d/*.conf, jail.local,
+// jail.d/*.local, filter.d/NAME.conf + NAME.local, and our own portcullis.conf. It parses Python
+// ConfigParser syntax with [INCLUDES], [DEFAULT], [Definition] and [Init], interpolates %(name)s lazily,
+// substitutes filter <tags>, and validates every enabled jail, reporting all problems at once, each with
+// file, line and key.
+package config
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Forever is the ban time of a permanent ban (bantime = -1).
+const Forever time.Duration = -1
+
+// Defaults for the daemon, overridable by portcullis.conf and then by command-line flags.
+const (
+	DefaultSocket  = "/run/portcullis/portcullis.sock"
+	DefaultDBDir   = "/var/lib/portcullis"
+	DefaultMetrics = "127.0.0.1:9191"
+)
+
+// Config is a loaded, validated configuration.
+type Config struct {
+	Dir    string
+	Daemon Daemon
+	// Jails holds the enabled jails in the order their sections first appeared.
+	Jails []*Jail
+	// Warnings are problems that do not stop the daemon (a jail feature not supported yet, ...).
+	Warnings []string
+}
+
+// Daemon holds daemon-wide settings from portcullis.conf [Definition].
+type Daemon struct {
+	Socket  string
+	DBDir   string
+	Metrics string
+}
+
+// Jail is one enabled jail.
+type Jail struct {
+	Name       string
+	Filter     *Filter
+	LogPaths   []LogPath
+	Backend    string
+	Ports      []PortRange // empty means every port
+	Protocol   string      // "tcp", "udp" or "all"
+	BlockType  string      // "drop" or "reject"
+	MaxRetry   int
+	FindTime   time.Duration
+	BanTime    time.Duration // Forever for permanent bans
+	IgnoreIP   []netip.Prefix
+	IgnoreSelf bool
+	// At is where the jail's section starts, for messages.
+	At *Value
+}
+
+// LogPath is one logpath entry: a path or glob, read from the start when Head is set.
+type LogPath struct {
+	Pattern string
+	Head    bool
+}
+
+// PortRange is an inclusive destination port range.
+type PortRange struct{ From, To uint16 }
+
+// Filter is a jail's filter after interpolation and tag substitution; the matcher tags (<HOST> and
+// friends) are left for the matcher.
+type Filter struct {
+	Name        string
+	File        string
+	FailRegex   []Regex
+	IgnoreRegex []Regex
+	DatePattern string
+	MaxLines    int
+}
+
+// Regex is one failregex/ignoreregex line and where it came from.
+type Regex struct {
+	Text string
+	File string
+	Line int
+}
+
+// Options tune Load; the zero value is fine.
+type Options struct {
+	// Resolve looks up DNS names in ignoreip; nil uses the system resolver with a 3 s timeout.
+	Resolve func(name string) ([]netip.Addr, error)
+}
+
+var daemonKeys = map[string]bool{"socket": true, "dbdir": true, "metrics": true, "loglevel": true, "dbpurgeage": true}
+
+// Load reads the configuration in dir. The returned error is an Errors listing every problem.
+func Load(dir string, opts Options) (*Config, error) {
+	if opts.Resolve == nil {
+		opts.Resolve = systemResolve
+	}
+	var errs Errors
+	cfg := &Config{Dir: dir, Daemon: Daemon{Socket: DefaultSocket, DBDir: DefaultDBDir, Metrics: DefaultMetrics}}
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return nil, Errors{{File: dir, Msg: "is not a readable configuration folder"}}
+	}
+
+	d := NewINI()
+	d.ReadFile(filepath.Join(dir, "portcullis.conf"), false, &errs)
+	d.ReadFile(filepath.Join(dir, "portcullis.local"), false, &errs)
+	if s := d.Section("Definition"); s != nil {
+		for _, k := range s.Keys() {
+			v, _ := s.Raw(k)
+			if !daemonKeys[k] {
+				errs.AddAt(v, k, "unknown option in portcullis.conf")
+				continue
+			}
+			switch k {
+			case "socket":
+				cfg.Daemon.Socket = v.Text
+			case "dbdir":
+				cfg.Daemon.DBDir = v.Text
+			case "metrics":
+				cfg.Daemon.Metrics = v.Text
+			}
+		}
+	}
+
+	ini := NewINI()
+	ini.readLayered(dir, "jail", true, &errs)
+	for _, name := range ini.Sections() {
+		if name == "DEFAULT" || name == "INCLUDES" {
+			continue
+		}
+		r := newReader(ini, name)
+		if !r.bool("enabled", false) {
+			r.flush(&errs)
+			continue
+		}
+		j := loadJail(dir, r, opts, cfg)
+		r.flush(&errs)
+		if j != nil {
+			cfg.Jails = append(cfg.Jails, j)
+		}
+	}
+	if err := errs.Err(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// Jail returns the enabled jail with this name, or nil.
+func (c *Config) Jail(name string) *Jail {
+	for _, j := range c.Jails {
+		if j.Name == name {
+			return j
+		}
+	}
+	return nil
+}
+
+// reader reads typed options of one jail section, falling back to [DEFAULT], collecting errors.
+type reader struct {
+	ini  *INI
+	sec  *Section
+	def  *Section
+	errs Errors
+}
+
+func newReader(ini *INI, section string) *reader {
+	return &reader{ini: ini, sec: ini.Section(section), def: ini.Section("DEFAULT")}
+}
+
+func (r *reader) flush(errs *Errors) { *errs = append(*errs, r.errs...) }
+
+func (r *reader) lookup(name string) (*Value, bool) {
+	if name == "__name__" {
+		return &Value{Text: r.sec.Name}, true
+	}
+	if v, ok := r.sec.Raw(name); ok {
+		return v, true
+	}
+	return r.def.Raw(name)
+}
+
+// get returns the interpolated value of key, its position, and whether it is set.
+func (r *reader) get(key string) (string, *Value, bool) {
+	v, ok := r.lookup(key)
+	if !ok {
+		return "", nil, false
+	}
+	s, err := Interpolate(v, r.lookup)
+	if err != nil {
+		err.Key = key
+		r.errs = append(r.errs, err)
+		return "", v, false
+	}
+	return s, v, true
+}
+
+func (r *reader) str(key, def string) string {
+	s, _, ok := r.get(key)
+	if !ok {
+		return def
+	}
+	return s
+}
+
+func (r *reader) bool(key string, def bool) bool {
+	s, v, ok := r.get(key)
+	if !ok {
+		return def
+	}
+	b, err := ParseBool(s)
+	if err != nil {
+		r.errs.AddAt(v, key, err.Error())
+		return def
+	}
+	return b
+}
+
+func (r *reader) int(key string, def, min int) int {
+	s, v, ok := r.get(key)
+	if !ok {
+		return def
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(s))
+	if err != nil || n < min {
+		r.errs.AddAt(v, key, fmt.Sprintf("%q is not a whole number >= %d", s, min))
+		return def
+	}
+	return n
+}
+
+func (r *reader) duration(key string, def time.Duration, allowForever bool) time.Duration {
+	s, v, ok := r.get(key)
+	if !ok {
+		return def
+	}
+	d, err := ParseDuration(s)
+	if err == nil && d == Forever && !allowForever {
+		err = fmt.Errorf("%q: a negative time is only allowed for bantime", s)
+	}
+	if err == nil && d == 0 {
+		err = fmt.Errorf("%q: must be longer than zero", s)
+	}
+	if err != nil {
+		r.errs.AddAt(v, key, err.Error())
+		return def
+	}
+	return d
+}
+
+func loadJail(dir string, r *reader, opts Options, cfg *Config) *Jail {
+	_, at, _ := r.get("enabled")
+	j := &Jail{
+		Name:       r.sec.Name,
+		Backend:    strings.ToLower(r.str("backend", "auto")),
+		Protocol:   strings.ToLower(r.str("protocol", "tcp")),
+		BlockType:  strings.ToLower(r.str("blocktype", "drop")),
+		MaxRetry:   r.int("maxretry", 5, 1),
+		FindTime:   r.duration("findtime", 10*time.Minute, false),
+		BanTime:    r.duration("bantime", 10*time.Minute, true),
+		At:         at,
+		IgnoreSelf: r.bool("ignoreself", true),
+	}
+	if !validName(j.Name) {
+		r.errs.AddAt(at, "["+j.Name+"]", "jail names may use letters, digits, '-', '_' and '.', up to 32 characters")
+	}
+
+	switch j.Protocol {
+	case "tcp", "udp", "all":
+	default:
+		_, v, _ := r.get("protocol")
+		r.errs.AddAt(v, "protocol", fmt.Sprintf("%q: use tcp, udp or all", j.Protocol))
+	}
+	switch j.BlockType {
+	case "drop", "reject":
+	default:
+		_, v, _ := r.get("blocktype")
+		r.errs.AddAt(v, "blocktype", fmt.Sprintf("%q: use drop or reject", j.BlockType))
+	}
+
+	if s, v, ok := r.get("port"); ok {
+		ports, err := ParsePorts(s, j.Protocol)
+		if err != nil {
+			r.errs.AddAt(v, "port", err.Error())
+		}
+		j.Ports = ports
+	}
+
+	if s, v, ok := r.get("ignoreip"); ok {
+		for _, f := range strings.FieldsFunc(s, func(c rune) bool { return c == ',' || c == ' ' || c == '\n' || c == '\t' }) {
+			ps, err := parseIgnore(f, opts.Resolve)
+			if err != nil {
+				r.errs.AddAt(v, "ignoreip", err.Error())
+				continue
+			}
+			j.IgnoreIP = append(j.IgnoreIP, ps...)
+		}
+	}
+
+	switch j.Backend {
+	case "auto", "polling", "pyinotify", "inotify", "gamin":
+		s, v, ok := r.get("logpath")
+		if !ok || strings.TrimSpace(s) == "" {
+			if v == nil {
+				_, v, _ = r.get("enabled")
+			}
+			r.errs.AddAt(v, "logpath", "an enabled jail needs at least one logpath")
+			break
+		}
+		for _, line := range strings.Split(s, "\n") {
+			fs := strings.Fields(line)
+			if len(fs) == 0 {
+				continue
+			}
+			lp := LogPath{Pattern: fs[0]}
+			if len(fs) > 1 {
+				switch fs[1] {
+				case "head":
+					lp.Head = true
+				case "tail":
+				default:
+					r.errs.AddAt(v, "logpath", fmt.Sprintf("%q: a path may be followed only by head or tail", line))
+				}
+			}
+			if !filepath.IsAbs(lp.Pattern) {
+				r.errs.AddAt(v, "logpath", fmt.Sprintf("%q: log paths must be absolute", lp.Pattern))
+				continue
+			}
+			if _, err := filepath.Match(lp.Pattern, ""); err != nil {
+				r.errs.AddAt(v, "logpath", fmt.Sprintf("%q: bad glob: %v", lp.Pattern, err))
+				continue
+			}
+			j.LogPaths = append(j.LogPaths, lp)
+		}
+	case "systemd":
+		cfg.Warnings = append(cfg.Warnings, fmt.Sprintf("jail %s: backend = systemd is not supported yet; the jail reads no logs", j.Name))
+	default:
+		_, v, _ := r.get("backend")
+		r.errs.AddAt(v, "backend", fmt.Sprintf("%q: use auto, polling, pyinotify or systemd", j.Backend))
+	}
+
+	fs, fv, ok := r.get("filter")
+	if !ok {
+		fs = j.Name
+	}
+	name, args, err := ParseFilterSpec(fs)
+	if err != nil {
+		r.errs.AddAt(fv, "filter", err.Error())
+		return j
+	}
+	if _, err := os.Stat(filepath.Join(dir, "filter.d", name+".conf")); err != nil {
+		if _, err2 := os.Stat(filepath.Join(dir, "filter.d", name+".local")); err2 != nil {
+			r.errs.AddAt(fv, "filter", fmt.Sprintf("no filter %q in %s", name, filepath.Join(dir, "filter.d")))
+			return j
+		}
+	}
+	f, ferrs := LoadFilter(filepath.Join(dir, "filter.d"), name, args)
+	if ferrs != nil {
+		r.errs = append(r.errs, ferrs...)
+		return j
+	}
+	if len(f.FailRegex) == 0 {
+		r.errs.AddAt(fv, "filter", fmt.Sprintf("filter %q has no failregex", name))
+	}
+	j.Filter = f
+	return j
+}
+
+func validName(s string) bool {
+	if s == "" || len(s) > 32 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+func systemResolve(name string) ([]netip.Addr, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	return net.DefaultResolver.LookupNetIP(ctx, "ip", name)
+}
+
+// parseIgnore turns one ignoreip entry into prefixes: an address, a CIDR or a DNS name.
+func parseIgnore(s string, resolve func(string) ([]netip.Addr, error)) ([]netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a valid CIDR", s)
+		}
+		return []netip.Prefix{p.Masked()}, nil
+	}
+	if a, err := netip.ParseAddr(s); err == nil {
+		a = a.Unmap()
+		return []netip.Prefix{netip.PrefixFrom(a, a.BitLen())}, nil
+	}
+	if strings.HasPrefix(s, "file:") {
+		return nil, fmt.Errorf("%q: file: lists are not supported yet", s)
+	}
+	addrs, err := resolve(s)
+	if err != nil || len(addrs) == 0 {
+		return nil, fmt.Errorf("%q is neither an address nor a CIDR, and does not resolve: %v", s, err)
+	}
+	out := make([]netip.Prefix, 0, len(addrs))
+	for _, a := range addrs {
+		a = a.Unmap()
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
+}
+
+// ParseBool accepts Python ConfigParser's booleans.
+func ParseBool(s string) (bool, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "1", "yes", "true", "on":
+		return true, nil
+	case "0", "no", "false", "off":
+		return false, nil
+	}
+	return false, fmt.Errorf("%q is not a boolean (use true or false)", s)
+}
+
+var durationUnits = []struct {
+	names []string
+	d     time.Duration
+}{
+	{[]string{"years", "year", "yy", "y"}, 365 * 24 * time.Hour},
+	{[]string{"months", "month", "mo"}, 30 * 24 * time.Hour},
+	{[]string{"weeks", "week", "ww", "w"}, 7 * 24 * time.Hour},
+	{[]string{"days", "day", "dd", "d"}, 24 * time.Hour},
+	{[]string{"hours", "hour", "hh", "h"}, time.Hour},
+	{[]string{"minutes", "minute", "mins", "min", "mm", "m"}, time.Minute},
+	{[]string{"seconds", "second", "secs", "sec", "ss", "s"}, time.Second},
+}
+
+// ParseDuration parses fail2ban time values: "600", "10m", "1h 30m", "1d", "2w", "-1" (Forever).
+// A bare number is seconds. Any negative value means forever, as in fail2ban.
+func ParseDuration(s string) (time.Duration, error) {
+	t := strings.ToLower(strings.TrimSpace(s))
+	if t == "" {
+		return 0, fmt.Errorf("empty time value")
+	}
+	if n, err := strconv.ParseFloat(t, 64); err == nil {
+		if n < 0 {
+			return Forever, nil
+		}
+		return time.Duration(n * float64(time.Second)), nil
+	}
+	var total time.Duration
+	rest := t
+	for rest != "" {
+		rest = strings.TrimLeft(rest, " \t")
+		i := 0
+		for i < len(rest) && (rest[i] >= '0' && rest[i] <= '9' || rest[i] == '.') {
+			i++
+		}
+		if i == 0 {
+			return 0, fmt.Errorf("%q is not a time (use seconds or 10m, 1h, 1d, 1w; -1 for forever)", s)
+		}
+		n, err := strconv.ParseFloat(rest[:i], 64)
+		if err != nil {
+			return 0, fmt.Errorf("%q is not a time", s)
+		}
+		rest = strings.TrimLeft(rest[i:], " \t")
+		j := 0
+		for j < len(rest) && rest[j] >= 'a' && rest[j] <= 'z' {
+			j++
+		}
+		unit := rest[:j]
+		rest = rest[j:]
+		mult := time.Duration(0)
+		if unit == "" {
+			mult = time.Second
+		}
+		for _, u := range durationUnits {
+			for _, name := range u.names {
+				if unit == name {
+					mult = u.d
+				}
+			}
+		}
+		if mult == 0 {
+			return 0, fmt.Errorf("%q: unknown time unit %q", s, unit)
+		}
+		total += time.Duration(n * float64(mult))
+	}
+	return total, nil
+}
+
+var wellKnownPorts = map[string]uint16{
+	"ssh": 22, "ftp": 21, "ftp-data": 20, "telnet": 23, "smtp": 25, "domain": 53, "http": 80, "pop3": 110,
+	"imap": 143, "imap2": 143, "https": 443, "submission": 587, "submissions": 465, "smtps": 465,
+	"imaps": 993, "pop3s": 995, "sieve": 4190, "mysql": 3306, "postgresql": 5432, "ldap": 389,
+	"ldaps": 636, "sip": 5060, "sip-tls": 5061, "openvpn": 1194, "rsync": 873, "ms-sql-s": 1433,
+	"http-alt": 8080, "webcache": 8080, "tproxy": 8081, "squid": 3128, "mongodb": 27017,
+	"imap3": 220, "kerberos": 88, "ntp": 123, "snmp": 161, "xmpp-client": 5222,
+}
+
+// ParsePorts parses fail2ban's port syntax: "ssh", "22", "http,https", "1000:2000", "0:65535" or "all".
+// An empty result means every port.
+func ParsePorts(s, proto string) ([]PortRange, error) {
+	if proto == "all" {
+		proto = "tcp"
+	}
+	var out []PortRange
+	for _, f := range strings.FieldsFunc(s, func(c rune) bool { return c == ',' || c == ' ' || c == '\n' }) {
+		switch strings.ToLower(f) {
+		case "all", "any":
+			return nil, nil
+		}
+		lo, hi, isRange := strings.Cut(f, ":")
+		a, err := parsePort(lo, proto)
+		if err != nil {
+			return nil, err
+		}
+		b := a
+		if isRange {
+			if b, err = parsePort(hi, proto); err != nil {
+				return nil, err
+			}
+			if b < a {
+				return nil, fmt.Errorf("%q: range ends before it starts", f)
+			}
+		}
+		if a == 0 && b == 65535 {
+			return nil, nil
+		}
+		out = append(out, PortRange{From: a, To: b})
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%q names no port", s)
+	}
+	return out, nil
+}
+
+func parsePort(s, proto string) (uint16, error) {
+	if n, err := strconv.Atoi(s); err == nil {
+		if n < 0 || n > 65535 {
+			return 0, fmt.Errorf("port %d is out of range", n)
+		}
+		return uint16(n), nil
+	}
+	if p, ok := wellKnownPorts[strings.ToLower(s)]; ok {
+		return p, nil
+	}
+	if n, err := net.LookupPort(proto, s); err == nil {
+		return uint16(n), nil
+	}
+	return 0, fmt.Errorf("%q is not a port number or a known service name", s)
+}

@@ -1,0 +1,225 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// TailOptions configure a Tailer.
+type TailOptions struct {
+	// Pattern is a path or a glob; it is evaluated again on every poll, so new files are picked up.
+	Pattern string
+	// Head starts files found at start-up at their beginning instead of their end.
+	Head bool
+	// Source is attached to every block.
+	Source *Source
+	// Poll is the interval between checks for appended data; 250 ms when zero.
+	Poll time.Duration
+	Log  *slog.Logger
+}
+
+// Tailer follows every file matching a pattern: appends, rename-and-create and copy-truncate rotation,
+// and symlinks swapped to a new target. Lines still written to a renamed file are drained before the
+// file is let go. Files present at start-up start at their end (fail2ban's "tail") unless Head is set;
+// files that appear later are read from their beginning, since everything in them is new.
+type Tailer struct {
+	opts  TailOptions
+	files map[string]*tailFile
+	first bool
+	// warned remembers that a missing file was reported, so the warning is not repeated every poll.
+	warned bool
+}
+
+type tailFile struct {
+	path  string
+	f     *os.File
+	dev   uint64
+	ino   uint64
+	off   int64
+	split Splitter
+	fresh bool // discovered after start-up: read from the beginning
+}
+
+// NewTailer returns a tailer; call Run to start it.
+func NewTailer(opts TailOptions) *Tailer {
+	if opts.Poll <= 0 {
+		opts.Poll = 250 * time.Millisecond
+	}
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	return &Tailer{opts: opts, files: make(map[string]*tailFile), first: true}
+}
+
+// Run polls until ctx is done, sending blocks of new lines to out. It blocks when out is full: a file
+// source never drops lines, it falls behind and catches up.
+func (t *Tailer) Run(ctx context.Context, out chan<- *Block) {
+	defer func() {
+		for _, tf := range t.files {
+			tf.close()
+		}
+	}()
+	tick := time.NewTicker(t.opts.Poll)
+	defer tick.Stop()
+	for {
+		t.PollOnce(ctx, out)
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// PollOnce checks every matching file once and sends what was appended.
+func (t *Tailer) PollOnce(ctx context.Context, out chan<- *Block) {
+	paths := t.expand()
+	if len(paths) == 0 && !t.warned {
+		t.opts.Log.Warn("log file not found; the jail waits for it", "logpath", t.opts.Pattern, "jails", t.opts.Source.Name)
+		t.warned = true
+	}
+	seen := make(map[string]bool, len(paths))
+	for _, p := range paths {
+		seen[p] = true
+		tf, ok := t.files[p]
+		if !ok {
+			tf = &tailFile{path: p, fresh: !t.first}
+			t.files[p] = tf
+			if t.warned {
+				t.opts.Log.Info("log file appeared", "path", p)
+				t.warned = false
+			}
+		}
+		t.poll(ctx, tf, out)
+	}
+	// Files that vanished from the glob: drain what was written before they went, then let go.
+	for p, tf := range t.files {
+		if !seen[p] {
+			if tf.f != nil {
+				t.drain(ctx, tf, out)
+			}
+			tf.close()
+			delete(t.files, p)
+		}
+	}
+	t.first = false
+}
+
+func (t *Tailer) expand() []string {
+	if !strings.ContainsAny(t.opts.Pattern, "*?[") {
+		if _, err := os.Stat(t.opts.Pattern); err != nil {
+			return nil
+		}
+		return []string{t.opts.Pattern}
+	}
+	m, _ := filepath.Glob(t.opts.Pattern)
+	out := m[:0]
+	for _, p := range m {
+		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
+			out = append(out, p)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func fileID(st os.FileInfo) (dev, ino uint64) {
+	if s, ok := st.Sys().(*syscall.Stat_t); ok {
+		return uint64(s.Dev), s.Ino
+	}
+	return 0, 0
+}
+
+func (t *Tailer) poll(ctx context.Context, tf *tailFile, out chan<- *Block) {
+	st, err := os.Stat(tf.path)
+	if err != nil {
+		// Renamed away and not yet recreated: keep reading the old file.
+		if tf.f != nil {
+			t.drain(ctx, tf, out)
+		}
+		return
+	}
+	dev, ino := fileID(st)
+	if tf.f != nil && (dev != tf.dev || ino != tf.ino) {
+		// Rotated: what was appended to the old file before the switch still counts.
+		t.drain(ctx, tf, out)
+		tf.close()
+		tf.fresh = true
+		t.opts.Source.Stats.Rotated.Add(1)
+		t.opts.Log.Info("log file rotated", "path", tf.path)
+	}
+	if tf.f == nil {
+		f, err := os.Open(tf.path)
+		if err != nil {
+			t.opts.Log.Warn("cannot open log file", "path", tf.path, "err", err)
+			return
+		}
+		fst, err := f.Stat()
+		if err != nil {
+			f.Close()
+			return
+		}
+		tf.f = f
+		tf.dev, tf.ino = fileID(fst)
+		tf.off = 0
+		tf.split.Reset()
+		if !tf.fresh && !t.opts.Head {
+			tf.off, _ = f.Seek(0, io.SeekEnd)
+		}
+		tf.fresh = false
+	}
+	if st.Size() < tf.off {
+		// Truncated in place (copytruncate): start over.
+		t.opts.Log.Info("log file truncated", "path", tf.path)
+		t.opts.Source.Stats.Rotated.Add(1)
+		tf.off = 0
+		tf.split.Reset()
+		if _, err := tf.f.Seek(0, io.SeekStart); err != nil {
+			tf.close()
+			return
+		}
+	}
+	t.drain(ctx, tf, out)
+}
+
+// drain reads tf to its current end and sends whole lines.
+func (t *Tailer) drain(ctx context.Context, tf *tailFile, out chan<- *Block) {
+	for {
+		b := GetBlock()
+		n, err := tf.split.Fill(b, tf.f.Read)
+		tf.off += int64(n)
+		tf.split.Split(b, t.opts.Source.Stats)
+		if len(b.Lines) > 0 {
+			b.Source = t.opts.Source
+			select {
+			case out <- b:
+			case <-ctx.Done():
+				PutBlock(b)
+				return
+			}
+		} else {
+			PutBlock(b)
+		}
+		if n == 0 || err != nil {
+			if err != nil && !errors.Is(err, io.EOF) {
+				t.opts.Log.Warn("cannot read log file", "path", tf.path, "err", err)
+			}
+			return
+		}
+	}
+}
+
+func (tf *tailFile) close() {
+	if tf.f != nil {
+		tf.f.Close()
+		tf.f = nil
+	}
+}

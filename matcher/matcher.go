@@ -1,0 +1,467 @@
+// Package matcher finds authentication failures in blocks of log lines. Every jail's failregex and
+// ignoreregex goes into ONE Hyperscan database, scanned once per block in multi-line mode; only the
+// lines Hyperscan hit are confirmed with Go regexp, dated, and have their address extracted.
+// Hyperscan is the recall stage (its patterns are unanchored supersets of the jail's), Go regexp the
+// precision stage, so a prefiltered or approximate Hyperscan pattern never changes the result.
+package matcher
+
+import (
+	"fmt"
+	"net/netip"
+	"regexp"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"github.com/flier/gohs/hyperscan"
+
+	"github.com/portcullis/portcullis/config"
+	"github.com/portcullis/portcullis/ingest"
+)
+
+// JailSpec is one jail as the matcher sees it. ID is the jail's index in the pipeline's jail table
+// and its bit in ingest.JailSet.
+type JailSpec struct {
+	ID     int
+	Name   string
+	Filter *config.Filter
+}
+
+// Options tune the matcher.
+type Options struct {
+	// Now is the clock used for year inference; time.Now when nil.
+	Now func() time.Time
+	// Location is the zone of stamps without one; time.Local when nil.
+	Location *time.Location
+}
+
+// Event is one confirmed failure. Line indexes the block's Lines and is valid only while the block is.
+type Event struct {
+	Jail  uint16
+	Regex uint16
+	Line  uint32
+	Time  int64 // unix seconds, from the log line
+	Addr  netip.Addr
+}
+
+// JailStats counts per-jail matching outcomes; updated once per block.
+type JailStats struct {
+	Matched atomic.Uint64 // lines confirmed by a failregex with a valid address
+	Ignored atomic.Uint64 // lines an ignoreregex dropped
+	NoDate  atomic.Uint64 // matching lines without a recognisable timestamp, skipped
+	BadAddr atomic.Uint64 // matching lines whose <HOST> text is not an address
+}
+
+// Mode says how a regex runs.
+type Mode uint8
+
+const (
+	// Exact: Hyperscan compiled the pattern as it is.
+	Exact Mode = iota
+	// Prefilter: Hyperscan compiled an approximation (HS_FLAG_PREFILTER); Go confirms.
+	Prefilter
+	// Fallback: Hyperscan could not take it; its jail's lines all go through Go regexp.
+	Fallback
+)
+
+func (m Mode) String() string {
+	return [...]string{"exact", "prefilter", "fallback"}[m]
+}
+
+type rx struct {
+	re      *regexp.Regexp
+	hostIdx int // submatch index of the host group, -1 for ignoreregex
+	mode    Mode
+	text    string
+}
+
+type jailRx struct {
+	name   string
+	fail   []rx
+	ignore []rx
+	// slow: some regex of this jail could not go into Hyperscan; every line of the jail's blocks is
+	// tried with Go regexp instead (correct, slower, warned about at load).
+	slow bool
+}
+
+type patRef struct {
+	jail   uint16
+	idx    uint16
+	ignore bool
+}
+
+// Matcher holds the compiled database and per-jail confirm regexes. It is safe for concurrent use
+// through one Worker per goroutine.
+type Matcher struct {
+	db    hyperscan.BlockDatabase
+	refs  []patRef
+	jails []jailRx // indexed by jail ID
+	opts  Options
+	Stats []JailStats // indexed by jail ID
+	// Warnings lists regexes that run prefiltered or without Hyperscan.
+	Warnings []string
+}
+
+// CompileError names the filter, the regex and why it could not be compiled.
+type CompileError struct {
+	Jail   string
+	Filter string
+	File   string
+	Line   int
+	Kind   string // failregex or ignoreregex
+	Index  int
+	Reason string
+}
+
+func (e *CompileError) Error() string {
+	return fmt.Sprintf("%s:%d: jail %s, filter %s: %s[%d]: %s", e.File, e.Line, e.Jail, e.Filter, e.Kind, e.Index, e.Reason)
+}
+
+// Errors lists every regex that could not be compiled.
+type Errors []*CompileError
+
+func (es Errors) Error() string {
+	parts := make([]string, len(es))
+	for i, e := range es {
+		parts[i] = e.Error()
+	}
+	return strings.Join(parts, "\n")
+}
+
+const hsFlags = hyperscan.MultiLine
+
+// New compiles every jail's regexes into one database.
+func New(jails []JailSpec, opts Options) (*Matcher, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Location == nil {
+		opts.Location = time.Local
+	}
+	maxID := -1
+	for _, j := range jails {
+		maxID = max(maxID, j.ID)
+	}
+	m := &Matcher{opts: opts, jails: make([]jailRx, maxID+1), Stats: make([]JailStats, maxID+1)}
+	var errs Errors
+	var pats []*hyperscan.Pattern
+	for _, j := range jails {
+		jr := &m.jails[j.ID]
+		jr.name = j.Name
+		if j.Filter == nil {
+			continue
+		}
+		var jpats []*hyperscan.Pattern
+		var jrefs []patRef
+		add := func(kind string, list []config.Regex, ignore bool) []rx {
+			out := make([]rx, 0, len(list))
+			for i, r := range list {
+				fail := func(reason string) {
+					errs = append(errs, &CompileError{Jail: j.Name, Filter: j.Filter.Name, File: r.File, Line: r.Line, Kind: kind, Index: i, Reason: reason})
+				}
+				tr, err := translate(r.Text)
+				if err != nil {
+					fail(err.Error())
+					continue
+				}
+				if !ignore && !tr.hasTag {
+					fail("has no <HOST> (or <ADDR>, <IP4>, <IP6>, <SUBNET>) tag to take the address from")
+					continue
+				}
+				re, err := regexp.Compile(tr.goRE)
+				if err != nil {
+					fail(fmt.Sprintf("not supported (Python-only regex features arrive with the filter dialect): %v", err))
+					continue
+				}
+				c := rx{re: re, hostIdx: -1, text: r.Text}
+				if !ignore {
+					c.hostIdx = re.SubexpIndex("host")
+				}
+				hsExpr := strings.TrimLeft(tr.hsRE, "^")
+				p := hyperscan.NewPattern(hsExpr, hsFlags)
+				if _, err := p.Info(); err == nil {
+					c.mode = Exact
+				} else if p2 := hyperscan.NewPattern(hsExpr, hsFlags|hyperscan.PrefilterMode); func() bool { _, e := p2.Info(); return e == nil }() {
+					c.mode = Prefilter
+					p = p2
+					m.Warnings = append(m.Warnings, fmt.Sprintf("jail %s %s[%d]: Hyperscan prefilters it (%v)", j.Name, kind, i, err))
+				} else {
+					c.mode = Fallback
+					jr.slow = true
+					m.Warnings = append(m.Warnings, fmt.Sprintf("jail %s %s[%d]: Hyperscan cannot compile it (%v); the jail's lines all go through Go regexp", j.Name, kind, i, err))
+				}
+				if c.mode != Fallback {
+					jpats = append(jpats, p)
+					jrefs = append(jrefs, patRef{jail: uint16(j.ID), idx: uint16(len(out)), ignore: ignore})
+				}
+				out = append(out, c)
+			}
+			return out
+		}
+		jr.fail = add("failregex", j.Filter.FailRegex, false)
+		jr.ignore = add("ignoreregex", j.Filter.IgnoreRegex, true)
+		if jr.slow {
+			continue // none of this jail's patterns go into the database
+		}
+		for i, p := range jpats {
+			p.Id = len(m.refs)
+			m.refs = append(m.refs, jrefs[i])
+			pats = append(pats, p)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	if len(pats) > 0 {
+		db, err := hyperscan.NewBlockDatabase(pats...)
+		if err != nil {
+			return nil, fmt.Errorf("cannot build the Hyperscan database of %d patterns: %w", len(pats), err)
+		}
+		m.db = db
+	}
+	return m, nil
+}
+
+// Close frees the database.
+func (m *Matcher) Close() {
+	if m.db != nil {
+		m.db.Close()
+		m.db = nil
+	}
+}
+
+// Modes returns the mode of each failregex of a jail, for status and tests.
+func (m *Matcher) Modes(jail int) []Mode {
+	var out []Mode
+	for _, r := range m.jails[jail].fail {
+		out = append(out, r.mode)
+	}
+	return out
+}
+
+type hit struct {
+	id uint32
+	to uint32
+}
+
+// Worker holds one goroutine's Hyperscan scratch and reusable buffers. It is not safe for
+// concurrent use.
+type Worker struct {
+	m       *Matcher
+	scratch *hyperscan.Scratch
+	handler hyperscan.MatchHandler
+	hits    []hit
+	cand    []uint32
+	stats   []jailCounts
+}
+
+type jailCounts struct{ matched, ignored, noDate, badAddr uint64 }
+
+// NewWorker allocates a worker with its own scratch space.
+func (m *Matcher) NewWorker() (*Worker, error) {
+	w := &Worker{m: m, stats: make([]jailCounts, len(m.jails))}
+	if m.db != nil {
+		s, err := hyperscan.NewScratch(m.db)
+		if err != nil {
+			return nil, fmt.Errorf("cannot allocate Hyperscan scratch: %w", err)
+		}
+		w.scratch = s
+	}
+	w.handler = w.onMatch
+	return w, nil
+}
+
+// Close frees the worker's scratch.
+func (w *Worker) Close() {
+	if w.scratch != nil {
+		_ = w.scratch.Free()
+		w.scratch = nil
+	}
+}
+
+func (w *Worker) onMatch(id uint, _, to uint64, _ uint, _ interface{}) error {
+	w.hits = append(w.hits, hit{id: uint32(id), to: uint32(to)})
+	return nil
+}
+
+// Match scans b once and appends an Event to dst for every line that a jail listening to b's source
+// counts as a failure. The cgo boundary is crossed once per block.
+func (w *Worker) Match(b *ingest.Block, dst []Event) ([]Event, error) {
+	m := w.m
+	jails := b.Source.Jails
+	if m.db != nil && len(b.Lines) > 0 {
+		w.hits = w.hits[:0]
+		if err := m.db.Scan(b.Buf, w.scratch, w.handler, nil); err != nil {
+			return dst, fmt.Errorf("hyperscan scan: %w", err)
+		}
+		if !slices.IsSortedFunc(w.hits, func(a, b hit) int { return int(a.to) - int(b.to) }) {
+			slices.SortFunc(w.hits, func(a, b hit) int { return int(a.to) - int(b.to) })
+		}
+		li := 0
+		var now time.Time
+		for i := 0; i < len(w.hits); {
+			to := w.hits[i].to
+			for li < len(b.Lines) && b.Lines[li].End < to {
+				li++
+			}
+			if li == len(b.Lines) {
+				break
+			}
+			span := b.Lines[li]
+			// Gather every pattern that hit this line.
+			w.cand = w.cand[:0]
+			for ; i < len(w.hits) && w.hits[i].to <= span.End; i++ {
+				if w.hits[i].to <= span.Start {
+					continue // ended in a skipped line or on a newline before this line
+				}
+				id := w.hits[i].id
+				if !slices.Contains(w.cand, id) {
+					w.cand = append(w.cand, id)
+				}
+			}
+			if len(w.cand) == 0 {
+				continue
+			}
+			if now.IsZero() {
+				now = m.opts.Now()
+			}
+			slices.Sort(w.cand) // ids are laid out jail by jail, failregex before ignoreregex
+			dst = w.confirmLine(b, li, jails, now, dst)
+		}
+	}
+	dst = w.slowJails(b, jails, dst)
+	for id := range w.stats {
+		c := &w.stats[id]
+		if *c == (jailCounts{}) {
+			continue
+		}
+		s := &m.Stats[id]
+		s.Matched.Add(c.matched)
+		s.Ignored.Add(c.ignored)
+		s.NoDate.Add(c.noDate)
+		s.BadAddr.Add(c.badAddr)
+		*c = jailCounts{}
+	}
+	return dst, nil
+}
+
+// confirmLine runs the candidate patterns of one line, jail by jail.
+func (w *Worker) confirmLine(b *ingest.Block, li int, jails ingest.JailSet, now time.Time, dst []Event) []Event {
+	m := w.m
+	line := b.Line(li)
+	dated := false
+	var t time.Time
+	var text []byte
+	for k := 0; k < len(w.cand); {
+		jail := m.refs[w.cand[k]].jail
+		end := k
+		for end < len(w.cand) && m.refs[w.cand[end]].jail == jail {
+			end++
+		}
+		group := w.cand[k:end]
+		k = end
+		if !jails.Has(int(jail)) {
+			continue
+		}
+		if !dated {
+			var off int
+			var ok bool
+			t, off, ok = parseDate(line, now, m.opts.Location)
+			dated = true
+			if !ok {
+				text = nil
+			} else {
+				text = line[off:]
+			}
+		}
+		if text == nil {
+			w.stats[jail].noDate++
+			continue
+		}
+		if ev, ok := w.confirm(jail, group, text, uint32(li), t); ok {
+			dst = append(dst, ev)
+		}
+	}
+	return dst
+}
+
+// confirm applies the ignoreregexes and then the failregexes (in order) that Hyperscan reported.
+func (w *Worker) confirm(jail uint16, group []uint32, text []byte, li uint32, t time.Time) (Event, bool) {
+	m := w.m
+	jr := &m.jails[jail]
+	for _, id := range group {
+		ref := m.refs[id]
+		if ref.ignore && jr.ignore[ref.idx].re.Match(text) {
+			w.stats[jail].ignored++
+			return Event{}, false
+		}
+	}
+	for _, id := range group {
+		ref := m.refs[id]
+		if ref.ignore {
+			continue
+		}
+		if ev, ok := w.tryFail(jail, int(ref.idx), text, li, t); ok {
+			return ev, true
+		}
+	}
+	return Event{}, false
+}
+
+func (w *Worker) tryFail(jail uint16, idx int, text []byte, li uint32, t time.Time) (Event, bool) {
+	r := &w.m.jails[jail].fail[idx]
+	loc := r.re.FindSubmatchIndex(text)
+	if loc == nil {
+		return Event{}, false
+	}
+	s, e := loc[2*r.hostIdx], loc[2*r.hostIdx+1]
+	if s < 0 {
+		return Event{}, false
+	}
+	hostText := text[s:e]
+	addr, err := netip.ParseAddr(unsafe.String(unsafe.SliceData(hostText), len(hostText)))
+	if err != nil {
+		w.stats[jail].badAddr++
+		return Event{}, false
+	}
+	w.stats[jail].matched++
+	return Event{Jail: jail, Regex: uint16(idx), Line: li, Time: t.Unix(), Addr: addr.Unmap().WithZone("")}, true
+}
+
+// slowJails handles jails whose regexes could not all go into Hyperscan: every line is tried.
+func (w *Worker) slowJails(b *ingest.Block, jails ingest.JailSet, dst []Event) []Event {
+	m := w.m
+	var now time.Time
+	for id := range m.jails {
+		jr := &m.jails[id]
+		if !jr.slow || !jails.Has(id) {
+			continue
+		}
+		if now.IsZero() {
+			now = m.opts.Now()
+		}
+	lines:
+		for li := range b.Lines {
+			line := b.Line(li)
+			t, off, ok := parseDate(line, now, m.opts.Location)
+			if !ok {
+				continue
+			}
+			text := line[off:]
+			for _, r := range jr.ignore {
+				if r.re.Match(text) {
+					continue lines
+				}
+			}
+			for i := range jr.fail {
+				if ev, ok := w.tryFail(uint16(id), i, text, uint32(li), t); ok {
+					dst = append(dst, ev)
+					break
+				}
+			}
+		}
+	}
+	return dst
+}

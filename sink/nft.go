@@ -1,0 +1,352 @@
+// Package sink applies ban decisions to the kernel firewall through nftables netlink (no shelling
+// out). Table "inet portcullis" holds one input chain, and per jail and family a set with
+// "flags interval, timeout" and one rule per port range dropping or rejecting its members. Bans are
+// set elements with a kernel timeout equal to the ban's remaining time, so the kernel lifts them even
+// if the daemon is gone. Every batch of changes is one netlink transaction.
+package sink
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
+	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
+
+	"github.com/portcullis/portcullis/config"
+)
+
+// JailSpec is what the firewall needs to know about a jail.
+type JailSpec struct {
+	Name      string
+	Ports     []config.PortRange // empty: every port
+	Protocol  string             // tcp, udp or all
+	BlockType string             // drop or reject
+}
+
+// Element is one banned prefix in a jail's set. Timeout 0 means no timeout (a permanent ban).
+type Element struct {
+	Jail    string
+	Prefix  netip.Prefix
+	Timeout time.Duration
+}
+
+// NFTOptions configure the sink.
+type NFTOptions struct {
+	Table string // "portcullis" when empty
+	Chain string // "input" when empty
+	// Chunk caps elements per netlink message so a batch stays under the kernel's message limits.
+	Chunk int
+}
+
+// NFT is the nftables sink. It is safe for concurrent use.
+type NFT struct {
+	opts  NFTOptions
+	mu    sync.Mutex
+	conn  *nftables.Conn
+	table *nftables.Table
+	jails map[string]*jailSets
+}
+
+type jailSets struct {
+	spec   JailSpec
+	v4, v6 *nftables.Set
+}
+
+var _ Firewall = (*NFT)(nil)
+
+// Firewall is what the pipeline needs from a firewall sink.
+type Firewall interface {
+	// Build replaces the whole table atomically: chain, sets, rules and the given elements.
+	Build(jails []JailSpec, elems []Element) error
+	// Apply adds and removes elements in one transaction.
+	Apply(add, del []Element) error
+	// Present reports whether the table and every jail's sets are still in the kernel.
+	Present() (bool, error)
+}
+
+// NewNFT opens a netlink connection to nftables in the current network namespace.
+func NewNFT(opts NFTOptions) (*NFT, error) {
+	if opts.Table == "" {
+		opts.Table = "portcullis"
+	}
+	if opts.Chain == "" {
+		opts.Chain = "input"
+	}
+	if opts.Chunk <= 0 {
+		opts.Chunk = 512
+	}
+	c, err := nftables.New()
+	if err != nil {
+		return nil, fmt.Errorf("cannot open nftables netlink: %w", err)
+	}
+	return &NFT{opts: opts, conn: c, table: &nftables.Table{Name: opts.Table, Family: nftables.TableFamilyINet},
+		jails: make(map[string]*jailSets)}, nil
+}
+
+// SetName returns the set of a jail for a family ("sshd-v4", "sshd-v6").
+func SetName(jail string, v6 bool) string {
+	if v6 {
+		return jail + "-v6"
+	}
+	return jail + "-v4"
+}
+
+// Build replaces the table in one transaction (add, delete, add: the idiom that works whether the
+// table exists or not), so there is never a moment without the bans.
+func (n *NFT) Build(jails []JailSpec, elems []Element) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	c := n.conn
+	c.AddTable(n.table)
+	c.DelTable(n.table)
+	c.AddTable(n.table)
+	policy := nftables.ChainPolicyAccept
+	chain := c.AddChain(&nftables.Chain{
+		Name: n.opts.Chain, Table: n.table, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookInput, Priority: nftables.ChainPriorityRef(-1), Policy: &policy,
+	})
+	n.jails = make(map[string]*jailSets, len(jails))
+	for _, j := range jails {
+		js := &jailSets{spec: j}
+		js.v4 = &nftables.Set{Table: n.table, Name: SetName(j.Name, false), KeyType: nftables.TypeIPAddr, Interval: true, HasTimeout: true}
+		js.v6 = &nftables.Set{Table: n.table, Name: SetName(j.Name, true), KeyType: nftables.TypeIP6Addr, Interval: true, HasTimeout: true}
+		for _, s := range []*nftables.Set{js.v4, js.v6} {
+			if err := c.AddSet(s, nil); err != nil {
+				return fmt.Errorf("cannot add set %s: %w", s.Name, err)
+			}
+		}
+		for _, v6 := range []bool{false, true} {
+			for _, r := range jailRules(n.table, chain, js, v6) {
+				c.AddRule(r)
+			}
+		}
+		n.jails[j.Name] = js
+	}
+	if err := n.queue(elems, false); err != nil {
+		return err
+	}
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("cannot build nftables table %s: %w", n.opts.Table, err)
+	}
+	return nil
+}
+
+func jailRules(t *nftables.Table, ch *nftables.Chain, js *jailSets, v6 bool) []*nftables.Rule {
+	set, proto, off, ln := js.v4, byte(unix.NFPROTO_IPV4), uint32(12), uint32(4)
+	if v6 {
+		set, proto, off, ln = js.v6, byte(unix.NFPROTO_IPV6), 8, 16
+	}
+	base := []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},
+	}
+	var l4 byte
+	switch js.spec.Protocol {
+	case "tcp":
+		l4 = unix.IPPROTO_TCP
+	case "udp":
+		l4 = unix.IPPROTO_UDP
+	}
+	if l4 != 0 {
+		base = append(base,
+			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{l4}})
+	}
+	tail := []expr.Any{
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: ln},
+		&expr.Lookup{SourceRegister: 1, SetName: set.Name, SetID: set.ID},
+		&expr.Counter{},
+	}
+	if js.spec.BlockType == "reject" {
+		if l4 == unix.IPPROTO_TCP {
+			tail = append(tail, &expr.Reject{Type: unix.NFT_REJECT_TCP_RST})
+		} else {
+			tail = append(tail, &expr.Reject{Type: unix.NFT_REJECT_ICMPX_UNREACH, Code: unix.NFT_REJECT_ICMPX_PORT_UNREACH})
+		}
+	} else {
+		tail = append(tail, &expr.Verdict{Kind: expr.VerdictDrop})
+	}
+	ports := js.spec.Ports
+	if l4 == 0 || len(ports) == 0 {
+		return []*nftables.Rule{{Table: t, Chain: ch, Exprs: concat(base, tail)}}
+	}
+	var rules []*nftables.Rule
+	for _, p := range ports {
+		match := []expr.Any{&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2}}
+		if p.From == p.To {
+			match = append(match, &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.BigEndian.PutUint16(p.From)})
+		} else {
+			match = append(match, &expr.Range{Op: expr.CmpOpEq, Register: 1,
+				FromData: binaryutil.BigEndian.PutUint16(p.From), ToData: binaryutil.BigEndian.PutUint16(p.To)})
+		}
+		rules = append(rules, &nftables.Rule{Table: t, Chain: ch, Exprs: concat(base, match, tail)})
+	}
+	return rules
+}
+
+func concat(parts ...[]expr.Any) []expr.Any {
+	var out []expr.Any
+	for _, p := range parts {
+		out = append(out, p...)
+	}
+	return out
+}
+
+// intervalElems returns the start and (exclusive) end elements of a prefix.
+func intervalElems(p netip.Prefix, timeout time.Duration) []nftables.SetElement {
+	p = p.Masked()
+	start := p.Addr()
+	out := []nftables.SetElement{{Key: start.AsSlice(), Timeout: timeout}}
+	last := lastAddr(p)
+	if next := last.Next(); next.IsValid() {
+		out = append(out, nftables.SetElement{Key: next.AsSlice(), IntervalEnd: true})
+	}
+	return out
+}
+
+func lastAddr(p netip.Prefix) netip.Addr {
+	b := p.Addr().As16()
+	bits := p.Bits()
+	if p.Addr().Is4() {
+		bits += 96
+	}
+	for i := bits; i < 128; i++ {
+		b[i/8] |= 1 << (7 - i%8)
+	}
+	a := netip.AddrFrom16(b)
+	if p.Addr().Is4() {
+		a = a.Unmap()
+	}
+	return a
+}
+
+// queue appends element messages to the connection's pending batch, chunked.
+func (n *NFT) queue(elems []Element, del bool) error {
+	type key struct {
+		jail string
+		v6   bool
+	}
+	groups := make(map[key][]nftables.SetElement)
+	var order []key
+	for _, e := range elems {
+		if _, ok := n.jails[e.Jail]; !ok {
+			return fmt.Errorf("no nftables sets for jail %q", e.Jail)
+		}
+		k := key{e.Jail, e.Prefix.Addr().Is6()}
+		if _, ok := groups[k]; !ok {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], intervalElems(e.Prefix, e.Timeout)...)
+	}
+	for _, k := range order {
+		js := n.jails[k.jail]
+		set := js.v4
+		if k.v6 {
+			set = js.v6
+		}
+		list := groups[k]
+		for len(list) > 0 {
+			// Never split a start element from its interval end.
+			m := min(len(list), n.opts.Chunk)
+			if m < len(list) && list[m].IntervalEnd {
+				m++
+			}
+			var err error
+			if del {
+				err = n.conn.SetDeleteElements(set, list[:m])
+			} else {
+				err = n.conn.SetAddElements(set, list[:m])
+			}
+			if err != nil {
+				return err
+			}
+			list = list[m:]
+		}
+	}
+	return nil
+}
+
+// Apply adds and removes elements in one transaction. If the kernel refuses the batch, each change
+// is retried alone so one bad element cannot hold back the rest; removing an element that already
+// expired is not an error.
+func (n *NFT) Apply(add, del []Element) error {
+	if len(add) == 0 && len(del) == 0 {
+		return nil
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if err := n.queue(del, true); err != nil {
+		return err
+	}
+	if err := n.queue(add, false); err != nil {
+		return err
+	}
+	err := n.conn.Flush()
+	if err == nil {
+		return nil
+	}
+	if len(add)+len(del) == 1 && !(len(del) == 1 && isNotFound(err)) {
+		return err
+	}
+	var errs []error
+	for _, d := range del {
+		if err := n.queue([]Element{d}, true); err != nil {
+			return err
+		}
+		if err := n.conn.Flush(); err != nil && !isNotFound(err) {
+			errs = append(errs, fmt.Errorf("cannot remove %s from %s: %w", d.Prefix, d.Jail, err))
+		}
+	}
+	for _, a := range add {
+		if err := n.queue([]Element{a}, false); err != nil {
+			return err
+		}
+		if err := n.conn.Flush(); err != nil {
+			errs = append(errs, fmt.Errorf("cannot add %s to %s: %w", a.Prefix, a.Jail, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func isNotFound(err error) bool {
+	return errors.Is(err, syscall.ENOENT) || strings.Contains(err.Error(), "no such file or directory")
+}
+
+// Present reports whether our table and every jail's sets exist.
+func (n *NFT) Present() (bool, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	sets, err := n.conn.GetSets(n.table)
+	if err != nil {
+		if isNotFound(err) {
+			return false, nil
+		}
+		return false, err
+	}
+	have := make(map[string]bool, len(sets))
+	for _, s := range sets {
+		have[s.Name] = true
+	}
+	for name := range n.jails {
+		if !have[SetName(name, false)] || !have[SetName(name, true)] {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// Remove deletes the table (used by tests and on explicit request; a normal stop keeps the bans).
+func (n *NFT) Remove() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.conn.AddTable(n.table)
+	n.conn.DelTable(n.table)
+	return n.conn.Flush()
+}

@@ -1,0 +1,154 @@
+package sink
+
+import (
+	"encoding/json"
+	"net/netip"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/portcullis/portcullis/config"
+	"github.com/portcullis/portcullis/internal/netnstest"
+)
+
+func TestMain(m *testing.M) { netnstest.Main(m) }
+
+// setElements reads a set with the nft CLI, as an operator would, and returns its elements with
+// their timeouts (0 when none).
+func setElements(t testing.TB, table, set string) map[string]time.Duration {
+	t.Helper()
+	out, err := exec.Command("nft", "-j", "list", "set", "inet", table, set).CombinedOutput()
+	if err != nil {
+		t.Fatalf("nft list set %s: %v\n%s", set, err, out)
+	}
+	var doc struct {
+		Nftables []map[string]json.RawMessage `json:"nftables"`
+	}
+	if err := json.Unmarshal(out, &doc); err != nil {
+		t.Fatalf("nft -j output: %v\n%s", err, out)
+	}
+	res := map[string]time.Duration{}
+	for _, obj := range doc.Nftables {
+		raw, ok := obj["set"]
+		if !ok {
+			continue
+		}
+		var s struct {
+			Elem []json.RawMessage `json:"elem"`
+		}
+		if err := json.Unmarshal(raw, &s); err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range s.Elem {
+			var plain string
+			if json.Unmarshal(e, &plain) == nil {
+				res[plain] = 0
+				continue
+			}
+			var wrapped struct {
+				Elem struct {
+					Val     json.RawMessage `json:"val"`
+					Timeout int64           `json:"timeout"`
+				} `json:"elem"`
+			}
+			if err := json.Unmarshal(e, &wrapped); err != nil {
+				t.Fatalf("element %s: %v", e, err)
+			}
+			if json.Unmarshal(wrapped.Elem.Val, &plain) != nil {
+				var pfx struct {
+					Prefix struct {
+						Addr string `json:"addr"`
+						Len  int    `json:"len"`
+					} `json:"prefix"`
+				}
+				json.Unmarshal(wrapped.Elem.Val, &pfx)
+				plain = pfx.Prefix.Addr + "/" + strconv.Itoa(pfx.Prefix.Len)
+			}
+			res[plain] = time.Duration(wrapped.Elem.Timeout) * time.Second
+		}
+	}
+	return res
+}
+
+func keys(m map[string]time.Duration) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func TestNFTBuildApply(t *testing.T) {
+	netnstest.Require(t)
+	n, err := NewNFT(NFTOptions{Table: "pctest"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	jails := []JailSpec{
+		{Name: "sshd", Ports: []config.PortRange{{From: 22, To: 22}}, Protocol: "tcp", BlockType: "drop"},
+		{Name: "web", Ports: []config.PortRange{{From: 80, To: 80}, {From: 8000, To: 8100}}, Protocol: "tcp", BlockType: "reject"},
+	}
+	a1 := netip.MustParsePrefix("192.0.2.7/32")
+	a6 := netip.MustParsePrefix("2001:db8::7/128")
+	if err := n.Build(jails, []Element{{Jail: "sshd", Prefix: a1, Timeout: time.Hour}}); err != nil {
+		t.Fatal(err)
+	}
+	got := setElements(t, "pctest", "sshd-v4")
+	if d, ok := got["192.0.2.7"]; !ok || d != time.Hour {
+		t.Fatalf("after Build, sshd-v4 = %v; want 192.0.2.7 with timeout 1h", got)
+	}
+	// Add a v6 ban and a permanent v4 ban in one transaction, then remove the first.
+	if err := n.Apply([]Element{{Jail: "sshd", Prefix: a6, Timeout: 10 * time.Minute}, {Jail: "web", Prefix: netip.MustParsePrefix("198.51.100.9/32")}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := setElements(t, "pctest", "sshd-v6"); got["2001:db8::7"] != 10*time.Minute {
+		t.Fatalf("sshd-v6 = %v", got)
+	}
+	if got := setElements(t, "pctest", "web-v4"); len(got) != 1 || got["198.51.100.9"] != 0 {
+		t.Fatalf("web-v4 = %v; want the permanent element without timeout", got)
+	}
+	if err := n.Apply(nil, []Element{{Jail: "sshd", Prefix: a1}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := setElements(t, "pctest", "sshd-v4"); len(got) != 0 {
+		t.Fatalf("after unban, sshd-v4 = %v", keys(got))
+	}
+	// Removing an element that is already gone (expired) is not an error, even mixed with an add.
+	if err := n.Apply([]Element{{Jail: "sshd", Prefix: netip.MustParsePrefix("192.0.2.8/32"), Timeout: time.Minute}}, []Element{{Jail: "sshd", Prefix: a1}}); err != nil {
+		t.Fatalf("delete of a missing element with an add: %v", err)
+	}
+	if got := setElements(t, "pctest", "sshd-v4"); len(got) != 1 {
+		t.Fatalf("the add next to a failed delete was lost: %v", keys(got))
+	}
+	// The rules: one per port range, referencing the sets.
+	out, err := exec.Command("nft", "list", "chain", "inet", "pctest", "input").CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	for _, want := range []string{"tcp dport 22 ip saddr @sshd-v4", "ip6 saddr @sshd-v6", "tcp dport 8000-8100 ip saddr @web-v4", "reject with tcp reset", "drop", "hook input priority filter - 1"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("chain lacks %q:\n%s", want, out)
+		}
+	}
+	ok, err := n.Present()
+	if err != nil || !ok {
+		t.Fatalf("Present = %v, %v; want true", ok, err)
+	}
+	// A flushed ruleset is noticed and a rebuild brings the bans back.
+	if out, err := exec.Command("nft", "flush", "ruleset").CombinedOutput(); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	if ok, err := n.Present(); err != nil || ok {
+		t.Fatalf("after flush ruleset Present = %v, %v; want false", ok, err)
+	}
+	if err := n.Build(jails, []Element{{Jail: "sshd", Prefix: a1, Timeout: time.Hour}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := setElements(t, "pctest", "sshd-v4"); len(got) != 1 {
+		t.Fatalf("after rebuild sshd-v4 = %v", keys(got))
+	}
+}

@@ -1,0 +1,169 @@
+// Package store keeps portcullis state in Pebble.
+//
+// Key layout (all values big-endian):
+//
+//	ban/<jail>/<prefix>  -> start int64 | end int64 (0 = forever) | count uint32   an active ban
+//	hist/<prefix>        -> count uint32 | last ban start int64                  ban history, for escalation
+//
+// Every batch of ban decisions is committed with fsync before it is applied to the firewall or
+// reported done, so a ban that was reported can be restored after any crash.
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"strings"
+
+	"github.com/cockroachdb/pebble"
+)
+
+// Ban is a stored active ban.
+type Ban struct {
+	Jail   string
+	Prefix netip.Prefix
+	Start  int64
+	End    int64 // 0 = forever
+	Count  uint32
+}
+
+// Change is one ban to write or remove.
+type Change struct {
+	Unban bool
+	Ban   Ban
+}
+
+// Store is safe for concurrent use.
+type Store struct {
+	db *pebble.DB
+}
+
+type slogLogger struct{ l *slog.Logger }
+
+func (s slogLogger) Infof(format string, args ...interface{}) {}
+func (s slogLogger) Errorf(format string, args ...interface{}) {
+	s.l.Error("pebble: " + fmt.Sprintf(format, args...))
+}
+func (s slogLogger) Fatalf(format string, args ...interface{}) {
+	s.l.Error("pebble: " + fmt.Sprintf(format, args...))
+	os.Exit(1)
+}
+
+// Open opens (creating if needed) the store in dir. Only one process may hold it.
+func Open(dir string, log *slog.Logger) (*Store, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("cannot create store folder %q: %w", dir, err)
+	}
+	db, err := pebble.Open(dir, &pebble.Options{Logger: slogLogger{log}})
+	if err != nil {
+		return nil, fmt.Errorf("cannot open store %q: %w", dir, err)
+	}
+	return &Store{db: db}, nil
+}
+
+// Close flushes and closes the store.
+func (s *Store) Close() error { return s.db.Close() }
+
+func banKey(jail string, p netip.Prefix) []byte {
+	return []byte("ban/" + jail + "/" + p.String())
+}
+
+func histKey(p netip.Prefix) []byte { return []byte("hist/" + p.String()) }
+
+// Commit writes changes in one synced batch.
+func (s *Store) Commit(changes []Change) error {
+	if len(changes) == 0 {
+		return nil
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	var v [20]byte
+	var h [12]byte
+	for _, c := range changes {
+		k := banKey(c.Ban.Jail, c.Ban.Prefix)
+		if c.Unban {
+			if err := b.Delete(k, nil); err != nil {
+				return err
+			}
+			continue
+		}
+		binary.BigEndian.PutUint64(v[0:], uint64(c.Ban.Start))
+		binary.BigEndian.PutUint64(v[8:], uint64(c.Ban.End))
+		binary.BigEndian.PutUint32(v[16:], c.Ban.Count)
+		if err := b.Set(k, v[:], nil); err != nil {
+			return err
+		}
+		binary.BigEndian.PutUint32(h[0:], c.Ban.Count)
+		binary.BigEndian.PutUint64(h[4:], uint64(c.Ban.Start))
+		if err := b.Set(histKey(c.Ban.Prefix), h[:], nil); err != nil {
+			return err
+		}
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("cannot commit %d ban changes: %w", len(changes), err)
+	}
+	return nil
+}
+
+// Bans returns every stored active ban.
+func (s *Store) Bans() ([]Ban, error) {
+	var out []Ban
+	err := s.scan("ban/", func(k, v []byte) error {
+		rest := strings.TrimPrefix(string(k), "ban/")
+		slash := strings.IndexByte(rest, '/')
+		if slash < 0 || len(v) != 20 {
+			return fmt.Errorf("corrupt ban record %q", k)
+		}
+		p, err := netip.ParsePrefix(rest[slash+1:])
+		if err != nil {
+			return fmt.Errorf("corrupt ban record %q: %w", k, err)
+		}
+		out = append(out, Ban{
+			Jail: rest[:slash], Prefix: p,
+			Start: int64(binary.BigEndian.Uint64(v[0:])),
+			End:   int64(binary.BigEndian.Uint64(v[8:])),
+			Count: binary.BigEndian.Uint32(v[16:]),
+		})
+		return nil
+	})
+	return out, err
+}
+
+// History returns the ban count of every prefix ever banned.
+func (s *Store) History() (map[netip.Prefix]uint32, error) {
+	out := make(map[netip.Prefix]uint32)
+	err := s.scan("hist/", func(k, v []byte) error {
+		p, err := netip.ParsePrefix(strings.TrimPrefix(string(k), "hist/"))
+		if err != nil || len(v) < 4 {
+			return fmt.Errorf("corrupt history record %q", k)
+		}
+		out[p] = binary.BigEndian.Uint32(v)
+		return nil
+	})
+	return out, err
+}
+
+func (s *Store) scan(prefix string, fn func(k, v []byte) error) error {
+	upper := []byte(prefix)
+	upper[len(upper)-1]++
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte(prefix), UpperBound: upper})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	for it.First(); it.Valid(); it.Next() {
+		if !bytes.HasPrefix(it.Key(), []byte(prefix)) {
+			break
+		}
+		if err := fn(it.Key(), it.Value()); err != nil {
+			return err
+		}
+	}
+	return it.Error()
+}
