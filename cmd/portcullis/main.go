@@ -1,0 +1,255 @@
+// Command portcullis is the daemon and its command-line client in one binary.
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/portcullis/portcullis/config"
+	"github.com/portcullis/portcullis/control"
+	"github.com/portcullis/portcullis/pipeline"
+)
+
+const usage = `portcullis — ban addresses that keep failing to authenticate (fail2ban-compatible)
+
+Usage:
+  portcullis run [-c DIR] [--socket PATH] [--db DIR] [--metrics ADDR|off] [--workers N]
+  portcullis status [JAIL] [--json]
+  portcullis ban JAIL IP...
+  portcullis unban [JAIL] IP...        (no jail: unban in every jail)
+  portcullis banned [JAIL] [--json]
+  portcullis reload
+  portcullis version
+
+Client commands accept --socket PATH (default ` + config.DefaultSocket + `).
+`
+
+func main() {
+	os.Exit(runMain(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func runMain(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "run":
+		return cmdRun(rest, stderr)
+	case "status", "ban", "unban", "banned", "reload", "ping":
+		return cmdClient(cmd, rest, stdout, stderr)
+	case "version", "--version", "-v":
+		fmt.Fprintf(stdout, "portcullis %s (%s)\n", pipeline.Version, runtime.Version())
+		return 0
+	case "help", "--help", "-h":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "portcullis: unknown command %q\n\n%s", cmd, usage)
+	return 2
+}
+
+// parseInterspersed parses flags wherever they appear among the positional arguments.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
+func cmdRun(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dir := fs.String("c", "/etc/portcullis", "configuration folder (ours or an existing /etc/fail2ban)")
+	socket := fs.String("socket", "", "control socket path (default from portcullis.conf, else "+config.DefaultSocket+")")
+	db := fs.String("db", "", "state folder (default from portcullis.conf, else "+config.DefaultDBDir+")")
+	metricsAddr := fs.String("metrics", "", "metrics listen address, or off (default from portcullis.conf, else "+config.DefaultMetrics+")")
+	workers := fs.Int("workers", 0, "matching goroutines (default: one per core)")
+	debug := fs.Bool("debug", false, "log debug messages")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return 2
+	}
+	if len(pos) > 0 {
+		fmt.Fprintf(stderr, "portcullis run: unexpected argument %q\n", pos[0])
+		return 2
+	}
+	level := slog.LevelInfo
+	if *debug {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	d, err := pipeline.Start(pipeline.Options{
+		ConfigDir: *dir, Socket: *socket, DBDir: *db, Metrics: *metricsAddr, Workers: *workers, Log: log,
+	})
+	if err != nil {
+		var ce config.Errors
+		if errors.As(err, &ce) {
+			fmt.Fprintf(stderr, "portcullis: the configuration has %d error(s):\n%v\n", len(ce), err)
+		} else {
+			fmt.Fprintf(stderr, "portcullis: cannot start: %v\n", err)
+		}
+		return 1
+	}
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	for sig := range sigs {
+		if sig == syscall.SIGHUP {
+			log.Info("SIGHUP: reloading the configuration")
+			_ = d.Reload()
+			continue
+		}
+		log.Info("shutting down", "signal", sig.String())
+		break
+	}
+	if err := d.Close(); err != nil {
+		log.Error("shutdown", "err", err)
+		return 1
+	}
+	log.Info("stopped")
+	return 0
+}
+
+func cmdClient(cmd string, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	socket := fs.String("socket", config.DefaultSocket, "control socket path")
+	asJSON := fs.Bool("json", false, "print JSON")
+	timeout := fs.Duration("timeout", 30*time.Second, "how long to wait for the daemon")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return 2
+	}
+	switch cmd {
+	case "ban":
+		if len(pos) < 2 {
+			fmt.Fprintln(stderr, "usage: portcullis ban JAIL IP...")
+			return 2
+		}
+	case "unban":
+		if len(pos) < 1 {
+			fmt.Fprintln(stderr, "usage: portcullis unban [JAIL] IP...")
+			return 2
+		}
+	case "status", "banned":
+		if len(pos) > 1 {
+			fmt.Fprintf(stderr, "usage: portcullis %s [JAIL]\n", cmd)
+			return 2
+		}
+	}
+	rep, err := control.Call(*socket, control.Request{Cmd: cmd, Args: pos}, *timeout)
+	if err != nil {
+		fmt.Fprintf(stderr, "portcullis: %v\n", err)
+		return 1
+	}
+	if !rep.OK {
+		fmt.Fprintf(stderr, "portcullis: %s\n", rep.Error)
+		return 1
+	}
+	if *asJSON {
+		var v any
+		_ = json.Unmarshal(rep.Data, &v)
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(v)
+		return exitForResults(cmd, rep.Data)
+	}
+	return printReply(cmd, pos, rep.Data, stdout, stderr)
+}
+
+func exitForResults(cmd string, data json.RawMessage) int {
+	if cmd != "ban" && cmd != "unban" {
+		return 0
+	}
+	var rs []control.Result
+	_ = json.Unmarshal(data, &rs)
+	for _, r := range rs {
+		if !r.OK {
+			return 1
+		}
+	}
+	return 0
+}
+
+func printReply(cmd string, pos []string, data json.RawMessage, stdout, stderr io.Writer) int {
+	switch cmd {
+	case "status":
+		if len(pos) == 0 {
+			var st control.Status
+			if err := json.Unmarshal(data, &st); err != nil {
+				fmt.Fprintf(stderr, "portcullis: bad reply: %v\n", err)
+				return 1
+			}
+			fmt.Fprintf(stdout, "Status\n|- Number of jail:\t%d\n`- Jail list:\t%s\n", len(st.Jails), strings.Join(st.Jails, ", "))
+			return 0
+		}
+		var js control.JailStatus
+		if err := json.Unmarshal(data, &js); err != nil {
+			fmt.Fprintf(stderr, "portcullis: bad reply: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "Status for the jail: %s\n", js.Name)
+		fmt.Fprintf(stdout, "|- Filter\n|  |- Currently failed:\t%d\n|  |- Total failed:\t%d\n|  `- File list:\t%s\n",
+			js.CurrentlyFailed, js.TotalFailed, strings.Join(js.Files, " "))
+		fmt.Fprintf(stdout, "`- Actions\n   |- Currently banned:\t%d\n   |- Total banned:\t%d\n   `- Banned IP list:\t%s\n",
+			js.CurrentlyBanned, js.TotalBanned, strings.Join(js.Banned, " "))
+		return 0
+	case "ban", "unban":
+		var rs []control.Result
+		if err := json.Unmarshal(data, &rs); err != nil {
+			fmt.Fprintf(stderr, "portcullis: bad reply: %v\n", err)
+			return 1
+		}
+		code := 0
+		for _, r := range rs {
+			switch {
+			case r.OK && r.Error != "":
+				fmt.Fprintf(stdout, "%s: %s\n", r.Addr, r.Error)
+			case r.OK:
+				fmt.Fprintf(stdout, "%s: %sned in %s\n", r.Addr, cmd, r.Jail)
+			default:
+				fmt.Fprintf(stderr, "%s: %s\n", r.Addr, r.Error)
+				code = 1
+			}
+		}
+		return code
+	case "banned":
+		var bs []control.Banned
+		if err := json.Unmarshal(data, &bs); err != nil {
+			fmt.Fprintf(stderr, "portcullis: bad reply: %v\n", err)
+			return 1
+		}
+		for _, b := range bs {
+			until := "forever"
+			if b.End != 0 {
+				until = time.Unix(b.End, 0).Format(time.RFC3339)
+			}
+			fmt.Fprintf(stdout, "%s\t%s\tuntil %s\t(ban #%d)\n", b.Jail, b.Prefix, until, b.Count)
+		}
+		return 0
+	default:
+		var s string
+		if json.Unmarshal(data, &s) == nil {
+			fmt.Fprintln(stdout, s)
+		}
+		return 0
+	}
+}

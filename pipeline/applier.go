@@ -1,0 +1,164 @@
+package pipeline
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/portcullis/portcullis/sink"
+	"github.com/portcullis/portcullis/store"
+)
+
+// change is one decision on its way to the store and the firewall, with names instead of the
+// engine's jail ids so it survives a reload.
+type change struct {
+	unban    bool
+	ban      store.Ban
+	firewall bool // false for expiries: the kernel already dropped the element
+	reason   string
+}
+
+type applyReq struct {
+	changes []change
+	done    chan error
+}
+
+// applier is the one goroutine that writes: it gathers decisions for up to maxDelay or maxBatch
+// changes, commits them to Pebble with fsync, then applies them to nftables in one transaction, and
+// only then tells waiters they are done.
+type applier struct {
+	st   *store.Store
+	fw   sink.Firewall
+	now  func() time.Time
+	log  *slog.Logger
+	in   chan applyReq
+	quit chan struct{}
+	gone chan struct{}
+}
+
+const (
+	maxBatch = 4096
+	maxDelay = 5 * time.Millisecond
+)
+
+func newApplier(st *store.Store, fw sink.Firewall, now func() time.Time, log *slog.Logger) *applier {
+	a := &applier{st: st, fw: fw, now: now, log: log, in: make(chan applyReq, 1024), quit: make(chan struct{}), gone: make(chan struct{})}
+	go a.run()
+	return a
+}
+
+func (a *applier) submit(cs []change, done chan error) {
+	a.in <- applyReq{changes: cs, done: done}
+}
+
+// flush waits until everything submitted so far is applied.
+func (a *applier) flush() {
+	done := make(chan error, 1)
+	a.in <- applyReq{done: done}
+	<-done
+}
+
+func (a *applier) close() {
+	close(a.quit)
+	<-a.gone
+}
+
+func (a *applier) run() {
+	defer close(a.gone)
+	var batch []change
+	var waiters []chan error
+	for {
+		var first applyReq
+		select {
+		case first = <-a.in:
+		case <-a.quit:
+			// Drain what is queued so no decision is lost on shutdown.
+			batch, waiters = batch[:0], waiters[:0]
+			for {
+				select {
+				case r := <-a.in:
+					batch = append(batch, r.changes...)
+					if r.done != nil {
+						waiters = append(waiters, r.done)
+					}
+				default:
+					a.commit(batch, waiters)
+					return
+				}
+			}
+		}
+		batch = append(batch[:0], first.changes...)
+		waiters = waiters[:0]
+		if first.done != nil {
+			waiters = append(waiters, first.done)
+		}
+		timer := time.NewTimer(maxDelay)
+	gather:
+		for len(batch) < maxBatch {
+			select {
+			case r := <-a.in:
+				batch = append(batch, r.changes...)
+				if r.done != nil {
+					waiters = append(waiters, r.done)
+				}
+			case <-timer.C:
+				break gather
+			}
+		}
+		timer.Stop()
+		a.commit(batch, waiters)
+	}
+}
+
+func (a *applier) commit(batch []change, waiters []chan error) {
+	if len(batch) == 0 {
+		for _, w := range waiters {
+			w <- nil
+		}
+		return
+	}
+	sc := make([]store.Change, len(batch))
+	for i, c := range batch {
+		sc[i] = store.Change{Unban: c.unban, Ban: c.ban}
+	}
+	err := a.st.Commit(sc)
+	if err != nil {
+		// The firewall still gets the bans: protection first; the error goes to the log and waiters.
+		a.log.Error("cannot commit bans to the store", "err", err)
+	}
+	now := a.now().Unix()
+	var add, del []sink.Element
+	for _, c := range batch {
+		if !c.firewall {
+			continue
+		}
+		if c.unban {
+			del = append(del, sink.Element{Jail: c.ban.Jail, Prefix: c.ban.Prefix})
+			continue
+		}
+		if el, ok := element(c.ban.Jail, c.ban.Prefix, c.ban.End, now); ok {
+			add = append(add, el)
+		}
+	}
+	if ferr := a.fw.Apply(add, del); ferr != nil {
+		a.log.Error("cannot apply bans to nftables", "err", ferr)
+		if err == nil {
+			err = ferr
+		}
+	}
+	for _, c := range batch {
+		if c.unban {
+			if c.firewall {
+				a.log.Info("unban", "jail", c.ban.Jail, "prefix", c.ban.Prefix, "reason", c.reason)
+			}
+			continue
+		}
+		until := "forever"
+		if c.ban.End != 0 {
+			until = time.Unix(c.ban.End, 0).UTC().Format(time.RFC3339)
+		}
+		a.log.Info("ban", "jail", c.ban.Jail, "prefix", c.ban.Prefix, "until", until, "count", c.ban.Count, "reason", c.reason)
+	}
+	for _, w := range waiters {
+		w <- err
+	}
+}

@@ -1,0 +1,374 @@
+package pipeline
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/portcullis/portcullis/ban"
+	"github.com/portcullis/portcullis/config"
+	"github.com/portcullis/portcullis/control"
+	"github.com/portcullis/portcullis/sink"
+	"github.com/portcullis/portcullis/store"
+)
+
+// Version is the daemon's version, set by the linker.
+var Version = "0.1.0-dev"
+
+// Options configure a Daemon. Empty strings take the value from portcullis.conf, then the default.
+type Options struct {
+	ConfigDir string
+	Socket    string
+	DBDir     string
+	Metrics   string // address for /metrics; "off" disables it
+	Log       *slog.Logger
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+	// Poll is the file tail interval; 250 ms when zero.
+	Poll time.Duration
+	// Workers is the number of matching goroutines; one per core when zero.
+	Workers int
+	// MaxKeys caps tracked (jail, address) keys.
+	MaxKeys int
+	// SelfAddrs overrides the interface addresses used by ignoreself (tests).
+	SelfAddrs []netip.Addr
+	// Table is the nftables table name; "portcullis" when empty.
+	Table string
+	// CheckEvery is how often the firewall table is checked and rebuilt if missing; 5 s when zero.
+	CheckEvery time.Duration
+}
+
+// Daemon is a running portcullis.
+type Daemon struct {
+	opts    Options
+	log     *slog.Logger
+	store   *store.Store
+	fw      *sink.NFT
+	ctl     *control.Server
+	metrics *metricsServer
+	applier *applier
+	started time.Time
+
+	mu  sync.RWMutex // guards eng
+	eng *engine
+
+	reloadMu sync.Mutex
+	stop     chan struct{}
+	done     sync.WaitGroup
+}
+
+// Start loads the configuration and brings the daemon up: store, firewall rebuilt from stored bans,
+// readers, workers, control socket and metrics. A bad configuration is returned before anything is
+// touched.
+func Start(opts Options) (*Daemon, error) {
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.CheckEvery <= 0 {
+		opts.CheckEvery = 5 * time.Second
+	}
+	cfg, err := config.Load(opts.ConfigDir, config.Options{})
+	if err != nil {
+		return nil, err
+	}
+	if opts.Socket == "" {
+		opts.Socket = cfg.Daemon.Socket
+	}
+	if opts.DBDir == "" {
+		opts.DBDir = cfg.Daemon.DBDir
+	}
+	if opts.Metrics == "" {
+		opts.Metrics = cfg.Daemon.Metrics
+	}
+	for _, w := range cfg.Warnings {
+		opts.Log.Warn(w)
+	}
+	d := &Daemon{opts: opts, log: opts.Log, started: opts.Now(), stop: make(chan struct{})}
+	eng, err := newEngine(cfg, &d.opts)
+	if err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			eng.m.Close()
+			d.closeParts()
+		}
+	}()
+	if d.store, err = store.Open(opts.DBDir, opts.Log); err != nil {
+		return nil, err
+	}
+	if d.fw, err = sink.NewNFT(sink.NFTOptions{Table: opts.Table}); err != nil {
+		return nil, err
+	}
+	d.applier = newApplier(d.store, d.fw, opts.Now, opts.Log)
+	if err := d.install(eng); err != nil {
+		return nil, err
+	}
+	if d.ctl, err = control.Listen(opts.Socket, d.handle, opts.Log); err != nil {
+		eng.stop()
+		return nil, err
+	}
+	if opts.Metrics != "off" {
+		if d.metrics, err = startMetrics(opts.Metrics, d); err != nil {
+			eng.stop()
+			return nil, err
+		}
+	}
+	d.done.Add(1)
+	go d.housekeeping()
+	ok = true
+	names := make([]string, len(cfg.Jails))
+	for i, j := range cfg.Jails {
+		names[i] = j.Name
+	}
+	opts.Log.Info("portcullis started", "version", Version, "config", opts.ConfigDir, "jails", names,
+		"socket", opts.Socket, "db", opts.DBDir, "metrics", opts.Metrics)
+	return d, nil
+}
+
+// install restores the stored bans into eng, rebuilds the firewall table for its jails in one
+// transaction, and starts it as the current engine.
+func (d *Daemon) install(eng *engine) error {
+	stored, err := d.store.Bans()
+	if err != nil {
+		return err
+	}
+	hist, err := d.store.History()
+	if err != nil {
+		return err
+	}
+	var keep []ban.Active
+	var drop []store.Change
+	for _, b := range stored {
+		id, ok := eng.byName[b.Jail]
+		if !ok {
+			d.log.Info("dropping the ban of a jail that is no longer enabled", "jail", b.Jail, "prefix", b.Prefix)
+			drop = append(drop, store.Change{Unban: true, Ban: b})
+			continue
+		}
+		keep = append(keep, ban.Active{Jail: uint16(id), Prefix: b.Prefix, Start: b.Start, End: b.End, Count: b.Count})
+	}
+	for _, x := range eng.bans.Restore(keep, hist) {
+		drop = append(drop, store.Change{Unban: true, Ban: toStoreBan(eng, x)})
+	}
+	if err := d.store.Commit(drop); err != nil {
+		return err
+	}
+	if err := d.rebuild(eng); err != nil {
+		return err
+	}
+	if err := eng.start(&d.opts, d.applyAsync); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	d.eng = eng
+	d.mu.Unlock()
+	if len(keep) > 0 {
+		d.log.Info("restored bans from the store", "count", len(keep)-countExpired(keep, d.opts.Now().Unix()))
+	}
+	return nil
+}
+
+func countExpired(list []ban.Active, now int64) int {
+	n := 0
+	for _, a := range list {
+		if a.End != 0 && a.End <= now {
+			n++
+		}
+	}
+	return n
+}
+
+// rebuild replaces the firewall table with eng's jails and its active bans.
+func (d *Daemon) rebuild(eng *engine) error {
+	specs := make([]sink.JailSpec, len(eng.jails))
+	for i, j := range eng.jails {
+		specs[i] = sink.JailSpec{Name: j.Name, Ports: j.Ports, Protocol: j.Protocol, BlockType: j.BlockType}
+	}
+	now := d.opts.Now().Unix()
+	var elems []sink.Element
+	for _, a := range eng.bans.Active(0, true) {
+		el, ok := element(eng.jails[a.Jail].Name, a.Prefix, a.End, now)
+		if ok {
+			elems = append(elems, el)
+		}
+	}
+	return d.fw.Build(specs, elems)
+}
+
+// element makes the firewall element of a ban: its timeout is what remains of the ban.
+func element(jail string, p netip.Prefix, end, now int64) (sink.Element, bool) {
+	el := sink.Element{Jail: jail, Prefix: p}
+	if end != 0 {
+		if end <= now {
+			return el, false
+		}
+		el.Timeout = time.Duration(end-now) * time.Second
+	}
+	return el, true
+}
+
+func toStoreBan(eng *engine, d ban.Decision) store.Ban {
+	return store.Ban{Jail: eng.jails[d.Jail].Name, Prefix: d.Prefix, Start: d.Start, End: d.End, Count: d.Count}
+}
+
+// applyAsync hands decisions of a worker to the applier without waiting.
+func (d *Daemon) applyAsync(ds []ban.Decision, eng *engine) {
+	d.applier.submit(toChanges(ds, eng), nil)
+}
+
+// applySync applies decisions and waits until they are in the store and the firewall.
+func (d *Daemon) applySync(ds []ban.Decision, eng *engine) error {
+	done := make(chan error, 1)
+	d.applier.submit(toChanges(ds, eng), done)
+	return <-done
+}
+
+func toChanges(ds []ban.Decision, eng *engine) []change {
+	out := make([]change, len(ds))
+	for i, x := range ds {
+		out[i] = change{unban: x.Op == ban.OpUnban, ban: toStoreBan(eng, x), firewall: x.Reason != "expired", reason: x.Reason}
+	}
+	return out
+}
+
+func (d *Daemon) current() *engine {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return d.eng
+}
+
+// Reload loads the configuration again and swaps the engine. A broken configuration is reported and
+// the running one stays.
+func (d *Daemon) Reload() error {
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
+	cfg, err := config.Load(d.opts.ConfigDir, config.Options{})
+	if err != nil {
+		d.log.Error("reload refused: the configuration has errors; the running one stays", "err", err)
+		return err
+	}
+	for _, w := range cfg.Warnings {
+		d.log.Warn(w)
+	}
+	eng, err := newEngine(cfg, &d.opts)
+	if err != nil {
+		d.log.Error("reload refused", "err", err)
+		return err
+	}
+	old := d.current()
+	old.stop()
+	d.applier.flush()
+	if err := d.install(eng); err != nil {
+		d.log.Error("reload failed; keeping the previous configuration", "err", err)
+		eng.m.Close()
+		// Bring the old generation back with a fresh engine built from its configuration.
+		if back, err2 := newEngine(old.cfg, &d.opts); err2 == nil {
+			if err3 := d.install(back); err3 != nil {
+				d.log.Error("cannot restore the previous configuration", "err", err3)
+			}
+		}
+		return err
+	}
+	d.log.Info("configuration reloaded", "jails", len(cfg.Jails))
+	return nil
+}
+
+// housekeeping expires bans, sweeps old failures, and rebuilds the firewall table if someone
+// deleted it or flushed the ruleset.
+func (d *Daemon) housekeeping() {
+	defer d.done.Done()
+	expire := time.NewTicker(time.Second)
+	defer expire.Stop()
+	check := time.NewTicker(d.opts.CheckEvery)
+	defer check.Stop()
+	sweep := time.NewTicker(30 * time.Second)
+	defer sweep.Stop()
+	var buf []ban.Decision
+	for {
+		select {
+		case <-d.stop:
+			return
+		case <-expire.C:
+			eng := d.current()
+			buf = eng.bans.Expire(buf[:0])
+			if len(buf) > 0 {
+				for _, x := range buf {
+					d.log.Info("unban", "jail", eng.jails[x.Jail].Name, "prefix", x.Prefix, "reason", "expired")
+				}
+				d.applier.submit(toChanges(buf, eng), nil)
+			}
+		case <-sweep.C:
+			d.current().win.Sweep(d.opts.Now().Unix())
+		case <-check.C:
+			d.reloadMu.Lock()
+			eng := d.current()
+			ok, err := d.fw.Present()
+			if err != nil {
+				d.log.Warn("cannot check the nftables table", "err", err)
+			} else if !ok {
+				d.log.Warn("the nftables table or a jail set is missing (flushed ruleset?); rebuilding it from the bans in force")
+				if err := d.rebuild(eng); err != nil {
+					d.log.Error("cannot rebuild the nftables table", "err", err)
+				}
+			}
+			d.reloadMu.Unlock()
+		}
+	}
+}
+
+// Close stops the daemon: readers stop, queued blocks are finished, pending decisions are committed,
+// then the socket, metrics and store close. The firewall table stays: bans outlive the daemon and the
+// kernel expires them.
+func (d *Daemon) Close() error {
+	close(d.stop)
+	d.done.Wait()
+	if d.ctl != nil {
+		d.ctl.Close()
+		d.ctl = nil
+	}
+	if eng := d.current(); eng != nil {
+		eng.stop()
+	}
+	return d.closeParts()
+}
+
+func (d *Daemon) closeParts() error {
+	var errs []error
+	if d.applier != nil {
+		d.applier.close()
+	}
+	if d.metrics != nil {
+		errs = append(errs, d.metrics.close())
+	}
+	if d.ctl != nil {
+		errs = append(errs, d.ctl.Close())
+	}
+	if d.store != nil {
+		errs = append(errs, d.store.Close())
+		d.store = nil
+	}
+	return errors.Join(errs...)
+}
+
+// jailID resolves a jail name in the current engine.
+func (e *engine) jailID(name string) (uint16, error) {
+	id, ok := e.byName[name]
+	if !ok {
+		names := make([]string, 0, len(e.byName))
+		for n := range e.byName {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		return 0, fmt.Errorf("no enabled jail %q (enabled: %v)", name, names)
+	}
+	return uint16(id), nil
+}

@@ -1,0 +1,175 @@
+// Package pipeline wires the stages together: sources produce blocks, one worker per core runs
+// matcher → window → ban on each block, and one applier commits decisions to the store and the
+// firewall in batches. Everything a reload replaces lives in an engine; the store, the firewall
+// connection, the control socket and the metrics server outlive reloads.
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/portcullis/portcullis/ban"
+	"github.com/portcullis/portcullis/config"
+	"github.com/portcullis/portcullis/ingest"
+	"github.com/portcullis/portcullis/matcher"
+	"github.com/portcullis/portcullis/window"
+)
+
+// engine is one generation of the configuration: compiled matcher, windows, ban policies, readers
+// and workers. Jail ids are indexes into jails.
+type engine struct {
+	cfg     *config.Config
+	jails   []*config.Jail
+	byName  map[string]int
+	m       *matcher.Matcher
+	win     *window.Window
+	bans    *ban.Manager
+	sources []*source
+	blocks  chan *ingest.Block
+	cancel  context.CancelFunc
+	readers sync.WaitGroup
+	workers sync.WaitGroup
+	errors  atomic.Uint64 // scan errors
+}
+
+type source struct {
+	pattern string
+	src     *ingest.Source
+	tailer  *ingest.Tailer
+}
+
+func newEngine(cfg *config.Config, opts *Options) (*engine, error) {
+	e := &engine{cfg: cfg, jails: cfg.Jails, byName: make(map[string]int)}
+	if len(cfg.Jails) > 0xffff {
+		return nil, fmt.Errorf("too many jails (%d)", len(cfg.Jails))
+	}
+	specs := make([]matcher.JailSpec, 0, len(cfg.Jails))
+	params := make([]window.JailParams, len(cfg.Jails))
+	pols := make([]ban.Policy, len(cfg.Jails))
+	for id, j := range cfg.Jails {
+		e.byName[j.Name] = id
+		specs = append(specs, matcher.JailSpec{ID: id, Name: j.Name, Filter: j.Filter})
+		params[id] = window.JailParams{MaxRetry: j.MaxRetry, FindTime: int64(j.FindTime / time.Second)}
+		pols[id] = ban.Policy{Name: j.Name, BanTime: j.BanTime, IgnoreIP: j.IgnoreIP, IgnoreSelf: j.IgnoreSelf}
+	}
+	m, err := matcher.New(specs, matcher.Options{Now: opts.Now})
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range m.Warnings {
+		opts.Log.Warn(w)
+	}
+	e.m = m
+	e.win = window.New(params, window.Options{MaxKeys: opts.MaxKeys})
+	e.bans = ban.New(pols, ban.Options{Now: opts.Now, SelfAddrs: opts.SelfAddrs})
+
+	// One reader per distinct logpath; jails sharing a file share its reader.
+	byPattern := make(map[string]*source)
+	for id, j := range cfg.Jails {
+		for _, lp := range j.LogPaths {
+			s, ok := byPattern[lp.Pattern]
+			if !ok {
+				s = &source{pattern: lp.Pattern, src: &ingest.Source{Name: "", Stats: &ingest.SourceStats{}}}
+				byPattern[lp.Pattern] = s
+				e.sources = append(e.sources, s)
+			}
+			s.src.Jails = s.src.Jails.With(id)
+			if s.src.Name != "" {
+				s.src.Name += ","
+			}
+			s.src.Name += j.Name
+		}
+	}
+	for _, s := range e.sources {
+		head := false
+		for id, j := range cfg.Jails {
+			if !s.src.Jails.Has(id) {
+				continue
+			}
+			for _, lp := range j.LogPaths {
+				if lp.Pattern == s.pattern && lp.Head {
+					head = true
+				}
+			}
+		}
+		s.tailer = ingest.NewTailer(ingest.TailOptions{Pattern: s.pattern, Head: head, Source: s.src, Poll: opts.Poll, Log: opts.Log})
+	}
+	return e, nil
+}
+
+// start launches readers and workers; decisions go to apply.
+func (e *engine) start(opts *Options, apply func([]ban.Decision, *engine)) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	e.cancel = cancel
+	n := opts.Workers
+	if n <= 0 {
+		n = runtime.NumCPU()
+	}
+	e.blocks = make(chan *ingest.Block, 4*n)
+	workers := make([]*matcher.Worker, n)
+	for i := range workers {
+		w, err := e.m.NewWorker()
+		if err != nil {
+			for _, w := range workers[:i] {
+				w.Close()
+			}
+			cancel()
+			return err
+		}
+		workers[i] = w
+	}
+	for _, s := range e.sources {
+		e.readers.Add(1)
+		go func(s *source) {
+			defer e.readers.Done()
+			s.tailer.Run(ctx, e.blocks)
+		}(s)
+	}
+	for _, w := range workers {
+		e.workers.Add(1)
+		go e.work(w, opts.Log, apply)
+	}
+	return nil
+}
+
+// work is one worker goroutine: the whole data path for each block, then the block goes back.
+func (e *engine) work(mw *matcher.Worker, log *slog.Logger, apply func([]ban.Decision, *engine)) {
+	defer e.workers.Done()
+	defer mw.Close()
+	adder := e.win.NewAdder()
+	var (
+		events    []matcher.Event
+		crossings []window.Crossing
+		decisions []ban.Decision
+		err       error
+	)
+	for b := range e.blocks {
+		events, err = mw.Match(b, events[:0])
+		if err != nil {
+			e.errors.Add(1)
+			log.Error("matching a block failed; its lines are skipped", "source", b.Source.Name, "err", err)
+		}
+		crossings = adder.Add(events, crossings[:0])
+		ingest.PutBlock(b)
+		decisions = e.bans.Decide(crossings, decisions[:0])
+		if len(decisions) > 0 {
+			apply(decisions, e)
+		}
+	}
+}
+
+// stop stops the readers, lets the workers finish what was queued, and frees the matcher.
+func (e *engine) stop() {
+	if e.cancel != nil {
+		e.cancel()
+		e.readers.Wait()
+		close(e.blocks)
+		e.workers.Wait()
+	}
+	e.m.Close()
+}

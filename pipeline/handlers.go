@@ -1,0 +1,209 @@
+package pipeline
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"sort"
+	"strings"
+
+	"github.com/portcullis/portcullis/ban"
+	"github.com/portcullis/portcullis/control"
+)
+
+// handle serves one control request.
+func (d *Daemon) handle(req control.Request) control.Reply {
+	switch req.Cmd {
+	case "ping":
+		return control.DataReply(Version)
+	case "status":
+		return d.status(req.Args)
+	case "ban":
+		return d.ban(req.Args)
+	case "unban":
+		return d.unban(req.Args)
+	case "banned":
+		return d.banned(req.Args)
+	case "reload":
+		if err := d.Reload(); err != nil {
+			return control.ErrorReply("reload failed, the running configuration stays:\n%v", err)
+		}
+		return control.DataReply("reloaded")
+	}
+	return control.ErrorReply("unknown command %q (known: %s)", req.Cmd, strings.Join(control.Commands, ", "))
+}
+
+func (d *Daemon) status(args []string) control.Reply {
+	eng := d.current()
+	if len(args) == 0 {
+		st := control.Status{Version: Version, Uptime: d.opts.Now().Sub(d.started).Seconds()}
+		for _, j := range eng.jails {
+			st.Jails = append(st.Jails, j.Name)
+		}
+		return control.DataReply(st)
+	}
+	if len(args) > 1 {
+		return control.ErrorReply("status takes at most one jail")
+	}
+	id, err := eng.jailID(args[0])
+	if err != nil {
+		return control.ErrorReply("%v", err)
+	}
+	j := eng.jails[id]
+	js := control.JailStatus{
+		Name:            j.Name,
+		CurrentlyFailed: eng.win.CurrentlyFailed(id),
+		TotalFailed:     eng.m.Stats[id].Matched.Load(),
+		TotalBanned:     eng.bans.Stats[id].Bans.Load(),
+	}
+	for _, lp := range j.LogPaths {
+		js.Files = append(js.Files, lp.Pattern)
+	}
+	for _, a := range eng.bans.Active(id, false) {
+		js.Banned = append(js.Banned, prefixString(a.Prefix))
+	}
+	sort.Strings(js.Banned)
+	js.CurrentlyBanned = len(js.Banned)
+	for _, m := range eng.m.Modes(int(id)) {
+		js.Regexes = append(js.Regexes, m.String())
+	}
+	return control.DataReply(js)
+}
+
+// prefixString shows single addresses without their /32 or /128.
+func prefixString(p netip.Prefix) string {
+	if p.IsSingleIP() {
+		return p.Addr().String()
+	}
+	return p.String()
+}
+
+func parseTarget(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("%q is not an address or prefix", s)
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is not an address", s)
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+func (d *Daemon) ban(args []string) control.Reply {
+	if len(args) < 2 {
+		return control.ErrorReply("usage: ban JAIL IP...")
+	}
+	eng := d.current()
+	id, err := eng.jailID(args[0])
+	if err != nil {
+		return control.ErrorReply("%v", err)
+	}
+	var results []control.Result
+	var ds []ban.Decision
+	for _, s := range args[1:] {
+		r := control.Result{Addr: s, Jail: args[0]}
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			r.Error = fmt.Sprintf("%q is not an IP address", s)
+			results = append(results, r)
+			continue
+		}
+		dec, err := eng.bans.Ban(id, a)
+		switch {
+		case errors.Is(err, ban.ErrAlreadyBanned):
+			r.OK, r.Error = true, "already banned"
+		case err != nil:
+			r.Error = "refused: " + err.Error()
+		default:
+			r.OK = true
+			ds = append(ds, dec)
+		}
+		results = append(results, r)
+	}
+	if len(ds) > 0 {
+		if err := d.applySync(ds, eng); err != nil {
+			return control.ErrorReply("the ban is decided but could not be fully applied: %v", err)
+		}
+	}
+	return control.DataReply(results)
+}
+
+func (d *Daemon) unban(args []string) control.Reply {
+	if len(args) == 0 {
+		return control.ErrorReply("usage: unban [JAIL] IP...")
+	}
+	eng := d.current()
+	all := true
+	var id uint16
+	if _, err := parseTarget(args[0]); err != nil {
+		jid, jerr := eng.jailID(args[0])
+		if jerr != nil {
+			return control.ErrorReply("%v", jerr)
+		}
+		id, all, args = jid, false, args[1:]
+		if len(args) == 0 {
+			return control.ErrorReply("usage: unban [JAIL] IP...")
+		}
+	}
+	var results []control.Result
+	var ds []ban.Decision
+	for _, s := range args {
+		r := control.Result{Addr: s}
+		p, err := parseTarget(s)
+		if err != nil {
+			r.Error = err.Error()
+			results = append(results, r)
+			continue
+		}
+		got := eng.bans.Unban(id, all, p, "manual")
+		if len(got) == 0 {
+			r.Error = "not banned"
+		} else {
+			r.OK = true
+			var jails []string
+			for _, x := range got {
+				jails = append(jails, eng.jails[x.Jail].Name)
+			}
+			sort.Strings(jails)
+			r.Jail = strings.Join(jails, ",")
+			ds = append(ds, got...)
+		}
+		results = append(results, r)
+	}
+	if len(ds) > 0 {
+		if err := d.applySync(ds, eng); err != nil {
+			return control.ErrorReply("the unban is decided but could not be fully applied: %v", err)
+		}
+	}
+	return control.DataReply(results)
+}
+
+func (d *Daemon) banned(args []string) control.Reply {
+	eng := d.current()
+	all := len(args) == 0
+	var id uint16
+	if !all {
+		var err error
+		if id, err = eng.jailID(args[0]); err != nil {
+			return control.ErrorReply("%v", err)
+		}
+	}
+	list := eng.bans.Active(id, all)
+	out := make([]control.Banned, 0, len(list))
+	for _, a := range list {
+		out = append(out, control.Banned{Jail: eng.jails[a.Jail].Name, Prefix: prefixString(a.Prefix), Start: a.Start, End: a.End, Count: a.Count})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Jail != out[j].Jail {
+			return out[i].Jail < out[j].Jail
+		}
+		return out[i].Prefix < out[j].Prefix
+	})
+	return control.DataReply(out)
+}
+

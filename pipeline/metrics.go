@@ -1,0 +1,77 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+)
+
+type metricsServer struct {
+	srv *http.Server
+	ln  net.Listener
+}
+
+// startMetrics serves /metrics on addr. The stage counters live in the stages as atomics; each
+// scrape builds a fresh set from the current engine, so a reload never leaves stale series behind.
+func startMetrics(addr string, d *Daemon) (*metricsServer, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("cannot listen for metrics on %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/metrics", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		d.writeMetrics(w)
+	})
+	s := &metricsServer{srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, ln: ln}
+	go s.srv.Serve(ln)
+	return s, nil
+}
+
+func (s *metricsServer) close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	return s.srv.Shutdown(ctx)
+}
+
+type writer interface{ Write([]byte) (int, error) }
+
+func (d *Daemon) writeMetrics(w writer) {
+	eng := d.current()
+	set := metrics.NewSet()
+	counter := func(name string, v uint64) { set.NewCounter(name).Set(v) }
+	gauge := func(name string, v float64) { set.NewGauge(name, func() float64 { return v }) }
+	for _, s := range eng.sources {
+		st := s.src.Stats
+		counter(fmt.Sprintf("portcullis_lines_read_total{source=%q}", s.pattern), st.Lines.Load())
+		counter(fmt.Sprintf("portcullis_bytes_read_total{source=%q}", s.pattern), st.Bytes.Load())
+		counter(fmt.Sprintf("portcullis_lines_skipped_total{source=%q,reason=\"overlong\"}", s.pattern), st.Overlong.Load())
+		counter(fmt.Sprintf("portcullis_lines_skipped_total{source=%q,reason=\"binary\"}", s.pattern), st.Binary.Load())
+		counter(fmt.Sprintf("portcullis_rotations_total{source=%q}", s.pattern), st.Rotated.Load())
+	}
+	active := make([]int, len(eng.jails))
+	for _, a := range eng.bans.Active(0, true) {
+		active[a.Jail]++
+	}
+	for id, j := range eng.jails {
+		ms := &eng.m.Stats[id]
+		bs := &eng.bans.Stats[id]
+		counter(fmt.Sprintf("portcullis_lines_matched_total{jail=%q}", j.Name), ms.Matched.Load()+ms.Ignored.Load())
+		counter(fmt.Sprintf("portcullis_lines_ignored_total{jail=%q}", j.Name), ms.Ignored.Load())
+		counter(fmt.Sprintf("portcullis_lines_nodate_total{jail=%q}", j.Name), ms.NoDate.Load())
+		counter(fmt.Sprintf("portcullis_failures_total{jail=%q}", j.Name), ms.Matched.Load())
+		counter(fmt.Sprintf("portcullis_bans_total{jail=%q}", j.Name), bs.Bans.Load())
+		counter(fmt.Sprintf("portcullis_bans_refused_total{jail=%q}", j.Name), bs.Ignored.Load())
+		gauge(fmt.Sprintf("portcullis_banned{jail=%q}", j.Name), float64(active[id]))
+	}
+	gauge("portcullis_window_keys", float64(eng.win.Tracked.Load()))
+	counter("portcullis_window_refused_total", eng.win.Refused.Load())
+	counter("portcullis_scan_errors_total", eng.errors.Load())
+	gauge("portcullis_uptime_seconds", d.opts.Now().Sub(d.started).Seconds())
+	set.WritePrometheus(w)
+	metrics.WriteProcessMetrics(w)
+}
