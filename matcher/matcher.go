@@ -6,6 +6,7 @@
 package matcher
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"regexp"
@@ -146,7 +147,7 @@ func New(jails []JailSpec, opts Options) (*Matcher, error) {
 	}
 	m := &Matcher{opts: opts, jails: make([]jailRx, maxID+1), Stats: make([]JailStats, maxID+1)}
 	var errs Errors
-	var pats []*hyperscan.Pattern
+	var cands []cand
 	for _, j := range jails {
 		jr := &m.jails[j.ID]
 		jr.name = j.Name
@@ -202,24 +203,15 @@ func New(jails []JailSpec, opts Options) (*Matcher, error) {
 		}
 		jr.fail = add("failregex", j.Filter.FailRegex, false)
 		jr.ignore = add("ignoreregex", j.Filter.IgnoreRegex, true)
-		if jr.slow {
-			continue // none of this jail's patterns go into the database
-		}
 		for i, p := range jpats {
-			p.Id = len(m.refs)
-			m.refs = append(m.refs, jrefs[i])
-			pats = append(pats, p)
+			cands = append(cands, cand{pat: p, ref: jrefs[i]})
 		}
 	}
 	if len(errs) > 0 {
 		return nil, errs
 	}
-	if len(pats) > 0 {
-		db, err := hyperscan.NewBlockDatabase(pats...)
-		if err != nil {
-			return nil, fmt.Errorf("cannot build the Hyperscan database of %d patterns: %w", len(pats), err)
-		}
-		m.db = db
+	if err := m.build(cands); err != nil {
+		return nil, err
 	}
 	return m, nil
 }
@@ -239,6 +231,59 @@ func (m *Matcher) Modes(jail int) []Mode {
 		out = append(out, r.mode)
 	}
 	return out
+}
+
+// cand is a pattern on its way into the database.
+type cand struct {
+	pat *hyperscan.Pattern
+	ref patRef
+}
+
+// build compiles the database. When Hyperscan rejects one expression (some errors, such as a pattern
+// that can match the empty buffer, show only at compile time), that expression is demoted — exact to
+// prefilter, prefilter to Go-only for its whole jail — and the build is tried again.
+func (m *Matcher) build(cands []cand) error {
+	for attempt := 0; ; attempt++ {
+		var pats []*hyperscan.Pattern
+		m.refs = m.refs[:0]
+		for _, c := range cands {
+			if m.jails[c.ref.jail].slow {
+				continue
+			}
+			c.pat.Id = len(m.refs)
+			m.refs = append(m.refs, c.ref)
+			pats = append(pats, c.pat)
+		}
+		if len(pats) == 0 {
+			return nil
+		}
+		db, err := hyperscan.NewBlockDatabase(pats...)
+		if err == nil {
+			m.db = db
+			return nil
+		}
+		var ce *hyperscan.CompileError
+		if !errors.As(err, &ce) || ce.Expression < 0 || ce.Expression >= len(pats) || attempt > 2*len(cands) {
+			return fmt.Errorf("cannot build the Hyperscan database of %d patterns: %w", len(pats), err)
+		}
+		ref := m.refs[ce.Expression]
+		jr := &m.jails[ref.jail]
+		r := &jr.fail
+		kind := "failregex"
+		if ref.ignore {
+			r, kind = &jr.ignore, "ignoreregex"
+		}
+		bad := pats[ce.Expression]
+		if (*r)[ref.idx].mode == Exact {
+			(*r)[ref.idx].mode = Prefilter
+			bad.Flags |= hyperscan.PrefilterMode
+			m.Warnings = append(m.Warnings, fmt.Sprintf("jail %s %s[%d]: Hyperscan prefilters it (%s)", jr.name, kind, ref.idx, ce.Message))
+			continue
+		}
+		(*r)[ref.idx].mode = Fallback
+		jr.slow = true
+		m.Warnings = append(m.Warnings, fmt.Sprintf("jail %s %s[%d]: Hyperscan cannot compile it (%s); the jail's lines all go through Go regexp", jr.name, kind, ref.idx, ce.Message))
+	}
 }
 
 type hit struct {

@@ -2,7 +2,7 @@
 //
 // Keys are spread over 64 shards by hash; Add splits each batch by shard and locks every shard once
 // per batch, not once per event. Each key keeps the event times of its last maxretry failures in a
-// small ring, so a key crosses exactly when maxretry failures fall within findtime of the newest one,
+// small ring, so a key crosses exactly when its last maxretry failures fall within findtime,
 // and the key is then forgotten (the ban takes over). Sweep drops keys whose newest failure is older
 // than findtime, and a hard cap on keys per shard bounds memory: when a shard is full, new keys are
 // refused and counted rather than letting the map grow.
@@ -38,9 +38,9 @@ type key struct {
 }
 
 type entry struct {
-	times []int64 // ring of the last len(times) failure times
-	next  uint8   // ring position of the next write
-	n     uint8   // filled slots
+	times []int64 // ring of the last len(times) failure times, in arrival order
+	next  int32   // ring position of the next write
+	n     int32   // filled slots
 }
 
 type shard struct {
@@ -161,27 +161,32 @@ func (w *Window) add(sh *shard, ev *matcher.Event) (Crossing, bool) {
 			w.Refused.Add(1)
 			return Crossing{}, false
 		}
-		e = &entry{times: make([]int64, min(p.MaxRetry, 255))}
+		e = &entry{times: make([]int64, p.MaxRetry)}
 		sh.m[k] = e
 		w.Tracked.Add(1)
 	}
 	e.times[e.next] = ev.Time
-	e.next = uint8((int(e.next) + 1) % len(e.times))
+	e.next = (e.next + 1) % int32(len(e.times))
 	if int(e.n) < len(e.times) {
 		e.n++
 	}
-	count := 0
-	for i := 0; i < int(e.n); i++ {
-		if t := e.times[i]; t > ev.Time-p.FindTime && t <= ev.Time {
-			count++
-		}
-	}
-	if count < p.MaxRetry {
+	// The ring holds the last maxretry failures; they cross when all of them fall within findtime
+	// of each other. Comparing the span rather than "now - findtime" keeps events that arrive out
+	// of order (several files, several workers) counted correctly.
+	if int(e.n) < p.MaxRetry {
 		return Crossing{}, false
 	}
+	lo, hi := e.times[0], e.times[0]
+	for _, t := range e.times {
+		lo, hi = min(lo, t), max(hi, t)
+	}
+	if hi-lo >= p.FindTime {
+		return Crossing{}, false
+	}
+	count := int(e.n)
 	delete(sh.m, k)
 	w.Tracked.Add(-1)
-	return Crossing{Jail: ev.Jail, Addr: ev.Addr, Time: ev.Time, Count: count}, true
+	return Crossing{Jail: ev.Jail, Addr: ev.Addr, Time: hi, Count: count}, true
 }
 
 // Count returns the failures held for (jail, addr) within findtime of now.

@@ -1,0 +1,109 @@
+package ban
+
+import (
+	"errors"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/portcullis/portcullis/window"
+)
+
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time { return c.t }
+
+func newManager(c *clock) *Manager {
+	return New([]Policy{
+		{Name: "sshd", BanTime: 10 * time.Minute, IgnoreIP: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("2001:db8:ffff::/48")}, IgnoreSelf: true},
+		{Name: "forever", BanTime: -1},
+	}, Options{Now: c.now, SelfAddrs: []netip.Addr{netip.MustParseAddr("192.0.2.10"), netip.MustParseAddr("2001:db8::10")}})
+}
+
+func cross(jail uint16, a string) window.Crossing {
+	return window.Crossing{Jail: jail, Addr: netip.MustParseAddr(a)}
+}
+
+func TestNeverBanWhatIsProtected(t *testing.T) {
+	c := &clock{time.Unix(1_000_000, 0)}
+	m := newManager(c)
+	protected := []struct {
+		jail uint16
+		addr string
+	}{
+		{0, "127.0.0.1"}, {0, "127.8.9.10"}, {0, "::1"}, {0, "::ffff:127.0.0.1"}, {1, "127.0.0.1"},
+		{0, "10.1.2.3"}, {0, "2001:db8:ffff::5"}, {0, "::ffff:10.0.0.1"},
+		{0, "192.0.2.10"}, {0, "2001:db8::10"},
+		{0, "0.0.0.0"}, {0, "224.0.0.1"},
+	}
+	for _, p := range protected {
+		if ds := m.Decide([]window.Crossing{cross(p.jail, p.addr)}, nil); len(ds) != 0 {
+			t.Errorf("%s in jail %d was banned", p.addr, p.jail)
+		}
+		_, err := m.Ban(p.jail, netip.MustParseAddr(p.addr))
+		var pe *ProtectedError
+		if !errors.As(err, &pe) || pe.Reason == "" {
+			t.Errorf("manual ban of %s: err %v, want a ProtectedError with a reason", p.addr, err)
+		}
+	}
+	// ignoreself is per jail: jail 1 does not set it, and 10/8 is only in jail 0's ignoreip.
+	if ds := m.Decide([]window.Crossing{cross(1, "192.0.2.10"), cross(1, "10.1.2.3")}, nil); len(ds) != 2 {
+		t.Fatalf("jail without ignoreself/ignoreip: %d bans, want 2", len(ds))
+	}
+	if got := m.Stats[0].Ignored.Load(); got != uint64(2*(len(protected)-1)) {
+		t.Fatalf("ignored counter %d", got)
+	}
+}
+
+func TestBanExpireUnbanRestore(t *testing.T) {
+	c := &clock{time.Unix(1_000_000, 0)}
+	m := newManager(c)
+	ds := m.Decide([]window.Crossing{cross(0, "198.51.100.7"), cross(0, "198.51.100.7"), cross(1, "198.51.100.7")}, nil)
+	if len(ds) != 2 {
+		t.Fatalf("want one ban per jail, got %+v", ds)
+	}
+	if ds[0].End != 1_000_000+600 || ds[0].Start != 1_000_000 || ds[0].Count != 1 {
+		t.Fatalf("sshd ban %+v", ds[0])
+	}
+	if ds[1].End != 0 || ds[1].Count != 2 {
+		t.Fatalf("a bantime = -1 ban must have no end and count history: %+v", ds[1])
+	}
+	if _, err := m.Ban(0, netip.MustParseAddr("198.51.100.7")); !errors.Is(err, ErrAlreadyBanned) {
+		t.Fatalf("second manual ban: %v", err)
+	}
+	c.t = c.t.Add(599 * time.Second)
+	if x := m.Expire(nil); len(x) != 0 {
+		t.Fatalf("expired early: %+v", x)
+	}
+	c.t = c.t.Add(time.Second)
+	x := m.Expire(nil)
+	if len(x) != 1 || x[0].Op != OpUnban || x[0].Jail != 0 || x[0].Reason != "expired" {
+		t.Fatalf("expiry %+v", x)
+	}
+	// Unban in every jail.
+	p := netip.MustParsePrefix("198.51.100.7/32")
+	if u := m.Unban(0, true, p, "manual"); len(u) != 1 || u[0].Jail != 1 {
+		t.Fatalf("unban all: %+v", u)
+	}
+	if u := m.Unban(0, true, p, "manual"); len(u) != 0 {
+		t.Fatalf("second unban: %+v", u)
+	}
+
+	// A new manager restores what was active, drops what expired meanwhile, and keeps the history.
+	m2 := newManager(c)
+	expired := m2.Restore([]Active{
+		{Jail: 0, Prefix: netip.MustParsePrefix("203.0.113.1/32"), Start: c.t.Unix() - 100, End: c.t.Unix() + 100, Count: 3},
+		{Jail: 0, Prefix: netip.MustParsePrefix("203.0.113.2/32"), Start: c.t.Unix() - 700, End: c.t.Unix() - 100, Count: 1},
+	}, map[netip.Prefix]uint32{netip.MustParsePrefix("203.0.113.1/32"): 3})
+	if len(expired) != 1 || expired[0].Prefix.String() != "203.0.113.2/32" {
+		t.Fatalf("restore expired %+v", expired)
+	}
+	if !m2.IsBanned(0, netip.MustParsePrefix("203.0.113.1/32")) || m2.IsBanned(0, netip.MustParsePrefix("203.0.113.2/32")) {
+		t.Fatal("restore kept the wrong bans")
+	}
+	m2.Unban(0, false, netip.MustParsePrefix("203.0.113.1/32"), "manual")
+	d, err := m2.Ban(0, netip.MustParseAddr("203.0.113.1"))
+	if err != nil || d.Count != 4 {
+		t.Fatalf("ban after restore: %+v %v; want count 4 from history", d, err)
+	}
+}

@@ -1,0 +1,55 @@
+package matcher
+
+import (
+	"testing"
+	"time"
+)
+
+func TestParseDate(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 30, 0, 0, time.UTC)
+	f := func(line string, want time.Time, wantRest string) {
+		t.Helper()
+		got, off, ok := parseDate([]byte(line), now, time.UTC)
+		if want.IsZero() {
+			if ok {
+				t.Fatalf("%q: want no date, got %v", line, got)
+			}
+			return
+		}
+		if !ok || !got.Equal(want) {
+			t.Fatalf("%q: got %v (ok=%v), want %v", line, got, ok, want)
+		}
+		if rest := line[off:]; rest != wantRest {
+			t.Fatalf("%q: rest %q, want %q", line, rest, wantRest)
+		}
+	}
+	// Year inference: "Dec 31" seen just after new year belongs to the previous year.
+	f("Dec 31 23:59:59 host x: y", time.Date(2025, 12, 31, 23, 59, 59, 0, time.UTC), " host x: y")
+	f("Jan  1 00:10:00 host x", time.Date(2026, 1, 1, 0, 10, 0, 0, time.UTC), " host x")
+	// Up to a day ahead stays in this year (clock skew between hosts).
+	f("Jan  1 20:00:00 host x", time.Date(2026, 1, 1, 20, 0, 0, 0, time.UTC), " host x")
+	f("Jan  2 01:00:00 host x", time.Date(2025, 1, 2, 1, 0, 0, 0, time.UTC), " host x")
+	f("jan 01 00:10:00.250 h", time.Date(2026, 1, 1, 0, 10, 0, 250e6, time.UTC), " h")
+	f("Jan  1 00:10:00 2024 h", time.Date(2024, 1, 1, 0, 10, 0, 0, time.UTC), " h")
+	f("2025-06-30T12:00:01.5+02:00 h", time.Date(2025, 6, 30, 10, 0, 1, 5e8, time.UTC), " h")
+	f("2025-06-30 12:00:01,123 h", time.Date(2025, 6, 30, 12, 0, 1, 123e6, time.UTC), " h")
+	f("2025-06-30T12:00:01Z h", time.Date(2025, 6, 30, 12, 0, 1, 0, time.UTC), " h")
+	f("  Feb 28 10:00:00 h", time.Date(2025, 2, 28, 10, 0, 0, 0, time.UTC), " h")
+	f("Foo 28 10:00:00 h", time.Time{}, "")
+	f("Feb 28 25:00:00 h", time.Time{}, "")
+	f("2025-13-30T12:00:01Z h", time.Time{}, "")
+	f("host sshd[1]: nothing", time.Time{}, "")
+	f("", time.Time{}, "")
+}
+
+func TestParseDateAllocatesNothing(t *testing.T) {
+	line := []byte("2025-06-30T12:00:01.5+02:00 h sshd[1]: x")
+	line2 := []byte("Jun 30 12:00:01 h sshd[1]: x")
+	now := time.Now()
+	if n := testing.AllocsPerRun(100, func() {
+		parseDate(line, now, time.UTC)
+		parseDate(line2, now, time.UTC)
+	}); n != 0 {
+		t.Fatalf("parseDate allocates %v times per call", n)
+	}
+}

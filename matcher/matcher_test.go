@@ -1,0 +1,245 @@
+package matcher
+
+import (
+	"net/netip"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/portcullis/portcullis/config"
+	"github.com/portcullis/portcullis/ingest"
+)
+
+// fixedNow is the clock of these tests: year inference puts "Nov 24" stamps in 2026.
+var fixedNow = time.Date(2026, 11, 24, 23, 0, 0, 0, time.UTC)
+
+func shippedConfigs() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "configs")
+}
+
+func shippedSSHD(t testing.TB) *config.Filter {
+	t.Helper()
+	f, errs := config.LoadFilter(filepath.Join(shippedConfigs(), "filter.d"), "sshd", nil)
+	if errs != nil {
+		t.Fatal(errs)
+	}
+	return f
+}
+
+func newMatcher(t testing.TB, jails ...JailSpec) *Matcher {
+	t.Helper()
+	m, err := New(jails, Options{Now: func() time.Time { return fixedNow }, Location: time.UTC})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
+	return m
+}
+
+// block builds a block of lines read by the given jails.
+func block(jails ingest.JailSet, lines ...string) *ingest.Block {
+	b := &ingest.Block{Source: &ingest.Source{Name: "test", Jails: jails}}
+	for _, l := range lines {
+		start := len(b.Buf)
+		b.Buf = append(b.Buf, l...)
+		b.Lines = append(b.Lines, ingest.Span{Start: uint32(start), End: uint32(len(b.Buf))})
+		b.Buf = append(b.Buf, '\n')
+	}
+	return b
+}
+
+func match(t testing.TB, m *Matcher, b *ingest.Block) []Event {
+	t.Helper()
+	w, err := m.NewWorker()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	evs, err := w.Match(b, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return evs
+}
+
+func TestSSHDCatches(t *testing.T) {
+	m := newMatcher(t, JailSpec{ID: 0, Name: "sshd", Filter: shippedSSHD(t)})
+	for _, mode := range m.Modes(0) {
+		if mode != Exact {
+			t.Fatalf("shipped sshd regexes must compile exactly in Hyperscan, got modes %v", m.Modes(0))
+		}
+	}
+	f := func(line, wantAddr string, wantRegex int) {
+		t.Helper()
+		evs := match(t, m, block(ingest.NewJailSet(0), line))
+		if wantAddr == "" {
+			if len(evs) != 0 {
+				t.Fatalf("line %q: want no failure, got %+v", line, evs)
+			}
+			return
+		}
+		if len(evs) != 1 {
+			t.Fatalf("line %q: want one failure from %s, got %+v", line, wantAddr, evs)
+		}
+		if got := evs[0].Addr.String(); got != wantAddr {
+			t.Fatalf("line %q: address %s, want %s", line, got, wantAddr)
+		}
+		if int(evs[0].Regex) != wantRegex {
+			t.Fatalf("line %q: regex %d, want %d", line, evs[0].Regex, wantRegex)
+		}
+		if want := time.Date(2026, 11, 24, 10, 1, 2, 0, time.UTC).Unix(); evs[0].Time != want {
+			t.Fatalf("line %q: time %d, want %d", line, evs[0].Time, want)
+		}
+	}
+	f("Nov 24 10:01:02 web1 sshd[1234]: Failed password for root from 203.0.113.7 port 51234 ssh2", "203.0.113.7", 0)
+	f("Nov 24 10:01:02 web1 sshd[1234]: Failed password for invalid user admin from 203.0.113.8 port 51234 ssh2", "203.0.113.8", 0)
+	f("Nov 24 10:01:02 web1 sshd[1234]: Failed publickey for git from 2001:db8::42 port 40000 ssh2: RSA SHA256:abc", "", 0)
+	f("Nov 24 10:01:02 web1 sshd[1234]: Failed publickey for git from 2001:db8::42 port 40000 ssh2", "2001:db8::42", 0)
+	f("Nov 24 10:01:02 web1 sshd-session[1234]: Failed password for root from 198.51.100.1 port 22 ssh2", "198.51.100.1", 0)
+	f("Nov 24 10:01:02 web1 sshd[1234]: Invalid user oracle from 203.0.113.9 port 40022", "203.0.113.9", 1)
+	f("Nov 24 10:01:02 web1 sshd[1234]: Invalid user  from 2001:db8:1::9", "2001:db8:1::9", 1)
+	f("Nov 24 10:01:02 web1 sshd[1234]: error: maximum authentication attempts exceeded for invalid user admin from 203.0.113.10 port 22 ssh2 [preauth]", "203.0.113.10", 2)
+	f("Nov 24 10:01:02 web1 sshd[1234]: Disconnecting authenticating user root 203.0.113.11 port 22: Too many authentication failures [preauth]", "203.0.113.11", 3)
+	f("Nov 24 10:01:02 web1 sshd[1234]: Connection closed by authenticating user root 203.0.113.12 port 50000 [preauth]", "203.0.113.12", 4)
+	f("Nov 24 10:01:02 web1 sshd[1234]: Connection closed by invalid user test 2001:db8::12 port 50000 [preauth]", "2001:db8::12", 4)
+	f("Nov 24 10:01:02 web1 sshd[1234]: pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=203.0.113.13  user=root", "203.0.113.13", 5)
+	f("Nov 24 10:01:02 web1 sshd[1234]: pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=::ffff:203.0.113.14", "203.0.113.14", 5)
+	f("Nov 24 10:01:02 web1 sshd[1234]: User bob from 203.0.113.15 not allowed because not listed in AllowUsers", "203.0.113.15", 6)
+	f("2026-11-24T10:01:02.123456+00:00 web1 sshd[1234]: Failed password for root from 203.0.113.16 port 1 ssh2", "203.0.113.16", 0)
+	// Not failures.
+	f("Nov 24 10:01:02 web1 sshd[1234]: Accepted password for root from 203.0.113.7 port 51234 ssh2", "", 0)
+	f("Nov 24 10:01:02 web1 sshd[1234]: Connection closed by 203.0.113.7 port 51234 [preauth]", "", 0)
+	f("Nov 24 10:01:02 web1 CRON[99]: pam_unix(cron:session): session opened for user root", "", 0)
+	f("Nov 24 10:01:02 web1 sudo[99]: Failed password for root from 203.0.113.7 port 51234 ssh2", "", 0)
+}
+
+// An attacker controls the user name; the address in it must never be the one taken.
+func TestSSHDInjection(t *testing.T) {
+	m := newMatcher(t, JailSpec{ID: 0, Name: "sshd", Filter: shippedSSHD(t)})
+	lines := []string{
+		"Nov 24 10:01:02 web1 sshd[1]: Failed password for invalid user x from 6.6.6.6 port 1 ssh2 from 203.0.113.77 port 22 ssh2",
+		"Nov 24 10:01:02 web1 sshd[1]: Invalid user a from 6.6.6.6 from 203.0.113.77 port 40022",
+		"Nov 24 10:01:02 web1 sshd[1]: Connection closed by authenticating user x 6.6.6.6 port 1 [preauth] 203.0.113.77 port 2 [preauth]",
+		"Nov 24 10:01:02 web1 sshd[1]: User x from 6.6.6.6 not allowed because listed in X from 203.0.113.77 not allowed because not listed in AllowUsers",
+	}
+	for _, l := range lines {
+		evs := match(t, m, block(ingest.NewJailSet(0), l))
+		for _, ev := range evs {
+			if ev.Addr.String() == "6.6.6.6" {
+				t.Errorf("line %q: the injected address was taken", l)
+			}
+		}
+	}
+	// A message from another program carrying sshd-looking text is not sshd's.
+	evs := match(t, m, block(ingest.NewJailSet(0), "Nov 24 10:01:02 web1 myapp[1]: got: sshd[1]: Failed password for root from 6.6.6.6 port 1 ssh2"))
+	if len(evs) != 0 {
+		t.Fatalf("text inside another program's message was taken as sshd's: %+v", evs)
+	}
+}
+
+func TestJailsListenOnlyToTheirSources(t *testing.T) {
+	other := &config.Filter{Name: "other", FailRegex: []config.Regex{{Text: `^\s*\S+ app: bad login from <HOST>$`}}}
+	m := newMatcher(t, JailSpec{ID: 0, Name: "sshd", Filter: shippedSSHD(t)}, JailSpec{ID: 1, Name: "app", Filter: other})
+	lines := []string{
+		"Nov 24 10:01:02 web1 sshd[1]: Failed password for root from 203.0.113.1 port 1 ssh2",
+		"Nov 24 10:01:02 web1 app: bad login from 203.0.113.2",
+		"Nov 24 10:01:02 web1 app: good login from 203.0.113.3",
+	}
+	evs := match(t, m, block(ingest.NewJailSet(1), lines...))
+	if len(evs) != 1 || evs[0].Jail != 1 || evs[0].Addr.String() != "203.0.113.2" || evs[0].Line != 1 {
+		t.Fatalf("jail 1 only: got %+v", evs)
+	}
+	evs = match(t, m, block(ingest.NewJailSet(0, 1), lines...))
+	if len(evs) != 2 || evs[0].Jail != 0 || evs[1].Jail != 1 {
+		t.Fatalf("both jails: got %+v", evs)
+	}
+	if got := m.Stats[1].Matched.Load(); got != 2 {
+		t.Fatalf("jail 1 matched %d lines, want 2", got)
+	}
+}
+
+func TestIgnoreRegexAndNoDate(t *testing.T) {
+	f := &config.Filter{Name: "x",
+		FailRegex:   []config.Regex{{Text: `^\s*\S+ app: bad login for (?P<user>\S+) from <HOST>$`}},
+		IgnoreRegex: []config.Regex{{Text: `for monitor `}}}
+	m := newMatcher(t, JailSpec{ID: 0, Name: "x", Filter: f})
+	evs := match(t, m, block(ingest.NewJailSet(0),
+		"Nov 24 10:01:02 h app: bad login for monitor from 203.0.113.1",
+		"h app: bad login for bob from 203.0.113.2",
+		"Nov 24 10:01:02 h app: bad login for bob from 999.1.1.1",
+		"Nov 24 10:01:02 h app: bad login for bob from 203.0.113.3",
+	))
+	if len(evs) != 1 || evs[0].Addr.String() != "203.0.113.3" {
+		t.Fatalf("got %+v", evs)
+	}
+	s := &m.Stats[0]
+	if s.Ignored.Load() != 1 || s.NoDate.Load() != 1 || s.BadAddr.Load() != 1 || s.Matched.Load() != 1 {
+		t.Fatalf("stats ignored=%d nodate=%d badaddr=%d matched=%d; want 1 each", s.Ignored.Load(), s.NoDate.Load(), s.BadAddr.Load(), s.Matched.Load())
+	}
+}
+
+// A regex Hyperscan cannot take runs through Go regexp alone; a regex nobody can compile is an error
+// naming the filter and the regex index, never a crash.
+func TestHyperscanFallbackAndErrors(t *testing.T) {
+	// Hyperscan refuses patterns that can match the empty string; Go takes it.
+	f := &config.Filter{Name: "odd",
+		FailRegex:   []config.Regex{{Text: `^\s*\S+ app: denied <HOST>$`}},
+		IgnoreRegex: []config.Regex{{Text: `(?:trusted)?`}}}
+	m := newMatcher(t, JailSpec{ID: 0, Name: "odd", Filter: f})
+	if len(m.Warnings) == 0 {
+		t.Fatal("want a warning about the regex Hyperscan could not take")
+	}
+	// The empty-matching ignoreregex ignores every line, as Python would.
+	evs := match(t, m, block(ingest.NewJailSet(0), "Nov 24 10:01:02 h app: denied 203.0.113.1"))
+	if len(evs) != 0 {
+		t.Fatalf("got %+v", evs)
+	}
+	f2 := &config.Filter{Name: "odd2", FailRegex: []config.Regex{{Text: `^\s*\S+ app: denied (?:x{0,3})?<HOST>$`}}}
+	m2 := newMatcher(t, JailSpec{ID: 0, Name: "odd2", Filter: f2})
+	if evs := match(t, m2, block(ingest.NewJailSet(0), "Nov 24 10:01:02 h app: denied 203.0.113.1")); len(evs) != 1 {
+		t.Fatalf("got %+v", evs)
+	}
+
+	bad := &config.Filter{Name: "py", File: "filter.d/py.conf", FailRegex: []config.Regex{
+		{Text: `^ok <HOST>$`, File: "filter.d/py.conf", Line: 3},
+		{Text: `^(?<=x)bad <HOST>$`, File: "filter.d/py.conf", Line: 4},
+		{Text: `^no address here$`, File: "filter.d/py.conf", Line: 5},
+	}}
+	_, err := New([]JailSpec{{ID: 0, Name: "j", Filter: bad}}, Options{})
+	if err == nil {
+		t.Fatal("want an error")
+	}
+	for _, want := range []string{"filter.d/py.conf:4: jail j, filter py: failregex[1]:", "filter.d/py.conf:5: jail j, filter py: failregex[2]: has no <HOST>"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+}
+
+// Hits that end in a skipped (over-long or binary) line or across lines never produce events for
+// the wrong line.
+func TestHitsMapToTheirLine(t *testing.T) {
+	m := newMatcher(t, JailSpec{ID: 0, Name: "sshd", Filter: shippedSSHD(t)})
+	good := "Nov 24 10:01:02 web1 sshd[1]: Failed password for root from 203.0.113.1 port 1 ssh2"
+	skipped := "Nov 24 10:01:02 web1 sshd[1]: Failed password for root from 203.0.113.2 port 1 ssh2"
+	b := block(ingest.NewJailSet(0), good)
+	// Append a line that is in Buf but has no span (as the splitter does for skipped lines).
+	b.Buf = append(b.Buf, skipped...)
+	b.Buf = append(b.Buf, '\n')
+	start := len(b.Buf)
+	b.Buf = append(b.Buf, good...)
+	b.Lines = append(b.Lines, ingest.Span{Start: uint32(start), End: uint32(len(b.Buf))})
+	b.Buf = append(b.Buf, '\n')
+	evs := match(t, m, b)
+	if len(evs) != 2 || evs[0].Line != 0 || evs[1].Line != 1 {
+		t.Fatalf("got %+v", evs)
+	}
+	for _, ev := range evs {
+		if ev.Addr == netip.MustParseAddr("203.0.113.2") {
+			t.Fatal("a skipped line produced an event")
+		}
+	}
+}

@@ -1,0 +1,72 @@
+package store
+
+import (
+	"fmt"
+	"net/netip"
+	"testing"
+)
+
+func TestCommitReopenRestore(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b1 := Ban{Jail: "sshd", Prefix: netip.MustParsePrefix("192.0.2.1/32"), Start: 100, End: 700, Count: 1}
+	b2 := Ban{Jail: "sshd", Prefix: netip.MustParsePrefix("2001:db8::/64"), Start: 100, End: 0, Count: 2}
+	b3 := Ban{Jail: "web", Prefix: netip.MustParsePrefix("192.0.2.1/32"), Start: 150, End: 750, Count: 3}
+	if err := s.Commit([]Change{{Ban: b1}, {Ban: b2}, {Ban: b3}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Commit([]Change{{Unban: true, Ban: b3}}); err != nil {
+		t.Fatal(err)
+	}
+	// A second process cannot open the same store while it is held.
+	if s2, err := Open(dir, nil); err == nil {
+		s2.Close()
+		t.Fatal("a second Open of a held store succeeded")
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	bans, err := s.Bans()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(bans); got != fmt.Sprint([]Ban{b1, b2}) {
+		t.Fatalf("bans after reopen:\n%v\nwant\n%v", got, []Ban{b1, b2})
+	}
+	h, err := s.History()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h[b1.Prefix] != 3 || h[b2.Prefix] != 2 {
+		t.Fatalf("history %v: the web ban of 192.0.2.1 (count 3) must stay in history after its unban", h)
+	}
+}
+
+// BenchmarkCommit measures one synced batch of 64 bans, the applier's unit of work.
+func BenchmarkCommit(b *testing.B) {
+	s, err := Open(b.TempDir(), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	changes := make([]Change, 64)
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		for j := range changes {
+			k := i*64 + j
+			changes[j] = Change{Ban: Ban{Jail: "sshd", Prefix: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(k >> 16), byte(k >> 8), byte(k)}), 32), Start: 1, End: 2, Count: 1}}
+		}
+		if err := s.Commit(changes); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)*64/b.Elapsed().Seconds(), "bans/s")
+}
