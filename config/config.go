@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -147,6 +148,19 @@ func Load(dir string, opts Options) (*Config, error) {
 		}
 	}
 	if err := errs.Err(); err != nil {
+		// Files in the order they were first mentioned, lines in order within a file.
+		rank := map[string]int{}
+		for _, e := range errs {
+			if _, ok := rank[e.File]; !ok {
+				rank[e.File] = len(rank)
+			}
+		}
+		sort.SliceStable(errs, func(a, b int) bool {
+			if ra, rb := rank[errs[a].File], rank[errs[b].File]; ra != rb {
+				return ra < rb
+			}
+			return errs[a].Line < errs[b].Line
+		})
 		return nil, err
 	}
 	return cfg, nil
@@ -306,6 +320,9 @@ func loadJail(dir string, r *reader, opts Options, cfg *Config) *Jail {
 	switch j.Backend {
 	case "auto", "polling", "pyinotify", "inotify", "gamin":
 		s, v, ok := r.get("logpath")
+		if !ok && v != nil {
+			break // the interpolation error is reported already
+		}
 		if !ok || strings.TrimSpace(s) == "" {
 			if v == nil {
 				_, v, _ = r.get("enabled")
@@ -347,7 +364,10 @@ func loadJail(dir string, r *reader, opts Options, cfg *Config) *Jail {
 
 	fs, fv, ok := r.get("filter")
 	if !ok {
-		fs = j.Name
+		if fv != nil {
+			return j // the interpolation error is reported already
+		}
+		fs, fv = j.Name, at
 	}
 	name, args, err := ParseFilterSpec(fs)
 	if err != nil {

@@ -1,0 +1,175 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func noDNS(name string) ([]netip.Addr, error) { return nil, fmt.Errorf("no DNS in tests") }
+
+func TestShippedConfig(t *testing.T) {
+	cfg, err := Load("../configs", Options{Resolve: noDNS})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Jails) != 1 || cfg.Jails[0].Name != "sshd" {
+		t.Fatalf("shipped config enables %d jails, want just sshd", len(cfg.Jails))
+	}
+	j := cfg.Jails[0]
+	if j.MaxRetry != 5 || j.FindTime != 10*time.Minute || j.BanTime != 10*time.Minute || !j.IgnoreSelf {
+		t.Fatalf("sshd defaults: %+v", j)
+	}
+	if len(j.Ports) != 1 || j.Ports[0] != (PortRange{From: 22, To: 22}) || j.Protocol != "tcp" {
+		t.Fatalf("sshd ports %v %s", j.Ports, j.Protocol)
+	}
+	if len(j.LogPaths) != 1 || j.LogPaths[0].Pattern != "/var/log/auth.log" {
+		t.Fatalf("sshd logpath %v", j.LogPaths)
+	}
+	if len(j.Filter.FailRegex) < 6 {
+		t.Fatalf("sshd filter has %d failregexes", len(j.Filter.FailRegex))
+	}
+	for _, r := range j.Filter.FailRegex {
+		if strings.Contains(r.Text, "%(") || !strings.Contains(r.Text, "<HOST>") || !strings.HasPrefix(r.Text, "^") {
+			t.Errorf("failregex not fully interpolated or not anchored: %s", r.Text)
+		}
+	}
+	if cfg.Daemon.Socket != DefaultSocket || cfg.Daemon.DBDir != DefaultDBDir || cfg.Daemon.Metrics != DefaultMetrics {
+		t.Fatalf("daemon settings %+v", cfg.Daemon)
+	}
+}
+
+func TestLayeredConfig(t *testing.T) {
+	cfg, err := Load("testdata/layered", Options{Resolve: noDNS})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Jails) != 2 {
+		t.Fatalf("want jails sshd and app, got %d", len(cfg.Jails))
+	}
+	ssh := cfg.Jail("sshd")
+	// jail.conf < jail.d/*.conf < jail.local < jail.d/*.local
+	if ssh.MaxRetry != 4 {
+		t.Errorf("sshd maxretry %d, want 4 (jail.local over jail.d/10-sshd.conf)", ssh.MaxRetry)
+	}
+	if ssh.BanTime != Forever || ssh.FindTime != 24*time.Hour {
+		t.Errorf("sshd bantime %v findtime %v, want forever and 1d from jail.d/20-sshd.local", ssh.BanTime, ssh.FindTime)
+	}
+	if ssh.LogPaths[0].Pattern != "/var/log/auth.log" {
+		t.Errorf("logpath through [INCLUDES] before: %v", ssh.LogPaths)
+	}
+	want := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("192.0.2.0/24")}
+	if fmt.Sprint(ssh.IgnoreIP) != fmt.Sprint(want) {
+		t.Errorf("ignoreip %v, want %v (%%(known/ignoreip)s plus the new CIDR, inline comment stripped)", ssh.IgnoreIP, want)
+	}
+	if got := ssh.Filter.FailRegex[0].Text; got != `^\s*\S+ sshd(?:\[\d+\])?:\s+Failed password for .* from <HOST> port \d+` {
+		t.Errorf("sshd failregex[0] = %s", got)
+	}
+	if r := ssh.Filter.FailRegex[1]; !strings.HasSuffix(r.File, "sshd.conf") || r.Line != 7 {
+		t.Errorf("failregex[1] located at %s:%d, want sshd.conf:7", r.File, r.Line)
+	}
+
+	app := cfg.Jail("app")
+	if len(app.LogPaths) != 2 || app.LogPaths[1] != (LogPath{Pattern: "/var/log/app.log", Head: true}) {
+		t.Errorf("app logpaths %+v", app.LogPaths)
+	}
+	if fmt.Sprint(app.Ports) != "[{80 80} {443 443} {8000 8010}]" {
+		t.Errorf("app ports %v", app.Ports)
+	}
+	// filter = app[mode=%(mode)s] with mode = strict in the jail: <re-<mode>> becomes the strict regex.
+	if got := app.Filter.FailRegex[0].Text; got != `^\s*\S+ app(?:\[\d+\])?:\s+(?:denied|refused) (?P<user>\w+) from <HOST>$` {
+		t.Errorf("app failregex = %s", got)
+	}
+	if len(app.Filter.IgnoreRegex) != 2 || !strings.Contains(app.Filter.IgnoreRegex[1].Text, "monitor check") {
+		t.Errorf("app ignoreregex (known/ from app.local) = %+v", app.Filter.IgnoreRegex)
+	}
+	if app.Filter.DatePattern != "{^LN-BEG}" {
+		t.Errorf("datepattern %q", app.Filter.DatePattern)
+	}
+}
+
+// Each folder in testdata/invalid must fail to load with every error in its want.txt, reported
+// together.
+func TestInvalidConfigs(t *testing.T) {
+	dirs, err := os.ReadDir("testdata/invalid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range dirs {
+		t.Run(d.Name(), func(t *testing.T) {
+			dir := filepath.Join("testdata/invalid", d.Name())
+			wantRaw, err := os.ReadFile(filepath.Join(dir, "want.txt"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = Load(dir, Options{Resolve: noDNS})
+			if err == nil {
+				t.Fatal("loaded without error")
+			}
+			var es Errors
+			if !errors.As(err, &es) {
+				t.Fatalf("error is %T, want config.Errors", err)
+			}
+			wants := strings.Split(strings.TrimSpace(string(wantRaw)), "\n")
+			for _, w := range wants {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("errors lack %q; got:\n%v", w, err)
+				}
+			}
+			if len(es) < len(wants) {
+				t.Errorf("%d errors reported, want at least %d", len(es), len(wants))
+			}
+		})
+	}
+}
+
+func TestParseDuration(t *testing.T) {
+	f := func(in string, want time.Duration) {
+		t.Helper()
+		got, err := ParseDuration(in)
+		if err != nil || got != want {
+			t.Fatalf("ParseDuration(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	f("600", 10*time.Minute)
+	f("10m", 10*time.Minute)
+	f("1h", time.Hour)
+	f("1d", 24*time.Hour)
+	f("1h 30m", 90*time.Minute)
+	f("2w", 14*24*time.Hour)
+	f("1.5h", 90*time.Minute)
+	f("30 seconds", 30*time.Second)
+	f("-1", Forever)
+	for _, bad := range []string{"", "ten", "10 parsecs", "h"} {
+		if _, err := ParseDuration(bad); err == nil {
+			t.Errorf("ParseDuration(%q) accepted", bad)
+		}
+	}
+}
+
+func TestParsePortsAndFilterSpec(t *testing.T) {
+	p, err := ParsePorts("ssh, 2222, 6000:6010", "tcp")
+	if err != nil || fmt.Sprint(p) != "[{22 22} {2222 2222} {6000 6010}]" {
+		t.Fatalf("%v %v", p, err)
+	}
+	for _, all := range []string{"0:65535", "all", "any"} {
+		if p, err := ParsePorts(all, "tcp"); err != nil || p != nil {
+			t.Fatalf("%s: %v %v; want every port", all, p, err)
+		}
+	}
+	if _, err := ParsePorts("10:5", "tcp"); err == nil {
+		t.Fatal("backwards range accepted")
+	}
+	name, args, err := ParseFilterSpec(`sshd[mode=aggressive, port="22,2222", x='a b']`)
+	if err != nil || name != "sshd" || args["mode"] != "aggressive" || args["port"] != "22,2222" || args["x"] != "a b" {
+		t.Fatalf("%q %v %v", name, args, err)
+	}
+	if _, _, err := ParseFilterSpec("sshd[mode=x"); err == nil {
+		t.Fatal("unterminated arguments accepted")
+	}
+}
