@@ -33,7 +33,10 @@ type TailOptions struct {
 type Tailer struct {
 	opts  TailOptions
 	files map[string]*tailFile
-	first bool
+	// retired holds files rotated away or gone from the glob. They are still read on every poll,
+	// since a writer may not have reopened its log yet, and let go after retireIdle quiet polls.
+	retired []*tailFile
+	first   bool
 	// warned remembers that a missing file was reported, so the warning is not repeated every poll.
 	warned bool
 }
@@ -46,7 +49,11 @@ type tailFile struct {
 	off   int64
 	split Splitter
 	fresh bool // discovered after start-up: read from the beginning
+	idle  int  // polls without new data since the file was retired
 }
+
+// retireIdle is how many polls without new data a rotated-away file is kept (5 s at 250 ms).
+const retireIdle = 20
 
 // NewTailer returns a tailer; call Run to start it.
 func NewTailer(opts TailOptions) *Tailer {
@@ -64,6 +71,9 @@ func NewTailer(opts TailOptions) *Tailer {
 func (t *Tailer) Run(ctx context.Context, out chan<- *Block) {
 	defer func() {
 		for _, tf := range t.files {
+			tf.close()
+		}
+		for _, tf := range t.retired {
 			tf.close()
 		}
 	}()
@@ -86,6 +96,21 @@ func (t *Tailer) PollOnce(ctx context.Context, out chan<- *Block) {
 		t.opts.Log.Warn("log file not found; the jail waits for it", "logpath", t.opts.Pattern, "jails", t.opts.Source.Name)
 		t.warned = true
 	}
+	// Retired files first: their lines are older than anything in the files that replaced them.
+	kept := t.retired[:0]
+	for _, tf := range t.retired {
+		if t.drain(ctx, tf, out) > 0 {
+			tf.idle = 0
+		} else {
+			tf.idle++
+		}
+		if tf.idle > retireIdle {
+			tf.close()
+			continue
+		}
+		kept = append(kept, tf)
+	}
+	t.retired = kept
 	seen := make(map[string]bool, len(paths))
 	for _, p := range paths {
 		seen[p] = true
@@ -100,17 +125,31 @@ func (t *Tailer) PollOnce(ctx context.Context, out chan<- *Block) {
 		}
 		t.poll(ctx, tf, out)
 	}
-	// Files that vanished from the glob: drain what was written before they went, then let go.
+	// Files that vanished from the glob (or a plain path that is gone): keep reading them until
+	// they have been quiet for a while.
 	for p, tf := range t.files {
 		if !seen[p] {
-			if tf.f != nil {
-				t.drain(ctx, tf, out)
-			}
-			tf.close()
 			delete(t.files, p)
+			if old := t.retire(tf); old != nil {
+				t.opts.Source.Stats.Rotated.Add(1)
+				t.opts.Log.Info("log file moved away or deleted; reading what is left in it", "path", p)
+				t.drain(ctx, old, out)
+			}
 		}
 	}
 	t.first = false
+}
+
+// retire moves tf's open file to the retired list and returns it (nil when none was open).
+func (t *Tailer) retire(tf *tailFile) *tailFile {
+	if tf.f == nil {
+		return nil
+	}
+	old := *tf
+	old.idle = 0
+	tf.f = nil
+	t.retired = append(t.retired, &old)
+	return &old
 }
 
 func (t *Tailer) expand() []string {
@@ -141,17 +180,16 @@ func fileID(st os.FileInfo) (dev, ino uint64) {
 func (t *Tailer) poll(ctx context.Context, tf *tailFile, out chan<- *Block) {
 	st, err := os.Stat(tf.path)
 	if err != nil {
-		// Renamed away and not yet recreated: keep reading the old file.
-		if tf.f != nil {
-			t.drain(ctx, tf, out)
-		}
 		return
 	}
 	dev, ino := fileID(st)
 	if tf.f != nil && (dev != tf.dev || ino != tf.ino) {
-		// Rotated: what was appended to the old file before the switch still counts.
-		t.drain(ctx, tf, out)
-		tf.close()
+		// Rotated: what reached the old file is read first; it stays retired (still read) for a
+		// while, and the new file starts at its beginning.
+		if old := t.retire(tf); old != nil {
+			t.drain(ctx, old, out)
+		}
+		tf.split = Splitter{}
 		tf.fresh = true
 		t.opts.Source.Stats.Rotated.Add(1)
 		t.opts.Log.Info("log file rotated", "path", tf.path)
@@ -190,12 +228,14 @@ func (t *Tailer) poll(ctx context.Context, tf *tailFile, out chan<- *Block) {
 	t.drain(ctx, tf, out)
 }
 
-// drain reads tf to its current end and sends whole lines.
-func (t *Tailer) drain(ctx context.Context, tf *tailFile, out chan<- *Block) {
+// drain reads tf to its current end, sends whole lines and returns how many bytes it read.
+func (t *Tailer) drain(ctx context.Context, tf *tailFile, out chan<- *Block) int64 {
+	var total int64
 	for {
 		b := GetBlock()
 		n, err := tf.split.Fill(b, tf.f.Read)
 		tf.off += int64(n)
+		total += int64(n)
 		tf.split.Split(b, t.opts.Source.Stats)
 		if len(b.Lines) > 0 {
 			b.Source = t.opts.Source
@@ -203,7 +243,7 @@ func (t *Tailer) drain(ctx context.Context, tf *tailFile, out chan<- *Block) {
 			case out <- b:
 			case <-ctx.Done():
 				PutBlock(b)
-				return
+				return total
 			}
 		} else {
 			PutBlock(b)
@@ -212,7 +252,7 @@ func (t *Tailer) drain(ctx context.Context, tf *tailFile, out chan<- *Block) {
 			if err != nil && !errors.Is(err, io.EOF) {
 				t.opts.Log.Warn("cannot read log file", "path", tf.path, "err", err)
 			}
-			return
+			return total
 		}
 	}
 }

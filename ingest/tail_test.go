@@ -1,0 +1,175 @@
+package ingest
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+type tailHarness struct {
+	t   *testing.T
+	tl  *Tailer
+	out chan *Block
+	src *Source
+}
+
+func newTail(t *testing.T, pattern string, head bool) *tailHarness {
+	src := &Source{Name: "test", Jails: NewJailSet(0), Stats: &SourceStats{}}
+	h := &tailHarness{t: t, out: make(chan *Block, 1024), src: src}
+	h.tl = NewTailer(TailOptions{Pattern: pattern, Head: head, Source: src, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	return h
+}
+
+// poll runs one poll and returns the lines delivered.
+func (h *tailHarness) poll() []string {
+	h.t.Helper()
+	h.tl.PollOnce(context.Background(), h.out)
+	var got []string
+	for {
+		select {
+		case b := <-h.out:
+			if b.Source != h.src {
+				h.t.Fatal("block without its source")
+			}
+			for i := range b.Lines {
+				got = append(got, string(b.Line(i)))
+			}
+			PutBlock(b)
+		default:
+			return got
+		}
+	}
+}
+
+func (h *tailHarness) expect(want ...string) {
+	h.t.Helper()
+	got := h.poll()
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		h.t.Fatalf("lines %q, want %q", got, want)
+	}
+}
+
+func appendTo(t *testing.T, path, s string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(s); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestTailStartsAtEndAndFollowsAppends(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "auth.log")
+	appendTo(t, p, "old line\n")
+	h := newTail(t, p, false)
+	h.expect() // existing content is history: tail starts at the end
+	appendTo(t, p, "one\ntw")
+	h.expect("one")
+	appendTo(t, p, "o\nthree\n")
+	h.expect("two", "three")
+	h.expect()
+}
+
+func TestTailHeadReadsExistingContent(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "auth.log")
+	appendTo(t, p, "old line\n")
+	h := newTail(t, p, true)
+	h.expect("old line")
+}
+
+func TestTailRenameRotationDrainsOldFile(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "auth.log")
+	appendTo(t, p, "")
+	h := newTail(t, p, false)
+	h.expect()
+	appendTo(t, p, "before\n")
+	h.expect("before")
+	// logrotate: rename, the writer still has the old file open and writes one more line, then a
+	// new file is created and written.
+	if err := os.Rename(p, p+".1"); err != nil {
+		t.Fatal(err)
+	}
+	appendTo(t, p+".1", "late write to the old file\n")
+	h.expect("late write to the old file")
+	appendTo(t, p+".1", "later still\n")
+	appendTo(t, p, "new file line\n")
+	h.expect("later still", "new file line")
+	if h.src.Stats.Rotated.Load() != 1 {
+		t.Fatalf("rotations %d, want 1", h.src.Stats.Rotated.Load())
+	}
+	appendTo(t, p, "more\n")
+	h.expect("more")
+}
+
+func TestTailCopyTruncate(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "auth.log")
+	appendTo(t, p, "")
+	h := newTail(t, p, false)
+	h.expect()
+	appendTo(t, p, "a fairly long first line\nand a second one\n")
+	h.expect("a fairly long first line", "and a second one")
+	if err := os.Truncate(p, 0); err != nil {
+		t.Fatal(err)
+	}
+	appendTo(t, p, "after\n")
+	h.expect("after")
+}
+
+func TestTailSymlinkSwap(t *testing.T) {
+	dir := t.TempDir()
+	a, b, link := filepath.Join(dir, "a.log"), filepath.Join(dir, "b.log"), filepath.Join(dir, "current.log")
+	appendTo(t, a, "")
+	appendTo(t, b, "b existed before\n")
+	if err := os.Symlink(a, link); err != nil {
+		t.Fatal(err)
+	}
+	h := newTail(t, link, false)
+	h.expect()
+	appendTo(t, a, "in a\n")
+	h.expect("in a")
+	tmp := link + ".tmp"
+	if err := os.Symlink(b, tmp); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, link); err != nil {
+		t.Fatal(err)
+	}
+	// The new target is read from its start: everything in it is new to this link.
+	h.expect("b existed before")
+}
+
+func TestTailMissingFileAppearsAndGlob(t *testing.T) {
+	dir := t.TempDir()
+	h := newTail(t, filepath.Join(dir, "*.log"), false)
+	h.expect()
+	// A file that appears after start-up is read from its beginning.
+	appendTo(t, filepath.Join(dir, "x.log"), "first\n")
+	h.expect("first")
+	appendTo(t, filepath.Join(dir, "y.log"), "second\n")
+	appendTo(t, filepath.Join(dir, "x.txt"), "not matched\n")
+	h.expect("second")
+}
+
+func TestTailCountsBadLines(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "auth.log")
+	appendTo(t, p, "")
+	h := newTail(t, p, false)
+	h.expect()
+	appendTo(t, p, "good\n"+strings.Repeat("z", 70*1024)+"\n\x00\x01\x02garbage\ngood again\n")
+	h.expect("good", "good again")
+	if h.src.Stats.Overlong.Load() != 1 || h.src.Stats.Binary.Load() != 1 || h.src.Stats.Lines.Load() != 4 {
+		t.Fatalf("overlong=%d binary=%d lines=%d", h.src.Stats.Overlong.Load(), h.src.Stats.Binary.Load(), h.src.Stats.Lines.Load())
+	}
+}
