@@ -24,6 +24,7 @@ const usage = `portcullis — ban addresses that keep failing to authenticate (f
 
 Usage:
   portcullis run [-c DIR] [--socket PATH] [--db DIR] [--metrics ADDR|off] [--workers N]
+                 [--poll DUR] [--check-every DUR] [--debug]
   portcullis status [JAIL] [--json]
   portcullis ban JAIL IP...
   portcullis unban [JAIL] IP...        (no jail: unban in every jail)
@@ -84,6 +85,8 @@ func cmdRun(args []string, stderr io.Writer) int {
 	metricsAddr := fs.String("metrics", "", "metrics listen address, or off (default from portcullis.conf, else "+config.DefaultMetrics+")")
 	workers := fs.Int("workers", 0, "matching goroutines (default: one per core)")
 	debug := fs.Bool("debug", false, "log debug messages")
+	checkEvery := fs.Duration("check-every", 5*time.Second, "how often to check that the nftables table is intact")
+	poll := fs.Duration("poll", 250*time.Millisecond, "log file poll interval")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return 2
@@ -99,6 +102,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	d, err := pipeline.Start(pipeline.Options{
 		ConfigDir: *dir, Socket: *socket, DBDir: *db, Metrics: *metricsAddr, Workers: *workers, Log: log,
+		CheckEvery: *checkEvery, Poll: *poll,
 	})
 	if err != nil {
 		var ce config.Errors

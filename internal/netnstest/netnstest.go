@@ -11,9 +11,13 @@ import (
 
 const envMark = "PORTCULLIS_TEST_NETNS"
 
-// Main is called from TestMain. As root, outside a namespace, it re-runs the test binary under
+// Main is MainWith without a cleanup.
+func Main(m *testing.M) { MainWith(m, nil) }
+
+// MainWith is called from TestMain; cleanup (if any) runs after the tests, in the process that ran
+// them. As root, outside a namespace, it re-runs the test binary under
 // `unshare -n` (loopback brought up) and exits with its status; otherwise it runs the tests here.
-func Main(m *testing.M) {
+func MainWith(m *testing.M, cleanup func()) {
 	if os.Getuid() == 0 && os.Getenv(envMark) == "" {
 		self, err := os.Executable()
 		if err != nil {
@@ -34,7 +38,11 @@ func Main(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if cleanup != nil {
+		cleanup()
+	}
+	os.Exit(code)
 }
 
 // Require skips t when not root and fails it when root but not inside the private namespace

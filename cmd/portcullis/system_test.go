@@ -1,0 +1,467 @@
+package main
+
+// System tests: the real binary, a real log file, real nftables in a private network namespace
+// (netnstest re-runs this test binary under `unshare -n`), read back with `nft -j` as an operator
+// would, a real Pebble folder and the real control socket.
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/portcullis/portcullis/internal/netnstest"
+)
+
+func TestMain(m *testing.M) {
+	netnstest.MainWith(m, func() {
+		if binPath != "" {
+			os.RemoveAll(filepath.Dir(binPath))
+		}
+	})
+}
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+func binary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "portcullis-bin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "portcullis")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// syncBuffer collects a daemon's stderr.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type env struct {
+	t       *testing.T
+	dir     string
+	cfg     string
+	log     string
+	socket  string
+	db      string
+	metrics string
+}
+
+func newEnv(t *testing.T, jailConf string) *env {
+	t.Helper()
+	dir := t.TempDir()
+	e := &env{t: t, dir: dir, cfg: filepath.Join(dir, "etc"), log: filepath.Join(dir, "auth.log"),
+		socket: filepath.Join(dir, "run", "p.sock"), db: filepath.Join(dir, "db")}
+	if err := os.MkdirAll(filepath.Join(e.cfg, "filter.d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"sshd.conf", "common.conf"} {
+		data, err := os.ReadFile(filepath.Join("..", "..", "configs", "filter.d", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(e.cfg, "filter.d", f), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conf := strings.ReplaceAll(jailConf, "@DIR@", dir)
+	if err := os.WriteFile(filepath.Join(e.cfg, "jail.conf"), []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(e.log, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.metrics = ln.Addr().String()
+	ln.Close()
+	return e
+}
+
+type daemon struct {
+	cmd    *exec.Cmd
+	stderr *syncBuffer
+	done   chan error
+}
+
+func (e *env) start() *daemon {
+	e.t.Helper()
+	d := &daemon{stderr: &syncBuffer{}, done: make(chan error, 1)}
+	d.cmd = exec.Command(binary(e.t), "run", "-c", e.cfg, "--socket", e.socket, "--db", e.db,
+		"--metrics", e.metrics, "--poll", "50ms", "--check-every", "200ms")
+	d.cmd.Stderr = d.stderr
+	if err := d.cmd.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	go func() { d.done <- d.cmd.Wait() }()
+	e.t.Cleanup(func() {
+		if d.cmd.ProcessState == nil {
+			d.cmd.Process.Kill()
+			<-d.done
+		}
+	})
+	e.waitFor("the control socket to answer", func() bool {
+		_, _, code := e.cli("status")
+		return code == 0
+	}, d)
+	return d
+}
+
+func (d *daemon) stop(t *testing.T) {
+	t.Helper()
+	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-d.done:
+		if err != nil {
+			t.Fatalf("daemon exited with %v:\n%s", err, d.stderr)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("daemon did not stop on SIGTERM:\n%s", d.stderr)
+	}
+}
+
+// waitFor polls cond for up to 15 s. Timing is not what is tested: a generous bound only keeps a
+// broken daemon from hanging the suite.
+func (e *env) waitFor(what string, cond func() bool, d *daemon) {
+	e.t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		if d != nil && d.cmd.ProcessState != nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	log := ""
+	if d != nil {
+		log = d.stderr.String()
+	}
+	e.t.Fatalf("gave up waiting for %s; daemon log:\n%s", what, log)
+}
+
+func (e *env) cli(args ...string) (string, string, int) {
+	e.t.Helper()
+	cmd := exec.Command(binary(e.t), append(args, "--socket", e.socket)...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		e.t.Fatal(err)
+	}
+	return out.String(), errb.String(), code
+}
+
+func (e *env) appendLog(lines ...string) {
+	e.t.Helper()
+	f, err := os.OpenFile(e.log, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer f.Close()
+	for _, l := range lines {
+		if _, err := io.WriteString(f, l+"\n"); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+}
+
+func stamp() string { return time.Now().Format(time.Stamp) }
+
+// nftSet returns the elements of a set and their timeouts, read with nft -j.
+func nftSet(t *testing.T, set string) map[string]time.Duration {
+	t.Helper()
+	out, err := exec.Command("nft", "-j", "list", "set", "inet", "portcullis", set).CombinedOutput()
+	if err != nil {
+		return nil // table or set missing
+	}
+	var doc struct {
+		Nftables []map[string]json.RawMessage `json:"nftables"`
+	}
+	if err := json.Unmarshal(out, &doc); err != nil {
+		t.Fatalf("nft -j: %v\n%s", err, out)
+	}
+	res := map[string]time.Duration{}
+	for _, obj := range doc.Nftables {
+		raw, ok := obj["set"]
+		if !ok {
+			continue
+		}
+		var s struct {
+			Elem []json.RawMessage `json:"elem"`
+		}
+		json.Unmarshal(raw, &s)
+		for _, el := range s.Elem {
+			var plain string
+			if json.Unmarshal(el, &plain) == nil {
+				res[plain] = 0
+				continue
+			}
+			var w struct {
+				Elem struct {
+					Val     string `json:"val"`
+					Timeout int64  `json:"timeout"`
+				} `json:"elem"`
+			}
+			if err := json.Unmarshal(el, &w); err != nil {
+				t.Fatalf("element %s: %v", el, err)
+			}
+			res[w.Elem.Val] = time.Duration(w.Elem.Timeout) * time.Second
+		}
+	}
+	return res
+}
+
+func failures(addr string, n int) []string {
+	var out []string
+	for i := 0; i < n; i++ {
+		out = append(out, fmt.Sprintf("%s testhost sshd[%d]: Failed password for invalid user admin%d from %s port %d ssh2", stamp(), 4000+i, i, addr, 50000+i))
+	}
+	return out
+}
+
+const systemJails = `
+[DEFAULT]
+ignoreip = 127.0.0.1/8 192.0.2.0/24
+maxretry = 3
+findtime = 10m
+bantime = 1h
+
+[sshd]
+enabled = true
+port = ssh
+logpath = @DIR@/auth.log
+
+[waiting]
+enabled = true
+filter = sshd
+logpath = @DIR@/not-there-yet.log
+`
+
+func TestSystemTailToNftables(t *testing.T) {
+	netnstest.Require(t)
+	e := newEnv(t, systemJails)
+	d := e.start()
+
+	// The jail whose log does not exist yet waits and warns; the daemon keeps running.
+	if !strings.Contains(d.stderr.String(), "log file not found") {
+		t.Errorf("no warning about the missing log file:\n%s", d.stderr)
+	}
+	out, _, code := e.cli("status")
+	if code != 0 || !strings.Contains(out, "sshd") || !strings.Contains(out, "waiting") {
+		t.Fatalf("status: %q (exit %d)", out, code)
+	}
+
+	// Two failures do not ban; the third does, with the kernel timeout equal to bantime.
+	e.appendLog(failures("203.0.113.5", 2)...)
+	e.waitFor("two failures to be counted", func() bool {
+		out, _, _ := e.cli("status", "sshd")
+		return strings.Contains(out, "Total failed:\t2")
+	}, d)
+	if _, ok := nftSet(t, "sshd-v4")["203.0.113.5"]; ok {
+		t.Fatal("banned after two failures with maxretry = 3")
+	}
+	e.appendLog(failures("203.0.113.5", 1)...)
+	e.waitFor("203.0.113.5 in sshd-v4", func() bool { _, ok := nftSet(t, "sshd-v4")["203.0.113.5"]; return ok }, d)
+	if to := nftSet(t, "sshd-v4")["203.0.113.5"]; to < 59*time.Minute || to > time.Hour {
+		t.Fatalf("kernel timeout %v, want bantime (1h)", to)
+	}
+
+	// IPv6, plus garbage the daemon must count and skip, in the same append.
+	junk := []string{"\x00\x01\x02\x03 binary garbage \xff\xfe", strings.Repeat("A", 70*1024)}
+	e.appendLog(append(junk, failures("2001:db8::5", 3)...)...)
+	e.waitFor("2001:db8::5 in sshd-v6", func() bool { _, ok := nftSet(t, "sshd-v6")["2001:db8::5"]; return ok }, d)
+
+	// Metrics show what was read, matched, skipped and banned.
+	resp, err := http.Get("http://" + e.metrics + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	src := filepath.Join(e.dir, "auth.log")
+	for _, want := range []string{
+		fmt.Sprintf(`portcullis_lines_read_total{source=%q} 8`, src),
+		fmt.Sprintf(`portcullis_lines_skipped_total{source=%q,reason="binary"} 1`, src),
+		fmt.Sprintf(`portcullis_lines_skipped_total{source=%q,reason="overlong"} 1`, src),
+		`portcullis_failures_total{jail="sshd"} 6`,
+		`portcullis_bans_total{jail="sshd"} 2`,
+		`portcullis_banned{jail="sshd"} 2`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+
+	// Protected addresses are refused with a reason, from the CLI too.
+	_, stderr, code := e.cli("ban", "sshd", "127.0.0.1")
+	if code == 0 || !strings.Contains(stderr, "loopback") {
+		t.Errorf("ban of loopback: exit %d, %q", code, stderr)
+	}
+	_, stderr, code = e.cli("ban", "sshd", "192.0.2.50")
+	if code == 0 || !strings.Contains(stderr, "ignoreip") {
+		t.Errorf("ban of an ignoreip address: exit %d, %q", code, stderr)
+	}
+	if _, ok := nftSet(t, "sshd-v4")["192.0.2.50"]; ok {
+		t.Fatal("a protected address reached the firewall")
+	}
+	// A manual ban is in the set when the command returns.
+	if out, stderr, code := e.cli("ban", "sshd", "198.51.100.77"); code != 0 {
+		t.Fatalf("manual ban: %q %q", out, stderr)
+	}
+	if _, ok := nftSet(t, "sshd-v4")["198.51.100.77"]; !ok {
+		t.Fatal("manual ban not in the set when the CLI returned")
+	}
+
+	// unban without a jail removes the address from every jail, at once.
+	if out, stderr, code := e.cli("unban", "203.0.113.5"); code != 0 || !strings.Contains(out, "unbanned in sshd") {
+		t.Fatalf("unban: %q %q %d", out, stderr, code)
+	}
+	if _, ok := nftSet(t, "sshd-v4")["203.0.113.5"]; ok {
+		t.Fatal("203.0.113.5 still in the set after unban")
+	}
+	_, stderr, code = e.cli("unban", "sshd", "203.0.113.99")
+	if code == 0 || !strings.Contains(stderr, "not banned") {
+		t.Errorf("unban of an address that is not banned: exit %d %q", code, stderr)
+	}
+	out, _, _ = e.cli("banned", "--json")
+	var banned []struct{ Jail, Prefix string }
+	if err := json.Unmarshal([]byte(out), &banned); err != nil || len(banned) != 2 {
+		t.Fatalf("banned --json: %v %q", err, out)
+	}
+	_, stderr, code = e.cli("frobnicate")
+	if code == 0 || !strings.Contains(stderr, "unknown command") {
+		t.Errorf("unknown command: exit %d %q", code, stderr)
+	}
+
+	// Someone flushes the ruleset under the running daemon: the table comes back with the bans.
+	if out, err := exec.Command("nft", "flush", "ruleset").CombinedOutput(); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	e.waitFor("the table to be rebuilt after nft flush ruleset", func() bool {
+		_, ok := nftSet(t, "sshd-v6")["2001:db8::5"]
+		return ok
+	}, d)
+
+	// Restart with the ruleset flushed while the daemon was down: the bans come back from Pebble,
+	// with their remaining time.
+	d.stop(t)
+	if out, err := exec.Command("nft", "flush", "ruleset").CombinedOutput(); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	d = e.start()
+	set6 := nftSet(t, "sshd-v6")
+	if to, ok := set6["2001:db8::5"]; !ok || to > time.Hour || to < 55*time.Minute {
+		t.Fatalf("after restart sshd-v6 = %v; want 2001:db8::5 with its remaining time", set6)
+	}
+	if _, ok := nftSet(t, "sshd-v4")["198.51.100.77"]; !ok {
+		t.Fatal("the manual ban did not survive the restart")
+	}
+	if _, ok := nftSet(t, "sshd-v4")["203.0.113.5"]; ok {
+		t.Fatal("an unbanned address came back after restart")
+	}
+
+	// reload: a broken configuration is refused and the running one stays.
+	conf := filepath.Join(e.cfg, "jail.conf")
+	good, _ := os.ReadFile(conf)
+	os.WriteFile(conf, append(good, []byte("\n[broken]\nenabled = true\nmaxretry = lots\n")...), 0o644)
+	_, stderr, code = e.cli("reload")
+	if code == 0 || !strings.Contains(stderr, "maxretry") {
+		t.Fatalf("reload of a broken config: exit %d %q", code, stderr)
+	}
+	os.WriteFile(conf, []byte(strings.Replace(string(good), "[waiting]\nenabled = true", "[waiting]\nenabled = false", 1)), 0o644)
+	if out, stderr, code := e.cli("reload"); code != 0 {
+		t.Fatalf("reload: %q %q", out, stderr)
+	}
+	out, _, _ = e.cli("status")
+	if strings.Contains(out, "waiting") {
+		t.Fatalf("after reload the disabled jail is still listed: %q", out)
+	}
+	if _, ok := nftSet(t, "sshd-v6")["2001:db8::5"]; !ok {
+		t.Fatal("bans lost across reload")
+	}
+	// The daemon still bans after the reload.
+	e.appendLog(failures("203.0.113.6", 3)...)
+	e.waitFor("203.0.113.6 in sshd-v4 after reload", func() bool { _, ok := nftSet(t, "sshd-v4")["203.0.113.6"]; return ok }, d)
+	d.stop(t)
+}
+
+func TestSystemShortBanExpires(t *testing.T) {
+	netnstest.Require(t)
+	e := newEnv(t, strings.Replace(systemJails, "bantime = 1h", "bantime = 2", 1))
+	d := e.start()
+	e.appendLog(failures("203.0.113.8", 3)...)
+	e.waitFor("the ban", func() bool { _, ok := nftSet(t, "sshd-v4")["203.0.113.8"]; return ok }, d)
+	e.waitFor("the ban to expire in the daemon and the kernel", func() bool {
+		out, _, _ := e.cli("banned", "sshd")
+		_, inSet := nftSet(t, "sshd-v4")["203.0.113.8"]
+		return !strings.Contains(out, "203.0.113.8") && !inSet
+	}, d)
+	d.stop(t)
+}
+
+func TestMalformedConfigExitsNonZero(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "filter.d"), 0o755)
+	os.WriteFile(filepath.Join(dir, "jail.conf"), []byte("[sshd]\nenabled = true\nbantime = soon\nlogpath = /x.log\n"), 0o644)
+	cmd := exec.Command(binary(t), "run", "-c", dir, "--socket", filepath.Join(dir, "s"), "--db", filepath.Join(dir, "db"), "--metrics", "off")
+	out, err := cmd.CombinedOutput()
+	ee, ok := err.(*exec.ExitError)
+	if !ok || ee.ExitCode() == 0 {
+		t.Fatalf("want a non-zero exit, got %v\n%s", err, out)
+	}
+	for _, want := range []string{filepath.Join(dir, "jail.conf") + ":3: bantime:", `no filter "sshd"`} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "db")); err == nil {
+		t.Error("a broken config still created the store")
+	}
+}
