@@ -1,0 +1,50 @@
+# portcullis — two commands on a fresh Debian machine:
+#   make run    installs what is missing, builds, runs the daemon on configs/ in the foreground
+#   make test   installs what is missing, runs go vet and every test (system tests need root)
+
+SHELL := /bin/bash
+export PATH := /usr/local/go/bin:$(HOME)/go/bin:$(PATH)
+export DEBIAN_FRONTEND := noninteractive
+GO    ?= go
+BIN   := bin/portcullis
+# Hyperscan (cgo, pinned gohs v1.2.2 links it), nftables for the nft CLI used by tests and
+# operators, iproute2 + util-linux for the private network namespaces of the system tests.
+DEB_PACKAGES := libhyperscan-dev pkg-config gcc nftables iproute2 util-linux
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+FUZZTIME ?= 30s
+
+.PHONY: all deps build run test bench fuzz clean
+
+all: build
+
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	@command -v $(GO) >/dev/null || { echo "Go is not installed (expected at /usr/local/go)"; exit 1; }
+	$(GO) mod download
+
+build: deps
+	CGO_ENABLED=1 $(GO) build -o $(BIN) ./cmd/portcullis
+
+run: build
+	./$(BIN) run -c configs
+
+test: deps
+	$(GO) vet ./...
+	$(GO) test -count=1 ./...
+
+bench: deps
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+fuzz: deps
+	$(GO) test -run '^$$' -fuzz FuzzSplit -fuzztime $(FUZZTIME) ./ingest
+	$(GO) test -run '^$$' -fuzz FuzzParseDate -fuzztime $(FUZZTIME) ./matcher
+	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime $(FUZZTIME) ./config
+
+clean:
+	rm -rf bin
