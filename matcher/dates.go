@@ -131,7 +131,7 @@ func parseISO(b []byte, loc *time.Location) (time.Time, int, bool) {
 	h, ok3 := digits(b[11:], 2)
 	mi, ok4 := digits(b[14:], 2)
 	s, ok5 := digits(b[17:], 2)
-	if !(ok0 && ok1 && ok2 && ok3 && ok4 && ok5) || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60 {
+	if !(ok0 && ok1 && ok2 && ok3 && ok4 && ok5) || y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60 {
 		return time.Time{}, 0, false
 	}
 	n := 19
@@ -145,13 +145,16 @@ func parseISO(b []byte, loc *time.Location) (time.Time, int, bool) {
 		case c == 'Z':
 			zone = time.UTC
 			n++
-		case c == '+' || c == '-':
+		case (c == '+' || c == '-') && n+3 <= len(b):
 			zh, okh := digits(b[n+1:], 2)
 			m := n + 3
 			if okh && m < len(b) && b[m] == ':' {
 				m++
 			}
-			zm, okm := digits(b[m:], 2)
+			zm, okm := 0, false
+			if okh && m <= len(b) {
+				zm, okm = digits(b[m:], 2)
+			}
 			if okh && okm {
 				off := (zh*60 + zm) * 60
 				if c == '-' {
