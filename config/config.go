@@ -104,31 +104,12 @@ func Load(dir string, opts Options) (*Config, error) {
 		opts.Resolve = systemResolve
 	}
 	var errs Errors
-	cfg := &Config{Dir: dir, Daemon: Daemon{Socket: DefaultSocket, DBDir: DefaultDBDir, Metrics: DefaultMetrics}}
+	cfg := &Config{Dir: dir}
 	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
 		return nil, Errors{{File: dir, Msg: "is not a readable configuration folder"}}
 	}
 
-	d := NewINI()
-	d.ReadFile(filepath.Join(dir, "portcullis.conf"), false, &errs)
-	d.ReadFile(filepath.Join(dir, "portcullis.local"), false, &errs)
-	if s := d.Section("Definition"); s != nil {
-		for _, k := range s.Keys() {
-			v, _ := s.Raw(k)
-			if !daemonKeys[k] {
-				errs.AddAt(v, k, "unknown option in portcullis.conf")
-				continue
-			}
-			switch k {
-			case "socket":
-				cfg.Daemon.Socket = v.Text
-			case "dbdir":
-				cfg.Daemon.DBDir = v.Text
-			case "metrics":
-				cfg.Daemon.Metrics = v.Text
-			}
-		}
-	}
+	cfg.Daemon = loadDaemon(dir, &errs)
 
 	ini := NewINI()
 	ini.readLayered(dir, "jail", true, &errs)
@@ -164,6 +145,41 @@ func Load(dir string, opts Options) (*Config, error) {
 		return nil, err
 	}
 	return cfg, nil
+}
+
+// LoadDaemon reads only the daemon settings (portcullis.conf and .local) of dir; the CLI uses it
+// to find the socket.
+func LoadDaemon(dir string) (Daemon, error) {
+	var errs Errors
+	d := loadDaemon(dir, &errs)
+	return d, errs.Err()
+}
+
+func loadDaemon(dir string, errs *Errors) Daemon {
+	out := Daemon{Socket: DefaultSocket, DBDir: DefaultDBDir, Metrics: DefaultMetrics}
+	d := NewINI()
+	d.ReadFile(filepath.Join(dir, "portcullis.conf"), false, errs)
+	d.ReadFile(filepath.Join(dir, "portcullis.local"), false, errs)
+	s := d.Section("Definition")
+	if s == nil {
+		return out
+	}
+	for _, k := range s.Keys() {
+		v, _ := s.Raw(k)
+		if !daemonKeys[k] {
+			errs.AddAt(v, k, "unknown option in portcullis.conf")
+			continue
+		}
+		switch k {
+		case "socket":
+			out.Socket = v.Text
+		case "dbdir":
+			out.DBDir = v.Text
+		case "metrics":
+			out.Metrics = v.Text
+		}
+	}
+	return out
 }
 
 // Jail returns the enabled jail with this name, or nil.

@@ -359,6 +359,9 @@ func (d *Daemon) closeParts() error {
 	return errors.Join(errs...)
 }
 
+// LinesProcessed reports how many lines the current configuration's workers have finished.
+func (d *Daemon) LinesProcessed() uint64 { return d.current().lines.Load() }
+
 // jailID resolves a jail name in the current engine.
 func (e *engine) jailID(name string) (uint16, error) {
 	id, ok := e.byName[name]

@@ -34,7 +34,8 @@ type engine struct {
 	cancel  context.CancelFunc
 	readers sync.WaitGroup
 	workers sync.WaitGroup
-	errors  atomic.Uint64 // scan errors
+	errors  atomic.Uint64 // blocks that failed to scan or panicked, skipped
+	lines   atomic.Uint64 // lines that went through the whole data path
 }
 
 type source struct {
@@ -149,10 +150,12 @@ func (e *engine) work(mw *matcher.Worker, log *slog.Logger, apply func([]ban.Dec
 		err       error
 	)
 	for b := range e.blocks {
-		events, err = mw.Match(b, events[:0])
+		n := len(b.Lines)
+		events, err = e.match(mw, b, events[:0])
 		if err != nil {
 			e.errors.Add(1)
-			log.Error("matching a block failed; its lines are skipped", "source", b.Source.Name, "err", err)
+			log.Error("matching a block failed; its lines are skipped", "source", b.Source.Name, "lines", n, "err", err)
+			events = events[:0]
 		}
 		crossings = adder.Add(events, crossings[:0])
 		ingest.PutBlock(b)
@@ -160,7 +163,19 @@ func (e *engine) work(mw *matcher.Worker, log *slog.Logger, apply func([]ban.Dec
 		if len(decisions) > 0 {
 			apply(decisions, e)
 		}
+		e.lines.Add(uint64(n))
 	}
+}
+
+// match runs the matcher, turning a panic (a parser bug reached by a hostile line) into an error
+// for this block, so one bad line can never take the daemon down.
+func (e *engine) match(mw *matcher.Worker, b *ingest.Block, dst []matcher.Event) (out []matcher.Event, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			out, err = dst[:0], fmt.Errorf("matcher panic: %v", r)
+		}
+	}()
+	return mw.Match(b, dst)
 }
 
 // stop stops the readers, lets the workers finish what was queued, and frees the matcher.

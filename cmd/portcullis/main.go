@@ -32,7 +32,8 @@ Usage:
   portcullis reload
   portcullis version
 
-Client commands accept --socket PATH (default ` + config.DefaultSocket + `).
+Client commands accept --socket PATH, or -c DIR to take the socket from DIR/portcullis.conf
+(default ` + config.DefaultSocket + `).
 `
 
 func main() {
@@ -135,7 +136,8 @@ func cmdRun(args []string, stderr io.Writer) int {
 func cmdClient(cmd string, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	socket := fs.String("socket", config.DefaultSocket, "control socket path")
+	socket := fs.String("socket", "", "control socket path (default: from -c DIR's portcullis.conf, else "+config.DefaultSocket+")")
+	dir := fs.String("c", "", "configuration folder whose portcullis.conf names the socket")
 	asJSON := fs.Bool("json", false, "print JSON")
 	timeout := fs.Duration("timeout", 30*time.Second, "how long to wait for the daemon")
 	pos, err := parseInterspersed(fs, args)
@@ -157,6 +159,17 @@ func cmdClient(cmd string, args []string, stdout, stderr io.Writer) int {
 		if len(pos) > 1 {
 			fmt.Fprintf(stderr, "usage: portcullis %s [JAIL]\n", cmd)
 			return 2
+		}
+	}
+	if *socket == "" {
+		*socket = config.DefaultSocket
+		if *dir != "" {
+			d, err := config.LoadDaemon(*dir)
+			if err != nil {
+				fmt.Fprintf(stderr, "portcullis: %v\n", err)
+				return 1
+			}
+			*socket = d.Socket
 		}
 	}
 	rep, err := control.Call(*socket, control.Request{Cmd: cmd, Args: pos}, *timeout)

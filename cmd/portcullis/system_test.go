@@ -106,6 +106,10 @@ func newEnv(t *testing.T, jailConf string) *env {
 	if err := os.WriteFile(filepath.Join(e.cfg, "jail.conf"), []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	daemonConf := fmt.Sprintf("[Definition]\nsocket = %s\n", e.socket)
+	if err := os.WriteFile(filepath.Join(e.cfg, "portcullis.conf"), []byte(daemonConf), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(e.log, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -296,6 +300,11 @@ func TestSystemTailToNftables(t *testing.T) {
 	out, _, code := e.cli("status")
 	if code != 0 || !strings.Contains(out, "sshd") || !strings.Contains(out, "waiting") {
 		t.Fatalf("status: %q (exit %d)", out, code)
+	}
+	// The client finds the socket through the config folder's portcullis.conf.
+	byConf, err := exec.Command(binary(t), "status", "-c", e.cfg).CombinedOutput()
+	if err != nil || string(byConf) != out {
+		t.Fatalf("status -c DIR: %v %q", err, byConf)
 	}
 
 	// Two failures do not ban; the third does, with the kernel timeout equal to bantime.
