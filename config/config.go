@@ -210,6 +210,14 @@ func (r *reader) lookup(name string) (*Value, bool) {
 	if name == "__name__" {
 		return &Value{Text: r.sec.Name}, true
 	}
+	// fail2ban's %(default/x)s is [DEFAULT]'s x even where the jail overrides x; a %(known/x)s
+	// that no earlier file defined falls back the same way.
+	if rest, ok := strings.CutPrefix(name, "default/"); ok {
+		return r.def.Raw(rest)
+	}
+	if rest, ok := strings.CutPrefix(name, "known/"); ok {
+		return r.def.Raw(rest)
+	}
 	if v, ok := r.sec.Raw(name); ok {
 		return v, true
 	}

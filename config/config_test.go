@@ -173,3 +173,28 @@ func TestParsePortsAndFilterSpec(t *testing.T) {
 		t.Fatal("unterminated arguments accepted")
 	}
 }
+
+// fail2ban's %(default/x)s names [DEFAULT]'s x even inside a jail that sets x itself (Debian's
+// paths-common.conf relies on it).
+func TestDefaultPrefixInterpolation(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "filter.d"), 0o755)
+	os.WriteFile(filepath.Join(dir, "filter.d", "x.conf"), []byte("[Definition]\nfailregex = ^x <HOST>$\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "jail.conf"), []byte(`[DEFAULT]
+maxretry = 7
+base_retry = %(default/maxretry)s
+[x]
+enabled = true
+filter = x
+logpath = /var/log/x.log
+maxretry = %(base_retry)s
+findtime = %(default/maxretry)sm
+`), 0o644)
+	cfg, err := Load(dir, Options{Resolve: noDNS})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j := cfg.Jails[0]; j.MaxRetry != 7 || j.FindTime != 7*time.Minute {
+		t.Fatalf("maxretry %d findtime %v", j.MaxRetry, j.FindTime)
+	}
+}
