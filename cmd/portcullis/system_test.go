@@ -435,7 +435,14 @@ func TestSystemTailToNftables(t *testing.T) {
 	if _, ok := nftSet(t, "sshd-v6")["2001:db8::5"]; !ok {
 		t.Fatal("bans lost across reload")
 	}
-	// The daemon still bans after the reload.
+	// SIGHUP reloads too.
+	if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor("SIGHUP to reload", func() bool {
+		return strings.Count(d.stderr.String(), "configuration reloaded") == 2
+	}, d)
+	// The daemon still bans after the reloads.
 	e.appendLog(failures("203.0.113.6", 3)...)
 	e.waitFor("203.0.113.6 in sshd-v4 after reload", func() bool { _, ok := nftSet(t, "sshd-v4")["203.0.113.6"]; return ok }, d)
 	d.stop(t)
