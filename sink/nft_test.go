@@ -1,11 +1,9 @@
 package sink
 
 import (
-	"encoding/json"
 	"net/netip"
 	"os/exec"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -16,61 +14,13 @@ import (
 
 func TestMain(m *testing.M) { netnstest.Main(m) }
 
-// setElements reads a set with the nft CLI, as an operator would, and returns its elements with
-// their timeouts (0 when none).
 func setElements(t testing.TB, table, set string) map[string]time.Duration {
 	t.Helper()
-	out, err := exec.Command("nft", "-j", "list", "set", "inet", table, set).CombinedOutput()
-	if err != nil {
-		t.Fatalf("nft list set %s: %v\n%s", set, err, out)
+	els := netnstest.NFTSet(t, table, set)
+	if els == nil {
+		t.Fatalf("set %s of table %s is missing", set, table)
 	}
-	var doc struct {
-		Nftables []map[string]json.RawMessage `json:"nftables"`
-	}
-	if err := json.Unmarshal(out, &doc); err != nil {
-		t.Fatalf("nft -j output: %v\n%s", err, out)
-	}
-	res := map[string]time.Duration{}
-	for _, obj := range doc.Nftables {
-		raw, ok := obj["set"]
-		if !ok {
-			continue
-		}
-		var s struct {
-			Elem []json.RawMessage `json:"elem"`
-		}
-		if err := json.Unmarshal(raw, &s); err != nil {
-			t.Fatal(err)
-		}
-		for _, e := range s.Elem {
-			var plain string
-			if json.Unmarshal(e, &plain) == nil {
-				res[plain] = 0
-				continue
-			}
-			var wrapped struct {
-				Elem struct {
-					Val     json.RawMessage `json:"val"`
-					Timeout int64           `json:"timeout"`
-				} `json:"elem"`
-			}
-			if err := json.Unmarshal(e, &wrapped); err != nil {
-				t.Fatalf("element %s: %v", e, err)
-			}
-			if json.Unmarshal(wrapped.Elem.Val, &plain) != nil {
-				var pfx struct {
-					Prefix struct {
-						Addr string `json:"addr"`
-						Len  int    `json:"len"`
-					} `json:"prefix"`
-				}
-				json.Unmarshal(wrapped.Elem.Val, &pfx)
-				plain = pfx.Prefix.Addr + "/" + strconv.Itoa(pfx.Prefix.Len)
-			}
-			res[plain] = time.Duration(wrapped.Elem.Timeout) * time.Second
-		}
-	}
-	return res
+	return els
 }
 
 func keys(m map[string]time.Duration) []string {

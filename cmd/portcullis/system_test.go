@@ -218,48 +218,8 @@ func (e *env) appendLog(lines ...string) {
 
 func stamp() string { return time.Now().Format(time.Stamp) }
 
-// nftSet returns the elements of a set and their timeouts, read with nft -j.
 func nftSet(t *testing.T, set string) map[string]time.Duration {
-	t.Helper()
-	out, err := exec.Command("nft", "-j", "list", "set", "inet", "portcullis", set).CombinedOutput()
-	if err != nil {
-		return nil // table or set missing
-	}
-	var doc struct {
-		Nftables []map[string]json.RawMessage `json:"nftables"`
-	}
-	if err := json.Unmarshal(out, &doc); err != nil {
-		t.Fatalf("nft -j: %v\n%s", err, out)
-	}
-	res := map[string]time.Duration{}
-	for _, obj := range doc.Nftables {
-		raw, ok := obj["set"]
-		if !ok {
-			continue
-		}
-		var s struct {
-			Elem []json.RawMessage `json:"elem"`
-		}
-		json.Unmarshal(raw, &s)
-		for _, el := range s.Elem {
-			var plain string
-			if json.Unmarshal(el, &plain) == nil {
-				res[plain] = 0
-				continue
-			}
-			var w struct {
-				Elem struct {
-					Val     string `json:"val"`
-					Timeout int64  `json:"timeout"`
-				} `json:"elem"`
-			}
-			if err := json.Unmarshal(el, &w); err != nil {
-				t.Fatalf("element %s: %v", el, err)
-			}
-			res[w.Elem.Val] = time.Duration(w.Elem.Timeout) * time.Second
-		}
-	}
-	return res
+	return netnstest.NFTSet(t, "portcullis", set)
 }
 
 func failures(addr string, n int) []string {
