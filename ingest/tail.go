@@ -195,24 +195,11 @@ func (t *Tailer) poll(ctx context.Context, tf *tailFile, out chan<- *Block) {
 		t.opts.Log.Info("log file rotated", "path", tf.path)
 	}
 	if tf.f == nil {
-		f, err := os.Open(tf.path)
-		if err != nil {
-			t.opts.Log.Warn("cannot open log file", "path", tf.path, "err", err)
-			return
+		// Just opened: the offset was taken from the open file, st may already be stale.
+		if t.open(tf) {
+			t.drain(ctx, tf, out)
 		}
-		fst, err := f.Stat()
-		if err != nil {
-			f.Close()
-			return
-		}
-		tf.f = f
-		tf.dev, tf.ino = fileID(fst)
-		tf.off = 0
-		tf.split.Reset()
-		if !tf.fresh && !t.opts.Head {
-			tf.off, _ = f.Seek(0, io.SeekEnd)
-		}
-		tf.fresh = false
+		return
 	}
 	if st.Size() < tf.off {
 		// Truncated in place (copytruncate): start over.
@@ -226,6 +213,44 @@ func (t *Tailer) poll(ctx context.Context, tf *tailFile, out chan<- *Block) {
 		}
 	}
 	t.drain(ctx, tf, out)
+}
+
+// open opens tf's path: at its end for a file known at start-up (unless Head), else at its start.
+func (t *Tailer) open(tf *tailFile) bool {
+	f, err := os.Open(tf.path)
+	if err != nil {
+		t.opts.Log.Warn("cannot open log file", "path", tf.path, "err", err)
+		return false
+	}
+	fst, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return false
+	}
+	tf.f = f
+	tf.dev, tf.ino = fileID(fst)
+	tf.off = 0
+	tf.split.Reset()
+	if !tf.fresh && !t.opts.Head {
+		tf.off, _ = f.Seek(0, io.SeekEnd)
+	}
+	tf.fresh = false
+	return true
+}
+
+// Prime fixes the starting position of every file present now, before Run starts: what is
+// appended after Prime returns is read, what was there before is history (fail2ban's "tail").
+// Without it, lines written between start-up and the first poll would be taken for history.
+func (t *Tailer) Prime() {
+	if !t.first {
+		return
+	}
+	for _, p := range t.expand() {
+		tf := &tailFile{path: p}
+		t.files[p] = tf
+		t.open(tf)
+	}
+	t.first = false
 }
 
 // drain reads tf to its current end, sends whole lines and returns how many bytes it read.

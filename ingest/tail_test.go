@@ -173,3 +173,14 @@ func TestTailCountsBadLines(t *testing.T) {
 		t.Fatalf("overlong=%d binary=%d lines=%d", h.src.Stats.Overlong.Load(), h.src.Stats.Binary.Load(), h.src.Stats.Lines.Load())
 	}
 }
+
+// Lines appended after Prime (the daemon's start-up) are read even if the first poll comes later.
+func TestTailPrimeFixesTheStart(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "auth.log")
+	appendTo(t, p, "history\n")
+	h := newTail(t, p, false)
+	h.tl.Prime()
+	appendTo(t, p, "new after start\n")
+	h.expect("new after start")
+}

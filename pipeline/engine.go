@@ -125,6 +125,9 @@ func (e *engine) start(opts *Options, apply func([]ban.Decision, *engine)) error
 		workers[i] = w
 	}
 	for _, s := range e.sources {
+		s.tailer.Prime()
+	}
+	for _, s := range e.sources {
 		e.readers.Add(1)
 		go func(s *source) {
 			defer e.readers.Done()

@@ -125,12 +125,7 @@ func (d *Daemon) ban(args []string) control.Reply {
 		}
 		results = append(results, r)
 	}
-	if len(ds) > 0 {
-		if err := d.applySync(ds, eng); err != nil {
-			return control.ErrorReply("the ban is decided but could not be fully applied: %v", err)
-		}
-	}
-	return control.DataReply(results)
+	return d.applyAndReply("ban", ds, eng, results)
 }
 
 func (d *Daemon) unban(args []string) control.Reply {
@@ -175,9 +170,15 @@ func (d *Daemon) unban(args []string) control.Reply {
 		}
 		results = append(results, r)
 	}
+	return d.applyAndReply("unban", ds, eng, results)
+}
+
+// applyAndReply waits until the decisions are in the store and the firewall, then answers with
+// the per-address results.
+func (d *Daemon) applyAndReply(what string, ds []ban.Decision, eng *engine, results []control.Result) control.Reply {
 	if len(ds) > 0 {
 		if err := d.applySync(ds, eng); err != nil {
-			return control.ErrorReply("the unban is decided but could not be fully applied: %v", err)
+			return control.ErrorReply("the %s is decided but could not be fully applied: %v", what, err)
 		}
 	}
 	return control.DataReply(results)
