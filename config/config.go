@@ -77,6 +77,7 @@ type PortRange struct{ From, To uint16 }
 type Filter struct {
 	Name        string
 	File        string
+	PrefRegex   *Regex // optional; its <F-CONTENT> is what the failregexes see
 	FailRegex   []Regex
 	IgnoreRegex []Regex
 	DatePattern string

@@ -64,7 +64,7 @@ func ParseFilterSpec(s string) (string, map[string]string, error) {
 	return name, args, nil
 }
 
-var tagRE = regexp.MustCompile(`<([\w.\-]+)>`)
+var tagRE = regexp.MustCompile(`<([\w.\-/]+)>`)
 
 // LoadFilter reads filter.d/NAME.conf and NAME.local (with their [INCLUDES]) and returns the filter
 // with %(name)s interpolated and <option> tags substituted; args override [Init] values.
@@ -87,6 +87,18 @@ func LoadFilter(filterDir, name string, args map[string]string) (*Filter, Errors
 	lookup := func(key string) (*Value, bool) {
 		if key == "__name__" {
 			return &Value{Text: name}, true
+		}
+		// %(section/key)s and <section/key> name an option of another section; default/ and
+		// known/ fall back to [DEFAULT].
+		if sec, k, ok := strings.Cut(key, "/"); ok {
+			switch sec {
+			case "default", "known":
+				return dflt.Raw(k)
+			}
+			if v, ok := ini.Section(sec).Raw(k); ok {
+				return v, true
+			}
+			return dflt.Raw(k)
 		}
 		for _, s := range []*Section{init, def, dflt} {
 			if v, ok := s.Raw(key); ok {
@@ -138,6 +150,12 @@ func LoadFilter(filterDir, name string, args map[string]string) (*Filter, Errors
 		return out
 	}
 	f.FailRegex = regexes("failregex")
+	if pr := regexes("prefregex"); len(pr) > 0 {
+		f.PrefRegex = &pr[0]
+		if len(pr) > 1 {
+			errs.Add(pr[1].File, pr[1].Line, "prefregex", "prefregex takes one regex")
+		}
+	}
 	f.IgnoreRegex = regexes("ignoreregex")
 	f.DatePattern, _ = get("datepattern")
 	f.DatePattern = strings.TrimSpace(f.DatePattern)

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"regexp"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -36,6 +35,9 @@ type Options struct {
 	Now func() time.Time
 	// Location is the zone of stamps without one; time.Local when nil.
 	Location *time.Location
+	// NoDNS leaves the dns group out of <HOST> (fail2ban's usedns = no). Names are never resolved
+	// by the matcher: a <HOST> that is a name is captured as text.
+	NoDNS bool
 }
 
 // Event is one confirmed failure. Line indexes the block's Lines and is valid only while the block is.
@@ -52,7 +54,7 @@ type JailStats struct {
 	Matched atomic.Uint64 // lines confirmed by a failregex with a valid address
 	Ignored atomic.Uint64 // lines an ignoreregex dropped
 	NoDate  atomic.Uint64 // matching lines without a recognisable timestamp, skipped
-	BadAddr atomic.Uint64 // matching lines whose <HOST> text is not an address
+	BadAddr atomic.Uint64 // failures whose id is not an IP address (a host name, an F-ID), not bannable
 }
 
 // Mode says how a regex runs.
@@ -71,15 +73,9 @@ func (m Mode) String() string {
 	return [...]string{"exact", "prefilter", "fallback"}[m]
 }
 
-type rx struct {
-	re      *regexp.Regexp
-	hostIdx int // submatch index of the host group, -1 for ignoreregex
-	mode    Mode
-	text    string
-}
-
 type jailRx struct {
 	name   string
+	pref   *rx // prefregex: gates the line and hands its <F-CONTENT> to the failregexes
 	fail   []rx
 	ignore []rx
 	// slow: some regex of this jail could not go into Hyperscan; every line of the jail's blocks is
@@ -162,32 +158,29 @@ func New(jails []JailSpec, opts Options) (*Matcher, error) {
 				fail := func(reason string) {
 					errs = append(errs, &CompileError{Jail: j.Name, Filter: j.Filter.Name, File: r.File, Line: r.Line, Kind: kind, Index: i, Reason: reason})
 				}
-				tr, err := translate(r.Text)
+				tr, err := translate(r.Text, !opts.NoDNS)
 				if err != nil {
 					fail(err.Error())
 					continue
 				}
-				if !ignore && !tr.hasTag {
-					fail("has no <HOST> (or <ADDR>, <IP4>, <IP6>, <SUBNET>) tag to take the address from")
+				if !ignore && !tr.hasHost {
+					fail("has no <HOST> (or <ADDR>, <IP4>, <IP6>, <DNS>, <SUBNET>, <F-ID>) to take the failure id from")
 					continue
 				}
-				re, err := regexp.Compile(tr.goRE)
+				c, err := compileRx(r.Text, tr.expr)
 				if err != nil {
-					fail(fmt.Sprintf("not supported (Python-only regex features arrive with the filter dialect): %v", err))
+					fail(err.Error())
 					continue
 				}
-				c := rx{re: re, hostIdx: -1, text: r.Text}
-				if !ignore {
-					c.hostIdx = re.SubexpIndex("host")
-				}
-				hsExpr := strings.TrimLeft(tr.hsRE, "^")
-				p := hyperscan.NewPattern(hsExpr, hsFlags)
+				hsx := hsExpr(tr.expr)
+				p := hyperscan.NewPattern(hsx, hsFlags)
 				if _, err := p.Info(); err == nil {
 					c.mode = Exact
-				} else if p2 := hyperscan.NewPattern(hsExpr, hsFlags|hyperscan.PrefilterMode); func() bool { _, e := p2.Info(); return e == nil }() {
+				} else if p2 := hyperscan.NewPattern(hsx, hsFlags|hyperscan.PrefilterMode); func() bool { _, e := p2.Info(); return e == nil }() {
+					// Python-only constructs (lookaround, back-references, conditionals): Hyperscan
+					// finds a superset of the lines, the confirming regex decides. Normal, not a warning.
 					c.mode = Prefilter
 					p = p2
-					m.Warnings = append(m.Warnings, fmt.Sprintf("jail %s %s[%d]: Hyperscan prefilters it (%v)", j.Name, kind, i, err))
 				} else {
 					c.mode = Fallback
 					jr.slow = true
@@ -200,6 +193,18 @@ func New(jails []JailSpec, opts Options) (*Matcher, error) {
 				out = append(out, c)
 			}
 			return out
+		}
+		if pr := j.Filter.PrefRegex; pr != nil {
+			tr, err := translate(pr.Text, !opts.NoDNS)
+			var c rx
+			if err == nil {
+				c, err = compileRx(pr.Text, tr.expr)
+			}
+			if err != nil {
+				errs = append(errs, &CompileError{Jail: j.Name, Filter: j.Filter.Name, File: pr.File, Line: pr.Line, Kind: "prefregex", Reason: err.Error()})
+			} else {
+				jr.pref = &c
+			}
 		}
 		jr.fail = add("failregex", j.Filter.FailRegex, false)
 		jr.ignore = add("ignoreregex", j.Filter.IgnoreRegex, true)
@@ -300,6 +305,10 @@ type Worker struct {
 	hits    []hit
 	cand    []uint32
 	stats   []jailCounts
+	caps    captures // failregex captures
+	pcaps   captures // prefregex captures
+	one     ingest.Block
+	oneSrc  ingest.Source
 }
 
 type jailCounts struct{ matched, ignored, noDate, badAddr uint64 }
@@ -331,71 +340,125 @@ func (w *Worker) onMatch(id uint, _, to uint64, _ uint, _ interface{}) error {
 	return nil
 }
 
+// Result is the detailed outcome of one line for one jail, for `portcullis regex` and tests.
+type Result struct {
+	Matched bool              // a failregex confirmed (and no ignoreregex)
+	Ignored bool              // an ignoreregex matched
+	NoFail  bool              // matched a helper regex marked <F-NOFAIL>: not a failure
+	NoDate  bool              // a regex matched but the line has no recognisable timestamp
+	Regex   int               // index of the failregex that matched
+	ID      string            // failure id: ip4, ip6, dns or fid, as fail2ban picks it
+	Addr    netip.Addr        // the id as an address, when it is one
+	Time    time.Time         // from the line
+	Fields  map[string]string // every named group that took part (prefregex groups included)
+}
+
 // Match scans b once and appends an Event to dst for every line that a jail listening to b's source
 // counts as a failure. The cgo boundary is crossed once per block.
 func (w *Worker) Match(b *ingest.Block, dst []Event) ([]Event, error) {
 	m := w.m
 	jails := b.Source.Jails
-	if m.db != nil && len(b.Lines) > 0 {
-		w.hits = w.hits[:0]
-		if err := m.db.Scan(b.Buf, w.scratch, w.handler, nil); err != nil {
-			return dst, fmt.Errorf("hyperscan scan: %w", err)
+	if err := w.scan(b); err != nil {
+		return dst, err
+	}
+	li := 0
+	var now time.Time
+	for i := 0; i < len(w.hits); {
+		to := w.hits[i].to
+		for li < len(b.Lines) && b.Lines[li].End < to {
+			li++
 		}
-		if !slices.IsSortedFunc(w.hits, func(a, b hit) int { return int(a.to) - int(b.to) }) {
-			slices.SortFunc(w.hits, func(a, b hit) int { return int(a.to) - int(b.to) })
+		if li == len(b.Lines) {
+			break
 		}
-		li := 0
-		var now time.Time
-		for i := 0; i < len(w.hits); {
-			to := w.hits[i].to
-			for li < len(b.Lines) && b.Lines[li].End < to {
-				li++
+		span := b.Lines[li]
+		// Gather every pattern that hit this line.
+		w.cand = w.cand[:0]
+		for ; i < len(w.hits) && w.hits[i].to <= span.End; i++ {
+			if w.hits[i].to <= span.Start {
+				continue // ended in a skipped line or on a newline before this line
 			}
-			if li == len(b.Lines) {
-				break
+			id := w.hits[i].id
+			if !slices.Contains(w.cand, id) {
+				w.cand = append(w.cand, id)
 			}
-			span := b.Lines[li]
-			// Gather every pattern that hit this line.
-			w.cand = w.cand[:0]
-			for ; i < len(w.hits) && w.hits[i].to <= span.End; i++ {
-				if w.hits[i].to <= span.Start {
-					continue // ended in a skipped line or on a newline before this line
-				}
-				id := w.hits[i].id
-				if !slices.Contains(w.cand, id) {
-					w.cand = append(w.cand, id)
-				}
-			}
-			if len(w.cand) == 0 {
-				continue
-			}
-			if now.IsZero() {
-				now = m.opts.Now()
-			}
-			slices.Sort(w.cand) // ids are laid out jail by jail, failregex before ignoreregex
-			dst = w.confirmLine(b, li, jails, now, dst)
 		}
+		if len(w.cand) == 0 {
+			continue
+		}
+		if now.IsZero() {
+			now = m.opts.Now()
+		}
+		slices.Sort(w.cand) // ids are laid out jail by jail, failregex before ignoreregex
+		dst = w.confirmLine(b.Line(li), uint32(li), jails, now, dst, -1, nil)
 	}
 	dst = w.slowJails(b, jails, dst)
+	w.flushStats()
+	return dst, nil
+}
+
+func (w *Worker) scan(b *ingest.Block) error {
+	w.hits = w.hits[:0]
+	if w.m.db == nil || len(b.Lines) == 0 {
+		return nil
+	}
+	if err := w.m.db.Scan(b.Buf, w.scratch, w.handler, nil); err != nil {
+		return fmt.Errorf("hyperscan scan: %w", err)
+	}
+	if !slices.IsSortedFunc(w.hits, func(a, b hit) int { return int(a.to) - int(b.to) }) {
+		slices.SortFunc(w.hits, func(a, b hit) int { return int(a.to) - int(b.to) })
+	}
+	return nil
+}
+
+func (w *Worker) flushStats() {
 	for id := range w.stats {
 		c := &w.stats[id]
 		if *c == (jailCounts{}) {
 			continue
 		}
-		s := &m.Stats[id]
+		s := &w.m.Stats[id]
 		s.Matched.Add(c.matched)
 		s.Ignored.Add(c.ignored)
 		s.NoDate.Add(c.noDate)
 		s.BadAddr.Add(c.badAddr)
 		*c = jailCounts{}
 	}
-	return dst, nil
 }
 
-// confirmLine runs the candidate patterns of one line, jail by jail.
-func (w *Worker) confirmLine(b *ingest.Block, li int, jails ingest.JailSet, now time.Time, dst []Event) []Event {
+// Explain runs one line through the full path (Hyperscan, then confirmation) for one jail and
+// describes the outcome. It allocates; it is for `portcullis regex` and tests, not the hot path.
+func (w *Worker) Explain(jail int, line []byte) (Result, error) {
+	b := &w.one
+	b.Buf = append(append(b.Buf[:0], line...), '\n')
+	b.Lines = append(b.Lines[:0], ingest.Span{Start: 0, End: uint32(len(line))})
+	w.oneSrc.Jails = ingest.NewJailSet(jail)
+	b.Source = &w.oneSrc
+	var res Result
+	if err := w.scan(b); err != nil {
+		return res, err
+	}
+	w.cand = w.cand[:0]
+	for _, h := range w.hits {
+		if h.to > 0 && h.to <= uint32(len(line)) && int(w.m.refs[h.id].jail) == jail && !slices.Contains(w.cand, h.id) {
+			w.cand = append(w.cand, h.id)
+		}
+	}
+	slices.Sort(w.cand)
+	now := w.m.opts.Now()
+	if w.m.jails[jail].slow {
+		w.slowLine(jail, line, 0, now, nil, &res)
+	} else if len(w.cand) > 0 {
+		w.confirmLine(line, 0, ingest.NewJailSet(jail), now, nil, jail, &res)
+	}
+	w.flushStats()
+	return res, nil
+}
+
+// confirmLine runs the candidate patterns of one line, jail by jail. With detail set, only jail
+// `only` is considered and its outcome is described there.
+func (w *Worker) confirmLine(line []byte, li uint32, jails ingest.JailSet, now time.Time, dst []Event, only int, detail *Result) []Event {
 	m := w.m
-	line := b.Line(li)
 	dated := false
 	var t time.Time
 	var text []byte
@@ -407,7 +470,7 @@ func (w *Worker) confirmLine(b *ingest.Block, li int, jails ingest.JailSet, now 
 		}
 		group := w.cand[k:end]
 		k = end
-		if !jails.Has(int(jail)) {
+		if !jails.Has(int(jail)) || (only >= 0 && int(jail) != only) {
 			continue
 		}
 		if !dated {
@@ -415,64 +478,142 @@ func (w *Worker) confirmLine(b *ingest.Block, li int, jails ingest.JailSet, now 
 			var ok bool
 			t, off, ok = parseDate(line, now, m.opts.Location)
 			dated = true
-			if !ok {
-				text = nil
-			} else {
+			if ok {
 				text = line[off:]
 			}
 		}
 		if text == nil {
 			w.stats[jail].noDate++
+			if detail != nil {
+				detail.NoDate = true
+			}
 			continue
 		}
-		if ev, ok := w.confirm(jail, group, text, uint32(li), t); ok {
+		if ev, ok := w.confirm(jail, group, text, li, t, detail); ok {
 			dst = append(dst, ev)
 		}
 	}
 	return dst
 }
 
-// confirm applies the ignoreregexes and then the failregexes (in order) that Hyperscan reported.
-func (w *Worker) confirm(jail uint16, group []uint32, text []byte, li uint32, t time.Time) (Event, bool) {
+// confirm applies a jail's prefregex, ignoreregexes and the failregexes Hyperscan reported (all of
+// them when group is nil), in fail2ban's order.
+func (w *Worker) confirm(jail uint16, group []uint32, text []byte, li uint32, t time.Time, detail *Result) (Event, bool) {
 	m := w.m
 	jr := &m.jails[jail]
-	for _, id := range group {
-		ref := m.refs[id]
-		if ref.ignore && jr.ignore[ref.idx].re.Match(text) {
-			w.stats[jail].ignored++
+	content := text
+	w.pcaps.names, w.pcaps.vals = nil, w.pcaps.vals[:0]
+	if jr.pref != nil {
+		if !jr.pref.exec(text, &w.pcaps) {
 			return Event{}, false
 		}
+		if c := w.pcaps.get("content"); c != nil {
+			content = c
+		}
+	}
+	ignored := func() bool {
+		for i := range jr.ignore {
+			r := &jr.ignore[i]
+			if group != nil && !hitIgnore(m, group, i) {
+				continue
+			}
+			if r.matches(text) || (jr.pref != nil && r.matches(content)) {
+				return true
+			}
+		}
+		return false
+	}
+	try := func(idx int) (Event, bool) {
+		r := &jr.fail[idx]
+		if !r.exec(content, &w.caps) {
+			return Event{}, false
+		}
+		if ignored() {
+			w.stats[jail].ignored++
+			if detail != nil {
+				detail.Ignored = true
+			}
+			return Event{}, false
+		}
+		nofail := w.caps.get("nofail") != nil || w.pcaps.get("nofail") != nil
+		id, addr := failureID(&w.caps, &w.pcaps)
+		if detail != nil {
+			fillDetail(detail, idx, string(id), addr, t, nofail, &w.pcaps, &w.caps)
+		}
+		if nofail {
+			return Event{}, false
+		}
+		if !addr.IsValid() {
+			w.stats[jail].badAddr++
+			return Event{}, false
+		}
+		w.stats[jail].matched++
+		return Event{Jail: jail, Regex: uint16(idx), Line: li, Time: t.Unix(), Addr: addr}, true
+	}
+	if group == nil {
+		for i := range jr.fail {
+			if ev, ok := try(i); ok {
+				return ev, true
+			}
+		}
+		return Event{}, false
 	}
 	for _, id := range group {
 		ref := m.refs[id]
 		if ref.ignore {
 			continue
 		}
-		if ev, ok := w.tryFail(jail, int(ref.idx), text, li, t); ok {
+		if ev, ok := try(int(ref.idx)); ok {
 			return ev, true
 		}
 	}
 	return Event{}, false
 }
 
-func (w *Worker) tryFail(jail uint16, idx int, text []byte, li uint32, t time.Time) (Event, bool) {
-	r := &w.m.jails[jail].fail[idx]
-	loc := r.re.FindSubmatchIndex(text)
-	if loc == nil {
-		return Event{}, false
+func hitIgnore(m *Matcher, group []uint32, idx int) bool {
+	for _, id := range group {
+		if r := m.refs[id]; r.ignore && int(r.idx) == idx {
+			return true
+		}
 	}
-	s, e := loc[2*r.hostIdx], loc[2*r.hostIdx+1]
-	if s < 0 {
-		return Event{}, false
+	return false
+}
+
+var idGroups = [...]string{"ip4", "ip6", "dns", "fid"}
+
+// failureID picks the failure id as fail2ban does: ip4, else ip6, else dns, else fid, the failregex
+// groups before the prefregex ones. It returns the id's text (valid until the next match) and the
+// address when the id is one. It does not allocate.
+func failureID(fail, pref *captures) ([]byte, netip.Addr) {
+	for _, name := range idGroups {
+		for _, c := range [2]*captures{fail, pref} {
+			v := c.get(name)
+			if v == nil {
+				continue
+			}
+			if name == "dns" {
+				return v, netip.Addr{}
+			}
+			a, err := netip.ParseAddr(unsafe.String(unsafe.SliceData(v), len(v)))
+			if err != nil {
+				return v, netip.Addr{}
+			}
+			return v, a.Unmap().WithZone("")
+		}
 	}
-	hostText := text[s:e]
-	addr, err := netip.ParseAddr(unsafe.String(unsafe.SliceData(hostText), len(hostText)))
-	if err != nil {
-		w.stats[jail].badAddr++
-		return Event{}, false
+	return nil, netip.Addr{}
+}
+
+func fillDetail(d *Result, idx int, id string, addr netip.Addr, t time.Time, nofail bool, cs ...*captures) {
+	d.Matched, d.NoFail, d.Regex, d.ID, d.Addr, d.Time = !nofail, nofail, idx, id, addr, t
+	d.Fields = map[string]string{}
+	for _, c := range cs {
+		for i, n := range c.names {
+			if i < len(c.vals) && c.vals[i] != nil {
+				d.Fields[n] = string(c.vals[i])
+			}
+		}
 	}
-	w.stats[jail].matched++
-	return Event{Jail: jail, Regex: uint16(idx), Line: li, Time: t.Unix(), Addr: addr.Unmap().WithZone("")}, true
 }
 
 // slowJails handles jails whose regexes could not all go into Hyperscan: every line is tried.
@@ -480,33 +621,26 @@ func (w *Worker) slowJails(b *ingest.Block, jails ingest.JailSet, dst []Event) [
 	m := w.m
 	var now time.Time
 	for id := range m.jails {
-		jr := &m.jails[id]
-		if !jr.slow || !jails.Has(id) {
+		if !m.jails[id].slow || !jails.Has(id) {
 			continue
 		}
 		if now.IsZero() {
 			now = m.opts.Now()
 		}
-	lines:
 		for li := range b.Lines {
-			line := b.Line(li)
-			t, off, ok := parseDate(line, now, m.opts.Location)
-			if !ok {
-				continue
-			}
-			text := line[off:]
-			for _, r := range jr.ignore {
-				if r.re.Match(text) {
-					continue lines
-				}
-			}
-			for i := range jr.fail {
-				if ev, ok := w.tryFail(uint16(id), i, text, uint32(li), t); ok {
-					dst = append(dst, ev)
-					break
-				}
-			}
+			dst = w.slowLine(id, b.Line(li), uint32(li), now, dst, nil)
 		}
+	}
+	return dst
+}
+
+func (w *Worker) slowLine(jail int, line []byte, li uint32, now time.Time, dst []Event, detail *Result) []Event {
+	t, off, ok := parseDate(line, now, w.m.opts.Location)
+	if !ok {
+		return dst
+	}
+	if ev, ok := w.confirm(uint16(jail), nil, line[off:], li, t, detail); ok {
+		dst = append(dst, ev)
 	}
 	return dst
 }

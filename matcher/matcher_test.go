@@ -205,14 +205,14 @@ func TestHyperscanFallbackAndErrors(t *testing.T) {
 
 	bad := &config.Filter{Name: "py", File: "filter.d/py.conf", FailRegex: []config.Regex{
 		{Text: `^ok <HOST>$`, File: "filter.d/py.conf", Line: 3},
-		{Text: `^(?<=x)bad <HOST>$`, File: "filter.d/py.conf", Line: 4},
+		{Text: `^bad (<HOST>$`, File: "filter.d/py.conf", Line: 4},
 		{Text: `^no address here$`, File: "filter.d/py.conf", Line: 5},
 	}}
 	_, err := New([]JailSpec{{ID: 0, Name: "j", Filter: bad}}, Options{})
 	if err == nil {
 		t.Fatal("want an error")
 	}
-	for _, want := range []string{"filter.d/py.conf:4: jail j, filter py: failregex[1]:", "filter.d/py.conf:5: jail j, filter py: failregex[2]: has no <HOST>"} {
+	for _, want := range []string{"filter.d/py.conf:4: jail j, filter py: failregex[1]: neither Go regexp", "filter.d/py.conf:5: jail j, filter py: failregex[2]: has no <HOST>"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q lacks %q", err, want)
 		}
@@ -241,5 +241,71 @@ func TestHitsMapToTheirLine(t *testing.T) {
 		if ev.Addr == netip.MustParseAddr("203.0.113.2") {
 			t.Fatal("a skipped line produced an event")
 		}
+	}
+}
+
+// fail2ban filters are Python regexes: lookarounds, back-references and conditionals run through
+// Hyperscan's prefilter mode and are confirmed by regexp2; prefregex hands its <F-CONTENT> to the
+// failregexes; <F-NOFAIL> helpers are not failures; captures carry fail2ban's names.
+func TestPythonDialect(t *testing.T) {
+	f := &config.Filter{Name: "py",
+		PrefRegex: &config.Regex{Text: `^\s*\S+ (?P<daemon>app|web)\[\d+\]: <F-CONTENT>.+</F-CONTENT>$`},
+		FailRegex: []config.Regex{
+			{Text: `^(?<!good )login failed for <F-USER>\S+</F-USER> from <HOST>$`},
+			{Text: `^token (?P<t>\w+) reused as (?P=t) by <ADDR>$`},
+			{Text: `^(?P<q>")?quoted(?(q)"|) from <IP4>$`},
+			{Text: `^<F-NOFAIL>session opened</F-NOFAIL> for <HOST>$`},
+			{Text: `^bad id <F-ID>\S+</F-ID>$`},
+		},
+		IgnoreRegex: []config.Regex{{Text: `from 203\.0\.113\.99$`}},
+	}
+	m := newMatcher(t, JailSpec{ID: 0, Name: "py", Filter: f})
+	modes := m.Modes(0)
+	if modes[0] != Prefilter || modes[1] != Prefilter || modes[2] != Prefilter || modes[3] != Exact {
+		t.Fatalf("modes %v", modes)
+	}
+	w, err := m.NewWorker()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	f2 := func(line string, want Result) {
+		t.Helper()
+		got, err := w.Explain(0, []byte("Nov 24 10:01:02"+line))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Matched != want.Matched || got.NoFail != want.NoFail || got.Ignored != want.Ignored || (want.Matched && (got.Regex != want.Regex || got.ID != want.ID)) {
+			t.Fatalf("%q: got %+v, want %+v", line, got, want)
+		}
+		for k, v := range want.Fields {
+			if got.Fields[k] != v {
+				t.Fatalf("%q: field %s = %q, want %q (fields %v)", line, k, got.Fields[k], v, got.Fields)
+			}
+		}
+	}
+	f2(" h app[1]: login failed for bob from 203.0.113.1", Result{Matched: true, Regex: 0, ID: "203.0.113.1", Fields: map[string]string{"user": "bob", "ip4": "203.0.113.1", "daemon": "app"}})
+	f2(" h app[1]: good login failed for bob from 203.0.113.1", Result{})
+	f2(" h cron[1]: login failed for bob from 203.0.113.1", Result{}) // prefregex gates it
+	f2(" h web[1]: login failed for bob from host.example.org", Result{Matched: true, Regex: 0, ID: "host.example.org", Fields: map[string]string{"dns": "host.example.org"}})
+	f2(" h app[1]: login failed for bob from ::ffff:203.0.113.2", Result{Matched: true, Regex: 0, ID: "203.0.113.2"})
+	f2(" h app[1]: login failed for bob from [2001:db8::2]", Result{Matched: true, Regex: 0, ID: "2001:db8::2"})
+	f2(" h app[1]: token abc reused as abc by 2001:db8::3", Result{Matched: true, Regex: 1, ID: "2001:db8::3"})
+	f2(" h app[1]: token abc reused as abd by 2001:db8::3", Result{})
+	f2(` h app[1]: "quoted" from 203.0.113.4`, Result{Matched: true, Regex: 2, ID: "203.0.113.4"})
+	f2(` h app[1]: "quoted from 203.0.113.4`, Result{})
+	f2(" h app[1]: session opened for 203.0.113.5", Result{NoFail: true})
+	f2(" h app[1]: bad id session-42", Result{Matched: true, Regex: 4, ID: "session-42"})
+	f2(" h app[1]: login failed for bob from 203.0.113.99", Result{Ignored: true})
+
+	// In blocks, only failures with an IP address become events; a name or an F-ID is counted.
+	evs := match(t, m, block(ingest.NewJailSet(0),
+		"Nov 24 10:01:02 h app[1]: login failed for bob from 203.0.113.1",
+		"Nov 24 10:01:02 h app[1]: session opened for 203.0.113.5",
+		"Nov 24 10:01:02 h web[1]: login failed for bob from host.example.org",
+		"Nov 24 10:01:02 h app[1]: token x reused as x by 2001:db8::3",
+	))
+	if len(evs) != 2 || evs[0].Addr.String() != "203.0.113.1" || evs[1].Addr.String() != "2001:db8::3" {
+		t.Fatalf("events %+v", evs)
 	}
 }

@@ -2,151 +2,119 @@ package matcher
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 )
 
-// Address tag bodies. The IPv6 form takes no lookbehind (fail2ban's carries a "(?<=:)" that Hyperscan
-// would have to prefilter for every <HOST>); brackets around an address are allowed and not captured.
+// fail2ban's address tags, as Python regexes with fail2ban's group names (ip4, ip6, dns, cidr), so
+// captures mean what they mean to fail2ban. fail2ban's IPv6 body ends in "(?<=:):"; every repetition
+// before it already ends in ':', so the lookbehind always holds and is dropped here — otherwise it
+// would push every <HOST> pattern into Hyperscan's prefilter mode.
 const (
-	ip4Body  = `\d{1,3}(?:\.\d{1,3}){3}`
-	ip6Body  = `[0-9A-Fa-f]{0,4}:[0-9A-Fa-f:]*(?:` + ip4Body + `|[0-9A-Fa-f]{1,4}|:)`
-	addrBody = `(?:` + ip4Body + `|` + ip6Body + `)`
-	cidr4    = `(?:/\d{1,2})?`
-	cidr6    = `(?:/\d{1,3})?`
+	ip4Body = `(?:\d{1,3}\.){3}\d{1,3}`
+	ip6Body = `(?:[0-9a-fA-F]{1,4}::?|:){1,7}(?:[0-9a-fA-F]{1,4}|:)`
+	tagIP4  = `(?:::f{4,6}:)?(?P<ip4>` + ip4Body + `)`
+	tagIP6  = `(?P<ip6>` + ip6Body + `)`
+	tagDNS  = `(?P<dns>[\w\-.^_]*\w)`
+	tagADDR = `\[?(?:` + tagIP4 + `|` + tagIP6 + `)\]?`
+	tagHOST = `(?:` + tagADDR + `|` + tagDNS + `)`
+	tagCIDR = `(?P<cidr>\d+)`
+	tagSUB  = `\[?(?:` + tagIP4 + `|` + tagIP6 + `)(?:/` + tagCIDR + `)?\]?`
 )
 
-// tagExpansion returns the regex for a matcher tag. group is the named group for the Go form and is
-// left out for the Hyperscan form.
-func tagExpansion(tag string, named bool) (string, bool) {
-	g := func(name, body string) string {
-		if named {
-			return `\[?(?P<` + name + `>` + body + `)\]?`
-		}
-		return `\[?(?:` + body + `)\]?`
-	}
-	switch tag {
-	case "HOST", "ADDR":
-		return g("host", addrBody), true
-	case "IP4":
-		return g("host", ip4Body), true
-	case "IP6":
-		return g("host", ip6Body), true
-	case "SUBNET", "CIDR":
-		return g("host", `(?:`+ip4Body+cidr4+`|`+ip6Body+cidr6+`)`), true
-	}
-	return "", false
+var staticTags = map[string]string{
+	"IP4": tagIP4, "F-IP4/": tagIP4,
+	"IP6": tagIP6, "F-IP6/": tagIP6,
+	"ADDR": tagADDR, "F-ADDR/": tagADDR,
+	"CIDR": tagCIDR, "F-CIDR/": tagCIDR,
+	"SUBNET": tagSUB, "F-SUBNET/": tagSUB,
+	"DNS": tagDNS, "F-DNS/": tagDNS,
+	"F-ID/":   `(?P<fid>\S+)`,
+	"F-PORT/": `(?P<fport>\w+)`,
 }
 
-// translated holds the two forms of one fail2ban regex.
+var (
+	fTagRE    = regexp.MustCompile(`</?[\w\-]+/?>`)
+	fCustomRE = regexp.MustCompile(`^(/?)F-([A-Z0-9_\-]+)$`)
+)
+
+// groupName maps an <F-NAME> tag to fail2ban's capture name.
+func groupName(tag string) string {
+	n := strings.ToLower(strings.ReplaceAll(tag, "-", "_"))
+	switch n {
+	case "id":
+		return "fid"
+	case "port":
+		return "fport"
+	}
+	return n
+}
+
+// translated is one fail2ban regex with its tags expanded.
 type translated struct {
-	goRE   string // Go regexp syntax with named groups: host, and one per <F-NAME>
-	hsRE   string // Hyperscan syntax: same language, no capture names, no leading ^
-	hasTag bool   // the regex captures an address
+	expr    string // Python syntax with fail2ban's named groups
+	hasHost bool   // captures a failure id: ip4, ip6, dns or fid
 }
 
-// translate expands matcher tags (<HOST>, <ADDR>, <IP4>, <IP6>, <SUBNET>, <CIDR>, <F-NAME>…</F-NAME>)
-// and turns Python group syntax into the forms Go and Hyperscan take. Escapes and character classes
-// are copied untouched.
-func translate(re string) (translated, error) {
-	var g, h strings.Builder
+// translate expands fail2ban's tags the way fail2ban does: <HOST> and the other address tags into
+// groups ip4/ip6/dns/cidr, <F-NAME>…</F-NAME> into (?P<name>…), with dns left out of <HOST> when
+// useDNS is false. <SKIPLINES> (multi-line filters) is refused for now.
+func translate(re string, useDNS bool) (translated, error) {
 	var t translated
-	var fstack []string
-	inClass := false
-	for i := 0; i < len(re); {
-		c := re[i]
-		switch {
-		case c == '\\' && i+1 < len(re):
-			g.WriteString(re[i : i+2])
-			h.WriteString(re[i : i+2])
-			i += 2
-			continue
-		case inClass:
-			if c == ']' {
-				inClass = false
+	open := map[string]bool{}
+	var err error
+	out := fTagRE.ReplaceAllStringFunc(re, func(tag string) string {
+		tn := tag[1 : len(tag)-1]
+		if tn == "HOST" {
+			if useDNS {
+				return tagHOST
 			}
-		case c == '[':
-			inClass = true
-			// A ']' right after '[' or '[^' is a literal.
-			j := i + 1
-			if j < len(re) && re[j] == '^' {
-				j++
-			}
-			if j < len(re) && re[j] == ']' {
-				g.WriteString(re[i : j+1])
-				h.WriteString(re[i : j+1])
-				i = j + 1
-				continue
-			}
-		case c == '<':
-			end := strings.IndexByte(re[i:], '>')
-			if end > 0 {
-				tag := re[i+1 : i+end]
-				if exp, ok := tagExpansion(tag, true); ok {
-					if t.hasTag {
-						return t, fmt.Errorf("more than one address tag (%s)", re[i:i+end+1])
-					}
-					t.hasTag = true
-					hs, _ := tagExpansion(tag, false)
-					g.WriteString(exp)
-					h.WriteString(hs)
-					i += end + 1
-					continue
-				}
-				if strings.HasPrefix(tag, "F-") && validGroup(tag[2:]) {
-					name := strings.ToLower(strings.ReplaceAll(tag[2:], "-", "_"))
-					fstack = append(fstack, tag)
-					g.WriteString(`(?P<f_` + name + `>`)
-					h.WriteString(`(?:`)
-					i += end + 1
-					continue
-				}
-				if strings.HasPrefix(tag, "/F-") {
-					if len(fstack) == 0 || fstack[len(fstack)-1] != tag[1:] {
-						return t, fmt.Errorf("<%s> closes a tag that is not open", tag)
-					}
-					fstack = fstack[:len(fstack)-1]
-					g.WriteByte(')')
-					h.WriteByte(')')
-					i += end + 1
-					continue
-				}
-				if tag == "SKIPLINES" {
-					return t, fmt.Errorf("<SKIPLINES> (multi-line filters) is not supported yet")
-				}
-			}
-		case c == '(' && strings.HasPrefix(re[i:], "(?P<"), c == '(' && strings.HasPrefix(re[i:], "(?<") && !strings.HasPrefix(re[i:], "(?<=") && !strings.HasPrefix(re[i:], "(?<!"):
-			// Python named group: Go wants (?P<name>, Hyperscan a plain group.
-			start := strings.IndexByte(re[i:], '<')
-			end := strings.IndexByte(re[i:], '>')
-			if end < 0 {
-				return t, fmt.Errorf("unterminated group name")
-			}
-			name := re[i+start+1 : i+end]
-			g.WriteString(`(?P<` + name + `>`)
-			h.WriteString(`(?:`)
-			i += end + 1
-			continue
+			return tagADDR
 		}
-		g.WriteByte(c)
-		h.WriteByte(c)
-		i++
+		if tn == "SKIPLINES" {
+			if err == nil {
+				err = fmt.Errorf("<SKIPLINES> (multi-line filters) is not supported yet")
+			}
+			return tag
+		}
+		if s, ok := staticTags[tn]; ok {
+			return s
+		}
+		m := fCustomRE.FindStringSubmatch(tn)
+		if m == nil {
+			return tag
+		}
+		if m[1] == "/" {
+			if open[m[2]] {
+				return ")"
+			}
+			return tag
+		}
+		open[m[2]] = true
+		return "(?P<" + groupName(m[2]) + ">"
+	})
+	if err != nil {
+		return t, err
 	}
-	if len(fstack) > 0 {
-		return t, fmt.Errorf("<%s> is never closed", fstack[len(fstack)-1])
+	t.expr = out
+	for _, g := range []string{"(?P<ip4>", "(?P<ip6>", "(?P<dns>", "(?P<fid>"} {
+		if strings.Contains(out, g) {
+			t.hasHost = true
+		}
 	}
-	t.goRE = g.String()
-	t.hsRE = h.String()
 	return t, nil
 }
 
-func validGroup(s string) bool {
-	if s == "" {
-		return false
-	}
-	for _, c := range s {
-		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
+// hsExpr turns a translated regex into what Hyperscan scans for: the same pattern without its
+// leading ^ anchors (the line still carries its date prefix), so it matches a superset of lines.
+func hsExpr(expr string) string {
+	return strings.TrimLeft(expr, "^")
+}
+
+// pyBackrefRE finds Python named back-references, (?P=name).
+var pyBackrefRE = regexp.MustCompile(`\(\?P=(\w+)\)`)
+
+// toRegexp2 turns Python syntax into what github.com/dlclark/regexp2 (RE2 mode) takes.
+func toRegexp2(expr string) string {
+	return pyBackrefRE.ReplaceAllString(expr, `\k<$1>`)
 }
