@@ -13,7 +13,7 @@ DEB_PACKAGES := libhyperscan-dev pkg-config gcc g++ nftables iproute2 util-linux
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 FUZZTIME ?= 30s
 
-.PHONY: all deps build run test bench fuzz clean
+.PHONY: all deps build run test bench fuzz conformance clean
 
 all: build
 
@@ -38,6 +38,12 @@ test: deps
 	$(GO) vet ./...
 	$(GO) test -count=1 ./...
 
+# fail2ban's own sample corpus through fail2ban's own filters on our engine (Debian's package is
+# downloaded, never installed, into .cache/); prints the per-filter table into conformance.txt.
+conformance: deps
+	CONFORMANCE_REPORT=$(CURDIR)/conformance.txt $(GO) test -count=1 -run TestFail2banCorpus -v ./matcher | tail -3
+	@cat conformance.txt | tail -1
+
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
@@ -47,4 +53,4 @@ fuzz: deps
 	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime $(FUZZTIME) ./config
 
 clean:
-	rm -rf bin
+	rm -rf bin conformance.txt

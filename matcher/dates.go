@@ -140,6 +140,15 @@ func parseISO(b []byte, loc *time.Location) (time.Time, int, bool) {
 		nsec, n = fraction(b, n+1)
 	}
 	zone := loc
+	// A zone may follow after blanks ("2019-11-26 01:04:49.008 +08:00").
+	if z := n; z < len(b) && b[z] == ' ' {
+		for z < len(b) && b[z] == ' ' {
+			z++
+		}
+		if z < len(b) && (b[z] == '+' || b[z] == '-' || b[z] == 'Z') && z+1 < len(b) && (b[z] == 'Z' || b[z+1] >= '0' && b[z+1] <= '9') {
+			n = z
+		}
+	}
 	if n < len(b) {
 		switch c := b[n]; {
 		case c == 'Z':

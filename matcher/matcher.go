@@ -163,7 +163,8 @@ func New(jails []JailSpec, opts Options) (*Matcher, error) {
 					fail(err.Error())
 					continue
 				}
-				if !ignore && !tr.hasHost {
+				// The id may come from the prefregex, or (multi-line) from another line by <F-MLFID>.
+				if !ignore && !tr.hasHost && j.Filter.PrefRegex == nil && !strings.Contains(tr.expr, "(?P<mlfid>") && !strings.Contains(tr.expr, "(?P<nofail>") {
 					fail("has no <HOST> (or <ADDR>, <IP4>, <IP6>, <DNS>, <SUBNET>, <F-ID>) to take the failure id from")
 					continue
 				}
@@ -390,7 +391,7 @@ func (w *Worker) Match(b *ingest.Block, dst []Event) ([]Event, error) {
 			now = m.opts.Now()
 		}
 		slices.Sort(w.cand) // ids are laid out jail by jail, failregex before ignoreregex
-		dst = w.confirmLine(b.Line(li), uint32(li), jails, now, dst, -1, nil)
+		dst = w.confirmLine(b.Line(li), uint32(li), jails, now, time.Time{}, dst, -1, nil)
 	}
 	dst = w.slowJails(b, jails, dst)
 	w.flushStats()
@@ -429,6 +430,16 @@ func (w *Worker) flushStats() {
 // Explain runs one line through the full path (Hyperscan, then confirmation) for one jail and
 // describes the outcome. It allocates; it is for `portcullis regex` and tests, not the hot path.
 func (w *Worker) Explain(jail int, line []byte) (Result, error) {
+	return w.explain(jail, line, time.Time{})
+}
+
+// ExplainAt is Explain for a line whose time is known from elsewhere (a journal entry): no date is
+// looked for and the whole line is the text the regexes see.
+func (w *Worker) ExplainAt(jail int, line []byte, t time.Time) (Result, error) {
+	return w.explain(jail, line, t)
+}
+
+func (w *Worker) explain(jail int, line []byte, fixed time.Time) (Result, error) {
 	b := &w.one
 	b.Buf = append(append(b.Buf[:0], line...), '\n')
 	b.Lines = append(b.Lines[:0], ingest.Span{Start: 0, End: uint32(len(line))})
@@ -447,21 +458,25 @@ func (w *Worker) Explain(jail int, line []byte) (Result, error) {
 	slices.Sort(w.cand)
 	now := w.m.opts.Now()
 	if w.m.jails[jail].slow {
-		w.slowLine(jail, line, 0, now, nil, &res)
+		w.slowLine(jail, line, 0, now, fixed, nil, &res)
 	} else if len(w.cand) > 0 {
-		w.confirmLine(line, 0, ingest.NewJailSet(jail), now, nil, jail, &res)
+		w.confirmLine(line, 0, ingest.NewJailSet(jail), now, fixed, nil, jail, &res)
 	}
 	w.flushStats()
 	return res, nil
 }
 
 // confirmLine runs the candidate patterns of one line, jail by jail. With detail set, only jail
-// `only` is considered and its outcome is described there.
-func (w *Worker) confirmLine(line []byte, li uint32, jails ingest.JailSet, now time.Time, dst []Event, only int, detail *Result) []Event {
+// `only` is considered and its outcome is described there. A non-zero fixed time skips date
+// detection (journal entries).
+func (w *Worker) confirmLine(line []byte, li uint32, jails ingest.JailSet, now, fixed time.Time, dst []Event, only int, detail *Result) []Event {
 	m := w.m
-	dated := false
-	var t time.Time
+	dated := !fixed.IsZero()
+	t := fixed
 	var text []byte
+	if dated {
+		text = line
+	}
 	for k := 0; k < len(w.cand); {
 		jail := m.refs[w.cand[k]].jail
 		end := k
@@ -605,7 +620,8 @@ func failureID(fail, pref *captures) ([]byte, netip.Addr) {
 }
 
 func fillDetail(d *Result, idx int, id string, addr netip.Addr, t time.Time, nofail bool, cs ...*captures) {
-	d.Matched, d.NoFail, d.Regex, d.ID, d.Addr, d.Time = !nofail, nofail, idx, id, addr, t
+	// fail2ban keeps whole seconds of a log line's stamp.
+	d.Matched, d.NoFail, d.Regex, d.ID, d.Addr, d.Time = !nofail, nofail, idx, id, addr, t.Truncate(time.Second)
 	d.Fields = map[string]string{}
 	for _, c := range cs {
 		for i, n := range c.names {
@@ -628,15 +644,21 @@ func (w *Worker) slowJails(b *ingest.Block, jails ingest.JailSet, dst []Event) [
 			now = m.opts.Now()
 		}
 		for li := range b.Lines {
-			dst = w.slowLine(id, b.Line(li), uint32(li), now, dst, nil)
+			dst = w.slowLine(id, b.Line(li), uint32(li), now, time.Time{}, dst, nil)
 		}
 	}
 	return dst
 }
 
-func (w *Worker) slowLine(jail int, line []byte, li uint32, now time.Time, dst []Event, detail *Result) []Event {
-	t, off, ok := parseDate(line, now, w.m.opts.Location)
+func (w *Worker) slowLine(jail int, line []byte, li uint32, now, fixed time.Time, dst []Event, detail *Result) []Event {
+	t, off, ok := fixed, 0, true
+	if fixed.IsZero() {
+		t, off, ok = parseDate(line, now, w.m.opts.Location)
+	}
 	if !ok {
+		if detail != nil {
+			detail.NoDate = true
+		}
 		return dst
 	}
 	if ev, ok := w.confirm(uint16(jail), nil, line[off:], li, t, detail); ok {
