@@ -75,6 +75,7 @@ func (m Mode) String() string {
 
 type jailRx struct {
 	name   string
+	dates  *dateDetector
 	pref   *rx // prefregex: gates the line and hands its <F-CONTENT> to the failregexes
 	fail   []rx
 	ignore []rx
@@ -92,7 +93,8 @@ type patRef struct {
 // Matcher holds the compiled database and per-jail confirm regexes. It is safe for concurrent use
 // through one Worker per goroutine.
 type Matcher struct {
-	db    hyperscan.BlockDatabase
+	defaultDates *dateDetector
+	db           hyperscan.BlockDatabase
 	refs  []patRef
 	jails []jailRx // indexed by jail ID
 	opts  Options
@@ -142,13 +144,27 @@ func New(jails []JailSpec, opts Options) (*Matcher, error) {
 		maxID = max(maxID, j.ID)
 	}
 	m := &Matcher{opts: opts, jails: make([]jailRx, maxID+1), Stats: make([]JailStats, maxID+1)}
+	dd, err := newDateDetector("")
+	if err != nil {
+		return nil, fmt.Errorf("default date templates: %w", err)
+	}
+	m.defaultDates = dd
 	var errs Errors
 	var cands []cand
 	for _, j := range jails {
 		jr := &m.jails[j.ID]
 		jr.name = j.Name
+		jr.dates = m.defaultDates
 		if j.Filter == nil {
 			continue
+		}
+		if dp := j.Filter.DatePattern; dp != "" {
+			d, err := newDateDetector(dp)
+			if err != nil {
+				errs = append(errs, &CompileError{Jail: j.Name, Filter: j.Filter.Name, File: j.Filter.File, Kind: "datepattern", Reason: err.Error()})
+			} else {
+				jr.dates = d
+			}
 		}
 		var jpats []*hyperscan.Pattern
 		var jrefs []patRef
@@ -306,6 +322,7 @@ type Worker struct {
 	hits    []hit
 	cand    []uint32
 	stats   []jailCounts
+	textBuf []byte   // a line with its date cut out of the middle
 	caps    captures // failregex captures
 	pcaps   captures // prefregex captures
 	one     ingest.Block
@@ -440,30 +457,61 @@ func (w *Worker) ExplainAt(jail int, line []byte, t time.Time) (Result, error) {
 }
 
 func (w *Worker) explain(jail int, line []byte, fixed time.Time) (Result, error) {
+	var res Result
+	m := w.m
+	jr := &m.jails[jail]
+	now := m.opts.Now()
+	t, text := fixed, line
+	if fixed.IsZero() {
+		var ok bool
+		t, text, ok = w.dateOf(jr, line, now)
+		if !ok {
+			// fail2ban says "no date" only for a line a failregex matches.
+			text, t = line, now
+			defer func() {
+				if res.Matched {
+					res.Matched, res.NoDate = false, true
+				}
+			}()
+		}
+	}
+	// Hyperscan sees the line as the regexes do: without its date.
 	b := &w.one
-	b.Buf = append(append(b.Buf[:0], line...), '\n')
-	b.Lines = append(b.Lines[:0], ingest.Span{Start: 0, End: uint32(len(line))})
+	b.Buf = append(append(b.Buf[:0], text...), '\n')
+	b.Lines = append(b.Lines[:0], ingest.Span{Start: 0, End: uint32(len(text))})
 	w.oneSrc.Jails = ingest.NewJailSet(jail)
 	b.Source = &w.oneSrc
-	var res Result
 	if err := w.scan(b); err != nil {
 		return res, err
 	}
 	w.cand = w.cand[:0]
 	for _, h := range w.hits {
-		if h.to > 0 && h.to <= uint32(len(line)) && int(w.m.refs[h.id].jail) == jail && !slices.Contains(w.cand, h.id) {
+		if h.to > 0 && h.to <= uint32(len(text)) && int(m.refs[h.id].jail) == jail && !slices.Contains(w.cand, h.id) {
 			w.cand = append(w.cand, h.id)
 		}
 	}
 	slices.Sort(w.cand)
-	now := w.m.opts.Now()
-	if w.m.jails[jail].slow {
-		w.slowLine(jail, line, 0, now, fixed, nil, &res)
+	if jr.slow {
+		w.confirm(uint16(jail), nil, text, 0, t, &res)
 	} else if len(w.cand) > 0 {
-		w.confirmLine(line, 0, ingest.NewJailSet(jail), now, fixed, nil, jail, &res)
+		w.confirm(uint16(jail), w.cand, text, 0, t, &res)
 	}
 	w.flushStats()
 	return res, nil
+}
+
+// dateOf finds a line's date with the jail's templates and returns the time and the line with the
+// date cut out (fail2ban's "prefix + suffix"). The text is valid until the next call.
+func (w *Worker) dateOf(jr *jailRx, line []byte, now time.Time) (time.Time, []byte, bool) {
+	t, start, end, ok := jr.dates.find(line, now, w.m.opts.Location)
+	if !ok {
+		return t, nil, false
+	}
+	if start == 0 {
+		return t, line[end:], true
+	}
+	w.textBuf = append(append(w.textBuf[:0], line[:start]...), line[end:]...)
+	return t, w.textBuf, true
 }
 
 // confirmLine runs the candidate patterns of one line, jail by jail. With detail set, only jail
@@ -471,10 +519,10 @@ func (w *Worker) explain(jail int, line []byte, fixed time.Time) (Result, error)
 // detection (journal entries).
 func (w *Worker) confirmLine(line []byte, li uint32, jails ingest.JailSet, now, fixed time.Time, dst []Event, only int, detail *Result) []Event {
 	m := w.m
-	dated := !fixed.IsZero()
+	var lastDates *dateDetector
 	t := fixed
 	var text []byte
-	if dated {
+	if !fixed.IsZero() {
 		text = line
 	}
 	for k := 0; k < len(w.cand); {
@@ -488,13 +536,11 @@ func (w *Worker) confirmLine(line []byte, li uint32, jails ingest.JailSet, now, 
 		if !jails.Has(int(jail)) || (only >= 0 && int(jail) != only) {
 			continue
 		}
-		if !dated {
-			var off int
+		if jd := m.jails[jail].dates; fixed.IsZero() && jd != lastDates {
+			lastDates = jd
 			var ok bool
-			t, off, ok = parseDate(line, now, m.opts.Location)
-			dated = true
-			if ok {
-				text = line[off:]
+			if t, text, ok = w.dateOf(&m.jails[jail], line, now); !ok {
+				text = nil
 			}
 		}
 		if text == nil {
@@ -651,9 +697,9 @@ func (w *Worker) slowJails(b *ingest.Block, jails ingest.JailSet, dst []Event) [
 }
 
 func (w *Worker) slowLine(jail int, line []byte, li uint32, now, fixed time.Time, dst []Event, detail *Result) []Event {
-	t, off, ok := fixed, 0, true
+	t, text, ok := fixed, line, true
 	if fixed.IsZero() {
-		t, off, ok = parseDate(line, now, w.m.opts.Location)
+		t, text, ok = w.dateOf(&w.m.jails[jail], line, now)
 	}
 	if !ok {
 		if detail != nil {
@@ -661,7 +707,7 @@ func (w *Worker) slowLine(jail int, line []byte, li uint32, now, fixed time.Time
 		}
 		return dst
 	}
-	if ev, ok := w.confirm(uint16(jail), nil, line[off:], li, t, detail); ok {
+	if ev, ok := w.confirm(uint16(jail), nil, text, li, t, detail); ok {
 		dst = append(dst, ev)
 	}
 	return dst

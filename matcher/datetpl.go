@@ -1,0 +1,368 @@
+package matcher
+
+// fail2ban's date templates: a filter's datepattern (strptime codes in a regex, {^LN-BEG}, {UNB},
+// {NONE}, EPOCH, LEPOCH, TAI64N, ISO8601) or, without one, fail2ban's default list, each tried first
+// anchored at the line start and then anywhere on a word boundary. The first template that matches
+// gives the time, and its text is cut out of the line before the failregexes see it. Templates run
+// only for lines that a failregex candidate hit, and only after the allocation-free syslog/ISO fast
+// path (parseDate) found nothing at the line start.
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dlclark/regexp2"
+)
+
+var defaultDatePatterns = []string{
+	`%ExY(?P<_sep>[-/.])%m(?P=_sep)%d(?:T|  ?)%H:%M:%S(?:[.,]%f)?(?:\s*%z)?`,
+	`(?:%a )?%b %d %k:%M:%S(?:\.%f)?(?: %ExY)?`,
+	`(?:%a )?%b %d %ExY %k:%M:%S(?:\.%f)?`,
+	`%d(?P<_sep>[-/])%m(?P=_sep)(?:%ExY|%Exy) %k:%M:%S`,
+	`%d(?P<_sep>[-/])%b(?P=_sep)%ExY[ :]?%H:%M:%S(?:\.%f)?(?: %z)?`,
+	`%m/%d/%ExY:%H:%M:%S`,
+	`%m-%d-%ExY %k:%M:%S(?:\.%f)?`,
+	`EPOCH`,
+	`{^LN-BEG}%H:%M:%S`,
+	`^<%m/%d/%Exy@%H:%M:%S>`,
+	`%Exy%Exm%Exd  ?%H:%M:%S`,
+	`%b %d, %ExY %I:%M:%S %p`,
+	`^%b-%d-%Exy %k:%M:%S`,
+	`%ExY%Exm%Exd(?:T|  ?)%ExH%ExM%ExS(?:[.,]%f)?(?:\s*%z)?`,
+	`(?:%Z )?(?:%a )?%b %d %k:%M:%S(?:\.%f)?(?: %ExY)?`,
+	`(?:%z )?(?:%a )?%b %d %k:%M:%S(?:\.%f)?(?: %ExY)?`,
+	`TAI64N`,
+}
+
+const (
+	reMonths   = `(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:tember)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)`
+	reWeekdays = `(?:mon(?:day)?|tue(?:sday)?|wed(?:nesday)?|thu(?:rsday)?|fri(?:day)?|sat(?:urday)?|sun(?:day)?)`
+)
+
+// strptimeCodes maps fail2ban's strptime directives (with its %Ex "exact" forms) to regexes.
+var strptimeCodes = map[string]string{
+	"a": `(?P<a>` + reWeekdays + `)`, "A": `(?P<a>` + reWeekdays + `)`,
+	"b": `(?P<b>` + reMonths + `)`, "B": `(?P<b>` + reMonths + `)`, "h": `(?P<b>` + reMonths + `)`,
+	"d": `(?P<d>3[01]|[12]\d|0[1-9]|[1-9]| [1-9])`, "Exd": `(?P<d>3[01]|[12]\d|0[1-9])`,
+	"e": `(?P<d>3[01]|[12]\d|0[1-9]|[1-9]| [1-9])`,
+	"H": `(?P<H>2[0-3]|[01]\d|\d)`, "ExH": `(?P<H>2[0-3]|[01]\d)`,
+	"k": `(?P<H>2[0-3]|[01]\d|\s?\d)`,
+	"I": `(?P<I>1[0-2]|0[1-9]|[1-9])`, "l": `(?P<I>1[0-2]|0[1-9]|\s?[1-9])`,
+	"M": `(?P<M>[0-5]\d|\d)`, "ExM": `(?P<M>[0-5]\d)`,
+	"S": `(?P<S>6[01]|[0-5]\d|\d)`, "ExS": `(?P<S>6[01]|[0-5]\d)`,
+	"f": `(?P<f>\d{1,6})`,
+	"m": `(?P<m>1[0-2]|0[1-9]|[1-9])`, "Exm": `(?P<m>1[0-2]|0[1-9])`,
+	"p": `(?P<p>am|pm)`,
+	"Y": `(?P<Y>\d{4})`, "ExY": `(?P<Y>(?:19|20)\d{2})`,
+	"y": `(?P<y>\d{2})`, "Exy": `(?P<y>\d{2})`,
+	"z": `(?P<z>Z|UTC|GMT|[+-][01]\d(?::?[0-5]\d)?)`,
+	"Z": `(?P<Z>[A-Z]{3,5})`,
+	"j": `(?P<j>36[0-6]|3[0-5]\d|[12]\d\d|0[1-9]\d|00[1-9]|[1-9]\d|0[1-9]|[1-9])`,
+	"s": `(?P<s>\d{1,11})`,
+	"%": `%`,
+}
+
+var codeRE = regexp.MustCompile(`%(Ex[a-zA-Z]|[a-zA-Z%])`)
+
+type dateKind uint8
+
+const (
+	datePattern dateKind = iota
+	dateEpoch
+	dateLEpoch
+	dateTAI64N
+)
+
+type dateTemplate struct {
+	name string
+	kind dateKind
+	re   *regexp2.Regexp
+}
+
+// dateDetector finds a line's date with a list of templates.
+type dateDetector struct {
+	templates []*dateTemplate
+	none      bool // {NONE}: lines carry no date; the time is now
+	fast      bool // the syslog/ISO fast path may answer first (default templates)
+}
+
+// newDateDetector builds the detector of a datepattern ("" for fail2ban's defaults).
+func newDateDetector(pattern string) (*dateDetector, error) {
+	d := &dateDetector{}
+	var lines []string
+	for _, l := range strings.Split(pattern, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) == 0 {
+		lines = []string{""}
+	}
+	for _, p := range lines {
+		switch {
+		case p == "":
+			d.fast = true
+			if err := d.addDefaults(false); err != nil {
+				return nil, err
+			}
+		case p == "{^LN-BEG}":
+			d.fast = true
+			if err := d.addDefaults(true); err != nil {
+				return nil, err
+			}
+		case strings.EqualFold(p, "{NONE}"):
+			d.none = true
+		default:
+			t, err := compileDateTemplate(p, false)
+			if err != nil {
+				return nil, fmt.Errorf("datepattern %q: %w", p, err)
+			}
+			d.templates = append(d.templates, t)
+		}
+	}
+	return d, nil
+}
+
+// addDefaults adds fail2ban's default templates: first each anchored at the line start (fail2ban
+// prefers those), then, unless onlyStart, each anywhere in the line.
+func (d *dateDetector) addDefaults(onlyStart bool) error {
+	var anchored, anywhere []*dateTemplate
+	for _, p := range defaultDatePatterns {
+		start := p
+		if !strings.HasPrefix(p, "^") && !strings.HasPrefix(p, "{^LN-BEG}") {
+			start = "{^LN-BEG}" + p
+		}
+		t, err := compileDateTemplate(start, true)
+		if err != nil {
+			return err
+		}
+		anchored = append(anchored, t)
+		if !onlyStart && start != p {
+			t, err := compileDateTemplate(p, true)
+			if err != nil {
+				return err
+			}
+			anywhere = append(anywhere, t)
+		}
+	}
+	d.templates = append(d.templates, anchored...)
+	d.templates = append(d.templates, anywhere...)
+	return nil
+}
+
+// compileDateTemplate turns one fail2ban date pattern into a template, adding fail2ban's word
+// boundaries unless {UNB} or ** say otherwise.
+func compileDateTemplate(p string, builtin bool) (*dateTemplate, error) {
+	t := &dateTemplate{name: p}
+	lineBeg := false
+	if rest, ok := strings.CutPrefix(p, "{^LN-BEG}"); ok {
+		p, lineBeg = rest, true
+	}
+	unbound := false
+	if rest, ok := strings.CutPrefix(p, "{UNB}"); ok {
+		p, unbound = rest, true
+	}
+	switch strings.ToUpper(p) {
+	case "EPOCH":
+		t.kind, p = dateEpoch, `(?P<s>\d{10,11})(?:\.(?P<f>\d{1,6}))?`
+	case "LEPOCH":
+		t.kind, p = dateLEpoch, `(?P<s>\d{13,14})(?:\.(?P<f>\d{1,6}))?`
+	case "TAI64N":
+		t.kind, p = dateTAI64N, `@(?P<tai>[0-9a-fA-F]{24})`
+	case "ISO8601":
+		p = `%Y-%m-%d[T ]%H:%M:%S(?:\.%f)?(?:\s*%z)?`
+	}
+	if t.kind == datePattern {
+		p = strings.ReplaceAll(p, "{DATE}", `%ExY(?P<_sep>[-/.])%m(?P=_sep)%d(?:T|  ?)%H:%M:%S(?:[.,]%f)?(?:\s*%z)?`)
+		var bad string
+		p = codeRE.ReplaceAllStringFunc(p, func(code string) string {
+			if r, ok := strptimeCodes[code[1:]]; ok {
+				return r
+			}
+			if bad == "" {
+				bad = code
+			}
+			return code
+		})
+		if bad != "" {
+			return nil, fmt.Errorf("unknown date directive %s", bad)
+		}
+	}
+	noBegin := strings.HasPrefix(p, "**")
+	noEnd := strings.HasSuffix(p, "**")
+	p = strings.TrimSuffix(strings.TrimPrefix(p, "**"), "**")
+	switch {
+	case lineBeg:
+		p = `^(?:\W{0,2})?` + p
+	case !unbound && !noBegin && !strings.HasPrefix(p, "^"):
+		p = `(?=^|\b|\W)` + p
+	}
+	if !unbound && !noEnd && !strings.HasSuffix(p, "$") {
+		p += `(?=\b|\W|$)`
+	}
+	// Month and weekday names are matched without regard to case, as in fail2ban.
+	re, err := regexp2.Compile("(?i)"+toRegexp2(p), regexp2.RE2)
+	if err != nil {
+		return nil, err
+	}
+	re.MatchTimeout = regexp2Timeout
+	t.re = re
+	return t, nil
+}
+
+// find returns the first template's date in line: the time, and where its text starts and ends.
+func (d *dateDetector) find(line []byte, now time.Time, loc *time.Location) (time.Time, int, int, bool) {
+	if d.none {
+		return now, 0, 0, true
+	}
+	if d.fast {
+		if t, end, ok := parseDate(line, now, loc); ok {
+			start := 0
+			for start < end && (line[start] == ' ' || line[start] == '\t') {
+				start++
+			}
+			return t, start, end, true
+		}
+	}
+	if len(d.templates) == 0 {
+		return time.Time{}, 0, 0, false
+	}
+	s := string(line)
+	for _, t := range d.templates {
+		m, err := t.re.FindStringMatch(s)
+		if err != nil || m == nil {
+			continue
+		}
+		ts, ok := t.time(m, now, loc)
+		if !ok {
+			continue
+		}
+		// regexp2 reports rune offsets; turn them into byte offsets.
+		start := len(string([]rune(s)[:m.Index]))
+		end := start + len(m.String())
+		return ts, start, end, true
+	}
+	return time.Time{}, 0, 0, false
+}
+
+func group(m *regexp2.Match, name string) string {
+	g := m.GroupByName(name)
+	if g == nil || len(g.Captures) == 0 {
+		return ""
+	}
+	return g.String()
+}
+
+func (t *dateTemplate) time(m *regexp2.Match, now time.Time, loc *time.Location) (time.Time, bool) {
+	switch t.kind {
+	case dateEpoch, dateLEpoch:
+		sec, err := strconv.ParseInt(group(m, "s"), 10, 64)
+		if err != nil {
+			return time.Time{}, false
+		}
+		if t.kind == dateLEpoch {
+			return time.UnixMilli(sec).In(loc), true
+		}
+		return time.Unix(sec, 0).In(loc), true
+	case dateTAI64N:
+		hex := group(m, "tai")
+		secs, err := strconv.ParseUint(hex[:16], 16, 64)
+		if err != nil {
+			return time.Time{}, false
+		}
+		// TAI64 labels count from 2^62; TAI is 10 s ahead of UTC at the epoch of the label space.
+		return time.Unix(int64(secs-(1<<62))-10, 0).In(loc), true
+	}
+	num := func(name string, def int) int {
+		s := strings.TrimSpace(group(m, name))
+		if s == "" {
+			return def
+		}
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			return def
+		}
+		return n
+	}
+	nowIn := now.In(loc)
+	year := num("Y", -1)
+	if year < 0 {
+		if y := num("y", -1); y >= 0 {
+			year = 2000 + y
+			if year > nowIn.Year()+1 {
+				year -= 100
+			}
+		}
+	}
+	month := num("m", 0)
+	if b := strings.ToLower(group(m, "b")); len(b) >= 3 {
+		for i, mn := range monthNames {
+			if b[:3] == mn {
+				month = i + 1
+			}
+		}
+	}
+	day := num("d", 0)
+	hour := num("H", 0)
+	if i := num("I", -1); i >= 0 {
+		hour = i % 12
+		if strings.EqualFold(group(m, "p"), "pm") {
+			hour += 12
+		}
+	}
+	minute, sec := num("M", 0), num("S", 0)
+	zone := loc
+	if z := group(m, "z"); z != "" {
+		zone = parseZoneOffset(z, loc)
+	} else if z := group(m, "Z"); z == "UTC" || z == "GMT" {
+		zone = time.UTC
+	}
+	if j := num("j", -1); j > 0 && month == 0 {
+		if year < 0 {
+			year = nowIn.Year()
+		}
+		d := time.Date(year, 1, 1, hour, minute, sec, 0, zone).AddDate(0, 0, j-1)
+		return d, true
+	}
+	if month == 0 && day == 0 {
+		// Time only: today.
+		y, mo, dd := nowIn.Date()
+		return time.Date(y, mo, dd, hour, minute, sec, 0, zone), true
+	}
+	if month == 0 || day == 0 {
+		return time.Time{}, false
+	}
+	if year < 0 {
+		// fail2ban's rule: this year, or the previous one if that would be more than a day ahead.
+		ts := time.Date(nowIn.Year(), time.Month(month), day, hour, minute, sec, 0, zone)
+		if ts.Sub(now) > 24*time.Hour {
+			ts = time.Date(nowIn.Year()-1, time.Month(month), day, hour, minute, sec, 0, zone)
+		}
+		return ts, true
+	}
+	return time.Date(year, time.Month(month), day, hour, minute, sec, 0, zone), true
+}
+
+func parseZoneOffset(z string, loc *time.Location) *time.Location {
+	switch strings.ToUpper(z) {
+	case "Z", "UTC", "GMT":
+		return time.UTC
+	}
+	sign := 1
+	if z[0] == '-' {
+		sign = -1
+	}
+	d := strings.ReplaceAll(z[1:], ":", "")
+	h, err := strconv.Atoi(d[:2])
+	if err != nil {
+		return loc
+	}
+	mi := 0
+	if len(d) >= 4 {
+		mi, _ = strconv.Atoi(d[2:4])
+	}
+	return fixedZone(sign * (h*60 + mi) * 60)
+}
