@@ -80,7 +80,12 @@ type dateTemplate struct {
 	name string
 	kind dateKind
 	re   *regexp2.Regexp
+	// grouped: the pattern has its own capturing group; only that group is the date text (the
+	// rest, like "^[^\[]*\[" before it, stays in the line).
+	grouped bool
 }
+
+var unnamedGroupRE = regexp.MustCompile(`(?:^|[^\\])\((?:[^?]|$)`)
 
 // dateDetector finds a line's date with a list of templates.
 type dateDetector struct {
@@ -115,6 +120,22 @@ func newDateDetector(pattern string) (*dateDetector, error) {
 			}
 		case strings.EqualFold(p, "{NONE}"):
 			d.none = true
+		case strings.Contains(p, "{DATE}"):
+			// {DATE} stands for each of the default templates in turn.
+			for _, dp := range defaultDatePatterns {
+				dp = strings.TrimPrefix(strings.TrimPrefix(dp, "{^LN-BEG}"), "^")
+				switch dp {
+				case "EPOCH":
+					dp = `(?P<s>\d{10,11})(?:\.(?P<f>\d{1,6}))?`
+				case "TAI64N":
+					continue
+				}
+				t, err := compileDateTemplate(strings.ReplaceAll(p, "{DATE}", dp), false)
+				if err != nil {
+					return nil, fmt.Errorf("datepattern %q: %w", p, err)
+				}
+				d.templates = append(d.templates, t)
+			}
 		default:
 			t, err := compileDateTemplate(p, false)
 			if err != nil {
@@ -175,8 +196,8 @@ func compileDateTemplate(p string, builtin bool) (*dateTemplate, error) {
 	case "ISO8601":
 		p = `%Y-%m-%d[T ]%H:%M:%S(?:\.%f)?(?:\s*%z)?`
 	}
+	t.grouped = unnamedGroupRE.MatchString(p)
 	if t.kind == datePattern {
-		p = strings.ReplaceAll(p, "{DATE}", `%ExY(?P<_sep>[-/.])%m(?P=_sep)%d(?:T|  ?)%H:%M:%S(?:[.,]%f)?(?:\s*%z)?`)
 		var bad string
 		p = codeRE.ReplaceAllStringFunc(p, func(code string) string {
 			if r, ok := strptimeCodes[code[1:]]; ok {
@@ -241,8 +262,12 @@ func (d *dateDetector) find(line []byte, now time.Time, loc *time.Location) (tim
 			continue
 		}
 		// regexp2 reports rune offsets; turn them into byte offsets.
-		start := len(string([]rune(s)[:m.Index]))
-		end := start + len(m.String())
+		idx, text := m.Index, m.String()
+		if g := m.GroupByNumber(1); t.grouped && g != nil && len(g.Captures) > 0 {
+			idx, text = g.Index, g.String()
+		}
+		start := len(string([]rune(s)[:idx]))
+		end := start + len(text)
 		return ts, start, end, true
 	}
 	return time.Time{}, 0, 0, false
@@ -291,9 +316,10 @@ func (t *dateTemplate) time(m *regexp2.Match, now time.Time, loc *time.Location)
 	year := num("Y", -1)
 	if year < 0 {
 		if y := num("y", -1); y >= 0 {
+			// POSIX strptime's rule for two-digit years.
 			year = 2000 + y
-			if year > nowIn.Year()+1 {
-				year -= 100
+			if y >= 69 {
+				year = 1900 + y
 			}
 		}
 	}
@@ -317,8 +343,8 @@ func (t *dateTemplate) time(m *regexp2.Match, now time.Time, loc *time.Location)
 	zone := loc
 	if z := group(m, "z"); z != "" {
 		zone = parseZoneOffset(z, loc)
-	} else if z := group(m, "Z"); z == "UTC" || z == "GMT" {
-		zone = time.UTC
+	} else if off, ok := zoneNames[strings.ToUpper(group(m, "Z"))]; ok {
+		zone = fixedZone(off * 3600)
 	}
 	if j := num("j", -1); j > 0 && month == 0 {
 		if year < 0 {
@@ -365,4 +391,12 @@ func parseZoneOffset(z string, loc *time.Location) *time.Location {
 		mi, _ = strconv.Atoi(d[2:4])
 	}
 	return fixedZone(sign * (h*60 + mi) * 60)
+}
+
+// zoneNames are the zone abbreviations fail2ban's %Z understands, as hours east of UTC.
+var zoneNames = map[string]int{
+	"UTC": 0, "GMT": 0, "Z": 0, "UT": 0, "WET": 0, "WEST": 1, "BST": 1, "CET": 1, "CEST": 2, "MET": 1, "MEST": 2,
+	"EET": 2, "EEST": 3, "MSK": 3, "IST": 5, "JST": 9, "KST": 9, "AEST": 10, "AEDT": 11,
+	"EST": -5, "EDT": -4, "CST": -6, "CDT": -5, "MST": -7, "MDT": -6, "PST": -8, "PDT": -7,
+	"AKST": -9, "AKDT": -8, "HST": -10,
 }

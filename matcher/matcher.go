@@ -456,8 +456,7 @@ func (w *Worker) ExplainAt(jail int, line []byte, t time.Time) (Result, error) {
 	return w.explain(jail, line, t)
 }
 
-func (w *Worker) explain(jail int, line []byte, fixed time.Time) (Result, error) {
-	var res Result
+func (w *Worker) explain(jail int, line []byte, fixed time.Time) (res Result, err error) {
 	m := w.m
 	jr := &m.jails[jail]
 	now := m.opts.Now()
@@ -481,7 +480,7 @@ func (w *Worker) explain(jail int, line []byte, fixed time.Time) (Result, error)
 	b.Lines = append(b.Lines[:0], ingest.Span{Start: 0, End: uint32(len(text))})
 	w.oneSrc.Jails = ingest.NewJailSet(jail)
 	b.Source = &w.oneSrc
-	if err := w.scan(b); err != nil {
+	if err = w.scan(b); err != nil {
 		return res, err
 	}
 	w.cand = w.cand[:0]
