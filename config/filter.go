@@ -179,7 +179,7 @@ func substituteTags(s string, lookup lookupFunc) (string, error) {
 		changed := false
 		var firstErr error
 		s = replaceTagsOnce(s, func(name string, prev string) (string, bool) {
-			if MatcherTags[name] || strings.HasPrefix(name, "F-") || strings.HasSuffix(prev, "?P") || strings.HasSuffix(prev, "?") {
+			if MatcherTags[name] || strings.HasPrefix(name, "F-") || strings.HasSuffix(prev, "(?P") || strings.HasSuffix(prev, "(?") {
 				return "", false
 			}
 			v, ok := lookup(strings.ToLower(name))
