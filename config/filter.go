@@ -107,8 +107,13 @@ func LoadFilter(filterDir, name string, args map[string]string) (*Filter, Errors
 		}
 		return nil, false
 	}
+	// A filter option comes from [Init] (where the jail's filter arguments land) before
+	// [Definition], as in fail2ban's FilterReader.
 	get := func(key string) (string, *Value) {
-		v, ok := def.Raw(key)
+		v, ok := init.Raw(key)
+		if !ok {
+			v, ok = def.Raw(key)
+		}
 		if !ok {
 			return "", nil
 		}

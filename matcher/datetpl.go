@@ -215,6 +215,20 @@ func compileDateTemplate(p string, builtin bool) (*dateTemplate, error) {
 	noBegin := strings.HasPrefix(p, "**")
 	noEnd := strings.HasSuffix(p, "**")
 	p = strings.TrimSuffix(strings.TrimPrefix(p, "**"), "**")
+	// As fail2ban: the date proper is group 1; a pattern without a group of its own is wrapped
+	// (keeping a leading ^ and a trailing $ outside), so boundaries and the {^LN-BEG} prefix are
+	// never part of the text cut from the line.
+	if !t.grouped {
+		head, tail := "", ""
+		if strings.HasPrefix(p, "^") {
+			head, p = "^", p[1:]
+		}
+		if strings.HasSuffix(p, "$") && !strings.HasSuffix(p, `\$`) {
+			tail, p = "$", p[:len(p)-1]
+		}
+		p = head + "(" + p + ")" + tail
+		t.grouped = true
+	}
 	switch {
 	case lineBeg:
 		p = `^(?:\W{0,2})?` + p

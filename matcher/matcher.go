@@ -8,6 +8,7 @@ package matcher
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"net/netip"
 	"slices"
 	"strings"
@@ -675,7 +676,20 @@ func fillDetail(d *Result, idx int, id string, addr netip.Addr, t time.Time, nof
 			}
 		}
 	}
+	// fail2ban merges alternates: alt_user, alt_user_2 … fill user when it is empty.
+	names := make([]string, 0, len(d.Fields))
+	for n := range d.Fields {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		if m := altNameRE.FindStringSubmatch(n); m != nil && d.Fields[n] != "" && d.Fields[m[1]] == "" {
+			d.Fields[m[1]] = d.Fields[n]
+		}
+	}
 }
+
+var altNameRE = regexp.MustCompile(`^alt_(.*?)(?:_\d+)?$`)
 
 // slowJails handles jails whose regexes could not all go into Hyperscan: every line is tried.
 func (w *Worker) slowJails(b *ingest.Block, jails ingest.JailSet, dst []Event) []Event {
