@@ -334,7 +334,13 @@ func checkSample(rep *filterReport, in *corpusInstance, opts, fail map[string]an
 		case k == "host" && !have:
 			got = res.ID
 		case k == "attempts" && !have:
-			got = "1"
+			got = strconv.Itoa(res.Attempts)
+		case k == "users":
+			if !sameList(res.Users, v) {
+				ok = false
+				why = append(why, fmt.Sprintf("users=%q want %v", res.Users, v))
+			}
+			continue
 		}
 		if !sameValue(k, got, v) {
 			ok = false
@@ -376,10 +382,23 @@ func sameValue(k, got string, want any) bool {
 		return got == strconv.FormatFloat(w, 'f', -1, 64)
 	case nil:
 		return got == ""
-	case []any:
-		return false // lists (users) need multi-line merging, not implemented yet
 	}
 	return false
+}
+
+func sameList(got []string, want any) bool {
+	w, ok := want.([]any)
+	if !ok || len(w) != len(got) {
+		return false
+	}
+	g := append([]string(nil), got...)
+	ws := make([]string, len(w))
+	for i, x := range w {
+		ws[i] = fmt.Sprint(x)
+	}
+	sort.Strings(g)
+	sort.Strings(ws)
+	return strings.Join(g, "\x00") == strings.Join(ws, "\x00")
 }
 
 func filterArgs(opts map[string]any) map[string]string {

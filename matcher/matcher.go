@@ -78,6 +78,7 @@ type jailRx struct {
 	name   string
 	dates  *dateDetector
 	pref   *rx // prefregex: gates the line and hands its <F-CONTENT> to the failregexes
+	ml     *mlState
 	fail   []rx
 	ignore []rx
 	// slow: some regex of this jail could not go into Hyperscan; every line of the jail's blocks is
@@ -226,6 +227,14 @@ func New(jails []JailSpec, opts Options) (*Matcher, error) {
 		}
 		jr.fail = add("failregex", j.Filter.FailRegex, false)
 		jr.ignore = add("ignoreregex", j.Filter.IgnoreRegex, true)
+		for _, r := range append(append([]rx{}, jr.fail...), jr.ignore...) {
+			if strings.Contains(r.expr, "(?P<mlfid>") {
+				jr.ml = newMLState()
+			}
+		}
+		if jr.pref != nil && strings.Contains(jr.pref.expr, "(?P<mlfid>") {
+			jr.ml = newMLState()
+		}
 		for i, p := range jpats {
 			cands = append(cands, cand{pat: p, ref: jrefs[i]})
 		}
@@ -370,6 +379,11 @@ type Result struct {
 	Addr    netip.Addr        // the id as an address, when it is one
 	Time    time.Time         // from the line
 	Fields  map[string]string // every named group that took part (prefregex groups included)
+	Users   []string          // every user of the failure (multi-line: of the whole connection)
+	// Attempts is how many lines make up the failure (1, or more for multi-line failures).
+	Attempts int
+	// Pending: a multi-line helper matched but the connection has no failure id yet.
+	Pending bool
 }
 
 // Match scans b once and appends an Event to dst for every line that a jail listening to b's source
@@ -596,6 +610,11 @@ func (w *Worker) confirm(jail uint16, group []uint32, text []byte, li uint32, t 
 			}
 			return Event{}, false
 		}
+		if jr.ml != nil {
+			if mlfid := firstCapture("mlfid", &w.caps, &w.pcaps); mlfid != nil {
+				return w.multiLine(jail, jr, idx, string(mlfid), li, t, detail)
+			}
+		}
 		nofail := w.caps.get("nofail") != nil || w.pcaps.get("nofail") != nil
 		id, addr := failureID(&w.caps, &w.pcaps)
 		if detail != nil {
@@ -629,6 +648,52 @@ func (w *Worker) confirm(jail uint16, group []uint32, text []byte, li uint32, t 
 		}
 	}
 	return Event{}, false
+}
+
+func firstCapture(name string, cs ...*captures) []byte {
+	for _, c := range cs {
+		if v := c.get(name); v != nil {
+			return v
+		}
+	}
+	return nil
+}
+
+// multiLine merges a match that carries an <F-MLFID> into its connection's state and reports the
+// merged failure, if it is one.
+func (w *Worker) multiLine(jail uint16, jr *jailRx, idx int, mlfid string, li uint32, t time.Time, detail *Result) (Event, bool) {
+	cur := make(map[string]string)
+	for _, c := range [2]*captures{&w.pcaps, &w.caps} { // failregex groups override prefregex ones
+		for i, n := range c.names {
+			if i < len(c.vals) && c.vals[i] != nil {
+				cur[n] = string(c.vals[i])
+			}
+		}
+	}
+	r := jr.ml.merge(mlfid, cur, t.Unix())
+	var addr netip.Addr
+	if r.id != "" && r.fields["dns"] != r.id {
+		if a, err := netip.ParseAddr(r.id); err == nil {
+			addr = a.Unmap().WithZone("")
+		}
+	}
+	if detail != nil && r.id != "" {
+		detail.Matched, detail.NoFail, detail.Regex, detail.ID, detail.Addr = !r.nofail, r.nofail, idx, r.id, addr
+		detail.Time = t.Truncate(time.Second)
+		detail.Fields, detail.Users, detail.Attempts = r.fields, r.users, r.attempts
+		mergeAlt(detail.Fields)
+	} else if detail != nil {
+		detail.Pending, detail.Regex = true, idx
+	}
+	if r.id == "" || r.nofail {
+		return Event{}, false
+	}
+	if !addr.IsValid() {
+		w.stats[jail].badAddr++
+		return Event{}, false
+	}
+	w.stats[jail].matched++
+	return Event{Jail: jail, Regex: uint16(idx), Line: li, Time: t.Unix(), Addr: addr}, true
 }
 
 func hitIgnore(m *Matcher, group []uint32, idx int) bool {
@@ -676,15 +741,23 @@ func fillDetail(d *Result, idx int, id string, addr netip.Addr, t time.Time, nof
 			}
 		}
 	}
-	// fail2ban merges alternates: alt_user, alt_user_2 … fill user when it is empty.
-	names := make([]string, 0, len(d.Fields))
-	for n := range d.Fields {
+	d.Attempts = 1
+	if u := d.Fields["user"]; u != "" {
+		d.Users = []string{u}
+	}
+	mergeAlt(d.Fields)
+}
+
+// mergeAlt applies fail2ban's alternates: alt_user, alt_user_2 … fill user when it is empty.
+func mergeAlt(fields map[string]string) {
+	names := make([]string, 0, len(fields))
+	for n := range fields {
 		names = append(names, n)
 	}
 	slices.Sort(names)
 	for _, n := range names {
-		if m := altNameRE.FindStringSubmatch(n); m != nil && d.Fields[n] != "" && d.Fields[m[1]] == "" {
-			d.Fields[m[1]] = d.Fields[n]
+		if m := altNameRE.FindStringSubmatch(n); m != nil && fields[n] != "" && fields[m[1]] == "" {
+			fields[m[1]] = fields[n]
 		}
 	}
 }

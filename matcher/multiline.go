@@ -1,0 +1,183 @@
+package matcher
+
+import (
+	"slices"
+	"sync"
+)
+
+// mlState is a jail's multi-line failure cache, keyed by <F-MLFID> (a connection or session id),
+// with fail2ban's merge rules: a later line of the same connection inherits the groups of earlier
+// ones (an sshd "Disconnecting: Too many authentication failures" gets its host from the
+// "Connection from" line before it), <F-NOFAIL> helpers wait for a failure, <F-MLFGAINED> (a
+// successful login) resets the pending ones, and <F-MLFFORGET> (a disconnect) ends the entry.
+// Entries expire after mlMaxAge seconds of log time; the cache holds at most mlMaxEntries.
+type mlState struct {
+	mu    sync.Mutex
+	cache map[string]*mlEntry
+}
+
+const (
+	mlMaxAge     = 5 * 60
+	mlMaxEntries = 100_000
+)
+
+type mlEntry struct {
+	fields        map[string]string
+	users         []string // every user seen on the connection
+	pending       bool     // a failure without an id is waiting for one
+	matches       int      // lines that make up the failure (fail2ban's "attempts")
+	nofailMatches int      // helper lines seen before the failure
+	last          int64    // log time of the last line
+}
+
+func newMLState() *mlState { return &mlState{cache: make(map[string]*mlEntry)} }
+
+func (e *mlEntry) addUser(u string) []string {
+	if u == "" {
+		return e.users
+	}
+	if !slices.Contains(e.users, u) {
+		e.users = append(e.users, u)
+	}
+	return e.users
+}
+
+// mlResult is a merged failure as of one line, copied out of the cache.
+type mlResult struct {
+	fields   map[string]string
+	users    []string
+	attempts int
+	nofail   bool
+	id       string // ip4, ip6, dns or fid; empty: pending, waiting for a line that names it
+}
+
+// merge folds the groups of one matching line (cur; consumed) into the connection's entry, as
+// fail2ban's Filter._mergeFailure does, and returns the merged failure. A failure that still has
+// no id is marked pending.
+func (s *mlState) merge(id string, cur map[string]string, now int64) mlResult {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.mergeLocked(id, cur, now)
+	r := mlResult{fields: make(map[string]string, len(e.fields)), users: slices.Clone(e.users), attempts: e.matches}
+	for k, v := range e.fields {
+		r.fields[k] = v
+	}
+	_, r.nofail = e.fields["nofail"]
+	for _, g := range idGroups {
+		if v := e.fields[g]; v != "" {
+			r.id = v
+			break
+		}
+	}
+	if r.id == "" {
+		e.pending = true
+	}
+	return r
+}
+
+func (s *mlState) mergeLocked(id string, cur map[string]string, now int64) *mlEntry {
+	const (
+		fNoFail   = 1
+		fForget   = 2
+		fHadState = 4
+		fGained   = 8
+	)
+	flags := 0
+	_, nofail := cur["nofail"]
+	gv, gained := cur["mlfgained"]
+	if gained {
+		flags |= fGained | fNoFail
+		if !nofail {
+			cur["nofail"] = gv
+		}
+	} else if nofail {
+		flags |= fNoFail
+	}
+	if _, forget := cur["mlfforget"]; forget {
+		flags |= fForget
+		delete(cur, "mlfforget")
+	}
+	e := s.cache[id]
+	if e != nil && now-e.last > mlMaxAge {
+		delete(s.cache, id)
+		e = nil
+	}
+	var users []string
+	var fail *mlEntry
+	if e != nil {
+		users = e.addUser(cur["user"])
+		if _, ok := e.fields["nofail"]; ok {
+			flags |= fHadState
+			delete(e.fields, "nofail")
+		}
+		if _, ok := e.fields["mlfgained"]; ok {
+			flags |= fHadState
+			delete(e.fields, "mlfgained")
+		}
+		if flags&fGained != 0 {
+			e.pending = false
+		}
+		if flags&fHadState == 0 && !e.pending {
+			e.matches = 0 // already reported with an earlier failure
+		}
+		for k, v := range cur {
+			e.fields[k] = v
+		}
+		e.last = now
+		fail = e
+		if flags&fForget != 0 {
+			delete(s.cache, id)
+		}
+	} else {
+		fail = &mlEntry{fields: cur, last: now}
+		if flags&fForget == 0 {
+			users = fail.addUser(cur["user"])
+			if len(s.cache) >= mlMaxEntries {
+				s.evict(now)
+			}
+			s.cache[id] = fail
+		}
+	}
+	wasPending := fail.pending
+	fail.pending = false
+	if wasPending || len(users) > 1 {
+		// Pending failures or another user on the same connection: this is no longer a helper.
+		delete(fail.fields, "nofail")
+		delete(fail.fields, "mlfgained")
+		flags &^= fGained | fNoFail
+	}
+	if flags&fNoFail == 0 {
+		m := fail.nofailMatches + fail.matches
+		fail.nofailMatches = 0
+		if flags&fGained == 0 {
+			m++
+		}
+		fail.matches = m
+	} else if flags&(fNoFail|fForget) == fNoFail {
+		fail.nofailMatches++
+	}
+	return fail
+}
+
+// evict drops expired entries, or the oldest half when none expired.
+func (s *mlState) evict(now int64) {
+	for k, e := range s.cache {
+		if now-e.last > mlMaxAge {
+			delete(s.cache, k)
+		}
+	}
+	if len(s.cache) < mlMaxEntries {
+		return
+	}
+	ages := make([]int64, 0, len(s.cache))
+	for _, e := range s.cache {
+		ages = append(ages, e.last)
+	}
+	slices.Sort(ages)
+	cut := ages[len(ages)/2]
+	for k, e := range s.cache {
+		if e.last <= cut {
+			delete(s.cache, k)
+		}
+	}
+}
