@@ -107,12 +107,16 @@ func LoadFilter(filterDir, name string, args map[string]string) (*Filter, Errors
 		}
 		return nil, false
 	}
-	// A filter option comes from [Init] (where the jail's filter arguments land) before
-	// [Definition], as in fail2ban's FilterReader.
+	// A filter option comes from [Init] (where the jail's filter arguments land), then
+	// [Definition], then [DEFAULT], as in fail2ban's FilterReader.
 	get := func(key string) (string, *Value) {
 		v, ok := init.Raw(key)
 		if !ok {
 			v, ok = def.Raw(key)
+		}
+		if !ok {
+			// ConfigParser's defaults reach every section (common.conf sets datepattern there).
+			v, ok = dflt.Raw(key)
 		}
 		if !ok {
 			return "", nil

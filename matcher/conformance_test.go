@@ -303,7 +303,7 @@ func checkSample(rep *filterReport, in *corpusInstance, opts, fail map[string]an
 		rep.check(false, "%s: %v", where, err)
 		return
 	}
-	if res.Matched || res.NoFail {
+	if res.Matched || res.NoFail || res.Pending {
 		in.used[res.Regex] = true
 		in.usedText[in.fails[res.Regex].Text] = true
 	}

@@ -670,6 +670,7 @@ func (w *Worker) multiLine(jail uint16, jr *jailRx, idx int, mlfid string, li ui
 			}
 		}
 	}
+	mergeAlt(cur) // fail2ban merges alternates before the multi-line merge
 	r := jr.ml.merge(mlfid, cur, t.Unix())
 	var addr netip.Addr
 	if r.id != "" && r.fields["dns"] != r.id {
