@@ -84,21 +84,35 @@ func LoadFilter(filterDir, name string, args map[string]string) (*Filter, Errors
 		ini.Set("Init", k, v, conf, 0)
 	}
 	def, init, dflt := ini.Section("Definition"), ini.Section("Init"), ini.Section("DEFAULT")
-	lookup := func(key string) (*Value, bool) {
+	var lookup lookupFunc
+	lookup = func(key string) (*Value, bool) {
 		if key == "__name__" {
 			return &Value{Text: name}, true
 		}
-		// %(section/key)s and <section/key> name an option of another section; default/ and
-		// known/ fall back to [DEFAULT].
+		// %(section/key)s and <section/key> name an option of another section, interpolated in
+		// that section first (so its own %(x)s find their neighbours); default/ and known/ fall
+		// back to [DEFAULT].
 		if sec, k, ok := strings.Cut(key, "/"); ok {
 			switch sec {
 			case "default", "known":
 				return dflt.Raw(k)
 			}
-			if v, ok := ini.Section(sec).Raw(k); ok {
+			other := ini.Section(sec)
+			v, ok := other.Raw(k)
+			if !ok {
+				return dflt.Raw(k)
+			}
+			inSection := func(key string) (*Value, bool) {
+				if v, ok := other.Raw(key); ok {
+					return v, true
+				}
+				return lookup(key)
+			}
+			text, err := Interpolate(v, inSection)
+			if err != nil {
 				return v, true
 			}
-			return dflt.Raw(k)
+			return &Value{Text: strings.ReplaceAll(text, "%", "%%"), File: v.File, Line: v.Line, Lines: v.Lines}, true
 		}
 		for _, s := range []*Section{init, def, dflt} {
 			if v, ok := s.Raw(key); ok {

@@ -312,8 +312,9 @@ func (t *dateTemplate) time(m *regexp2.Match, now time.Time, loc *time.Location)
 		if err != nil {
 			return time.Time{}, false
 		}
-		// TAI64 labels count from 2^62; TAI is 10 s ahead of UTC at the epoch of the label space.
-		return time.Unix(int64(secs-(1<<62))-10, 0).In(loc), true
+		// TAI64 labels count seconds from 2^62; like fail2ban (and daemontools' tai64nlocal
+		// before leap tables), the label is taken as Unix time.
+		return time.Unix(int64(secs-(1<<62)), 0).In(loc), true
 	}
 	num := func(name string, def int) int {
 		s := strings.TrimSpace(group(m, name))
