@@ -96,7 +96,8 @@ func translate(re string, useDNS bool) (translated, error) {
 	if err != nil {
 		return t, err
 	}
-	t.expr = out
+	// Python reads "{,n}" as "{0,n}"; Go and Hyperscan would take it literally.
+	t.expr = pyOpenRepeatRE.ReplaceAllString(out, "${1}{0,$2}")
 	for _, g := range []string{"(?P<ip4>", "(?P<ip6>", "(?P<dns>", "(?P<fid>"} {
 		if strings.Contains(out, g) {
 			t.hasHost = true
@@ -110,6 +111,8 @@ func translate(re string, useDNS bool) (translated, error) {
 func hsExpr(expr string) string {
 	return strings.TrimLeft(expr, "^")
 }
+
+var pyOpenRepeatRE = regexp.MustCompile(`((?:^|[^\\])(?:\\\\)*)\{,(\d+)\}`)
 
 // pyBackrefRE finds Python named back-references, (?P=name).
 var pyBackrefRE = regexp.MustCompile(`\(\?P=(\w+)\)`)
