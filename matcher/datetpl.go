@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/dlclark/regexp2"
@@ -77,6 +78,7 @@ const (
 )
 
 type dateTemplate struct {
+	hits atomic.Uint64
 	name string
 	kind dateKind
 	re   *regexp2.Regexp
@@ -89,6 +91,7 @@ var unnamedGroupRE = regexp.MustCompile(`(?:^|[^\\])\((?:[^?]|$)`)
 
 // dateDetector finds a line's date with a list of templates.
 type dateDetector struct {
+	fastHits  atomic.Uint64
 	templates []*dateTemplate
 	none      bool // {NONE}: lines carry no date; the time is now
 	fast      bool // the syslog/ISO fast path may answer first (default templates)
@@ -255,6 +258,7 @@ func (d *dateDetector) find(line []byte, now time.Time, loc *time.Location) (tim
 	}
 	if d.fast {
 		if t, end, ok := parseDate(line, now, loc); ok {
+			d.fastHits.Add(1)
 			start := 0
 			for start < end && (line[start] == ' ' || line[start] == '\t') {
 				start++
@@ -275,6 +279,7 @@ func (d *dateDetector) find(line []byte, now time.Time, loc *time.Location) (tim
 		if !ok {
 			continue
 		}
+		t.hits.Add(1)
 		// regexp2 reports rune offsets; turn them into byte offsets.
 		idx, text := m.Index, m.String()
 		if g := m.GroupByNumber(1); t.grouped && g != nil && len(g.Captures) > 0 {
@@ -414,4 +419,25 @@ var zoneNames = map[string]int{
 	"EET": 2, "EEST": 3, "MSK": 3, "IST": 5, "JST": 9, "KST": 9, "AEST": 10, "AEDT": 11,
 	"EST": -5, "EDT": -4, "CST": -6, "CDT": -5, "MST": -7, "MDT": -6, "PST": -8, "PDT": -7,
 	"AKST": -9, "AKDT": -8, "HST": -10,
+}
+
+// DateHit is how often one date template found a line's date.
+type DateHit struct {
+	Template string
+	Hits     uint64
+}
+
+// DateHits lists the templates of a jail that found dates, for `portcullis regex`.
+func (m *Matcher) DateHits(jail int) []DateHit {
+	d := m.jails[jail].dates
+	var out []DateHit
+	if n := d.fastHits.Load(); n > 0 {
+		out = append(out, DateHit{Template: "{^LN-BEG} syslog / ISO 8601 (fast path)", Hits: n})
+	}
+	for _, t := range d.templates {
+		if n := t.hits.Load(); n > 0 {
+			out = append(out, DateHit{Template: t.name, Hits: n})
+		}
+	}
+	return out
 }

@@ -337,7 +337,17 @@ type Worker struct {
 	pcaps   captures // prefregex captures
 	one     ingest.Block
 	oneSrc  ingest.Source
+	fixed   time.Time // when set, lines carry no date: this is their time (journal messages)
+
+	// Collect makes Match describe every counted failure in Details (including failures whose
+	// id is a host name or an F-ID, which produce no Event). For `portcullis regex`.
+	Collect bool
+	Details []Result
 }
+
+// SetFixedTime makes Match treat every line as dateless with time t (journal messages, logtype =
+// journal); the zero time restores date detection.
+func (w *Worker) SetFixedTime(t time.Time) { w.fixed = t }
 
 type jailCounts struct{ matched, ignored, noDate, badAddr uint64 }
 
@@ -384,6 +394,8 @@ type Result struct {
 	Attempts int
 	// Pending: a multi-line helper matched but the connection has no failure id yet.
 	Pending bool
+	// Line is the line's index in its block (when collected by Match).
+	Line uint32
 }
 
 // Match scans b once and appends an Event to dst for every line that a jail listening to b's source
@@ -423,7 +435,7 @@ func (w *Worker) Match(b *ingest.Block, dst []Event) ([]Event, error) {
 			now = m.opts.Now()
 		}
 		slices.Sort(w.cand) // ids are laid out jail by jail, failregex before ignoreregex
-		dst = w.confirmLine(b.Line(li), uint32(li), jails, now, time.Time{}, dst, -1, nil)
+		dst = w.confirmLine(b.Line(li), uint32(li), jails, now, w.fixed, dst, -1, nil)
 	}
 	dst = w.slowJails(b, jails, dst)
 	w.flushStats()
@@ -575,6 +587,16 @@ func (w *Worker) confirmLine(line []byte, li uint32, jails ingest.JailSet, now, 
 // them when group is nil), in fail2ban's order.
 func (w *Worker) confirm(jail uint16, group []uint32, text []byte, li uint32, t time.Time, detail *Result) (Event, bool) {
 	m := w.m
+	if detail == nil && w.Collect {
+		var d Result
+		detail = &d
+		defer func() {
+			if d.Matched {
+				d.Line = li
+				w.Details = append(w.Details, d)
+			}
+		}()
+	}
 	jr := &m.jails[jail]
 	content := text
 	w.pcaps.names, w.pcaps.vals = nil, w.pcaps.vals[:0]
@@ -733,7 +755,7 @@ func failureID(fail, pref *captures) ([]byte, netip.Addr) {
 
 func fillDetail(d *Result, idx int, id string, addr netip.Addr, t time.Time, nofail bool, cs ...*captures) {
 	// fail2ban keeps whole seconds of a log line's stamp.
-	d.Matched, d.NoFail, d.Regex, d.ID, d.Addr, d.Time = !nofail, nofail, idx, id, addr, t.Truncate(time.Second)
+	d.Matched, d.NoFail, d.Regex, d.ID, d.Addr, d.Time = !nofail && id != "", nofail, idx, id, addr, t.Truncate(time.Second)
 	d.Fields = map[string]string{}
 	for _, c := range cs {
 		for i, n := range c.names {
@@ -777,7 +799,7 @@ func (w *Worker) slowJails(b *ingest.Block, jails ingest.JailSet, dst []Event) [
 			now = m.opts.Now()
 		}
 		for li := range b.Lines {
-			dst = w.slowLine(id, b.Line(li), uint32(li), now, time.Time{}, dst, nil)
+			dst = w.slowLine(id, b.Line(li), uint32(li), now, w.fixed, dst, nil)
 		}
 	}
 	return dst

@@ -30,6 +30,7 @@ Usage:
   portcullis unban [JAIL] IP...        (no jail: unban in every jail)
   portcullis banned [JAIL] [--json]
   portcullis reload
+  portcullis regex [--json] [--now TIME] [--config DIR] LOG FILTER [IGNOREREGEX]
   portcullis version
 
 Client commands accept --socket PATH, or -c DIR to take the socket from DIR/portcullis.conf
@@ -51,6 +52,8 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 		return cmdRun(rest, stderr)
 	case "status", "ban", "unban", "banned", "reload", "ping":
 		return cmdClient(cmd, rest, stdout, stderr)
+	case "regex":
+		return cmdRegex(rest, os.Stdin, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "portcullis %s (%s)\n", pipeline.Version, runtime.Version())
 		return 0

@@ -1,0 +1,338 @@
+package main
+
+// portcullis regex: our fail2ban-regex. It runs one filter over a log (or a single line) on the
+// same engine as the daemon — blocks, one Hyperscan scan per block, confirmation of hit lines — and
+// prints a summary, or with --json one object per counted failure.
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/portcullis/portcullis/config"
+	"github.com/portcullis/portcullis/ingest"
+	"github.com/portcullis/portcullis/matcher"
+)
+
+const regexUsage = `usage: portcullis regex [--json] [--now TIME] [--config DIR] LOG FILTER [IGNOREREGEX]
+
+  LOG      a log file, - for standard input, or a single log line
+  FILTER   a filter name (looked up in DIR/filter.d; default: ./configs, the configs next to the
+           binary, /etc/portcullis, then /etc/fail2ban), name[key=value,...] with filter
+           arguments (logtype=journal: each line is a journal message whose time is --now),
+           a path to a .conf file, or a raw regex
+  --now    "now" for year inference: unix seconds or RFC 3339 (default: the clock); TZ is honoured
+`
+
+type regexOpts struct {
+	json    bool
+	now     time.Time
+	config  string
+	log     string
+	filter  string
+	ignore  string
+	stdin   io.Reader
+	verbose bool
+}
+
+func cmdRegex(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("regex", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, regexUsage) }
+	asJSON := fs.Bool("json", false, "one JSON object per counted failure")
+	nowFlag := fs.String("now", "", "now, for year inference (unix seconds or RFC 3339)")
+	cfgDir := fs.String("config", "", "configuration folder with filter.d")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return 2
+	}
+	if len(pos) < 2 || len(pos) > 3 {
+		fmt.Fprint(stderr, regexUsage)
+		return 2
+	}
+	o := regexOpts{json: *asJSON, config: *cfgDir, log: pos[0], filter: pos[1], stdin: stdin, now: time.Now()}
+	if len(pos) == 3 {
+		o.ignore = pos[2]
+	}
+	if *nowFlag != "" {
+		t, err := parseNow(*nowFlag)
+		if err != nil {
+			fmt.Fprintf(stderr, "portcullis regex: --now: %v\n", err)
+			return 2
+		}
+		o.now = t
+	}
+	if tz := os.Getenv("TZ"); tz != "" && tz != "UTC" && time.Local.String() == "UTC" {
+		fmt.Fprintf(stderr, "portcullis regex: warning: TZ=%q is not a zone name this system knows (POSIX rule strings are not supported); using UTC\n", tz)
+	}
+	if err := runRegex(o, stdout, stderr); err != nil {
+		fmt.Fprintf(stderr, "portcullis regex: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func parseNow(s string) (time.Time, error) {
+	if f, err := strconv.ParseFloat(s, 64); err == nil {
+		sec := int64(f)
+		return time.Unix(sec, int64((f-float64(sec))*1e9)), nil
+	}
+	return time.Parse(time.RFC3339, s)
+}
+
+// filterDirs lists where filter names are looked up.
+func filterDirs(cfg string) []string {
+	if cfg != "" {
+		return []string{filepath.Join(cfg, "filter.d")}
+	}
+	dirs := []string{filepath.Join("configs", "filter.d")}
+	if exe, err := os.Executable(); err == nil {
+		dirs = append(dirs, filepath.Join(filepath.Dir(exe), "..", "configs", "filter.d"))
+	}
+	return append(dirs, "/etc/portcullis/filter.d", "/etc/fail2ban/filter.d")
+}
+
+// loadRegexFilter resolves FILTER: a path to a .conf, a filter name with optional arguments, or a
+// raw regex.
+func loadRegexFilter(o regexOpts) (*config.Filter, map[string]string, string, error) {
+	name, args, specErr := config.ParseFilterSpec(o.filter)
+	if specErr == nil {
+		if strings.HasSuffix(name, ".conf") || strings.HasSuffix(name, ".local") {
+			if _, err := os.Stat(name); err == nil {
+				dir := filepath.Dir(name)
+				base := strings.TrimSuffix(strings.TrimSuffix(filepath.Base(name), ".conf"), ".local")
+				f, errs := config.LoadFilter(dir, base, args)
+				if errs != nil {
+					return nil, nil, "", errs
+				}
+				return f, args, name, nil
+			}
+		}
+		if !strings.ContainsAny(name, "/\\^$()[]{}*+?<> ") {
+			for _, dir := range filterDirs(o.config) {
+				if _, err := os.Stat(filepath.Join(dir, name+".conf")); err != nil {
+					continue
+				}
+				f, errs := config.LoadFilter(dir, name, args)
+				if errs != nil {
+					return nil, nil, "", errs
+				}
+				return f, args, filepath.Join(dir, name+".conf"), nil
+			}
+			if o.config != "" || !strings.ContainsAny(name, `\.|`) {
+				return nil, nil, "", fmt.Errorf("no filter %q in %s", name, strings.Join(filterDirs(o.config), ", "))
+			}
+		}
+	}
+	// A raw regex.
+	return &config.Filter{Name: "(raw regex)", FailRegex: []config.Regex{{Text: o.filter, File: "command line", Line: 1}}}, nil, "", nil
+}
+
+type regexStats struct {
+	lines, matched, missed, ignored int
+	regexHits                       []int
+}
+
+func runRegex(o regexOpts, stdout, stderr io.Writer) error {
+	f, args, source, err := loadRegexFilter(o)
+	if err != nil {
+		return err
+	}
+	if o.ignore != "" {
+		f.IgnoreRegex = append(f.IgnoreRegex, config.Regex{Text: o.ignore, File: "command line", Line: 1})
+	}
+	now := o.now
+	m, err := matcher.New([]matcher.JailSpec{{ID: 0, Name: f.Name, Filter: f}}, matcher.Options{Now: func() time.Time { return now }})
+	if err != nil {
+		var ce matcher.Errors
+		if errors.As(err, &ce) {
+			return fmt.Errorf("the filter does not compile:\n%v", err)
+		}
+		return err
+	}
+	defer m.Close()
+	w, err := m.NewWorker()
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	w.Collect = true
+	if args["logtype"] == "journal" {
+		w.SetFixedTime(now)
+	}
+
+	var r io.Reader
+	logName := o.log
+	switch {
+	case o.log == "-":
+		r, logName = o.stdin, "(standard input)"
+	default:
+		if st, err := os.Stat(o.log); err == nil && st.Mode().IsRegular() {
+			fh, err := os.Open(o.log)
+			if err != nil {
+				return err
+			}
+			defer fh.Close()
+			r = fh
+		} else {
+			r, logName = strings.NewReader(o.log+"\n"), "(one line)"
+		}
+	}
+
+	st := regexStats{regexHits: make([]int, len(f.FailRegex))}
+	src := &ingest.Source{Name: "regex", Jails: ingest.NewJailSet(0), Stats: &ingest.SourceStats{}}
+	var split ingest.Splitter
+	var events []matcher.Event
+	enc := json.NewEncoder(stdout)
+	start := time.Now()
+	lastProgress := start
+	lineBase := 0 // 1-based line number of the block's first line, minus one
+	var readErr error
+	for {
+		b := ingest.GetBlock()
+		n, err := split.Fill(b, r.Read)
+		eof := n == 0 && err != nil
+		if eof && len(b.Buf) > 0 && b.Buf[len(b.Buf)-1] != '\n' {
+			// The last line has no newline: at the end of the input it is whole.
+			b.Buf = append(b.Buf, '\n')
+		}
+		// Number lines by counting newlines: skipped (over-long, binary) lines still count.
+		split.Split(b, src.Stats)
+		b.Source = src
+		w.Details = w.Details[:0]
+		events, err2 := w.Match(b, events[:0])
+		if err2 != nil {
+			ingest.PutBlock(b)
+			return err2
+		}
+		_ = events
+		lineNo := lineNumbers(b)
+		for _, d := range w.Details {
+			st.regexHits[d.Regex]++
+			if o.json {
+				if err := enc.Encode(failureJSON(d, lineBase+lineNo[d.Line])); err != nil {
+					ingest.PutBlock(b)
+					return err
+				}
+			}
+		}
+		st.matched += len(w.Details)
+		lineBase += countNewlines(b.Buf)
+		ingest.PutBlock(b)
+		if err != nil && err != io.EOF {
+			readErr = err
+			break
+		}
+		if eof {
+			break
+		}
+		if time.Since(lastProgress) > 5*time.Second {
+			fmt.Fprintf(stderr, "%d lines, %d failures…\n", lineBase, st.matched)
+			lastProgress = time.Now()
+		}
+	}
+	elapsed := time.Since(start)
+	st.lines = int(src.Stats.Lines.Load())
+	st.ignored = int(m.Stats[0].Ignored.Load())
+	st.missed = st.lines - st.matched - st.ignored
+	if readErr != nil {
+		return fmt.Errorf("reading %s: %w", logName, readErr)
+	}
+	if o.json {
+		return nil
+	}
+	printRegexSummary(stdout, f, source, logName, st, m.DateHits(0), src.Stats, elapsed)
+	return nil
+}
+
+// lineNumbers maps each span of b to its 1-based line number within the block (skipped lines
+// count too).
+func lineNumbers(b *ingest.Block) []int {
+	out := make([]int, len(b.Lines))
+	line, pos := 1, 0
+	for i, sp := range b.Lines {
+		for pos < int(sp.Start) {
+			if b.Buf[pos] == '\n' {
+				line++
+			}
+			pos++
+		}
+		out[i] = line
+	}
+	return out
+}
+
+func countNewlines(buf []byte) int {
+	n := 0
+	for _, c := range buf {
+		if c == '\n' {
+			n++
+		}
+	}
+	return n
+}
+
+func failureJSON(d matcher.Result, line int) map[string]any {
+	out := map[string]any{
+		"line":     line,
+		"id":       d.ID,
+		"time":     float64(d.Time.UnixNano()) / 1e9,
+		"regex":    d.Regex,
+		"attempts": d.Attempts,
+	}
+	for k, v := range d.Fields {
+		switch k {
+		case "content", "mlfid", "nofail", "mlfgained", "mlfforget", "mlfpending":
+			continue
+		}
+		if strings.HasPrefix(k, "_") {
+			continue
+		}
+		out[strings.ToLower(k)] = v
+	}
+	if len(d.Users) > 0 {
+		users := append([]string(nil), d.Users...)
+		sort.Strings(users)
+		out["users"] = users
+	}
+	return out
+}
+
+func printRegexSummary(w io.Writer, f *config.Filter, source, logName string, st regexStats, dates []matcher.DateHit, ss *ingest.SourceStats, elapsed time.Duration) {
+	fmt.Fprintf(w, "\nRunning tests\n=============\n\n")
+	if source != "" {
+		fmt.Fprintf(w, "Use   failregex filter file : %s, basedir: %s\n", f.Name, filepath.Dir(filepath.Dir(source)))
+	} else {
+		fmt.Fprintf(w, "Use         failregex line : %s\n", f.FailRegex[0].Text)
+	}
+	fmt.Fprintf(w, "Use                log file : %s\n\n", logName)
+	fmt.Fprintf(w, "Results\n=======\n\n")
+	fmt.Fprintf(w, "Failregex: %d total\n", st.matched)
+	fmt.Fprintf(w, "|-  #) [# of hits] regular expression\n")
+	for i, r := range f.FailRegex {
+		if st.regexHits[i] > 0 {
+			fmt.Fprintf(w, "|  %2d) [%d] %s\n", i+1, st.regexHits[i], r.Text)
+		}
+	}
+	fmt.Fprintf(w, "`-\n\nIgnoreregex: %d total\n\n", st.ignored)
+	fmt.Fprintf(w, "Date template hits:\n|- [# of hits] date format\n")
+	for _, d := range dates {
+		fmt.Fprintf(w, "|  [%d] %s\n", d.Hits, d.Template)
+	}
+	fmt.Fprintf(w, "`-\n\n")
+	skipped := ss.Overlong.Load() + ss.Binary.Load()
+	fmt.Fprintf(w, "Lines: %d lines, %d ignored, %d matched, %d missed", st.lines, st.ignored, st.matched, st.missed)
+	if skipped > 0 {
+		fmt.Fprintf(w, " (%d over-long or binary lines skipped)", skipped)
+	}
+	rate := float64(st.lines) / max(elapsed.Seconds(), 1e-9)
+	fmt.Fprintf(w, "\n[processed in %.3f sec, %.0f lines/s]\n", elapsed.Seconds(), rate)
+}
