@@ -39,7 +39,9 @@ func WriteSSHD(w io.Writer, o SSHDOptions) error {
 	for n := 0; n < o.Lines; n++ {
 		t = t.Add(time.Duration(r.IntN(5)) * time.Millisecond)
 		stamp := t.Format(time.Stamp)
-		pid := 1000 + r.IntN(60000)
+		// Every line is its own connection (pids are never reused within a run, as on a real
+		// host within fail2ban's 5-minute multi-line window).
+		pid := 1000 + n%4_000_000
 		port := 1024 + r.IntN(64000)
 		var err error
 		if r.IntN(100) < o.FailPct {

@@ -773,9 +773,14 @@ func fillDetail(d *Result, idx int, id string, addr netip.Addr, t time.Time, nof
 
 // mergeAlt applies fail2ban's alternates: alt_user, alt_user_2 … fill user when it is empty.
 func mergeAlt(fields map[string]string) {
-	names := make([]string, 0, len(fields))
+	var names []string
 	for n := range fields {
-		names = append(names, n)
+		if strings.HasPrefix(n, "alt_") {
+			names = append(names, n)
+		}
+	}
+	if len(names) == 0 {
+		return
 	}
 	slices.Sort(names)
 	for _, n := range names {

@@ -1,0 +1,53 @@
+// Command gen writes deterministic benchmark logs (same flags, same bytes).
+//
+//	go run ./bench/gen -lines 1000000 -fail 5 -o /tmp/auth.log
+//	go run ./bench/gen -fetch-fail2ban    # unpack Debian's fail2ban package into .cache/ and print its root
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/portcullis/portcullis/bench"
+	"github.com/portcullis/portcullis/internal/f2bcorpus"
+)
+
+func main() {
+	lines := flag.Int("lines", 1_000_000, "lines to write")
+	fail := flag.Int("fail", 5, "percent of lines that are authentication failures")
+	attackers := flag.Int("attackers", 20000, "distinct attacking addresses")
+	seed := flag.Uint64("seed", 1, "random seed")
+	start := flag.String("start", "2026-03-01T00:00:00Z", "time of the first line (RFC 3339)")
+	out := flag.String("o", "-", "output file, - for standard output")
+	fetch := flag.Bool("fetch-fail2ban", false, "unpack Debian's fail2ban package into .cache/fail2ban and print its root")
+	flag.Parse()
+	if *fetch {
+		if err := f2bcorpus.Ensure(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		fmt.Println(f2bcorpus.Root())
+		return
+	}
+	t0, err := time.Parse(time.RFC3339, *start)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "-start:", err)
+		os.Exit(2)
+	}
+	w := os.Stdout
+	if *out != "-" {
+		f, err := os.Create(*out)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		defer f.Close()
+		w = f
+	}
+	if err := bench.WriteSSHD(w, bench.SSHDOptions{Lines: *lines, FailPct: *fail, Attackers: *attackers, Start: t0, Seed: *seed}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
