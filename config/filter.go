@@ -205,7 +205,11 @@ func substituteTags(s string, lookup lookupFunc) (string, error) {
 			if MatcherTags[name] || strings.HasPrefix(name, "F-") || strings.HasSuffix(prev, "(?P") || strings.HasSuffix(prev, "(?") {
 				return "", false
 			}
-			v, ok := lookup(strings.ToLower(name))
+			key := strings.ToLower(name)
+			if sec, k, ok := strings.Cut(name, "/"); ok {
+				key = sec + "/" + strings.ToLower(k) // section names keep their case
+			}
+			v, ok := lookup(key)
 			if !ok {
 				return "", false
 			}

@@ -308,6 +308,9 @@ func interpolate(s string, at *Value, lookup lookupFunc, depth int) (string, *Er
 				return "", &Error{File: at.File, Line: at.Line, Msg: fmt.Sprintf("unterminated %%( reference in %q", s)}
 			}
 			name := strings.ToLower(s[i+2 : i+end])
+			if sec, k, ok := strings.Cut(s[i+2:i+end], "/"); ok {
+				name = sec + "/" + strings.ToLower(k) // %(Section/key)s: section names keep their case
+			}
 			ref, ok := lookup(name)
 			if !ok {
 				return "", &Error{File: at.File, Line: at.Line, Msg: fmt.Sprintf("%%(%s)s refers to an option that is not set", name)}
