@@ -13,7 +13,7 @@ DEB_PACKAGES := libhyperscan-dev pkg-config gcc g++ nftables iproute2 util-linux
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 FUZZTIME ?= 30s
 
-.PHONY: all deps build run test bench fuzz conformance clean
+.PHONY: all deps build run test bench bench-compare fuzz conformance clean
 
 all: build
 
@@ -46,6 +46,11 @@ conformance: deps
 
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# portcullis regex against Debian's fail2ban-regex on the same generated logs, same filter.
+bench-compare: deps
+	@command -v bc >/dev/null || $(SUDO) apt-get install -y -qq bc
+	LINES=$${LINES:-500000} RUNS=$${RUNS:-3} bash bench/compare.sh
 
 fuzz: deps
 	$(GO) test -run '^$$' -fuzz FuzzSplit -fuzztime $(FUZZTIME) ./ingest
