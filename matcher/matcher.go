@@ -343,7 +343,13 @@ type Worker struct {
 	// id is a host name or an F-ID, which produce no Event). For `portcullis regex`.
 	Collect bool
 	Details []Result
+	// noFields leaves captured fields out of collected Details (counting only).
+	noFields bool
 }
+
+// CollectCounts makes collected Details carry no captured fields, which is cheaper when only
+// the failures are counted.
+func (w *Worker) CollectCounts() { w.Collect, w.noFields = true, true }
 
 // SetFixedTime makes Match treat every line as dateless with time t (journal messages, logtype =
 // journal); the zero time restores date detection.
@@ -640,7 +646,7 @@ func (w *Worker) confirm(jail uint16, group []uint32, text []byte, li uint32, t 
 		nofail := w.caps.get("nofail") != nil || w.pcaps.get("nofail") != nil
 		id, addr := failureID(&w.caps, &w.pcaps)
 		if detail != nil {
-			fillDetail(detail, idx, string(id), addr, t, nofail, &w.pcaps, &w.caps)
+			fillDetail(detail, idx, string(id), addr, t, nofail, w.noFields, &w.pcaps, &w.caps)
 		}
 		if nofail {
 			return Event{}, false
@@ -693,7 +699,7 @@ func (w *Worker) multiLine(jail uint16, jr *jailRx, idx int, mlfid string, li ui
 		}
 	}
 	mergeAlt(cur) // fail2ban merges alternates before the multi-line merge
-	r := jr.ml.merge(mlfid, cur, t.Unix())
+	r := jr.ml.merge(mlfid, cur, t.Unix(), detail != nil && !w.noFields)
 	var addr netip.Addr
 	if r.id != "" && r.fields["dns"] != r.id {
 		if a, err := netip.ParseAddr(r.id); err == nil {
@@ -753,9 +759,13 @@ func failureID(fail, pref *captures) ([]byte, netip.Addr) {
 	return nil, netip.Addr{}
 }
 
-func fillDetail(d *Result, idx int, id string, addr netip.Addr, t time.Time, nofail bool, cs ...*captures) {
+func fillDetail(d *Result, idx int, id string, addr netip.Addr, t time.Time, nofail, noFields bool, cs ...*captures) {
 	// fail2ban keeps whole seconds of a log line's stamp.
 	d.Matched, d.NoFail, d.Regex, d.ID, d.Addr, d.Time = !nofail && id != "", nofail, idx, id, addr, t.Truncate(time.Second)
+	d.Attempts = 1
+	if noFields {
+		return
+	}
 	d.Fields = map[string]string{}
 	for _, c := range cs {
 		for i, n := range c.names {

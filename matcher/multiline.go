@@ -54,13 +54,18 @@ type mlResult struct {
 // merge folds the groups of one matching line (cur; consumed) into the connection's entry, as
 // fail2ban's Filter._mergeFailure does, and returns the merged failure. A failure that still has
 // no id is marked pending.
-func (s *mlState) merge(id string, cur map[string]string, now int64) mlResult {
+// With copyOut the merged groups and users are copied into the result.
+func (s *mlState) merge(id string, cur map[string]string, now int64, copyOut bool) mlResult {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e := s.mergeLocked(id, cur, now)
-	r := mlResult{fields: make(map[string]string, len(e.fields)), users: slices.Clone(e.users), attempts: e.matches}
-	for k, v := range e.fields {
-		r.fields[k] = v
+	r := mlResult{attempts: e.matches}
+	if copyOut {
+		r.fields = make(map[string]string, len(e.fields))
+		for k, v := range e.fields {
+			r.fields[k] = v
+		}
+		r.users = slices.Clone(e.users)
 	}
 	_, r.nofail = e.fields["nofail"]
 	for _, g := range idGroups {

@@ -164,7 +164,11 @@ func runRegex(o regexOpts, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer w.Close()
-	w.Collect = true
+	if o.json {
+		w.Collect = true
+	} else {
+		w.CollectCounts()
+	}
 	if args["logtype"] == "journal" {
 		w.SetFixedTime(now)
 	}
