@@ -275,18 +275,23 @@ func (d *dateDetector) find(line []byte, now time.Time, loc *time.Location) (tim
 		if err != nil || m == nil {
 			continue
 		}
+		idx, text := m.Index, m.String()
+		if g := m.GroupByNumber(1); t.grouped && g != nil && len(g.Captures) > 0 {
+			idx, text = g.Index, g.String()
+		}
+		start := runeToByte(s, idx)
+		end := start + len(text)
+		if text == "" {
+			// A template that matches an empty date ("^WARNING:()**") says: this line has no
+			// date of its own; the caller takes the last one.
+			t.hits.Add(1)
+			return time.Time{}, start, end, true
+		}
 		ts, ok := t.time(m, now, loc)
 		if !ok {
 			continue
 		}
 		t.hits.Add(1)
-		// regexp2 reports rune offsets; turn them into byte offsets.
-		idx, text := m.Index, m.String()
-		if g := m.GroupByNumber(1); t.grouped && g != nil && len(g.Captures) > 0 {
-			idx, text = g.Index, g.String()
-		}
-		start := len(string([]rune(s)[:idx]))
-		end := start + len(text)
 		return ts, start, end, true
 	}
 	return time.Time{}, 0, 0, false

@@ -6,12 +6,14 @@
 package matcher
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"regexp"
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -79,6 +81,11 @@ type jailRx struct {
 	dates  *dateDetector
 	pref   *rx // prefregex: gates the line and hands its <F-CONTENT> to the failregexes
 	ml     *mlState
+	// lastDate is the last date found in a line (unix ns), for lines without one.
+	lastDate atomic.Int64
+	// maxLines > 1: failregexes see a buffer of the last maxLines lines (fail2ban's maxlines).
+	maxLines int
+	buf      *lineBuffer
 	fail   []rx
 	ignore []rx
 	// slow: some regex of this jail could not go into Hyperscan; every line of the jail's blocks is
@@ -186,7 +193,11 @@ func New(jails []JailSpec, opts Options) (*Matcher, error) {
 					fail("has no <HOST> (or <ADDR>, <IP4>, <IP6>, <DNS>, <SUBNET>, <F-ID>) to take the failure id from")
 					continue
 				}
-				c, err := compileRx(r.Text, tr.expr)
+				expr := tr.expr
+				if j.Filter.MaxLines > 1 {
+					expr = "(?m)" + expr // fail2ban compiles buffered regexes with re.MULTILINE
+				}
+				c, err := compileRx(r.Text, expr)
 				if err != nil {
 					fail(err.Error())
 					continue
@@ -213,11 +224,19 @@ func New(jails []JailSpec, opts Options) (*Matcher, error) {
 			}
 			return out
 		}
+		if j.Filter.MaxLines > 1 {
+			// Buffered jails are matched line by line on the joined buffer, not by Hyperscan.
+			jr.maxLines, jr.slow, jr.buf = j.Filter.MaxLines, true, &lineBuffer{}
+		}
 		if pr := j.Filter.PrefRegex; pr != nil {
 			tr, err := translate(pr.Text, !opts.NoDNS)
 			var c rx
 			if err == nil {
-				c, err = compileRx(pr.Text, tr.expr)
+				expr := tr.expr
+				if jr.maxLines > 1 {
+					expr = "(?m)" + expr
+				}
+				c, err = compileRx(pr.Text, expr)
 			}
 			if err != nil {
 				errs = append(errs, &CompileError{Jail: j.Name, Filter: j.Filter.Name, File: pr.File, Line: pr.Line, Kind: "prefregex", Reason: err.Error()})
@@ -345,6 +364,9 @@ type Worker struct {
 	Details []Result
 	// noFields leaves captured fields out of collected Details (counting only).
 	noFields bool
+	// the last failregex match in a maxlines buffer, for removing its lines
+	matched              bool
+	matchStart, matchEnd int
 }
 
 // CollectCounts makes collected Details carry no captured fields, which is cheaper when only
@@ -523,7 +545,9 @@ func (w *Worker) explain(jail int, line []byte, fixed time.Time) (res Result, er
 		}
 	}
 	slices.Sort(w.cand)
-	if jr.slow {
+	if jr.maxLines > 1 {
+		w.bufferedLine(uint16(jail), jr, text, 0, t, nil, &res)
+	} else if jr.slow {
 		w.confirm(uint16(jail), nil, text, 0, t, &res)
 	} else if len(w.cand) > 0 {
 		w.confirm(uint16(jail), w.cand, text, 0, t, &res)
@@ -534,10 +558,26 @@ func (w *Worker) explain(jail int, line []byte, fixed time.Time) (res Result, er
 
 // dateOf finds a line's date with the jail's templates and returns the time and the line with the
 // date cut out (fail2ban's "prefix + suffix"). The text is valid until the next call.
+//
+// As fail2ban, a line without a date of its own (no template matched, or one matched an empty
+// date) takes the jail's last date when that is no older than a minute before now.
 func (w *Worker) dateOf(jr *jailRx, line []byte, now time.Time) (time.Time, []byte, bool) {
 	t, start, end, ok := jr.dates.find(line, now, w.m.opts.Location)
-	if !ok {
-		return t, nil, false
+	if ok && !t.IsZero() {
+		jr.lastDate.Store(t.UnixNano())
+	} else {
+		last := jr.lastDate.Load()
+		recent := last != 0 && last > now.Add(-time.Minute).UnixNano()
+		switch {
+		case ok && recent:
+			t = time.Unix(0, last).In(w.m.opts.Location)
+		case ok:
+			t = now
+		case recent:
+			return time.Unix(0, last).In(w.m.opts.Location), line, true
+		default:
+			return t, nil, false
+		}
 	}
 	if start == 0 {
 		return t, line[end:], true
@@ -637,6 +677,20 @@ func (w *Worker) confirm(jail uint16, group []uint32, text []byte, li uint32, t 
 				detail.Ignored = true
 			}
 			return Event{}, false
+		}
+		if jr.maxLines > 1 {
+			w.matched, w.matchStart, w.matchEnd = true, w.caps.start, w.caps.end
+			if jr.pref != nil && len(content) != len(text) {
+				// The failregex ran on the prefregex content: shift to buffer offsets.
+				// Go's captures point into text; regexp2's are copies, and a prefregex content
+				// runs to the end of the text (…<F-CONTENT>.+</F-CONTENT>$).
+				off := len(text) - len(content)
+				base, cp := uintptr(unsafe.Pointer(unsafe.SliceData(text))), uintptr(unsafe.Pointer(unsafe.SliceData(content)))
+				if cp >= base && cp <= base+uintptr(len(text)) {
+					off = int(cp - base)
+				}
+				w.matchStart, w.matchEnd = w.matchStart+off, w.matchEnd+off
+			}
 		}
 		if jr.ml != nil {
 			if mlfid := firstCapture("mlfid", &w.caps, &w.pcaps); mlfid != nil {
@@ -821,9 +875,10 @@ func (w *Worker) slowJails(b *ingest.Block, jails ingest.JailSet, dst []Event) [
 }
 
 func (w *Worker) slowLine(jail int, line []byte, li uint32, now, fixed time.Time, dst []Event, detail *Result) []Event {
+	jr := &w.m.jails[jail]
 	t, text, ok := fixed, line, true
 	if fixed.IsZero() {
-		t, text, ok = w.dateOf(&w.m.jails[jail], line, now)
+		t, text, ok = w.dateOf(jr, line, now)
 	}
 	if !ok {
 		if detail != nil {
@@ -831,8 +886,75 @@ func (w *Worker) slowLine(jail int, line []byte, li uint32, now, fixed time.Time
 		}
 		return dst
 	}
+	if jr.maxLines > 1 {
+		return w.bufferedLine(uint16(jail), jr, text, li, t, dst, detail)
+	}
 	if ev, ok := w.confirm(uint16(jail), nil, text, li, t, detail); ok {
 		dst = append(dst, ev)
 	}
+	return dst
+}
+
+// lineBuffer is a jail's maxlines buffer: the last lines, without their dates.
+type lineBuffer struct {
+	mu    sync.Mutex
+	lines [][]byte
+	// joined is lines joined by newlines and ended by one, as fail2ban's buffer text.
+	joined []byte
+}
+
+// bufferedLine adds a line to the jail's buffer and runs the regexes on the whole buffer; the
+// lines a failregex match covers (but not its <SKIPLINES>) leave the buffer, as in fail2ban.
+func (w *Worker) bufferedLine(jail uint16, jr *jailRx, text []byte, li uint32, t time.Time, dst []Event, detail *Result) []Event {
+	b := jr.buf
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.lines = append(b.lines, append([]byte(nil), text...))
+	if len(b.lines) > jr.maxLines {
+		b.lines = b.lines[len(b.lines)-jr.maxLines:]
+	}
+	b.joined = b.joined[:0]
+	for i, l := range b.lines {
+		if i > 0 {
+			b.joined = append(b.joined, '\n')
+		}
+		b.joined = append(b.joined, l...)
+	}
+	b.joined = append(b.joined, '\n')
+	w.matched = false
+	ev, ok := w.confirm(jail, nil, b.joined, li, t, detail)
+	if ok {
+		dst = append(dst, ev)
+	}
+	if !w.matched {
+		return dst
+	}
+	// Which lines did the match cover, and which of them were skipped lines?
+	var skipped [][]byte
+	for i, n := range w.caps.names {
+		if strings.HasPrefix(n, "skiplines") && w.caps.vals[i] != nil {
+			for _, l := range bytes.Split(bytes.TrimSuffix(w.caps.vals[i], []byte{'\n'}), []byte{'\n'}) {
+				skipped = append(skipped, l)
+			}
+		}
+	}
+	first := bytes.Count(b.joined[:w.matchStart], []byte{'\n'})
+	endPos := max(w.matchEnd-1, w.matchStart)
+	last := bytes.Count(b.joined[:min(endPos, len(b.joined))], []byte{'\n'})
+	kept := b.lines[:0:0]
+	for i, l := range b.lines {
+		if i < first || i > last {
+			kept = append(kept, l)
+			continue
+		}
+		for k, s := range skipped {
+			if bytes.Equal(s, l) {
+				kept = append(kept, l)
+				skipped = append(skipped[:k], skipped[k+1:]...)
+				break
+			}
+		}
+	}
+	b.lines = kept
 	return dst
 }

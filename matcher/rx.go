@@ -53,8 +53,9 @@ func compileRx(text, expr string) (rx, error) {
 // captures holds the named groups of one match. A worker reuses it; values point into the matched
 // text (Go) or into a fresh copy (regexp2) and stay valid until the next exec.
 type captures struct {
-	names []string
-	vals  [][]byte // nil: the group did not take part
+	names      []string
+	vals       [][]byte // nil: the group did not take part
+	start, end int      // byte offsets of the whole match in the text
 }
 
 func (c *captures) get(name string) []byte {
@@ -75,6 +76,7 @@ func (r *rx) exec(text []byte, c *captures) bool {
 		if loc == nil {
 			return false
 		}
+		c.start, c.end = loc[0], loc[1]
 		for _, i := range r.goIdx {
 			if s, e := loc[2*i], loc[2*i+1]; s >= 0 {
 				c.vals = append(c.vals, text[s:e])
@@ -84,10 +86,13 @@ func (r *rx) exec(text []byte, c *captures) bool {
 		}
 		return true
 	}
-	m, err := r.re2.FindStringMatch(string(text))
+	str := string(text)
+	m, err := r.re2.FindStringMatch(str)
 	if err != nil || m == nil {
 		return false
 	}
+	c.start = runeToByte(str, m.Index)
+	c.end = c.start + len(m.String())
 	for _, n := range r.names {
 		g := m.GroupByName(n)
 		if g == nil || len(g.Captures) == 0 {
@@ -106,4 +111,19 @@ func (r *rx) matches(text []byte) bool {
 	}
 	ok, err := r.re2.MatchString(string(text))
 	return err == nil && ok
+}
+
+// runeToByte turns regexp2's rune offset into a byte offset.
+func runeToByte(s string, runes int) int {
+	if runes <= 0 {
+		return 0
+	}
+	n := 0
+	for i := range s {
+		if n == runes {
+			return i
+		}
+		n++
+	}
+	return len(s)
 }

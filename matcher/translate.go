@@ -63,6 +63,7 @@ func translate(re string, useDNS bool) (translated, error) {
 	var t translated
 	open := map[string]bool{}
 	var err error
+	skip := 0
 	out := fTagRE.ReplaceAllStringFunc(re, func(tag string) string {
 		tn := tag[1 : len(tag)-1]
 		if tn == "HOST" {
@@ -72,10 +73,9 @@ func translate(re string, useDNS bool) (translated, error) {
 			return tagADDR
 		}
 		if tn == "SKIPLINES" {
-			if err == nil {
-				err = fmt.Errorf("<SKIPLINES> (multi-line filters) is not supported yet")
-			}
-			return tag
+			// Any number of whole lines of the maxlines buffer, kept out of the failure.
+			skip++
+			return fmt.Sprintf(`\n(?P<skiplines%d>(?:(?:.*\n)*?))`, skip-1)
 		}
 		if s, ok := staticTags[tn]; ok {
 			return s
