@@ -379,9 +379,13 @@ func (t *dateTemplate) time(m *regexp2.Match, now time.Time, loc *time.Location)
 		return d, true
 	}
 	if month == 0 && day == 0 {
-		// Time only: today.
+		// Time only: today, or yesterday when that would be in the future (as fail2ban).
 		y, mo, dd := nowIn.Date()
-		return time.Date(y, mo, dd, hour, minute, sec, 0, zone), true
+		ts := time.Date(y, mo, dd, hour, minute, sec, 0, zone)
+		if ts.After(now) {
+			ts = ts.AddDate(0, 0, -1)
+		}
+		return ts, true
 	}
 	if month == 0 || day == 0 {
 		return time.Time{}, false
