@@ -324,6 +324,10 @@ func checkSample(rep *filterReport, in *corpusInstance, opts, fail map[string]an
 	}
 	ok := true
 	var why []string
+	if res.Others > 0 {
+		ok = false
+		why = append(why, fmt.Sprintf("%d more failregexes match", res.Others))
+	}
 	for k, v := range fail {
 		switch k {
 		case "time", "match", "desc", "constraint":

@@ -424,6 +424,38 @@ type Result struct {
 	Pending bool
 	// Line is the line's index in its block (when collected by Match).
 	Line uint32
+	// Others counts the other failregexes that would also report this line as a failure
+	// (fail2ban's samples require none). Explain only.
+	Others int
+}
+
+// otherMatches counts failregexes besides skip that match text (after the prefregex) as a
+// failure: with an id and without <F-NOFAIL>. It changes no multi-line state.
+func (w *Worker) otherMatches(jr *jailRx, text []byte, skip int) int {
+	content := text
+	var pc captures
+	if jr.pref != nil {
+		if !jr.pref.exec(text, &pc) {
+			return 0
+		}
+		if c := pc.get("content"); c != nil {
+			content = c
+		}
+	}
+	n := 0
+	var c captures
+	for i := range jr.fail {
+		if i == skip || !jr.fail[i].exec(content, &c) {
+			continue
+		}
+		if c.get("nofail") != nil || pc.get("nofail") != nil || c.get("mlfid") != nil || pc.get("mlfid") != nil {
+			continue // helpers and multi-line parts are judged by the merge, not here
+		}
+		if id, _ := failureID(&c, &pc); id != nil {
+			n++
+		}
+	}
+	return n
 }
 
 // Match scans b once and appends an Event to dst for every line that a jail listening to b's source
@@ -545,6 +577,11 @@ func (w *Worker) explain(jail int, line []byte, fixed time.Time) (res Result, er
 		}
 	}
 	slices.Sort(w.cand)
+	defer func() {
+		if res.Matched && jr.maxLines <= 1 {
+			res.Others = w.otherMatches(jr, text, res.Regex)
+		}
+	}()
 	if jr.maxLines > 1 {
 		w.bufferedLine(uint16(jail), jr, text, 0, t, nil, &res)
 	} else if jr.slow {

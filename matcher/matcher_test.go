@@ -309,3 +309,23 @@ func TestPythonDialect(t *testing.T) {
 		t.Fatalf("events %+v", evs)
 	}
 }
+
+// Explain reports other failregexes that would also count the line (fail2ban's samples require
+// exactly one).
+func TestExplainCountsOtherMatches(t *testing.T) {
+	f := &config.Filter{Name: "dup", FailRegex: []config.Regex{
+		{Text: `^\s*\S+ app: login failed from <HOST>$`},
+		{Text: `failed from <HOST>$`},
+		{Text: `^<F-NOFAIL>\s*\S+ app: login</F-NOFAIL> failed from <HOST>$`},
+	}}
+	m := newMatcher(t, JailSpec{ID: 0, Name: "dup", Filter: f})
+	w, err := m.NewWorker()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	res, err := w.Explain(0, []byte("Nov 24 10:01:02 h app: login failed from 203.0.113.1"))
+	if err != nil || !res.Matched || res.Regex != 0 || res.Others != 1 {
+		t.Fatalf("got %+v, %v; want regex 0 with one other (the nofail helper does not count)", res, err)
+	}
+}
