@@ -5,6 +5,7 @@ package main
 // prints a summary, or with --json one object per counted failure.
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -212,13 +213,16 @@ func runRegex(o regexOpts, stdout, stderr io.Writer) error {
 		split.Split(b, src.Stats)
 		b.Source = src
 		w.Details = w.Details[:0]
-		events, err2 := w.Match(b, events[:0])
+		var err2 error
+		events, err2 = w.Match(b, events[:0])
 		if err2 != nil {
 			ingest.PutBlock(b)
 			return err2
 		}
-		_ = events
-		lineNo := lineNumbers(b)
+		var lineNo []int
+		if o.json && len(w.Details) > 0 {
+			lineNo = lineNumbers(b)
+		}
 		for _, d := range w.Details {
 			st.regexHits[d.Regex]++
 			if o.json {
@@ -229,7 +233,11 @@ func runRegex(o regexOpts, stdout, stderr io.Writer) error {
 			}
 		}
 		st.matched += len(w.Details)
-		lineBase += countNewlines(b.Buf)
+		if o.json {
+			lineBase += bytes.Count(b.Buf, []byte{'\n'})
+		} else {
+			lineBase = int(src.Stats.Lines.Load())
+		}
 		ingest.PutBlock(b)
 		if err != nil && err != io.EOF {
 			readErr = err
@@ -272,16 +280,6 @@ func lineNumbers(b *ingest.Block) []int {
 		out[i] = line
 	}
 	return out
-}
-
-func countNewlines(buf []byte) int {
-	n := 0
-	for _, c := range buf {
-		if c == '\n' {
-			n++
-		}
-	}
-	return n
 }
 
 func failureJSON(d matcher.Result, line int) map[string]any {
