@@ -59,6 +59,11 @@ type Jail struct {
 	BanTime    time.Duration // Forever for permanent bans
 	IgnoreIP   []netip.Prefix
 	IgnoreSelf bool
+	// UseDNS is fail2ban's usedns: yes, warn, no or raw. With "no", <HOST> matches addresses
+	// only; otherwise a host name is captured as text (portcullis never bans by name).
+	UseDNS string
+	// LogTimezone is the zone of stamps without one (logtimezone); nil means the system's.
+	LogTimezone *time.Location
 	// At is where the jail's section starts, for messages.
 	At *Value
 }
@@ -305,6 +310,20 @@ func loadJail(dir string, r *reader, opts Options, cfg *Config) *Jail {
 		BanTime:    r.duration("bantime", 10*time.Minute, true),
 		At:         at,
 		IgnoreSelf: r.bool("ignoreself", true),
+	}
+	j.UseDNS = strings.ToLower(r.str("usedns", "warn"))
+	switch j.UseDNS {
+	case "yes", "warn", "no", "raw":
+	default:
+		_, v, _ := r.get("usedns")
+		r.errs.AddAt(v, "usedns", fmt.Sprintf("%q: use yes, warn, no or raw", j.UseDNS))
+	}
+	if s, v, ok := r.get("logtimezone"); ok && strings.TrimSpace(s) != "" {
+		loc, err := ParseTimezone(s)
+		if err != nil {
+			r.errs.AddAt(v, "logtimezone", err.Error())
+		}
+		j.LogTimezone = loc
 	}
 	if !validName(j.Name) {
 		r.errs.AddAt(at, "["+j.Name+"]", "jail names may use letters, digits, '-', '_' and '.', up to 32 characters")
@@ -601,4 +620,43 @@ func parsePort(s, proto string) (uint16, error) {
 		return uint16(n), nil
 	}
 	return 0, fmt.Errorf("%q is not a port number or a known service name", s)
+}
+
+// ParseTimezone parses fail2ban's logtimezone: "UTC", "UTC+0200", "UTC-5", "UTC+05:30", or a
+// zone name such as "Europe/Berlin".
+func ParseTimezone(s string) (*time.Location, error) {
+	s = strings.TrimSpace(s)
+	if rest, ok := strings.CutPrefix(strings.ToUpper(s), "UTC"); ok {
+		if rest == "" {
+			return time.UTC, nil
+		}
+		sign := 1
+		switch rest[0] {
+		case '+':
+		case '-':
+			sign = -1
+		default:
+			return nil, fmt.Errorf("%q: expected UTC, UTC+HHMM, UTC-HH or a zone name", s)
+		}
+		d := strings.ReplaceAll(rest[1:], ":", "")
+		var h, m int
+		switch len(d) {
+		case 1, 2:
+			h, _ = strconv.Atoi(d)
+		case 4:
+			h, _ = strconv.Atoi(d[:2])
+			m, _ = strconv.Atoi(d[2:])
+		default:
+			return nil, fmt.Errorf("%q: expected UTC, UTC+HHMM, UTC-HH or a zone name", s)
+		}
+		if h > 14 || m > 59 {
+			return nil, fmt.Errorf("%q: offset out of range", s)
+		}
+		return time.FixedZone(s, sign*(h*3600+m*60)), nil
+	}
+	loc, err := time.LoadLocation(s)
+	if err != nil {
+		return nil, fmt.Errorf("%q is not a zone this system knows: %v", s, err)
+	}
+	return loc, nil
 }

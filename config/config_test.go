@@ -198,3 +198,54 @@ findtime = %(default/maxretry)sm
 		t.Fatalf("maxretry %d findtime %v", j.MaxRetry, j.FindTime)
 	}
 }
+
+func TestUseDNSLogTimezoneAndConditionalSections(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "filter.d"), 0o755)
+	os.WriteFile(filepath.Join(dir, "filter.d", "x.conf"), []byte(`[Init]
+word = v4
+[Init?family=inet6]
+word = v6
+[Definition]
+failregex = ^<word> <HOST>$
+`), 0o644)
+	os.WriteFile(filepath.Join(dir, "jail.conf"), []byte(`[a]
+enabled = true
+filter = x[family=inet6]
+logpath = /var/log/x.log
+usedns = no
+logtimezone = UTC+0530
+[b]
+enabled = true
+filter = x
+logpath = /var/log/x.log
+logtimezone = Europe/Berlin
+`), 0o644)
+	cfg, err := Load(dir, Options{Resolve: noDNS})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := cfg.Jail("a"), cfg.Jail("b")
+	if a.Filter.FailRegex[0].Text != "^v6 <HOST>$" || b.Filter.FailRegex[0].Text != "^v4 <HOST>$" {
+		t.Fatalf("conditional [Init?family=inet6]: %q / %q", a.Filter.FailRegex[0].Text, b.Filter.FailRegex[0].Text)
+	}
+	if a.UseDNS != "no" || b.UseDNS != "warn" {
+		t.Fatalf("usedns %q %q", a.UseDNS, b.UseDNS)
+	}
+	if _, off := time.Date(2026, 1, 1, 0, 0, 0, 0, a.LogTimezone).Zone(); off != 5*3600+30*60 {
+		t.Fatalf("logtimezone UTC+0530 gave offset %d", off)
+	}
+	if b.LogTimezone.String() != "Europe/Berlin" {
+		t.Fatalf("logtimezone %v", b.LogTimezone)
+	}
+	for _, bad := range []string{"UTC+99", "UTC*1", "Mars/Olympus"} {
+		if _, err := ParseTimezone(bad); err == nil {
+			t.Errorf("ParseTimezone(%q) accepted", bad)
+		}
+	}
+	os.WriteFile(filepath.Join(dir, "jail.local"), []byte("[a]\nusedns = maybe\nlogtimezone = Mars/Olympus\n"), 0o644)
+	_, err = Load(dir, Options{Resolve: noDNS})
+	if err == nil || !strings.Contains(err.Error(), "jail.local:2: usedns") || !strings.Contains(err.Error(), "jail.local:3: logtimezone") {
+		t.Fatalf("bad usedns/logtimezone: %v", err)
+	}
+}

@@ -80,6 +80,21 @@ func LoadFilter(filterDir, name string, args map[string]string) (*Filter, Errors
 	if len(errs) > 0 {
 		return nil, errs
 	}
+	// Conditional sections ([Init?family=inet6]) apply when the filter arguments say so.
+	for _, sec := range ini.Sections() {
+		base, cond, ok := strings.Cut(sec, "?")
+		if !ok {
+			continue
+		}
+		k, want, _ := strings.Cut(cond, "=")
+		if got, ok := args[strings.ToLower(strings.TrimSpace(k))]; ok && got == strings.TrimSpace(want) {
+			src := ini.Section(sec)
+			for _, key := range src.Keys() {
+				v, _ := src.Raw(key)
+				ini.Set(base, key, v.Text, v.File, v.Line)
+			}
+		}
+	}
 	for k, v := range args {
 		ini.Set("Init", k, v, conf, 0)
 	}

@@ -30,6 +30,11 @@ type JailSpec struct {
 	ID     int
 	Name   string
 	Filter *config.Filter
+	// NoDNS leaves host names out of <HOST> for this jail (usedns = no).
+	NoDNS bool
+	// Location is the zone of this jail's stamps without one (logtimezone); Options.Location
+	// when nil.
+	Location *time.Location
 }
 
 // Options tune the matcher.
@@ -81,6 +86,7 @@ type jailRx struct {
 	dates  *dateDetector
 	pref   *rx // prefregex: gates the line and hands its <F-CONTENT> to the failregexes
 	ml     *mlState
+	loc *time.Location // zone of stamps without one
 	// lastDate is the last date found in a line (unix ns), for lines without one.
 	lastDate atomic.Int64
 	// maxLines > 1: failregexes see a buffer of the last maxLines lines (fail2ban's maxlines).
@@ -164,6 +170,10 @@ func New(jails []JailSpec, opts Options) (*Matcher, error) {
 		jr := &m.jails[j.ID]
 		jr.name = j.Name
 		jr.dates = m.defaultDates
+		jr.loc = opts.Location
+		if j.Location != nil {
+			jr.loc = j.Location
+		}
 		if j.Filter == nil {
 			continue
 		}
@@ -183,7 +193,7 @@ func New(jails []JailSpec, opts Options) (*Matcher, error) {
 				fail := func(reason string) {
 					errs = append(errs, &CompileError{Jail: j.Name, Filter: j.Filter.Name, File: r.File, Line: r.Line, Kind: kind, Index: i, Reason: reason})
 				}
-				tr, err := translate(r.Text, !opts.NoDNS)
+				tr, err := translate(r.Text, !opts.NoDNS && !j.NoDNS)
 				if err != nil {
 					fail(err.Error())
 					continue
@@ -229,7 +239,7 @@ func New(jails []JailSpec, opts Options) (*Matcher, error) {
 			jr.maxLines, jr.slow, jr.buf = j.Filter.MaxLines, true, &lineBuffer{}
 		}
 		if pr := j.Filter.PrefRegex; pr != nil {
-			tr, err := translate(pr.Text, !opts.NoDNS)
+			tr, err := translate(pr.Text, !opts.NoDNS && !j.NoDNS)
 			var c rx
 			if err == nil {
 				expr := tr.expr
@@ -599,7 +609,7 @@ func (w *Worker) explain(jail int, line []byte, fixed time.Time) (res Result, er
 // As fail2ban, a line without a date of its own (no template matched, or one matched an empty
 // date) takes the jail's last date when that is no older than a minute before now.
 func (w *Worker) dateOf(jr *jailRx, line []byte, now time.Time) (time.Time, []byte, bool) {
-	t, start, end, ok := jr.dates.find(line, now, w.m.opts.Location)
+	t, start, end, ok := jr.dates.find(line, now, jr.loc)
 	if ok && !t.IsZero() {
 		jr.lastDate.Store(t.UnixNano())
 	} else {
@@ -607,11 +617,11 @@ func (w *Worker) dateOf(jr *jailRx, line []byte, now time.Time) (time.Time, []by
 		recent := last != 0 && last > now.Add(-time.Minute).UnixNano()
 		switch {
 		case ok && recent:
-			t = time.Unix(0, last).In(w.m.opts.Location)
+			t = time.Unix(0, last).In(jr.loc)
 		case ok:
 			t = now
 		case recent:
-			return time.Unix(0, last).In(w.m.opts.Location), line, true
+			return time.Unix(0, last).In(jr.loc), line, true
 		default:
 			return t, nil, false
 		}

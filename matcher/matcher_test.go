@@ -329,3 +329,27 @@ func TestExplainCountsOtherMatches(t *testing.T) {
 		t.Fatalf("got %+v, %v; want regex 0 with one other (the nofail helper does not count)", res, err)
 	}
 }
+
+// Per-jail usedns = no keeps host names out of <HOST>; per-jail logtimezone dates the stamps.
+func TestPerJailDNSAndZone(t *testing.T) {
+	f := &config.Filter{Name: "x", FailRegex: []config.Regex{{Text: `^\s*\S+ app: denied <HOST>$`}}}
+	ist := time.FixedZone("IST", 5*3600+1800)
+	m := newMatcher(t, JailSpec{ID: 0, Name: "names", Filter: f}, JailSpec{ID: 1, Name: "nonames", Filter: f, NoDNS: true, Location: ist})
+	w, err := m.NewWorker()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	line := []byte("Nov 24 10:01:02 h app: denied bad.example.org")
+	r0, _ := w.Explain(0, line)
+	r1, _ := w.Explain(1, line)
+	if !r0.Matched || r0.ID != "bad.example.org" || r1.Matched {
+		t.Fatalf("usedns: with names %+v, without %+v", r0, r1)
+	}
+	ip := []byte("Nov 24 10:01:02 h app: denied 203.0.113.1")
+	r0, _ = w.Explain(0, ip)
+	r1, _ = w.Explain(1, ip)
+	if d := r0.Time.Sub(r1.Time); d != 5*time.Hour+30*time.Minute {
+		t.Fatalf("logtimezone: UTC stamp %v, IST stamp %v, difference %v", r0.Time, r1.Time, d)
+	}
+}

@@ -54,7 +54,7 @@ func newEngine(cfg *config.Config, opts *Options) (*engine, error) {
 	pols := make([]ban.Policy, len(cfg.Jails))
 	for id, j := range cfg.Jails {
 		e.byName[j.Name] = id
-		specs = append(specs, matcher.JailSpec{ID: id, Name: j.Name, Filter: j.Filter})
+		specs = append(specs, matcher.JailSpec{ID: id, Name: j.Name, Filter: j.Filter, NoDNS: j.UseDNS == "no", Location: j.LogTimezone})
 		params[id] = window.JailParams{MaxRetry: j.MaxRetry, FindTime: int64(j.FindTime / time.Second)}
 		pols[id] = ban.Policy{Name: j.Name, BanTime: j.BanTime, IgnoreIP: j.IgnoreIP, IgnoreSelf: j.IgnoreSelf}
 	}
