@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis/portcullis/internal/f2bcorpus"
 	"github.com/portcullis/portcullis/internal/netnstest"
 )
 
@@ -440,4 +441,37 @@ func TestMalformedConfigExitsNonZero(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "db")); err == nil {
 		t.Error("a broken config still created the store")
 	}
+}
+
+// The promise to a fail2ban user: point portcullis at an existing /etc/fail2ban and it bans.
+// Debian's own fail2ban configuration (jail.conf, paths-debian.conf, jail.d, fail2ban's sshd.conf
+// with its prefregex and multi-line helpers) runs unmodified; only jail.local points the sshd jail
+// at a test log.
+func TestSystemStockFail2banConfig(t *testing.T) {
+	netnstest.Require(t)
+	if err := f2bcorpus.Ensure(); err != nil {
+		t.Fatalf("cannot fetch Debian's fail2ban package: %v", err)
+	}
+	dir := t.TempDir()
+	etc := filepath.Join(dir, "fail2ban")
+	if out, err := exec.Command("cp", "-r", filepath.Join(f2bcorpus.Root(), "etc", "fail2ban"), etc).CombinedOutput(); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	log := filepath.Join(dir, "auth.log")
+	os.WriteFile(log, nil, 0o644)
+	os.WriteFile(filepath.Join(etc, "jail.local"), []byte(fmt.Sprintf("[sshd]\nbackend = auto\nlogpath = %s\nmaxretry = 2\nbantime = 1h\n", log)), 0o644)
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	metrics := ln.Addr().String()
+	ln.Close()
+	e := &env{t: t, dir: dir, cfg: etc, log: log, socket: filepath.Join(dir, "p.sock"), db: filepath.Join(dir, "db"), metrics: metrics}
+	d := e.start()
+	e.appendLog(
+		stamp()+" host sshd[901]: Invalid user oracle from 203.0.113.40 port 40001",
+		stamp()+" host sshd[902]: Failed password for invalid user admin from 203.0.113.40 port 40002 ssh2",
+	)
+	e.waitFor("203.0.113.40 banned through fail2ban's own sshd.conf", func() bool {
+		_, ok := nftSet(t, "sshd-v4")["203.0.113.40"]
+		return ok
+	}, d)
+	d.stop(t)
 }
