@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"syscall"
 )
 
 // Root is where the package is unpacked: <repo>/.cache/fail2ban.
@@ -38,12 +39,32 @@ func Ensure() error {
 	return getErr
 }
 
+// ensure unpacks under an exclusive lock into a temporary folder that is renamed into place, so
+// test binaries of several packages running at once never see a half-unpacked tree.
 func ensure() error {
 	root := Root()
-	if _, err := os.Stat(LogsDir()); err == nil {
+	marker := filepath.Join(root, ".complete")
+	if _, err := os.Stat(marker); err == nil {
 		return nil
 	}
-	dl := filepath.Join(root, "download")
+	if err := os.MkdirAll(filepath.Dir(root), 0o755); err != nil {
+		return err
+	}
+	lock, err := os.OpenFile(root+".lock", os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return fmt.Errorf("cannot lock %s: %w", lock.Name(), err)
+	}
+	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
+	if _, err := os.Stat(marker); err == nil {
+		return nil // another process finished it while we waited
+	}
+	tmp := root + ".tmp"
+	os.RemoveAll(tmp)
+	dl := filepath.Join(tmp, "download")
 	if err := os.MkdirAll(dl, 0o755); err != nil {
 		return err
 	}
@@ -66,8 +87,12 @@ func ensure() error {
 	if len(debs) == 0 {
 		return fmt.Errorf("apt-get download fail2ban left no .deb in %s", dl)
 	}
-	if out, err := exec.Command("dpkg", "-x", debs[0], root).CombinedOutput(); err != nil {
+	if out, err := exec.Command("dpkg", "-x", debs[0], tmp).CombinedOutput(); err != nil {
 		return fmt.Errorf("dpkg -x %s: %v\n%s", debs[0], err, out)
 	}
-	return nil
+	if err := os.WriteFile(filepath.Join(tmp, ".complete"), nil, 0o644); err != nil {
+		return err
+	}
+	os.RemoveAll(root)
+	return os.Rename(tmp, root)
 }
