@@ -14,9 +14,11 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	_ "time/tzdata" // zone names (logtimezone, TZ) work even where the system has no tzdata
 
 	"github.com/portcullis/portcullis/config"
 	"github.com/portcullis/portcullis/control"
+	"github.com/portcullis/portcullis/internal/tzenv"
 	"github.com/portcullis/portcullis/pipeline"
 )
 
@@ -38,6 +40,10 @@ Client commands accept --socket PATH, or -c DIR to take the socket from DIR/port
 `
 
 func main() {
+	// TZ as the C library reads it: Go alone ignores POSIX rules like CET-01CEST-02,M3.5.0,M10.5.0.
+	if loc := tzenv.FromEnv(); loc != nil {
+		time.Local = loc
+	}
 	os.Exit(runMain(os.Args[1:], os.Stdout, os.Stderr))
 }
 

@@ -20,6 +20,7 @@ import (
 
 	"github.com/portcullis/portcullis/config"
 	"github.com/portcullis/portcullis/ingest"
+	"github.com/portcullis/portcullis/internal/tzenv"
 	"github.com/portcullis/portcullis/matcher"
 )
 
@@ -71,8 +72,12 @@ func cmdRegex(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 		o.now = t
 	}
-	if tz := os.Getenv("TZ"); tz != "" && tz != "UTC" && time.Local.String() == "UTC" {
-		fmt.Fprintf(stderr, "portcullis regex: warning: TZ=%q is not a zone name this system knows (POSIX rule strings are not supported); using UTC\n", tz)
+	if tz := os.Getenv("TZ"); tz != "" {
+		if _, err := time.LoadLocation(strings.TrimPrefix(tz, ":")); err != nil {
+			if _, err := tzenv.FromRule(tz); err != nil {
+				fmt.Fprintf(stderr, "portcullis regex: warning: TZ=%q is neither a zone name this system knows nor a POSIX rule; using UTC\n", tz)
+			}
+		}
 	}
 	if err := runRegex(o, stdout, stderr); err != nil {
 		fmt.Fprintf(stderr, "portcullis regex: %v\n", err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -108,5 +109,22 @@ func TestRegexSummaryRawRegexAndErrors(t *testing.T) {
 	_, stderr, code = runCLI(t, "", "regex", log, `^bad (<HOST>$`)
 	if code == 0 || !strings.Contains(stderr, "failregex[0]") {
 		t.Errorf("broken regex: %d %q", code, stderr)
+	}
+}
+
+// TZ is honoured as fail2ban-regex honours it, POSIX rules included (the binary sets it up).
+func TestRegexHonoursTZ(t *testing.T) {
+	line := "Aug 14 11:59:59 h sshd[1]: Failed password for root from 192.0.2.1 port 22 ssh2"
+	for tz, want := range map[string]string{
+		"CET-01CEST-02,M3.5.0,M10.5.0": `"time":1124013599`, // 11:59:59 CEST
+		"Europe/Berlin":                `"time":1124013599`,
+		"UTC":                          `"time":1124020799`, // 11:59:59 UTC
+	} {
+		cmd := exec.Command(binary(t), "regex", "--json", "--now", "1124013600", "--config", "../../configs", line, "sshd")
+		cmd.Env = append(os.Environ(), "TZ="+tz)
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), want) {
+			t.Errorf("TZ=%s: %v %s; want %s", tz, err, out, want)
+		}
 	}
 }
