@@ -285,6 +285,13 @@ func (m *Matcher) Close() {
 	}
 }
 
+// Stateful reports whether a jail keeps state from line to line (multi-line <F-MLFID> tracking or
+// a maxlines buffer), so its lines must be matched in order.
+func (m *Matcher) Stateful(jail int) bool {
+	jr := &m.jails[jail]
+	return jr.ml != nil || jr.maxLines > 1
+}
+
 // Modes returns the mode of each failregex of a jail, for status and tests.
 func (m *Matcher) Modes(jail int) []Mode {
 	var out []Mode

@@ -31,6 +31,10 @@ type engine struct {
 	bans    *ban.Manager
 	sources []*source
 	blocks  chan *ingest.Block
+	// ordered[i] feeds only worker i: sources whose jails keep state across lines (fail2ban's
+	// multi-line <F-MLFID> tracking, maxlines buffers) send every block to one worker, so their
+	// lines are matched in file order.
+	ordered []chan *ingest.Block
 	cancel  context.CancelFunc
 	readers sync.WaitGroup
 	workers sync.WaitGroup
@@ -112,6 +116,10 @@ func (e *engine) start(opts *Options, apply func([]ban.Decision, *engine)) error
 		n = runtime.NumCPU()
 	}
 	e.blocks = make(chan *ingest.Block, 4*n)
+	e.ordered = make([]chan *ingest.Block, n)
+	for i := range e.ordered {
+		e.ordered[i] = make(chan *ingest.Block, 4)
+	}
 	workers := make([]*matcher.Worker, n)
 	for i := range workers {
 		w, err := e.m.NewWorker()
@@ -127,22 +135,36 @@ func (e *engine) start(opts *Options, apply func([]ban.Decision, *engine)) error
 	for _, s := range e.sources {
 		s.tailer.Prime()
 	}
-	for _, s := range e.sources {
+	for i, s := range e.sources {
+		out := e.blocks
+		if e.needsOrder(s) {
+			out = e.ordered[i%n]
+		}
 		e.readers.Add(1)
-		go func(s *source) {
+		go func(s *source, out chan *ingest.Block) {
 			defer e.readers.Done()
-			s.tailer.Run(ctx, e.blocks)
-		}(s)
+			s.tailer.Run(ctx, out)
+		}(s, out)
 	}
-	for _, w := range workers {
+	for i, w := range workers {
 		e.workers.Add(1)
-		go e.work(w, opts.Log, apply)
+		go e.work(w, e.ordered[i], opts.Log, apply)
 	}
 	return nil
 }
 
+// needsOrder reports whether a jail reading s keeps state across lines.
+func (e *engine) needsOrder(s *source) bool {
+	for id := range e.jails {
+		if s.src.Jails.Has(id) && e.m.Stateful(id) {
+			return true
+		}
+	}
+	return false
+}
+
 // work is one worker goroutine: the whole data path for each block, then the block goes back.
-func (e *engine) work(mw *matcher.Worker, log *slog.Logger, apply func([]ban.Decision, *engine)) {
+func (e *engine) work(mw *matcher.Worker, own chan *ingest.Block, log *slog.Logger, apply func([]ban.Decision, *engine)) {
 	defer e.workers.Done()
 	defer mw.Close()
 	adder := e.win.NewAdder()
@@ -152,7 +174,22 @@ func (e *engine) work(mw *matcher.Worker, log *slog.Logger, apply func([]ban.Dec
 		decisions []ban.Decision
 		err       error
 	)
-	for b := range e.blocks {
+	shared := e.blocks
+	for shared != nil || own != nil {
+		var b *ingest.Block
+		var ok bool
+		select {
+		case b, ok = <-shared:
+			if !ok {
+				shared = nil
+				continue
+			}
+		case b, ok = <-own:
+			if !ok {
+				own = nil
+				continue
+			}
+		}
 		n := len(b.Lines)
 		events, err = e.match(mw, b, events[:0])
 		if err != nil {
@@ -187,6 +224,9 @@ func (e *engine) stop() {
 		e.cancel()
 		e.readers.Wait()
 		close(e.blocks)
+		for _, c := range e.ordered {
+			close(c)
+		}
 		e.workers.Wait()
 	}
 	e.m.Close()
