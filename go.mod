@@ -3,15 +3,17 @@ module github.com/portcullis/portcullis
 go 1.26
 
 require (
+	github.com/VictoriaMetrics/metrics v1.44.0
 	github.com/cockroachdb/pebble v1.1.5
+	github.com/dlclark/regexp2 v1.11.5
 	github.com/flier/gohs v1.2.2
 	github.com/google/nftables v0.3.0
+	github.com/klauspost/compress v1.18.0
 	golang.org/x/sys v0.38.0
 )
 
 require (
 	github.com/DataDog/zstd v1.4.5 // indirect
-	github.com/VictoriaMetrics/metrics v1.44.0 // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cespare/xxhash/v2 v2.2.0 // indirect
 	github.com/cockroachdb/errors v1.11.3 // indirect
@@ -19,13 +21,11 @@ require (
 	github.com/cockroachdb/logtags v0.0.0-20230118201751-21c54148d20b // indirect
 	github.com/cockroachdb/redact v1.1.5 // indirect
 	github.com/cockroachdb/tokenbucket v0.0.0-20230807174530-cc333fc44b06 // indirect
-	github.com/dlclark/regexp2 v1.11.5 // indirect
 	github.com/getsentry/sentry-go v0.27.0 // indirect
 	github.com/gogo/protobuf v1.3.2 // indirect
 	github.com/golang/protobuf v1.5.3 // indirect
 	github.com/golang/snappy v0.0.4 // indirect
 	github.com/google/go-cmp v0.6.0 // indirect
-	github.com/klauspost/compress v1.16.0 // indirect
 	github.com/kr/pretty v0.3.1 // indirect
 	github.com/kr/text v0.2.0 // indirect
 	github.com/matttproud/golang_protobuf_extensions v1.0.4 // indirect

@@ -183,10 +183,15 @@ func runRegex(o regexOpts, stdout, stderr io.Writer) error {
 	logName := o.log
 	switch {
 	case o.log == "-":
-		r, logName = o.stdin, "(standard input)"
+		in, err := ingest.Decompress(o.stdin)
+		if err != nil {
+			return err
+		}
+		defer in.Close()
+		r, logName = in, "(standard input)"
 	default:
 		if st, err := os.Stat(o.log); err == nil && st.Mode().IsRegular() {
-			fh, err := os.Open(o.log)
+			fh, err := ingest.OpenLog(o.log) // .gz and .zst archives too
 			if err != nil {
 				return err
 			}

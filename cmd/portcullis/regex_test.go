@@ -128,3 +128,22 @@ func TestRegexHonoursTZ(t *testing.T) {
 		}
 	}
 }
+
+// Rotated archives read like plain logs, from a file or standard input.
+func TestRegexArchives(t *testing.T) {
+	dir := t.TempDir()
+	plain := filepath.Join(dir, "auth.log")
+	os.WriteFile(plain, []byte(regexLog+"\n"), 0o644)
+	if out, err := exec.Command("gzip", "-k", plain).CombinedOutput(); err != nil {
+		t.Skipf("gzip not available: %v %s", err, out)
+	}
+	out, stderr, code := runCLI(t, "", "regex", "--config", "../../configs", plain+".gz", "sshd")
+	if code != 0 || !strings.Contains(out, "Lines: 6 lines, 0 ignored, 3 matched") {
+		t.Fatalf("gz file: %d %s %s", code, out, stderr)
+	}
+	gz, _ := os.ReadFile(plain + ".gz")
+	out, _, code = runCLI(t, string(gz), "regex", "--config", "../../configs", "-", "sshd")
+	if code != 0 || !strings.Contains(out, "3 matched") {
+		t.Fatalf("gz on stdin: %d %s", code, out)
+	}
+}

@@ -1,0 +1,69 @@
+package ingest
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+)
+
+var (
+	gzipMagic = []byte{0x1f, 0x8b}
+	zstdMagic = []byte{0x28, 0xb5, 0x2f, 0xfd}
+)
+
+// OpenLog opens a log file for reading from its start, decompressing gzip and zstd archives (as
+// logrotate leaves them: auth.log.2.gz) by their magic bytes, whatever the file is named.
+func OpenLog(path string) (io.ReadCloser, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	r, err := Decompress(f)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &closers{Reader: r, close: []io.Closer{r, f}}, nil
+}
+
+// Decompress wraps r in a gzip or zstd decoder when it starts with their magic, and passes plain
+// text through. Closing the result releases the decoder, not r.
+func Decompress(r io.Reader) (io.ReadCloser, error) {
+	br := bufio.NewReaderSize(r, 64*1024)
+	head, _ := br.Peek(4)
+	switch {
+	case bytes.HasPrefix(head, gzipMagic):
+		z, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, fmt.Errorf("cannot read gzip archive: %w", err)
+		}
+		return z, nil
+	case bytes.HasPrefix(head, zstdMagic):
+		z, err := zstd.NewReader(br)
+		if err != nil {
+			return nil, fmt.Errorf("cannot read zstd archive: %w", err)
+		}
+		return z.IOReadCloser(), nil
+	}
+	return io.NopCloser(br), nil
+}
+
+type closers struct {
+	io.Reader
+	close []io.Closer
+}
+
+func (c *closers) Close() error {
+	var first error
+	for _, cl := range c.close {
+		if err := cl.Close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
