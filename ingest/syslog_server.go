@@ -1,0 +1,461 @@
+package ingest
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// SyslogRoute selects the messages a jail reads: by program (APP-NAME or tag) and by the network
+// the sender's address is in. Empty lists match everything. The sender is the packet's source
+// address, which a client cannot forge the way it can forge the HOSTNAME field.
+type SyslogRoute struct {
+	Jail     int
+	Programs []string
+	Senders  []netip.Prefix
+}
+
+// SyslogOptions configure the network listeners.
+type SyslogOptions struct {
+	UDP, TCP   string         // listen addresses; empty: off
+	Allow      []netip.Prefix // senders allowed; empty: everyone
+	MaxMessage int            // bytes; 64 KiB when zero
+	MaxConns   int            // concurrent TCP connections; 1024 when zero
+	Routes     []SyslogRoute
+	Location   *time.Location
+	Now        func() time.Time
+	Log        *slog.Logger
+	// FlushEvery bounds how long a message waits in a partly filled block; 20 ms when zero.
+	FlushEvery time.Duration
+}
+
+// SyslogStats counts what the listeners did.
+type SyslogStats struct {
+	Messages  atomic.Uint64 // accepted and routed to at least one jail
+	Unrouted  atomic.Uint64 // accepted, but no jail reads them
+	Denied    atomic.Uint64 // from a sender outside the allowlist
+	Oversized atomic.Uint64 // longer than MaxMessage, dropped
+	Dropped   atomic.Uint64 // lines dropped because the pipeline was full
+	Conns     atomic.Int64  // open TCP connections
+}
+
+// SyslogServer receives syslog over UDP and TCP (RFC 6587 octet counting and newline framing),
+// turns every message into a classic syslog line and sends blocks to the pipeline. Network input
+// never waits for a full pipeline: what does not fit is dropped and counted.
+type SyslogServer struct {
+	opts  SyslogOptions
+	Stats SyslogStats
+	out   chan<- *Block
+	udp   *net.UDPConn
+	tcp   net.Listener
+	wg    sync.WaitGroup
+
+	mu      sync.Mutex
+	sources map[uint64]*Source
+	conns   map[net.Conn]struct{}
+}
+
+// StartSyslog opens the configured listeners.
+func StartSyslog(opts SyslogOptions, out chan<- *Block) (*SyslogServer, error) {
+	if opts.MaxMessage <= 0 {
+		opts.MaxMessage = 64 * 1024
+	}
+	if opts.MaxConns <= 0 {
+		opts.MaxConns = 1024
+	}
+	if opts.Location == nil {
+		opts.Location = time.Local
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	if opts.FlushEvery <= 0 {
+		opts.FlushEvery = 20 * time.Millisecond
+	}
+	if len(opts.Routes) > 64 {
+		return nil, fmt.Errorf("at most 64 jails may read syslog, got %d", len(opts.Routes))
+	}
+	s := &SyslogServer{opts: opts, out: out, sources: make(map[uint64]*Source), conns: make(map[net.Conn]struct{})}
+	if opts.UDP != "" {
+		addr, err := net.ResolveUDPAddr("udp", opts.UDP)
+		if err != nil {
+			return nil, fmt.Errorf("syslog_udp %q: %w", opts.UDP, err)
+		}
+		c, err := net.ListenUDP("udp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("cannot listen for syslog on udp %s: %w", opts.UDP, err)
+		}
+		_ = c.SetReadBuffer(8 << 20)
+		s.udp = c
+		s.wg.Add(1)
+		go s.serveUDP()
+	}
+	if opts.TCP != "" {
+		ln, err := net.Listen("tcp", opts.TCP)
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("cannot listen for syslog on tcp %s: %w", opts.TCP, err)
+		}
+		s.tcp = ln
+		s.wg.Add(1)
+		go s.serveTCP()
+	}
+	return s, nil
+}
+
+// UDPAddr and TCPAddr report the bound addresses (useful with port 0).
+func (s *SyslogServer) UDPAddr() net.Addr {
+	if s.udp == nil {
+		return nil
+	}
+	return s.udp.LocalAddr()
+}
+
+// TCPAddr reports the TCP listener's address.
+func (s *SyslogServer) TCPAddr() net.Addr {
+	if s.tcp == nil {
+		return nil
+	}
+	return s.tcp.Addr()
+}
+
+// Close stops the listeners and connections and waits for them; partly filled blocks are sent.
+func (s *SyslogServer) Close() {
+	if s.udp != nil {
+		s.udp.Close()
+	}
+	if s.tcp != nil {
+		s.tcp.Close()
+	}
+	s.mu.Lock()
+	for c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+}
+
+func (s *SyslogServer) allowed(a netip.Addr) bool {
+	if len(s.opts.Allow) == 0 {
+		return true
+	}
+	a = a.Unmap()
+	for _, p := range s.opts.Allow {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// routeMask is the set of routes (bit i = Routes[i]) that take a message.
+func (s *SyslogServer) routeMask(prog []byte, sender netip.Addr) uint64 {
+	var mask uint64
+	for i, r := range s.opts.Routes {
+		if len(r.Programs) > 0 {
+			ok := false
+			for _, p := range r.Programs {
+				if string(prog) == p {
+					ok = true
+					break
+				}
+			}
+			if !ok {
+				continue
+			}
+		}
+		if len(r.Senders) > 0 {
+			ok := false
+			for _, p := range r.Senders {
+				if p.Contains(sender.Unmap()) {
+					ok = true
+					break
+				}
+			}
+			if !ok {
+				continue
+			}
+		}
+		mask |= 1 << i
+	}
+	return mask
+}
+
+func (s *SyslogServer) source(mask uint64) *Source {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	src, ok := s.sources[mask]
+	if !ok {
+		src = &Source{Name: "syslog", Stats: &SourceStats{}}
+		for i, r := range s.opts.Routes {
+			if mask&(1<<i) != 0 {
+				src.Jails = src.Jails.With(r.Jail)
+			}
+		}
+		s.sources[mask] = src
+	}
+	return src
+}
+
+// batcher gathers lines into one open block per route mask; used by one goroutine.
+type batcher struct {
+	s      *SyslogServer
+	open   map[uint64]*Block
+	oldest time.Time
+}
+
+func (s *SyslogServer) newBatcher() *batcher { return &batcher{s: s, open: make(map[uint64]*Block)} }
+
+func (bt *batcher) add(msg []byte, sender netip.Addr, host []byte) {
+	s := bt.s
+	now := s.opts.Now()
+	m := ParseSyslog(msg, now, s.opts.Location)
+	mask := s.routeMask(m.Program, sender)
+	if mask == 0 {
+		s.Stats.Unrouted.Add(1)
+		return
+	}
+	s.Stats.Messages.Add(1)
+	b := bt.open[mask]
+	if b == nil {
+		b = GetBlock()
+		b.Source = s.source(mask)
+		bt.open[mask] = b
+		if len(bt.open) == 1 {
+			bt.oldest = now
+		}
+	}
+	start := len(b.Buf)
+	b.Buf = AppendClassicLine(b.Buf, &m, now, host, s.opts.Location)
+	b.Lines = append(b.Lines, Span{Start: uint32(start), End: uint32(len(b.Buf) - 1)})
+	st := b.Source.Stats
+	st.Lines.Add(1)
+	st.Bytes.Add(uint64(len(b.Buf) - start))
+	if len(b.Buf) > blockSize-s.opts.MaxMessage-256 {
+		bt.send(mask, b)
+	}
+}
+
+func (bt *batcher) send(mask uint64, b *Block) {
+	delete(bt.open, mask)
+	select {
+	case bt.s.out <- b:
+	default:
+		bt.s.Stats.Dropped.Add(uint64(len(b.Lines)))
+		PutBlock(b)
+	}
+}
+
+// flush sends every open block.
+func (bt *batcher) flush() {
+	for mask, b := range bt.open {
+		bt.send(mask, b)
+	}
+}
+
+// due reports whether the oldest open block has waited FlushEvery.
+func (bt *batcher) due() bool {
+	return len(bt.open) > 0 && bt.s.opts.Now().Sub(bt.oldest) >= bt.s.opts.FlushEvery
+}
+
+func (s *SyslogServer) serveUDP() {
+	defer s.wg.Done()
+	bt := s.newBatcher()
+	defer bt.flush()
+	buf := make([]byte, 65536)
+	var host []byte
+	for {
+		_ = s.udp.SetReadDeadline(time.Now().Add(s.opts.FlushEvery))
+		n, addr, err := s.udp.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				bt.flush()
+				continue
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			s.opts.Log.Warn("syslog udp read", "err", err)
+			continue
+		}
+		sender := addr.Addr()
+		if !s.allowed(sender) {
+			s.Stats.Denied.Add(1)
+			continue
+		}
+		if n > s.opts.MaxMessage {
+			s.Stats.Oversized.Add(1)
+			continue
+		}
+		host = sender.Unmap().AppendTo(host[:0])
+		bt.add(buf[:n], sender, host)
+		if bt.due() {
+			bt.flush()
+		}
+	}
+}
+
+func (s *SyslogServer) serveTCP() {
+	defer s.wg.Done()
+	for {
+		c, err := s.tcp.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			s.opts.Log.Warn("syslog tcp accept", "err", err)
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		ap, _ := netip.ParseAddrPort(c.RemoteAddr().String())
+		sender := ap.Addr()
+		if !s.allowed(sender) {
+			s.Stats.Denied.Add(1)
+			c.Close()
+			continue
+		}
+		if s.Stats.Conns.Load() >= int64(s.opts.MaxConns) {
+			s.opts.Log.Warn("syslog tcp: too many connections; refusing", "sender", sender)
+			c.Close()
+			continue
+		}
+		s.mu.Lock()
+		s.conns[c] = struct{}{}
+		s.mu.Unlock()
+		s.Stats.Conns.Add(1)
+		s.wg.Add(1)
+		go s.serveConn(c, sender)
+	}
+}
+
+// serveConn reads one TCP stream. The framing is chosen per message, as RFC 6587 allows: a message
+// starting with a digit is octet-counted ("LEN SP MSG"), anything else ends at a newline.
+func (s *SyslogServer) serveConn(c net.Conn, sender netip.Addr) {
+	defer s.wg.Done()
+	defer func() {
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+		s.Stats.Conns.Add(-1)
+		c.Close()
+	}()
+	bt := s.newBatcher()
+	defer bt.flush()
+	host := sender.Unmap().AppendTo(nil)
+	r := bufio.NewReaderSize(&deadlineReader{c: c, every: s.opts.FlushEvery, bt: bt}, 64*1024)
+	msg := make([]byte, 0, 4096)
+	max := s.opts.MaxMessage
+	for {
+		first, err := r.Peek(1)
+		if err != nil {
+			return
+		}
+		if first[0] >= '1' && first[0] <= '9' {
+			lenText, err := r.ReadSlice(' ')
+			if err != nil || len(lenText) > 11 {
+				return // not octet counting after all: a broken stream
+			}
+			n, err := strconv.Atoi(string(lenText[:len(lenText)-1]))
+			if err != nil || n <= 0 {
+				return
+			}
+			if n > max {
+				s.Stats.Oversized.Add(1)
+				if _, err := r.Discard(n); err != nil {
+					return
+				}
+				continue
+			}
+			msg = msg[:0]
+			if cap(msg) < n {
+				msg = make([]byte, 0, n)
+			}
+			msg = msg[:n]
+			if _, err := io.ReadFull(r, msg); err != nil {
+				return
+			}
+		} else {
+			msg = msg[:0]
+			over := false
+			for {
+				part, err := r.ReadSlice('\n')
+				if !over {
+					if len(msg)+len(part) > max+1 {
+						over = true
+					} else {
+						msg = append(msg, part...)
+					}
+				}
+				if err == bufio.ErrBufferFull {
+					continue
+				}
+				if err != nil {
+					if len(msg) > 0 && !over {
+						bt.add(msg, sender, host)
+					}
+					return
+				}
+				break
+			}
+			if over {
+				s.Stats.Oversized.Add(1)
+				continue
+			}
+			if len(bytesTrimSpace(msg)) == 0 {
+				continue
+			}
+		}
+		bt.add(msg, sender, host)
+		if bt.due() {
+			bt.flush()
+		}
+	}
+}
+
+func bytesTrimSpace(b []byte) []byte {
+	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r' || b[len(b)-1] == ' ' || b[len(b)-1] == 0) {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// deadlineReader flushes the connection's open blocks whenever the peer pauses, so a quiet sender's
+// last lines are not held back.
+type deadlineReader struct {
+	c     net.Conn
+	every time.Duration
+	bt    *batcher
+}
+
+func (d *deadlineReader) Read(p []byte) (int, error) {
+	for {
+		_ = d.c.SetReadDeadline(time.Now().Add(d.every))
+		n, err := d.c.Read(p)
+		if n > 0 {
+			return n, nil
+		}
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			d.bt.flush()
+			_ = d.c.SetReadDeadline(time.Time{})
+			n, err = d.c.Read(p)
+			if n > 0 || err != nil {
+				return n, err
+			}
+			continue
+		}
+		return n, err
+	}
+}
