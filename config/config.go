@@ -43,6 +43,12 @@ type Daemon struct {
 	Socket  string
 	DBDir   string
 	Metrics string
+	// Syslog network input (off unless an address is set): UDP and TCP listen addresses, the
+	// sender networks allowed (empty: any), and the largest message accepted.
+	SyslogUDP        string
+	SyslogTCP        string
+	SyslogAllow      []netip.Prefix
+	SyslogMaxMessage int
 }
 
 // Jail is one enabled jail.
@@ -64,6 +70,11 @@ type Jail struct {
 	UseDNS string
 	// LogTimezone is the zone of stamps without one (logtimezone); nil means the system's.
 	LogTimezone *time.Location
+	// Syslog: the jail reads the network syslog input (logpath = syslog), the messages of
+	// SyslogPrograms (APP-NAME or tag; empty: all) from senders in SyslogSenders (empty: all).
+	Syslog         bool
+	SyslogPrograms []string
+	SyslogSenders  []netip.Prefix
 	// At is where the jail's section starts, for messages.
 	At *Value
 }
@@ -102,7 +113,8 @@ type Options struct {
 	Resolve func(name string) ([]netip.Addr, error)
 }
 
-var daemonKeys = map[string]bool{"socket": true, "dbdir": true, "metrics": true, "loglevel": true, "dbpurgeage": true}
+var daemonKeys = map[string]bool{"socket": true, "dbdir": true, "metrics": true, "loglevel": true, "dbpurgeage": true,
+	"syslog_udp": true, "syslog_tcp": true, "syslog_allow": true, "syslog_max_message": true}
 
 // Load reads the configuration in dir. The returned error is an Errors listing every problem.
 func Load(dir string, opts Options) (*Config, error) {
@@ -183,6 +195,26 @@ func loadDaemon(dir string, errs *Errors) Daemon {
 			out.DBDir = v.Text
 		case "metrics":
 			out.Metrics = v.Text
+		case "syslog_udp":
+			out.SyslogUDP = strings.TrimSpace(v.Text)
+		case "syslog_tcp":
+			out.SyslogTCP = strings.TrimSpace(v.Text)
+		case "syslog_allow":
+			for _, f := range strings.FieldsFunc(v.Text, func(c rune) bool { return c == ',' || c == ' ' || c == '\n' }) {
+				p, err := parseIgnore(f, func(string) ([]netip.Addr, error) { return nil, fmt.Errorf("names are not allowed here") })
+				if err != nil {
+					errs.AddAt(v, k, err.Error())
+					continue
+				}
+				out.SyslogAllow = append(out.SyslogAllow, p...)
+			}
+		case "syslog_max_message":
+			n, err := strconv.Atoi(strings.TrimSpace(v.Text))
+			if err != nil || n < 256 || n > 1<<20 {
+				errs.AddAt(v, k, fmt.Sprintf("%q: a size in bytes from 256 to 1048576", v.Text))
+				continue
+			}
+			out.SyslogMaxMessage = n
 		}
 	}
 	return out
@@ -379,6 +411,10 @@ func loadJail(dir string, r *reader, opts Options, cfg *Config) *Jail {
 			if len(fs) == 0 {
 				continue
 			}
+			if fs[0] == "syslog" {
+				j.Syslog = true
+				continue
+			}
 			lp := LogPath{Pattern: fs[0]}
 			if len(fs) > 1 {
 				switch fs[1] {
@@ -398,6 +434,24 @@ func loadJail(dir string, r *reader, opts Options, cfg *Config) *Jail {
 				continue
 			}
 			j.LogPaths = append(j.LogPaths, lp)
+		}
+		if j.Syslog {
+			if s, _, ok := r.get("syslog_program"); ok {
+				j.SyslogPrograms = strings.FieldsFunc(s, func(c rune) bool { return c == ',' || c == ' ' || c == '\n' })
+			}
+			if s, v, ok := r.get("syslog_host"); ok {
+				for _, f := range strings.FieldsFunc(s, func(c rune) bool { return c == ',' || c == ' ' || c == '\n' }) {
+					p, err := parseIgnore(f, opts.Resolve)
+					if err != nil {
+						r.errs.AddAt(v, "syslog_host", err.Error())
+						continue
+					}
+					j.SyslogSenders = append(j.SyslogSenders, p...)
+				}
+			}
+			if cfg.Daemon.SyslogUDP == "" && cfg.Daemon.SyslogTCP == "" {
+				cfg.Warnings = append(cfg.Warnings, fmt.Sprintf("jail %s reads syslog, but portcullis.conf opens no syslog listener (syslog_udp, syslog_tcp)", j.Name))
+			}
 		}
 	case "systemd":
 		cfg.Warnings = append(cfg.Warnings, fmt.Sprintf("jail %s: backend = systemd is not supported yet; the jail reads no logs", j.Name))

@@ -30,6 +30,7 @@ type engine struct {
 	win     *window.Window
 	bans    *ban.Manager
 	sources []*source
+	syslog  *ingest.SyslogServer
 	blocks  chan *ingest.Block
 	// ordered[i] feeds only worker i: sources whose jails keep state across lines (fail2ban's
 	// multi-line <F-MLFID> tracking, maxlines buffers) send every block to one worker, so their
@@ -146,10 +147,46 @@ func (e *engine) start(opts *Options, apply func([]ban.Decision, *engine)) error
 			s.tailer.Run(ctx, out)
 		}(s, out)
 	}
+	if err := e.startSyslog(opts); err != nil {
+		cancel()
+		e.readers.Wait()
+		for _, w := range workers {
+			w.Close()
+		}
+		return err
+	}
 	for i, w := range workers {
 		e.workers.Add(1)
 		go e.work(w, e.ordered[i], opts.Log, apply)
 	}
+	return nil
+}
+
+// startSyslog opens the network syslog listeners when a jail reads them.
+func (e *engine) startSyslog(opts *Options) error {
+	d := e.cfg.Daemon
+	var routes []ingest.SyslogRoute
+	ordered := false
+	for id, j := range e.jails {
+		if j.Syslog {
+			routes = append(routes, ingest.SyslogRoute{Jail: id, Programs: j.SyslogPrograms, Senders: j.SyslogSenders})
+			ordered = ordered || e.m.Stateful(id)
+		}
+	}
+	if len(routes) == 0 || (d.SyslogUDP == "" && d.SyslogTCP == "") {
+		return nil
+	}
+	out := e.blocks
+	if ordered {
+		out = e.ordered[0] // multi-line jails see the messages in arrival order
+	}
+	s, err := ingest.StartSyslog(ingest.SyslogOptions{UDP: d.SyslogUDP, TCP: d.SyslogTCP, Allow: d.SyslogAllow,
+		MaxMessage: d.SyslogMaxMessage, Routes: routes, Now: opts.Now, Log: opts.Log}, out)
+	if err != nil {
+		return err
+	}
+	e.syslog = s
+	opts.Log.Info("syslog input", "udp", d.SyslogUDP, "tcp", d.SyslogTCP, "jails", len(routes))
 	return nil
 }
 
@@ -223,6 +260,9 @@ func (e *engine) stop() {
 	if e.cancel != nil {
 		e.cancel()
 		e.readers.Wait()
+		if e.syslog != nil {
+			e.syslog.Close()
+		}
 		close(e.blocks)
 		for _, c := range e.ordered {
 			close(c)

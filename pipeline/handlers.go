@@ -59,6 +59,9 @@ func (d *Daemon) status(args []string) control.Reply {
 	for _, lp := range j.LogPaths {
 		js.Files = append(js.Files, lp.Pattern)
 	}
+	if j.Syslog {
+		js.Files = append(js.Files, "syslog")
+	}
 	for _, a := range eng.bans.Active(id, false) {
 		js.Banned = append(js.Banned, prefixString(a.Prefix))
 	}

@@ -68,6 +68,14 @@ func (d *Daemon) writeMetrics(w writer) {
 		counter(fmt.Sprintf("portcullis_bans_refused_total{jail=%q}", j.Name), bs.Ignored.Load())
 		gauge(fmt.Sprintf("portcullis_banned{jail=%q}", j.Name), float64(active[id]))
 	}
+	if sl := eng.syslog; sl != nil {
+		counter("portcullis_syslog_messages_total", sl.Stats.Messages.Load())
+		counter("portcullis_syslog_unrouted_total", sl.Stats.Unrouted.Load())
+		counter("portcullis_syslog_denied_total", sl.Stats.Denied.Load())
+		counter("portcullis_syslog_oversized_total", sl.Stats.Oversized.Load())
+		counter("portcullis_syslog_dropped_lines_total", sl.Stats.Dropped.Load())
+		gauge("portcullis_syslog_connections", float64(sl.Stats.Conns.Load()))
+	}
 	gauge("portcullis_window_keys", float64(eng.win.Tracked.Load()))
 	counter("portcullis_window_refused_total", eng.win.Refused.Load())
 	counter("portcullis_scan_errors_total", eng.errors.Load())

@@ -475,3 +475,59 @@ func TestSystemStockFail2banConfig(t *testing.T) {
 	}, d)
 	d.stop(t)
 }
+
+// A central collector: sshd lines arrive as syslog over UDP and TCP from other hosts, a jail with
+// logpath = syslog and syslog_program = sshd bans them.
+func TestSystemSyslogToNftables(t *testing.T) {
+	netnstest.Require(t)
+	e := newEnv(t, `
+[DEFAULT]
+maxretry = 3
+bantime = 1h
+[sshd]
+enabled = true
+port = ssh
+logpath = syslog
+syslog_program = sshd
+`)
+	free := func(network string) string {
+		if network == "udp" {
+			c, _ := net.ListenPacket("udp", "127.0.0.1:0")
+			defer c.Close()
+			return c.LocalAddr().String()
+		}
+		l, _ := net.Listen("tcp", "127.0.0.1:0")
+		defer l.Close()
+		return l.Addr().String()
+	}
+	udp, tcp := free("udp"), free("tcp")
+	conf := fmt.Sprintf("[Definition]\nsocket = %s\nsyslog_udp = %s\nsyslog_tcp = %s\n", e.socket, udp, tcp)
+	os.WriteFile(filepath.Join(e.cfg, "portcullis.conf"), []byte(conf), 0o644)
+	d := e.start()
+	u, err := net.Dial("udp", udp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		fmt.Fprintf(u, "<38>%s web%d sshd[%d]: Failed password for root from 203.0.113.50 port 22 ssh2", stamp(), i, 100+i)
+	}
+	// Another program's message with the same text is not sshd's.
+	fmt.Fprintf(u, "<38>%s web9 app[1]: Failed password for root from 203.0.113.51 port 22 ssh2", stamp())
+	u.Close()
+	c, err := net.Dial("tcp", tcp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := fmt.Sprintf("<38>1 %s web3 sshd 300 - - Failed password for root from 203.0.113.50 port 22 ssh2", time.Now().Format(time.RFC3339))
+	fmt.Fprintf(c, "%d %s", len(msg), msg)
+	c.Close()
+	e.waitFor("203.0.113.50 banned from syslog input", func() bool { _, ok := nftSet(t, "sshd-v4")["203.0.113.50"]; return ok }, d)
+	if _, ok := nftSet(t, "sshd-v4")["203.0.113.51"]; ok {
+		t.Fatal("a message of another program was counted")
+	}
+	out, _, _ := e.cli("status", "sshd")
+	if !strings.Contains(out, "syslog") {
+		t.Errorf("status does not show the syslog source: %s", out)
+	}
+	d.stop(t)
+}
