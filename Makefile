@@ -45,7 +45,7 @@ conformance: deps
 	@cat conformance.txt | tail -1
 
 bench: deps
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+	$(GO) test -p 1 -run '^$$' -bench . -benchmem ./...
 
 # portcullis regex against Debian's fail2ban-regex on the same generated logs, same filter.
 bench-compare: deps
