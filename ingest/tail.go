@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -24,6 +25,33 @@ type TailOptions struct {
 	// Poll is the interval between checks for appended data; 250 ms when zero.
 	Poll time.Duration
 	Log  *slog.Logger
+	// Resume holds positions saved by an earlier run, by path. A file found at start-up that is
+	// still the same file (device, inode, and a fingerprint of its first bytes) continues where
+	// that run stopped; a file that was replaced meanwhile is read from its start.
+	Resume map[string]Position
+}
+
+// Position is how far a file was read: Offset counts whole lines only.
+type Position struct {
+	Path        string
+	Dev, Ino    uint64
+	Fingerprint uint64 // FNV-1a of the first FPLen bytes
+	FPLen       int
+	Offset      int64
+}
+
+// fingerprintLen is how much of a file's start identifies it.
+const fingerprintLen = 1024
+
+func fingerprint(f *os.File, n int) (uint64, int) {
+	buf := make([]byte, n)
+	m, _ := f.ReadAt(buf, 0)
+	h := uint64(14695981039346656037)
+	for _, c := range buf[:m] {
+		h ^= uint64(c)
+		h *= 1099511628211
+	}
+	return h, m
 }
 
 // Tailer follows every file matching a pattern: appends, rename-and-create and copy-truncate rotation,
@@ -39,6 +67,9 @@ type Tailer struct {
 	first   bool
 	// warned remembers that a missing file was reported, so the warning is not repeated every poll.
 	warned bool
+
+	mu        sync.Mutex
+	positions []Position // as of the last poll, for Positions
 }
 
 type tailFile struct {
@@ -50,6 +81,8 @@ type tailFile struct {
 	split Splitter
 	fresh bool // discovered after start-up: read from the beginning
 	idle  int  // polls without new data since the file was retired
+	fp    uint64
+	fpLen int
 }
 
 // retireIdle is how many polls without new data a rotated-away file is kept (5 s at 250 ms).
@@ -63,6 +96,11 @@ func NewTailer(opts TailOptions) *Tailer {
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
+	resume := make(map[string]Position, len(opts.Resume))
+	for k, v := range opts.Resume {
+		resume[k] = v
+	}
+	opts.Resume = resume
 	return &Tailer{opts: opts, files: make(map[string]*tailFile), first: true}
 }
 
@@ -138,6 +176,7 @@ func (t *Tailer) PollOnce(ctx context.Context, out chan<- *Block) {
 		}
 	}
 	t.first = false
+	t.snapshot()
 }
 
 // retire moves tf's open file to the retired list and returns it (nil when none was open).
@@ -231,11 +270,57 @@ func (t *Tailer) open(tf *tailFile) bool {
 	tf.dev, tf.ino = fileID(fst)
 	tf.off = 0
 	tf.split.Reset()
+	tf.fp, tf.fpLen = fingerprint(f, fingerprintLen)
+	if pos, ok := t.opts.Resume[tf.path]; ok && !tf.fresh {
+		delete(t.opts.Resume, tf.path) // only the first opening resumes
+		if pos.Dev == tf.dev && pos.Ino == tf.ino && pos.Offset <= fst.Size() {
+			if fp, _ := fingerprint(f, pos.FPLen); fp == pos.Fingerprint {
+				tf.off, _ = f.Seek(pos.Offset, io.SeekStart)
+				tf.fresh = false
+				t.opts.Log.Info("resuming log file", "path", tf.path, "offset", pos.Offset)
+				return true
+			}
+		}
+		// Rotated or rewritten while we were away: everything in it is unread.
+		t.opts.Log.Info("log file changed while portcullis was stopped; reading it from the start", "path", tf.path)
+		tf.fresh = false
+		return true
+	}
 	if !tf.fresh && !t.opts.Head {
 		tf.off, _ = f.Seek(0, io.SeekEnd)
 	}
 	tf.fresh = false
 	return true
+}
+
+// SetResume replaces the positions to resume from; call it before Prime.
+func (t *Tailer) SetResume(m map[string]Position) {
+	t.opts.Resume = make(map[string]Position, len(m))
+	for k, v := range m {
+		t.opts.Resume[k] = v
+	}
+}
+
+// Positions returns how far each open file has been read, as of the last poll. Safe to call
+// from any goroutine.
+func (t *Tailer) Positions() []Position {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return append([]Position(nil), t.positions...)
+}
+
+func (t *Tailer) snapshot() {
+	ps := make([]Position, 0, len(t.files))
+	for _, tf := range t.files {
+		if tf.f == nil {
+			continue
+		}
+		ps = append(ps, Position{Path: tf.path, Dev: tf.dev, Ino: tf.ino, Fingerprint: tf.fp, FPLen: tf.fpLen,
+			Offset: tf.off - int64(tf.split.Pending())})
+	}
+	t.mu.Lock()
+	t.positions = ps
+	t.mu.Unlock()
 }
 
 // Prime fixes the starting position of every file present now, before Run starts: what is
@@ -251,6 +336,7 @@ func (t *Tailer) Prime() {
 		t.open(tf)
 	}
 	t.first = false
+	t.snapshot()
 }
 
 // drain reads tf to its current end, sends whole lines and returns how many bytes it read.

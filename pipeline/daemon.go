@@ -12,6 +12,7 @@ import (
 	"github.com/portcullis/portcullis/ban"
 	"github.com/portcullis/portcullis/config"
 	"github.com/portcullis/portcullis/control"
+	"github.com/portcullis/portcullis/ingest"
 	"github.com/portcullis/portcullis/sink"
 	"github.com/portcullis/portcullis/store"
 )
@@ -109,6 +110,11 @@ func Start(opts Options) (*Daemon, error) {
 		return nil, err
 	}
 	d.applier = newApplier(d.store, d.fw, opts.Now, opts.Log)
+	offs, err := d.store.Offsets()
+	if err != nil {
+		return nil, err
+	}
+	eng.setResume(toPositions(offs))
 	if err := d.install(eng); err != nil {
 		return nil, err
 	}
@@ -267,11 +273,16 @@ func (d *Daemon) Reload() error {
 	old := d.current()
 	old.stop()
 	d.applier.flush()
+	// The new generation continues every file exactly where the old one stopped.
+	pos := old.positions()
+	d.saveOffsets(pos)
+	eng.setResume(positionMap(pos))
 	if err := d.install(eng); err != nil {
 		d.log.Error("reload failed; keeping the previous configuration", "err", err)
 		eng.m.Close()
 		// Bring the old generation back with a fresh engine built from its configuration.
 		if back, err2 := newEngine(old.cfg, &d.opts); err2 == nil {
+			back.setResume(positionMap(pos))
 			if err3 := d.install(back); err3 != nil {
 				d.log.Error("cannot restore the previous configuration", "err", err3)
 			}
@@ -292,6 +303,11 @@ func (d *Daemon) housekeeping() {
 	defer check.Stop()
 	sweep := time.NewTicker(30 * time.Second)
 	defer sweep.Stop()
+	// File positions are checkpointed one tick late: blocks read before the previous tick have
+	// left the queue by now, so a crash re-reads a little rather than skipping anything.
+	checkpoint := time.NewTicker(5 * time.Second)
+	defer checkpoint.Stop()
+	var pending []ingest.Position
 	var buf []ban.Decision
 	for {
 		select {
@@ -308,6 +324,9 @@ func (d *Daemon) housekeeping() {
 			}
 		case <-sweep.C:
 			d.current().win.Sweep(d.opts.Now().Unix())
+		case <-checkpoint.C:
+			d.saveOffsets(pending)
+			pending = d.current().positions()
 		case <-check.C:
 			d.reloadMu.Lock()
 			eng := d.current()
@@ -337,6 +356,7 @@ func (d *Daemon) Close() error {
 	}
 	if eng := d.current(); eng != nil {
 		eng.stop()
+		d.saveOffsets(eng.positions()) // every read line is processed now: exact
 	}
 	return d.closeParts()
 }
@@ -357,6 +377,35 @@ func (d *Daemon) closeParts() error {
 		d.store = nil
 	}
 	return errors.Join(errs...)
+}
+
+func (d *Daemon) saveOffsets(pos []ingest.Position) {
+	if len(pos) == 0 || d.store == nil {
+		return
+	}
+	offs := make([]store.Offset, len(pos))
+	for i, p := range pos {
+		offs[i] = store.Offset{Path: p.Path, Dev: p.Dev, Ino: p.Ino, Fingerprint: p.Fingerprint, FPLen: p.FPLen, Offset: p.Offset}
+	}
+	if err := d.store.SaveOffsets(offs); err != nil {
+		d.log.Error("cannot save log file positions", "err", err)
+	}
+}
+
+func toPositions(offs map[string]store.Offset) map[string]ingest.Position {
+	out := make(map[string]ingest.Position, len(offs))
+	for k, o := range offs {
+		out[k] = ingest.Position{Path: o.Path, Dev: o.Dev, Ino: o.Ino, Fingerprint: o.Fingerprint, FPLen: o.FPLen, Offset: o.Offset}
+	}
+	return out
+}
+
+func positionMap(pos []ingest.Position) map[string]ingest.Position {
+	out := make(map[string]ingest.Position, len(pos))
+	for _, p := range pos {
+		out[p.Path] = p
+	}
+	return out
 }
 
 // LinesProcessed reports how many lines the current configuration's workers have finished.

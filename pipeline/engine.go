@@ -190,6 +190,22 @@ func (e *engine) startSyslog(opts *Options) error {
 	return nil
 }
 
+// setResume gives every file reader the positions of an earlier run or generation.
+func (e *engine) setResume(m map[string]ingest.Position) {
+	for _, s := range e.sources {
+		s.tailer.SetResume(m)
+	}
+}
+
+// positions collects how far every file has been read.
+func (e *engine) positions() []ingest.Position {
+	var out []ingest.Position
+	for _, s := range e.sources {
+		out = append(out, s.tailer.Positions()...)
+	}
+	return out
+}
+
 // needsOrder reports whether a jail reading s keeps state across lines.
 func (e *engine) needsOrder(s *source) bool {
 	for id := range e.jails {

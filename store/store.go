@@ -4,6 +4,7 @@
 //
 //	ban/<jail>/<prefix>  -> start int64 | end int64 (0 = forever) | count uint32   an active ban
 //	hist/<prefix>        -> count uint32 | last ban start int64                  ban history, for escalation
+//	off/<path>           -> dev | inode | fingerprint | fingerprint length | offset   how far a log was read
 //
 // Every batch of ban decisions is committed with fsync before it is applied to the firewall or
 // reported done, so a ban that was reported can be restored after any crash.
@@ -166,4 +167,57 @@ func (s *Store) scan(prefix string, fn func(k, v []byte) error) error {
 		}
 	}
 	return it.Error()
+}
+
+// Offset is how far a log file was read (see ingest.Position).
+type Offset struct {
+	Path        string
+	Dev, Ino    uint64
+	Fingerprint uint64
+	FPLen       int
+	Offset      int64
+}
+
+func offKey(path string) []byte { return []byte("off/" + path) }
+
+// SaveOffsets writes file positions in one synced batch.
+//
+//	off/<path> -> dev u64 | ino u64 | fingerprint u64 | fplen u32 | offset i64
+func (s *Store) SaveOffsets(offs []Offset) error {
+	if len(offs) == 0 {
+		return nil
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	var v [36]byte
+	for _, o := range offs {
+		binary.BigEndian.PutUint64(v[0:], o.Dev)
+		binary.BigEndian.PutUint64(v[8:], o.Ino)
+		binary.BigEndian.PutUint64(v[16:], o.Fingerprint)
+		binary.BigEndian.PutUint32(v[24:], uint32(o.FPLen))
+		binary.BigEndian.PutUint64(v[28:], uint64(o.Offset))
+		if err := b.Set(offKey(o.Path), v[:], nil); err != nil {
+			return err
+		}
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("cannot commit %d file offsets: %w", len(offs), err)
+	}
+	return nil
+}
+
+// Offsets returns every stored file position by path.
+func (s *Store) Offsets() (map[string]Offset, error) {
+	out := make(map[string]Offset)
+	err := s.scan("off/", func(k, v []byte) error {
+		if len(v) != 36 {
+			return fmt.Errorf("corrupt offset record %q", k)
+		}
+		p := strings.TrimPrefix(string(k), "off/")
+		out[p] = Offset{Path: p, Dev: binary.BigEndian.Uint64(v[0:]), Ino: binary.BigEndian.Uint64(v[8:]),
+			Fingerprint: binary.BigEndian.Uint64(v[16:]), FPLen: int(binary.BigEndian.Uint32(v[24:])),
+			Offset: int64(binary.BigEndian.Uint64(v[28:]))}
+		return nil
+	})
+	return out, err
 }

@@ -70,3 +70,29 @@ func BenchmarkCommit(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)*64/b.Elapsed().Seconds(), "bans/s")
 }
+
+func TestOffsets(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := Offset{Path: "/var/log/auth.log", Dev: 2049, Ino: 77, Fingerprint: 0xdeadbeef, FPLen: 1024, Offset: 123456}
+	if err := s.SaveOffsets([]Offset{o}); err != nil {
+		t.Fatal(err)
+	}
+	o.Offset = 200000
+	if err := s.SaveOffsets([]Offset{o}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s, err = Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got, err := s.Offsets()
+	if err != nil || len(got) != 1 || got[o.Path] != o {
+		t.Fatalf("offsets %+v %v, want %+v", got, err, o)
+	}
+}
