@@ -54,7 +54,8 @@ func fingerprint(f *os.File, n int) (uint64, int) {
 	return h, m
 }
 
-// Tailer follows every file matching a pattern: appends, rename-and-create and copy-truncate rotation,
+// Tailer follows every file matching a pattern (woken by inotify on the pattern's folder, with
+// polling as the fallback): appends, rename-and-create and copy-truncate rotation,
 // and symlinks swapped to a new target. Lines still written to a renamed file are drained before the
 // file is let go. Files present at start-up start at their end (fail2ban's "tail") unless Head is set;
 // files that appear later are read from their beginning, since everything in them is new.
@@ -70,6 +71,7 @@ type Tailer struct {
 
 	mu        sync.Mutex
 	positions []Position // as of the last poll, for Positions
+	w         *watcher   // inotify on the pattern's folder; nil without
 }
 
 type tailFile struct {
@@ -115,6 +117,11 @@ func (t *Tailer) Run(ctx context.Context, out chan<- *Block) {
 			tf.close()
 		}
 	}()
+	if t.w == nil {
+		t.w = newWatcher(t.opts.Pattern)
+	}
+	w := t.w
+	defer w.close()
 	tick := time.NewTicker(t.opts.Poll)
 	defer tick.Stop()
 	for {
@@ -123,6 +130,7 @@ func (t *Tailer) Run(ctx context.Context, out chan<- *Block) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+		case <-w.channel():
 		}
 	}
 }
@@ -330,6 +338,8 @@ func (t *Tailer) Prime() {
 	if !t.first {
 		return
 	}
+	// Watch before looking, so no change between the two goes unnoticed.
+	t.w = newWatcher(t.opts.Pattern)
 	for _, p := range t.expand() {
 		tf := &tailFile{path: p}
 		t.files[p] = tf

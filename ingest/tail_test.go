@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 type tailHarness struct {
@@ -235,4 +236,30 @@ func TestTailResume(t *testing.T) {
 	h4.tl.opts.Resume = map[string]Position{p: pos3}
 	h4.tl.Prime()
 	h4.expect("rotated in")
+}
+
+// With inotify, appended lines arrive without waiting for a poll: the poll interval here is an
+// hour, so only the inotify wake-up can deliver them.
+func TestTailInotifyWakes(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "auth.log")
+	appendTo(t, p, "")
+	src := &Source{Name: "test", Jails: NewJailSet(0), Stats: &SourceStats{}}
+	tl := NewTailer(TailOptions{Pattern: p, Source: src, Poll: time.Hour, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	tl.Prime()
+	out := make(chan *Block, 16)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { tl.Run(ctx, out); close(done) }()
+	defer func() { cancel(); <-done }()
+	appendTo(t, p, "woken by inotify\n")
+	select {
+	case b := <-out:
+		if string(b.Line(0)) != "woken by inotify" {
+			t.Fatalf("got %q", b.Line(0))
+		}
+		PutBlock(b)
+	case <-time.After(10 * time.Second):
+		t.Fatal("no wake-up from inotify (the poll interval is an hour)")
+	}
 }
