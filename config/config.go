@@ -49,6 +49,8 @@ type Daemon struct {
 	SyslogTCP        string
 	SyslogAllow      []netip.Prefix
 	SyslogMaxMessage int
+	// Journalctl is the journalctl program journal jails run; "journalctl" when empty.
+	Journalctl string
 }
 
 // Jail is one enabled jail.
@@ -70,6 +72,10 @@ type Jail struct {
 	UseDNS string
 	// LogTimezone is the zone of stamps without one (logtimezone); nil means the system's.
 	LogTimezone *time.Location
+	// Journal: backend = systemd; the jail reads journalctl's output for JournalMatch
+	// ("_SYSTEMD_UNIT=ssh.service + _COMM=sshd": fields ANDed, "+" ORs groups, as journalctl).
+	Journal      bool
+	JournalMatch string
 	// Syslog: the jail reads the network syslog input (logpath = syslog), the messages of
 	// SyslogPrograms (APP-NAME or tag; empty: all) from senders in SyslogSenders (empty: all).
 	Syslog         bool
@@ -91,13 +97,14 @@ type PortRange struct{ From, To uint16 }
 // Filter is a jail's filter after interpolation and tag substitution; the matcher tags (<HOST> and
 // friends) are left for the matcher.
 type Filter struct {
-	Name        string
-	File        string
-	PrefRegex   *Regex // optional; its <F-CONTENT> is what the failregexes see
-	FailRegex   []Regex
-	IgnoreRegex []Regex
-	DatePattern string
-	MaxLines    int
+	Name         string
+	File         string
+	PrefRegex    *Regex // optional; its <F-CONTENT> is what the failregexes see
+	FailRegex    []Regex
+	IgnoreRegex  []Regex
+	DatePattern  string
+	MaxLines     int
+	JournalMatch string
 }
 
 // Regex is one failregex/ignoreregex line and where it came from.
@@ -114,7 +121,7 @@ type Options struct {
 }
 
 var daemonKeys = map[string]bool{"socket": true, "dbdir": true, "metrics": true, "loglevel": true, "dbpurgeage": true,
-	"syslog_udp": true, "syslog_tcp": true, "syslog_allow": true, "syslog_max_message": true}
+	"syslog_udp": true, "syslog_tcp": true, "syslog_allow": true, "syslog_max_message": true, "journalctl": true}
 
 // Load reads the configuration in dir. The returned error is an Errors listing every problem.
 func Load(dir string, opts Options) (*Config, error) {
@@ -195,6 +202,8 @@ func loadDaemon(dir string, errs *Errors) Daemon {
 			out.DBDir = v.Text
 		case "metrics":
 			out.Metrics = v.Text
+		case "journalctl":
+			out.Journalctl = strings.TrimSpace(v.Text)
 		case "syslog_udp":
 			out.SyslogUDP = strings.TrimSpace(v.Text)
 		case "syslog_tcp":
@@ -454,7 +463,8 @@ func loadJail(dir string, r *reader, opts Options, cfg *Config) *Jail {
 			}
 		}
 	case "systemd":
-		cfg.Warnings = append(cfg.Warnings, fmt.Sprintf("jail %s: backend = systemd is not supported yet; the jail reads no logs", j.Name))
+		// The journal: lines come from journalctl with the filter's (or the jail's) journalmatch.
+		j.Journal = true
 	default:
 		_, v, _ := r.get("backend")
 		r.errs.AddAt(v, "backend", fmt.Sprintf("%q: use auto, polling, pyinotify or systemd", j.Backend))
@@ -472,6 +482,15 @@ func loadJail(dir string, r *reader, opts Options, cfg *Config) *Jail {
 		r.errs.AddAt(fv, "filter", err.Error())
 		return j
 	}
+	if j.Journal {
+		// As fail2ban: a journal jail reads its filter in the journal's log type.
+		if args == nil {
+			args = map[string]string{}
+		}
+		if _, ok := args["logtype"]; !ok {
+			args["logtype"] = "journal"
+		}
+	}
 	if _, err := os.Stat(filepath.Join(dir, "filter.d", name+".conf")); err != nil {
 		if _, err2 := os.Stat(filepath.Join(dir, "filter.d", name+".local")); err2 != nil {
 			r.errs.AddAt(fv, "filter", fmt.Sprintf("no filter %q in %s", name, filepath.Join(dir, "filter.d")))
@@ -487,6 +506,12 @@ func loadJail(dir string, r *reader, opts Options, cfg *Config) *Jail {
 		r.errs.AddAt(fv, "filter", fmt.Sprintf("filter %q has no failregex", name))
 	}
 	j.Filter = f
+	if j.Journal {
+		j.JournalMatch = f.JournalMatch
+		if s, _, ok := r.get("journalmatch"); ok && strings.TrimSpace(s) != "" {
+			j.JournalMatch = strings.TrimSpace(s)
+		}
+	}
 	return j
 }
 

@@ -196,6 +196,8 @@ func LoadFilter(filterDir, name string, args map[string]string) (*Filter, Errors
 	}
 	f.IgnoreRegex = regexes("ignoreregex")
 	f.DatePattern, _ = get("datepattern")
+	jm, _ := get("journalmatch")
+	f.JournalMatch = strings.Join(strings.Fields(jm), " ")
 	f.DatePattern = strings.TrimSpace(f.DatePattern)
 	if s, v := get("maxlines"); v != nil {
 		n, err := strconv.Atoi(strings.TrimSpace(s))

@@ -55,11 +55,12 @@ type Source struct {
 
 // SourceStats counts what a source read. Counters are updated once per block.
 type SourceStats struct {
-	Lines    atomic.Uint64 // complete lines read, including skipped ones
-	Bytes    atomic.Uint64
-	Overlong atomic.Uint64 // lines longer than MaxLineLen, skipped
-	Binary   atomic.Uint64 // lines holding NUL bytes, skipped
-	Rotated  atomic.Uint64
+	Lines     atomic.Uint64 // complete lines read, including skipped ones
+	Bytes     atomic.Uint64
+	Overlong  atomic.Uint64 // lines longer than MaxLineLen, skipped
+	Binary    atomic.Uint64 // lines holding NUL bytes, skipped
+	Malformed atomic.Uint64 // records that do not parse (a journal line that is not JSON), skipped
+	Rotated   atomic.Uint64
 }
 
 // Block is a batch of whole lines from one source. Buf holds every line read, each ending in '\n';

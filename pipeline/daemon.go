@@ -115,6 +115,11 @@ func Start(opts Options) (*Daemon, error) {
 		return nil, err
 	}
 	eng.setResume(toPositions(offs))
+	curs, err := d.store.Cursors()
+	if err != nil {
+		return nil, err
+	}
+	eng.setCursors(curs)
 	if err := d.install(eng); err != nil {
 		return nil, err
 	}
@@ -276,7 +281,9 @@ func (d *Daemon) Reload() error {
 	// The new generation continues every file exactly where the old one stopped.
 	pos := old.positions()
 	d.saveOffsets(pos)
+	d.saveCursors(old.cursors())
 	eng.setResume(positionMap(pos))
+	eng.setCursors(old.cursors())
 	if err := d.install(eng); err != nil {
 		d.log.Error("reload failed; keeping the previous configuration", "err", err)
 		eng.m.Close()
@@ -308,6 +315,7 @@ func (d *Daemon) housekeeping() {
 	checkpoint := time.NewTicker(5 * time.Second)
 	defer checkpoint.Stop()
 	var pending []ingest.Position
+	var pendingCursors map[string]string
 	var buf []ban.Decision
 	for {
 		select {
@@ -326,7 +334,8 @@ func (d *Daemon) housekeeping() {
 			d.current().win.Sweep(d.opts.Now().Unix())
 		case <-checkpoint.C:
 			d.saveOffsets(pending)
-			pending = d.current().positions()
+			d.saveCursors(pendingCursors)
+			pending, pendingCursors = d.current().positions(), d.current().cursors()
 		case <-check.C:
 			d.reloadMu.Lock()
 			eng := d.current()
@@ -357,6 +366,7 @@ func (d *Daemon) Close() error {
 	if eng := d.current(); eng != nil {
 		eng.stop()
 		d.saveOffsets(eng.positions()) // every read line is processed now: exact
+		d.saveCursors(eng.cursors())
 	}
 	return d.closeParts()
 }
@@ -389,6 +399,15 @@ func (d *Daemon) saveOffsets(pos []ingest.Position) {
 	}
 	if err := d.store.SaveOffsets(offs); err != nil {
 		d.log.Error("cannot save log file positions", "err", err)
+	}
+}
+
+func (d *Daemon) saveCursors(c map[string]string) {
+	if len(c) == 0 || d.store == nil {
+		return
+	}
+	if err := d.store.SaveCursors(c); err != nil {
+		d.log.Error("cannot save journal cursors", "err", err)
 	}
 }
 

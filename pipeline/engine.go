@@ -44,9 +44,10 @@ type engine struct {
 }
 
 type source struct {
-	pattern string
+	pattern string // a logpath, or "journal:<jail>"
 	src     *ingest.Source
-	tailer  *ingest.Tailer
+	tailer  *ingest.Tailer  // file sources
+	journal *ingest.Journal // journal sources
 }
 
 func newEngine(cfg *config.Config, opts *Options) (*engine, error) {
@@ -105,6 +106,16 @@ func newEngine(cfg *config.Config, opts *Options) (*engine, error) {
 		}
 		s.tailer = ingest.NewTailer(ingest.TailOptions{Pattern: s.pattern, Head: head, Source: s.src, Poll: opts.Poll, Log: opts.Log})
 	}
+	// One journalctl per journal jail: each has its own matches.
+	for id, j := range cfg.Jails {
+		if !j.Journal {
+			continue
+		}
+		name := "journal:" + j.Name
+		src := &ingest.Source{Name: name, Jails: ingest.NewJailSet(id), Stats: &ingest.SourceStats{}}
+		e.sources = append(e.sources, &source{pattern: name, src: src, journal: ingest.NewJournal(ingest.JournalOptions{
+			Command: cfg.Daemon.Journalctl, Match: j.JournalMatch, Source: src, Log: opts.Log})})
+	}
 	return e, nil
 }
 
@@ -134,7 +145,9 @@ func (e *engine) start(opts *Options, apply func([]ban.Decision, *engine)) error
 		workers[i] = w
 	}
 	for _, s := range e.sources {
-		s.tailer.Prime()
+		if s.tailer != nil {
+			s.tailer.Prime()
+		}
 	}
 	for i, s := range e.sources {
 		out := e.blocks
@@ -144,6 +157,10 @@ func (e *engine) start(opts *Options, apply func([]ban.Decision, *engine)) error
 		e.readers.Add(1)
 		go func(s *source, out chan *ingest.Block) {
 			defer e.readers.Done()
+			if s.journal != nil {
+				s.journal.Run(ctx, out)
+				return
+			}
 			s.tailer.Run(ctx, out)
 		}(s, out)
 	}
@@ -193,15 +210,41 @@ func (e *engine) startSyslog(opts *Options) error {
 // setResume gives every file reader the positions of an earlier run or generation.
 func (e *engine) setResume(m map[string]ingest.Position) {
 	for _, s := range e.sources {
-		s.tailer.SetResume(m)
+		if s.tailer != nil {
+			s.tailer.SetResume(m)
+		}
 	}
+}
+
+// setCursors gives journal sources the cursors of an earlier run.
+func (e *engine) setCursors(m map[string]string) {
+	for _, s := range e.sources {
+		if s.journal != nil && m[s.pattern] != "" {
+			s.journal.SetCursor(m[s.pattern])
+		}
+	}
+}
+
+// cursors collects every journal source's cursor.
+func (e *engine) cursors() map[string]string {
+	out := map[string]string{}
+	for _, s := range e.sources {
+		if s.journal != nil {
+			if c := s.journal.Cursor(); c != "" {
+				out[s.pattern] = c
+			}
+		}
+	}
+	return out
 }
 
 // positions collects how far every file has been read.
 func (e *engine) positions() []ingest.Position {
 	var out []ingest.Position
 	for _, s := range e.sources {
-		out = append(out, s.tailer.Positions()...)
+		if s.tailer != nil {
+			out = append(out, s.tailer.Positions()...)
+		}
 	}
 	return out
 }

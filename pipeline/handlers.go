@@ -62,6 +62,9 @@ func (d *Daemon) status(args []string) control.Reply {
 	if j.Syslog {
 		js.Files = append(js.Files, "syslog")
 	}
+	if j.Journal {
+		js.Files = append(js.Files, "journal: "+j.JournalMatch)
+	}
 	for _, a := range eng.bans.Active(id, false) {
 		js.Banned = append(js.Banned, prefixString(a.Prefix))
 	}
@@ -210,4 +213,3 @@ func (d *Daemon) banned(args []string) control.Reply {
 	})
 	return control.DataReply(out)
 }
-

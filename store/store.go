@@ -5,6 +5,7 @@
 //	ban/<jail>/<prefix>  -> start int64 | end int64 (0 = forever) | count uint32   an active ban
 //	hist/<prefix>        -> count uint32 | last ban start int64                  ban history, for escalation
 //	off/<path>           -> dev | inode | fingerprint | fingerprint length | offset   how far a log was read
+//	cur/<source>         -> journal cursor                                             how far the journal was read
 //
 // Every batch of ban decisions is committed with fsync before it is applied to the firewall or
 // reported done, so a ban that was reported can be restored after any crash.
@@ -217,6 +218,34 @@ func (s *Store) Offsets() (map[string]Offset, error) {
 		out[p] = Offset{Path: p, Dev: binary.BigEndian.Uint64(v[0:]), Ino: binary.BigEndian.Uint64(v[8:]),
 			Fingerprint: binary.BigEndian.Uint64(v[16:]), FPLen: int(binary.BigEndian.Uint32(v[24:])),
 			Offset: int64(binary.BigEndian.Uint64(v[28:]))}
+		return nil
+	})
+	return out, err
+}
+
+// SaveCursors writes journal cursors by source name in one synced batch: cur/<source> -> cursor.
+func (s *Store) SaveCursors(cursors map[string]string) error {
+	if len(cursors) == 0 {
+		return nil
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	for name, c := range cursors {
+		if c == "" {
+			continue
+		}
+		if err := b.Set([]byte("cur/"+name), []byte(c), nil); err != nil {
+			return err
+		}
+	}
+	return b.Commit(pebble.Sync)
+}
+
+// Cursors returns the stored journal cursors by source name.
+func (s *Store) Cursors() (map[string]string, error) {
+	out := make(map[string]string)
+	err := s.scan("cur/", func(k, v []byte) error {
+		out[strings.TrimPrefix(string(k), "cur/")] = string(v)
 		return nil
 	})
 	return out, err

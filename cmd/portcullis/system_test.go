@@ -562,3 +562,47 @@ func TestSystemResumesAfterRestart(t *testing.T) {
 	}
 	d.stop(t)
 }
+
+// backend = systemd: the jail follows journalctl (a stand-in printing journalctl's JSON here; CI has
+// no journal) with the filter's journalmatch, bans, and a restart resumes after the saved cursor.
+func TestSystemJournalBackend(t *testing.T) {
+	netnstest.Require(t)
+	e := newEnv(t, `
+[DEFAULT]
+maxretry = 3
+bantime = 1h
+[sshd]
+enabled = true
+port = ssh
+backend = systemd
+`)
+	var entries []string
+	for i := 0; i < 3; i++ {
+		entries = append(entries, fmt.Sprintf(`{"__CURSOR":"c%d","__REALTIME_TIMESTAMP":"%d","_HOSTNAME":"web1","_COMM":"sshd","_PID":"%d","MESSAGE":"Failed password for invalid user admin from 203.0.113.70 port %d ssh2"}`,
+			i, time.Now().UnixMicro(), 100+i, 40000+i))
+	}
+	data := filepath.Join(e.dir, "journal.json")
+	os.WriteFile(data, []byte(strings.Join(entries, "\n")+"\n"), 0o644)
+	args := filepath.Join(e.dir, "args")
+	fake := filepath.Join(e.dir, "journalctl")
+	os.WriteFile(fake, []byte("#!/bin/sh\necho \"$@\" >> "+args+"\ncase \"$*\" in *after-cursor*) exec sleep 3600;; esac\ncat "+data+"\nexec sleep 3600\n"), 0o755)
+	conf := fmt.Sprintf("[Definition]\nsocket = %s\njournalctl = %s\n", e.socket, fake)
+	os.WriteFile(filepath.Join(e.cfg, "portcullis.conf"), []byte(conf), 0o644)
+	d := e.start()
+	e.waitFor("203.0.113.70 banned from the journal", func() bool { _, ok := nftSet(t, "sshd-v4")["203.0.113.70"]; return ok }, d)
+	out, _, _ := e.cli("status", "sshd")
+	if !strings.Contains(out, "journal: _SYSTEMD_UNIT=ssh.service + _COMM=sshd") {
+		t.Errorf("status does not show the journal source: %s", out)
+	}
+	d.stop(t)
+	d = e.start()
+	e.waitFor("journalctl restarted after the saved cursor", func() bool {
+		b, _ := os.ReadFile(args)
+		return strings.Contains(string(b), "--after-cursor=c2")
+	}, d)
+	b, _ := os.ReadFile(args)
+	if first := strings.SplitN(string(b), "\n", 2)[0]; !strings.Contains(first, "-n 0") || !strings.Contains(first, "_SYSTEMD_UNIT=ssh.service + _COMM=sshd") {
+		t.Errorf("first journalctl call: %q", first)
+	}
+	d.stop(t)
+}
