@@ -8,6 +8,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os/exec"
+	"path/filepath"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -106,10 +108,16 @@ func newEngine(cfg *config.Config, opts *Options) (*engine, error) {
 		}
 		s.tailer = ingest.NewTailer(ingest.TailOptions{Pattern: s.pattern, Head: head, Source: s.src, Poll: opts.Poll, Log: opts.Log})
 	}
-	// One journalctl per journal jail: each has its own matches.
+	// One journalctl per journal jail: each has its own matches. A backend = auto jail whose log
+	// files do not exist, on a machine with journalctl (Debian 12 has no auth.log without
+	// rsyslog), reads the journal instead when its filter says how to match it.
 	for id, j := range cfg.Jails {
-		if !j.Journal {
+		if !j.Journal && !journalFallback(j, cfg.Daemon.Journalctl) {
 			continue
+		}
+		if !j.Journal {
+			opts.Log.Warn("no log file for the jail; reading the systemd journal instead", "jail", j.Name, "journalmatch", j.Filter.JournalMatch)
+			j.JournalMatch = j.Filter.JournalMatch
 		}
 		name := "journal:" + j.Name
 		src := &ingest.Source{Name: name, Jails: ingest.NewJailSet(id), Stats: &ingest.SourceStats{}}
@@ -205,6 +213,24 @@ func (e *engine) startSyslog(opts *Options) error {
 	e.syslog = s
 	opts.Log.Info("syslog input", "udp", d.SyslogUDP, "tcp", d.SyslogTCP, "jails", len(routes))
 	return nil
+}
+
+// journalFallback reports whether a file jail should read the journal: backend auto, no logpath
+// matches an existing file, the filter has a journalmatch and journalctl is installed.
+func journalFallback(j *config.Jail, journalctl string) bool {
+	if j.Backend != "auto" || j.Syslog || len(j.LogPaths) == 0 || j.Filter == nil || j.Filter.JournalMatch == "" {
+		return false
+	}
+	for _, lp := range j.LogPaths {
+		if m, _ := filepath.Glob(lp.Pattern); len(m) > 0 {
+			return false
+		}
+	}
+	if journalctl == "" {
+		journalctl = "journalctl"
+	}
+	_, err := exec.LookPath(journalctl)
+	return err == nil
 }
 
 // setResume gives every file reader the positions of an earlier run or generation.

@@ -44,3 +44,27 @@ logpath = `+filepath.Join(dir, "b.log")+`
 		t.Fatalf("ordered sources %v; want only b.log (the multi-line jail's)", got)
 	}
 }
+
+// A backend = auto jail whose log file is missing reads the journal when its filter has a
+// journalmatch and journalctl exists (Debian 12 without rsyslog); otherwise it waits for the file.
+func TestJournalFallback(t *testing.T) {
+	dir := t.TempDir()
+	fake := filepath.Join(dir, "journalctl")
+	os.WriteFile(fake, []byte("#!/bin/sh\nexec sleep 3600\n"), 0o755)
+	f := &config.Filter{Name: "sshd", JournalMatch: "_COMM=sshd", FailRegex: []config.Regex{{Text: "^x <HOST>$"}}}
+	missing := &config.Jail{Name: "a", Backend: "auto", Filter: f, LogPaths: []config.LogPath{{Pattern: filepath.Join(dir, "nope.log")}}}
+	if !journalFallback(missing, fake) {
+		t.Fatal("missing log file with a journalmatch: want the journal")
+	}
+	present := filepath.Join(dir, "auth.log")
+	os.WriteFile(present, nil, 0o644)
+	if journalFallback(&config.Jail{Name: "b", Backend: "auto", Filter: f, LogPaths: []config.LogPath{{Pattern: present}}}, fake) {
+		t.Fatal("the log file exists: read it, not the journal")
+	}
+	if journalFallback(missing, filepath.Join(dir, "no-journalctl")) {
+		t.Fatal("no journalctl: wait for the file")
+	}
+	if journalFallback(&config.Jail{Name: "c", Backend: "polling", Filter: f, LogPaths: missing.LogPaths}, fake) {
+		t.Fatal("an explicit file backend never switches")
+	}
+}
