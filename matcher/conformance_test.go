@@ -44,7 +44,7 @@ type corpusInstance struct {
 	// usedText is shared by a filter's instances: as in samplestestcase.py, a failregex counts as
 	// covered when any instance matched a regex of the same text.
 	usedText map[string]bool
-	err   error
+	err      error
 }
 
 // CONFORMANCE_FILTER=name runs one filter and lists every failure, for debugging.

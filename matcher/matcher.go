@@ -9,8 +9,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"regexp"
 	"net/netip"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -82,18 +82,18 @@ func (m Mode) String() string {
 }
 
 type jailRx struct {
-	name   string
-	dates  *dateDetector
-	pref   *rx // prefregex: gates the line and hands its <F-CONTENT> to the failregexes
-	ml     *mlState
-	loc *time.Location // zone of stamps without one
+	name  string
+	dates *dateDetector
+	pref  *rx // prefregex: gates the line and hands its <F-CONTENT> to the failregexes
+	ml    *mlState
+	loc   *time.Location // zone of stamps without one
 	// lastDate is the last date found in a line (unix ns), for lines without one.
 	lastDate atomic.Int64
 	// maxLines > 1: failregexes see a buffer of the last maxLines lines (fail2ban's maxlines).
 	maxLines int
 	buf      *lineBuffer
-	fail   []rx
-	ignore []rx
+	fail     []rx
+	ignore   []rx
 	// slow: some regex of this jail could not go into Hyperscan; every line of the jail's blocks is
 	// tried with Go regexp instead (correct, slower, warned about at load).
 	slow bool
@@ -110,10 +110,10 @@ type patRef struct {
 type Matcher struct {
 	defaultDates *dateDetector
 	db           hyperscan.BlockDatabase
-	refs  []patRef
-	jails []jailRx // indexed by jail ID
-	opts  Options
-	Stats []JailStats // indexed by jail ID
+	refs         []patRef
+	jails        []jailRx // indexed by jail ID
+	opts         Options
+	Stats        []JailStats // indexed by jail ID
 	// Warnings lists regexes that run prefiltered or without Hyperscan.
 	Warnings []string
 }
@@ -759,12 +759,7 @@ func (w *Worker) confirm(jail uint16, group []uint32, text []byte, li uint32, t 
 		if nofail {
 			return Event{}, false
 		}
-		if !addr.IsValid() {
-			w.stats[jail].badAddr++
-			return Event{}, false
-		}
-		w.stats[jail].matched++
-		return Event{Jail: jail, Regex: uint16(idx), Line: li, Time: t.Unix(), Addr: addr}, true
+		return w.emit(jail, idx, li, t, addr)
 	}
 	if group == nil {
 		for i := range jr.fail {
@@ -825,6 +820,12 @@ func (w *Worker) multiLine(jail uint16, jr *jailRx, idx int, mlfid string, li ui
 	if r.id == "" || r.nofail {
 		return Event{}, false
 	}
+	return w.emit(jail, idx, li, t, addr)
+}
+
+// emit turns a counted failure into an Event when its id is an address; ids that are host names
+// or F-IDs are counted and cannot be banned.
+func (w *Worker) emit(jail uint16, idx int, li uint32, t time.Time, addr netip.Addr) (Event, bool) {
 	if !addr.IsValid() {
 		w.stats[jail].badAddr++
 		return Event{}, false
