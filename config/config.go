@@ -72,6 +72,10 @@ type Jail struct {
 	UseDNS string
 	// LogTimezone is the zone of stamps without one (logtimezone); nil means the system's.
 	LogTimezone *time.Location
+	// JSON: logformat = json; the jail's files hold JSON lines, read through JSONTime, JSONHost
+	// and JSONMessage (dotted field paths; see ingest.JSONFormat).
+	JSON                            bool
+	JSONTime, JSONHost, JSONMessage string
 	// Journal: backend = systemd; the jail reads journalctl's output for JournalMatch
 	// ("_SYSTEMD_UNIT=ssh.service + _COMM=sshd": fields ANDed, "+" ORs groups, as journalctl).
 	Journal      bool
@@ -351,6 +355,15 @@ func loadJail(dir string, r *reader, opts Options, cfg *Config) *Jail {
 		BanTime:    r.duration("bantime", 10*time.Minute, true),
 		At:         at,
 		IgnoreSelf: r.bool("ignoreself", true),
+	}
+	switch lf := strings.ToLower(r.str("logformat", "text")); lf {
+	case "text":
+	case "json":
+		j.JSON = true
+		j.JSONTime, j.JSONHost, j.JSONMessage = r.str("json_time", ""), r.str("json_host", ""), r.str("json_message", "")
+	default:
+		_, v, _ := r.get("logformat")
+		r.errs.AddAt(v, "logformat", fmt.Sprintf("%q: use text or json", lf))
 	}
 	j.UseDNS = strings.ToLower(r.str("usedns", "warn"))
 	switch j.UseDNS {

@@ -25,6 +25,8 @@ type TailOptions struct {
 	// Poll is the interval between checks for appended data; 250 ms when zero.
 	Poll time.Duration
 	Log  *slog.Logger
+	// Format rewrites JSON lines into text lines before they are sent (logformat = json).
+	Format *JSONFormat
 	// Resume holds positions saved by an earlier run, by path. A file found at start-up that is
 	// still the same file (device, inode, and a fingerprint of its first bytes) continues where
 	// that run stopped; a file that was replaced meanwhile is read from its start.
@@ -358,6 +360,12 @@ func (t *Tailer) drain(ctx context.Context, tf *tailFile, out chan<- *Block) int
 		tf.off += int64(n)
 		total += int64(n)
 		tf.split.Split(b, t.opts.Source.Stats)
+		if t.opts.Format != nil && len(b.Lines) > 0 {
+			text := GetBlock()
+			t.opts.Format.Apply(b, text, t.opts.Source.Stats)
+			PutBlock(b)
+			b = text
+		}
 		if len(b.Lines) > 0 {
 			b.Source = t.opts.Source
 			select {

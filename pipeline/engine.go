@@ -106,7 +106,14 @@ func newEngine(cfg *config.Config, opts *Options) (*engine, error) {
 				}
 			}
 		}
-		s.tailer = ingest.NewTailer(ingest.TailOptions{Pattern: s.pattern, Head: head, Source: s.src, Poll: opts.Poll, Log: opts.Log})
+		var format *ingest.JSONFormat
+		for id, j := range cfg.Jails {
+			if s.src.Jails.Has(id) && j.JSON {
+				format = &ingest.JSONFormat{Time: j.JSONTime, Host: j.JSONHost, Message: j.JSONMessage, Now: opts.Now}
+				break
+			}
+		}
+		s.tailer = ingest.NewTailer(ingest.TailOptions{Pattern: s.pattern, Head: head, Source: s.src, Poll: opts.Poll, Log: opts.Log, Format: format})
 	}
 	// One journalctl per journal jail: each has its own matches. A backend = auto jail whose log
 	// files do not exist, on a machine with journalctl (Debian 12 has no auth.log without

@@ -606,3 +606,33 @@ backend = systemd
 	}
 	d.stop(t)
 }
+
+// JSON access logs (Caddy's layout): the address comes from a named field, not from request text.
+func TestSystemJSONLogs(t *testing.T) {
+	netnstest.Require(t)
+	e := newEnv(t, `
+[web]
+enabled = true
+filter = json-401
+port = https
+logpath = @DIR@/auth.log
+logformat = json
+json_time = ts
+json_host = request.remote_ip
+maxretry = 3
+bantime = 1h
+`)
+	os.WriteFile(filepath.Join(e.cfg, "filter.d", "json-401.conf"), []byte("[Definition]\nfailregex = ^\\s*<HOST> \\{.*\"status\":401[,}]\n"), 0o644)
+	d := e.start()
+	var lines []string
+	for i := 0; i < 3; i++ {
+		lines = append(lines, fmt.Sprintf(`{"level":"info","ts":%d.5,"msg":"handled request","request":{"remote_ip":"203.0.113.80","uri":"/admin?x=203.0.113.81"},"status":401}`, time.Now().Unix()))
+	}
+	lines = append(lines, "this line is not JSON")
+	e.appendLog(lines...)
+	e.waitFor("203.0.113.80 banned from JSON logs", func() bool { _, ok := nftSet(t, "web-v4")["203.0.113.80"]; return ok }, d)
+	if _, ok := nftSet(t, "web-v4")["203.0.113.81"]; ok {
+		t.Fatal("the address inside the request URI was banned")
+	}
+	d.stop(t)
+}
