@@ -51,6 +51,7 @@ func (d *Daemon) writeMetrics(w writer) {
 		counter(fmt.Sprintf("portcullis_bytes_read_total{source=%q}", s.pattern), st.Bytes.Load())
 		counter(fmt.Sprintf("portcullis_lines_skipped_total{source=%q,reason=\"overlong\"}", s.pattern), st.Overlong.Load())
 		counter(fmt.Sprintf("portcullis_lines_skipped_total{source=%q,reason=\"binary\"}", s.pattern), st.Binary.Load())
+		counter(fmt.Sprintf("portcullis_lines_skipped_total{source=%q,reason=\"malformed\"}", s.pattern), st.Malformed.Load())
 		counter(fmt.Sprintf("portcullis_rotations_total{source=%q}", s.pattern), st.Rotated.Load())
 	}
 	active := make([]int, len(eng.jails))
