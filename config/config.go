@@ -51,6 +51,8 @@ type Daemon struct {
 	SyslogMaxMessage int
 	// Journalctl is the journalctl program journal jails run; "journalctl" when empty.
 	Journalctl string
+	// Syslog over TLS: listen address, certificate and key files (PEM).
+	SyslogTLS, SyslogTLSCert, SyslogTLSKey string
 }
 
 // Jail is one enabled jail.
@@ -125,7 +127,8 @@ type Options struct {
 }
 
 var daemonKeys = map[string]bool{"socket": true, "dbdir": true, "metrics": true, "loglevel": true, "dbpurgeage": true,
-	"syslog_udp": true, "syslog_tcp": true, "syslog_allow": true, "syslog_max_message": true, "journalctl": true}
+	"syslog_udp": true, "syslog_tcp": true, "syslog_allow": true, "syslog_max_message": true, "journalctl": true,
+	"syslog_tls": true, "syslog_tls_cert": true, "syslog_tls_key": true}
 
 // Load reads the configuration in dir. The returned error is an Errors listing every problem.
 func Load(dir string, opts Options) (*Config, error) {
@@ -193,6 +196,12 @@ func loadDaemon(dir string, errs *Errors) Daemon {
 	if s == nil {
 		return out
 	}
+	defer func() {
+		if out.SyslogTLS != "" && (out.SyslogTLSCert == "" || out.SyslogTLSKey == "") {
+			v, _ := s.Raw("syslog_tls")
+			errs.AddAt(v, "syslog_tls", "needs syslog_tls_cert and syslog_tls_key")
+		}
+	}()
 	for _, k := range s.Keys() {
 		v, _ := s.Raw(k)
 		if !daemonKeys[k] {
@@ -208,6 +217,12 @@ func loadDaemon(dir string, errs *Errors) Daemon {
 			out.Metrics = v.Text
 		case "journalctl":
 			out.Journalctl = strings.TrimSpace(v.Text)
+		case "syslog_tls":
+			out.SyslogTLS = strings.TrimSpace(v.Text)
+		case "syslog_tls_cert":
+			out.SyslogTLSCert = strings.TrimSpace(v.Text)
+		case "syslog_tls_key":
+			out.SyslogTLSKey = strings.TrimSpace(v.Text)
 		case "syslog_udp":
 			out.SyslogUDP = strings.TrimSpace(v.Text)
 		case "syslog_tcp":
@@ -471,7 +486,7 @@ func loadJail(dir string, r *reader, opts Options, cfg *Config) *Jail {
 					j.SyslogSenders = append(j.SyslogSenders, p...)
 				}
 			}
-			if cfg.Daemon.SyslogUDP == "" && cfg.Daemon.SyslogTCP == "" {
+			if cfg.Daemon.SyslogUDP == "" && cfg.Daemon.SyslogTCP == "" && cfg.Daemon.SyslogTLS == "" {
 				cfg.Warnings = append(cfg.Warnings, fmt.Sprintf("jail %s reads syslog, but portcullis.conf opens no syslog listener (syslog_udp, syslog_tcp)", j.Name))
 			}
 		}

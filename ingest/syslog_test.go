@@ -1,7 +1,14 @@
 package ingest
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"fmt"
+	"math/big"
 	"net"
 	"net/netip"
 	"strings"
@@ -144,4 +151,50 @@ func FuzzParseSyslog(f *testing.F) {
 			t.Fatalf("not exactly one line: %q", line)
 		}
 	})
+}
+
+// selfSigned makes a throwaway certificate for 127.0.0.1.
+func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "portcullis test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, pool
+}
+
+func TestSyslogTLS(t *testing.T) {
+	cert, pool := selfSigned(t)
+	out := make(chan *Block, 8)
+	s, err := StartSyslog(SyslogOptions{TLS: "127.0.0.1:0", TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}},
+		Location: time.UTC, Routes: []SyslogRoute{{Jail: 0}}}, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	c, err := tls.Dial("tcp", s.TLSAddr().String(), &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := "<38>1 2026-01-01T00:10:01Z web2 sshd 7 - - Failed password for root from 203.0.113.2 port 22 ssh2"
+	fmt.Fprintf(c, "%d %s", len(msg), msg)
+	c.Close()
+	got := collect(t, out, 1)
+	if !strings.HasSuffix(got[0], "web2 sshd[7]: Failed password for root from 203.0.113.2 port 22 ssh2") {
+		t.Fatalf("tls: %q", got)
+	}
+	if _, err := StartSyslog(SyslogOptions{TLS: "127.0.0.1:0"}, out); err == nil {
+		t.Fatal("TLS without a certificate accepted")
+	}
 }

@@ -6,6 +6,7 @@ package pipeline
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"os/exec"
@@ -205,20 +206,28 @@ func (e *engine) startSyslog(opts *Options) error {
 			ordered = ordered || e.m.Stateful(id)
 		}
 	}
-	if len(routes) == 0 || (d.SyslogUDP == "" && d.SyslogTCP == "") {
+	if len(routes) == 0 || (d.SyslogUDP == "" && d.SyslogTCP == "" && d.SyslogTLS == "") {
 		return nil
+	}
+	var tlsConf *tls.Config
+	if d.SyslogTLS != "" {
+		cert, err := tls.LoadX509KeyPair(d.SyslogTLSCert, d.SyslogTLSKey)
+		if err != nil {
+			return fmt.Errorf("syslog over TLS: cannot load %s / %s: %w", d.SyslogTLSCert, d.SyslogTLSKey, err)
+		}
+		tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 	out := e.blocks
 	if ordered {
 		out = e.ordered[0] // multi-line jails see the messages in arrival order
 	}
-	s, err := ingest.StartSyslog(ingest.SyslogOptions{UDP: d.SyslogUDP, TCP: d.SyslogTCP, Allow: d.SyslogAllow,
+	s, err := ingest.StartSyslog(ingest.SyslogOptions{UDP: d.SyslogUDP, TCP: d.SyslogTCP, TLS: d.SyslogTLS, TLSConfig: tlsConf, Allow: d.SyslogAllow,
 		MaxMessage: d.SyslogMaxMessage, Routes: routes, Now: opts.Now, Log: opts.Log}, out)
 	if err != nil {
 		return err
 	}
 	e.syslog = s
-	opts.Log.Info("syslog input", "udp", d.SyslogUDP, "tcp", d.SyslogTCP, "jails", len(routes))
+	opts.Log.Info("syslog input", "udp", d.SyslogUDP, "tcp", d.SyslogTCP, "tls", d.SyslogTLS, "jails", len(routes))
 	return nil
 }
 
