@@ -53,3 +53,27 @@ func block(lines ...string) *Block {
 	}
 	return b
 }
+
+// FuzzJSONFormat: any line gives at most one output line, never a newline inside it.
+func FuzzJSONFormat(f *testing.F) {
+	for _, s := range []string{`{"ts":1,"request":{"remote_ip":"1.2.3.4"}}`, `{"ts":"x"}`, `[]`, `{"a":"\n"}`, `{"request":{"remote_ip":"a\u000ab"}}`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, line string) {
+		if strings.ContainsAny(line, "\n") {
+			return
+		}
+		jf := &JSONFormat{Time: "ts", Host: "request.remote_ip", Message: "", Loc: time.UTC}
+		in := block(line)
+		out := GetBlock()
+		jf.Apply(in, out, nil)
+		if len(out.Lines) > 1 {
+			t.Fatalf("%d lines from one", len(out.Lines))
+		}
+		for i := range out.Lines {
+			if strings.ContainsAny(string(out.Line(i)), "\n\r") {
+				t.Fatalf("newline in %q", out.Line(i))
+			}
+		}
+	})
+}

@@ -396,71 +396,17 @@ func (s *SyslogServer) serveConn(c net.Conn, sender netip.Addr) {
 	defer bt.flush()
 	host := sender.Unmap().AppendTo(nil)
 	r := bufio.NewReaderSize(&deadlineReader{c: c, every: s.opts.FlushEvery, bt: bt}, 64*1024)
-	msg := make([]byte, 0, 4096)
-	max := s.opts.MaxMessage
+	fr := &FrameReader{r: r, max: s.opts.MaxMessage, oversized: func() { s.Stats.Oversized.Add(1) }}
 	for {
-		first, err := r.Peek(1)
+		msg, err := fr.Next()
+		if len(msg) > 0 {
+			bt.add(msg, sender, host)
+			if bt.due() {
+				bt.flush()
+			}
+		}
 		if err != nil {
 			return
-		}
-		if first[0] >= '1' && first[0] <= '9' {
-			lenText, err := r.ReadSlice(' ')
-			if err != nil || len(lenText) > 11 {
-				return // not octet counting after all: a broken stream
-			}
-			n, err := strconv.Atoi(string(lenText[:len(lenText)-1]))
-			if err != nil || n <= 0 {
-				return
-			}
-			if n > max {
-				s.Stats.Oversized.Add(1)
-				if _, err := r.Discard(n); err != nil {
-					return
-				}
-				continue
-			}
-			msg = msg[:0]
-			if cap(msg) < n {
-				msg = make([]byte, 0, n)
-			}
-			msg = msg[:n]
-			if _, err := io.ReadFull(r, msg); err != nil {
-				return
-			}
-		} else {
-			msg = msg[:0]
-			over := false
-			for {
-				part, err := r.ReadSlice('\n')
-				if !over {
-					if len(msg)+len(part) > max+1 {
-						over = true
-					} else {
-						msg = append(msg, part...)
-					}
-				}
-				if err == bufio.ErrBufferFull {
-					continue
-				}
-				if err != nil {
-					if len(msg) > 0 && !over {
-						bt.add(msg, sender, host)
-					}
-					return
-				}
-				break
-			}
-			if over {
-				s.Stats.Oversized.Add(1)
-				continue
-			}
-			if len(bytesTrimSpace(msg)) == 0 {
-				continue
-			}
-		}
-		bt.add(msg, sender, host)
-		if bt.due() {
-			bt.flush()
 		}
 	}
 }
@@ -498,5 +444,92 @@ func (d *deadlineReader) Read(p []byte) (int, error) {
 			continue
 		}
 		return n, err
+	}
+}
+
+// FrameReader splits a syslog stream into messages as RFC 6587 allows, deciding per message: one
+// starting with a digit is octet-counted ("LEN SP MSG"), any other ends at a newline. Messages
+// longer than max are skipped and reported to oversized.
+type FrameReader struct {
+	r         *bufio.Reader
+	max       int
+	msg       []byte
+	oversized func()
+}
+
+// NewFrameReader reads frames from r.
+func NewFrameReader(r io.Reader, max int, oversized func()) *FrameReader {
+	return &FrameReader{r: bufio.NewReaderSize(r, 64*1024), max: max, oversized: oversized}
+}
+
+// Next returns the next non-empty message, valid until the next call. At the end of the stream it
+// returns what is left (a last line without newline) with the error.
+func (f *FrameReader) Next() ([]byte, error) {
+	for {
+		first, err := f.r.Peek(1)
+		if err != nil {
+			return nil, err
+		}
+		if first[0] >= '1' && first[0] <= '9' {
+			lenText, err := f.r.ReadSlice(' ')
+			if err != nil || len(lenText) > 11 {
+				if err == nil {
+					err = errors.New("octet count too long")
+				}
+				return nil, err // not octet counting after all: a broken stream
+			}
+			n, err := strconv.Atoi(string(lenText[:len(lenText)-1]))
+			if err != nil || n <= 0 {
+				return nil, fmt.Errorf("bad octet count %q", lenText)
+			}
+			if n > f.max {
+				if f.oversized != nil {
+					f.oversized()
+				}
+				if _, err := f.r.Discard(n); err != nil {
+					return nil, err
+				}
+				continue
+			}
+			if cap(f.msg) < n {
+				f.msg = make([]byte, 0, n)
+			}
+			f.msg = f.msg[:n]
+			if _, err := io.ReadFull(f.r, f.msg); err != nil {
+				return nil, err
+			}
+			return f.msg, nil
+		}
+		f.msg = f.msg[:0]
+		over := false
+		for {
+			part, err := f.r.ReadSlice('\n')
+			if !over {
+				if len(f.msg)+len(part) > f.max+1 {
+					over = true
+				} else {
+					f.msg = append(f.msg, part...)
+				}
+			}
+			if err == bufio.ErrBufferFull {
+				continue
+			}
+			if err != nil {
+				if over || len(bytesTrimSpace(f.msg)) == 0 {
+					return nil, err
+				}
+				return f.msg, err
+			}
+			break
+		}
+		if over {
+			if f.oversized != nil {
+				f.oversized()
+			}
+			continue
+		}
+		if len(bytesTrimSpace(f.msg)) > 0 {
+			return f.msg, nil
+		}
 	}
 }

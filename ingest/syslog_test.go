@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -197,4 +198,31 @@ func TestSyslogTLS(t *testing.T) {
 	if _, err := StartSyslog(SyslogOptions{TLS: "127.0.0.1:0"}, out); err == nil {
 		t.Fatal("TLS without a certificate accepted")
 	}
+}
+
+// FuzzFrameReader: any byte stream splits into messages no longer than the limit, made of input
+// bytes only, and reading always ends.
+func FuzzFrameReader(f *testing.F) {
+	for _, s := range []string{"5 hello3 abc", "line one\nline two\n", "99999999999 x", "12 short", "\n\n\n", "0 x"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		const max = 64
+		fr := NewFrameReader(bytes.NewReader(data), max, nil)
+		total := 0
+		for i := 0; i <= len(data)+1; i++ {
+			msg, err := fr.Next()
+			if len(msg) > max+1 {
+				t.Fatalf("message of %d bytes over the %d limit", len(msg), max)
+			}
+			total += len(msg)
+			if total > len(data) {
+				t.Fatalf("%d message bytes from %d input bytes", total, len(data))
+			}
+			if err != nil {
+				return
+			}
+		}
+		t.Fatal("reading did not end")
+	})
 }
