@@ -87,6 +87,7 @@ type tailFile struct {
 	idle  int  // polls without new data since the file was retired
 	fp    uint64
 	fpLen int
+	sent  int64 // position after the last whole line handed to the pipeline
 }
 
 // retireIdle is how many polls without new data a rotated-away file is kept (5 s at 250 ms).
@@ -254,7 +255,7 @@ func (t *Tailer) poll(ctx context.Context, tf *tailFile, out chan<- *Block) {
 		// Truncated in place (copytruncate): start over.
 		t.opts.Log.Info("log file truncated", "path", tf.path)
 		t.opts.Source.Stats.Rotated.Add(1)
-		tf.off = 0
+		tf.off, tf.sent = 0, 0
 		tf.split.Reset()
 		if _, err := tf.f.Seek(0, io.SeekStart); err != nil {
 			tf.close()
@@ -278,7 +279,7 @@ func (t *Tailer) open(tf *tailFile) bool {
 	}
 	tf.f = f
 	tf.dev, tf.ino = fileID(fst)
-	tf.off = 0
+	tf.off, tf.sent = 0, 0
 	tf.split.Reset()
 	tf.fp, tf.fpLen = fingerprint(f, fingerprintLen)
 	if pos, ok := t.opts.Resume[tf.path]; ok && !tf.fresh {
@@ -286,6 +287,7 @@ func (t *Tailer) open(tf *tailFile) bool {
 		if pos.Dev == tf.dev && pos.Ino == tf.ino && pos.Offset <= fst.Size() {
 			if fp, _ := fingerprint(f, pos.FPLen); fp == pos.Fingerprint {
 				tf.off, _ = f.Seek(pos.Offset, io.SeekStart)
+				tf.sent = tf.off
 				tf.fresh = false
 				t.opts.Log.Info("resuming log file", "path", tf.path, "offset", pos.Offset)
 				return true
@@ -298,6 +300,7 @@ func (t *Tailer) open(tf *tailFile) bool {
 	}
 	if !tf.fresh && !t.opts.Head {
 		tf.off, _ = f.Seek(0, io.SeekEnd)
+		tf.sent = tf.off
 	}
 	tf.fresh = false
 	return true
@@ -326,7 +329,7 @@ func (t *Tailer) snapshot() {
 			continue
 		}
 		ps = append(ps, Position{Path: tf.path, Dev: tf.dev, Ino: tf.ino, Fingerprint: tf.fp, FPLen: tf.fpLen,
-			Offset: tf.off - int64(tf.split.Pending())})
+			Offset: tf.sent})
 	}
 	t.mu.Lock()
 	t.positions = ps
@@ -360,6 +363,8 @@ func (t *Tailer) drain(ctx context.Context, tf *tailFile, out chan<- *Block) int
 		tf.off += int64(n)
 		total += int64(n)
 		tf.split.Split(b, t.opts.Source.Stats)
+		// Everything up to the last whole line is consumed once this block is handed over.
+		end := tf.off - int64(tf.split.Pending())
 		if t.opts.Format != nil && len(b.Lines) > 0 {
 			text := GetBlock()
 			t.opts.Format.Apply(b, text, t.opts.Source.Stats)
@@ -371,12 +376,15 @@ func (t *Tailer) drain(ctx context.Context, tf *tailFile, out chan<- *Block) int
 			select {
 			case out <- b:
 			case <-ctx.Done():
+				// Not handed over: the saved position stays before these lines, so the next
+				// run reads them.
 				PutBlock(b)
 				return total
 			}
 		} else {
 			PutBlock(b)
 		}
+		tf.sent = end
 		if n == 0 || err != nil {
 			if err != nil && !errors.Is(err, io.EOF) {
 				t.opts.Log.Warn("cannot read log file", "path", tf.path, "err", err)

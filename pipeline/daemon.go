@@ -367,6 +367,10 @@ func (d *Daemon) Close() error {
 		eng.stop()
 		d.saveOffsets(eng.positions()) // every read line is processed now: exact
 		d.saveCursors(eng.cursors())
+		for id, j := range eng.jails {
+			d.log.Info("jail totals", "jail", j.Name, "failures", eng.m.Stats[id].Matched.Load(),
+				"bans", eng.bans.Stats[id].Bans.Load(), "lines", eng.lines.Load())
+		}
 	}
 	return d.closeParts()
 }

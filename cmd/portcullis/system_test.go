@@ -14,8 +14,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -635,4 +638,65 @@ bantime = 1h
 		t.Fatal("the address inside the request URI was banned")
 	}
 	d.stop(t)
+}
+
+// Restarting mid-stream 20 times counts every failure exactly once, the same as one uninterrupted
+// run: the writer never stops, the daemon stops and starts under it.
+func TestSystemRestartMidStream(t *testing.T) {
+	netnstest.Require(t)
+	e := newEnv(t, strings.Replace(systemJails, "maxretry = 3", "maxretry = 1000000", 1))
+	stop := make(chan struct{})
+	var written atomic.Int64
+	writerDone := make(chan struct{})
+	// The first run fixes the start (a file seen for the first time is read from its end).
+	first := e.start()
+	first.stop(t)
+	go func() {
+		defer close(writerDone)
+		f, err := os.OpenFile(e.log, os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer f.Close()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(2 * time.Millisecond):
+			}
+			var b strings.Builder
+			for k := 0; k < 5; k++ {
+				n := written.Add(1)
+				fmt.Fprintf(&b, "%s host sshd[%d]: Failed password for root from 198.18.%d.%d port 22 ssh2\n", stamp(), n, n/250%250, n%250+1)
+			}
+			if _, err := f.WriteString(b.String()); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	totalRE := regexp.MustCompile(`msg="jail totals" jail=sshd failures=(\d+)`)
+	counted := 0
+	run := func() {
+		d := e.start()
+		time.Sleep(100 * time.Millisecond)
+		d.stop(t)
+		m := totalRE.FindStringSubmatch(d.stderr.String())
+		if m == nil {
+			t.Fatalf("no totals in the daemon log:\n%s", d.stderr)
+		}
+		n, _ := strconv.Atoi(m[1])
+		counted += n
+	}
+	for i := 0; i < 20; i++ {
+		run()
+	}
+	close(stop)
+	<-writerDone
+	run() // the lines written during the last stop
+	if int64(counted) != written.Load() {
+		t.Fatalf("20 restarts counted %d failures of %d written", counted, written.Load())
+	}
+	t.Logf("20 restarts under a steady writer: %d of %d failures counted, none twice", counted, written.Load())
 }
