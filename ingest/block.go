@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // MaxLineLen is the longest line that is matched; longer lines are counted and skipped.
@@ -70,6 +71,8 @@ type Block struct {
 	Buf    []byte
 	Lines  []Span
 	Source *Source
+	// Arrived is when the source handed the block over, for the arrival-to-decision lag.
+	Arrived time.Time
 }
 
 // Line returns the bytes of line i; valid until the block is returned to the pool.
@@ -82,6 +85,7 @@ func (b *Block) reset() {
 	b.Buf = b.Buf[:0]
 	b.Lines = b.Lines[:0]
 	b.Source = nil
+	b.Arrived = time.Time{}
 }
 
 var blockPool sync.Pool

@@ -128,6 +128,7 @@ func (j *Journal) read(ctx context.Context, r io.Reader, out chan<- *Block) erro
 			return true
 		}
 		b.Source = j.opts.Source
+		b.Arrived = time.Now()
 		select {
 		case out <- b:
 		case <-ctx.Done():

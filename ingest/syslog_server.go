@@ -280,6 +280,7 @@ func (bt *batcher) add(msg []byte, sender netip.Addr, host []byte) {
 
 func (bt *batcher) send(mask uint64, b *Block) {
 	delete(bt.open, mask)
+	b.Arrived = time.Now()
 	select {
 	case bt.s.out <- b:
 	default:

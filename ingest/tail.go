@@ -142,7 +142,7 @@ func (t *Tailer) Run(ctx context.Context, out chan<- *Block) {
 func (t *Tailer) PollOnce(ctx context.Context, out chan<- *Block) {
 	paths := t.expand()
 	if len(paths) == 0 && !t.warned {
-		t.opts.Log.Warn("log file not found; the jail waits for it", "logpath", t.opts.Pattern, "jails", t.opts.Source.Name)
+		t.opts.Log.Warn("log file not found; the jail waits for it", "logpath", t.opts.Pattern)
 		t.warned = true
 	}
 	// Retired files first: their lines are older than anything in the files that replaced them.
@@ -373,6 +373,7 @@ func (t *Tailer) drain(ctx context.Context, tf *tailFile, out chan<- *Block) int
 		}
 		if len(b.Lines) > 0 {
 			b.Source = t.opts.Source
+			b.Arrived = time.Now()
 			select {
 			case out <- b:
 			case <-ctx.Done():

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
+
 	"github.com/portcullis/portcullis/ban"
 	"github.com/portcullis/portcullis/config"
 	"github.com/portcullis/portcullis/control"
@@ -57,6 +59,10 @@ type Daemon struct {
 	mu  sync.RWMutex // guards eng
 	eng *engine
 
+	// lasting holds metrics that keep state across scrapes and reloads (histograms).
+	lasting  *metrics.Set
+	lagCache sync.Map // source name -> *metrics.Histogram
+
 	reloadMu sync.Mutex
 	stop     chan struct{}
 	done     sync.WaitGroup
@@ -91,11 +97,12 @@ func Start(opts Options) (*Daemon, error) {
 	for _, w := range cfg.Warnings {
 		opts.Log.Warn(w)
 	}
-	d := &Daemon{opts: opts, log: opts.Log, started: opts.Now(), stop: make(chan struct{})}
+	d := &Daemon{opts: opts, log: opts.Log, started: opts.Now(), stop: make(chan struct{}), lasting: metrics.NewSet()}
 	eng, err := newEngine(cfg, &d.opts)
 	if err != nil {
 		return nil, err
 	}
+	eng.lag = d.lagHistogram
 	ok := false
 	defer func() {
 		if !ok {
@@ -275,6 +282,7 @@ func (d *Daemon) Reload() error {
 		d.log.Error("reload refused", "err", err)
 		return err
 	}
+	eng.lag = d.lagHistogram
 	old := d.current()
 	old.stop()
 	d.applier.flush()
@@ -289,6 +297,7 @@ func (d *Daemon) Reload() error {
 		eng.m.Close()
 		// Bring the old generation back with a fresh engine built from its configuration.
 		if back, err2 := newEngine(old.cfg, &d.opts); err2 == nil {
+			back.lag = d.lagHistogram
 			back.setResume(positionMap(pos))
 			if err3 := d.install(back); err3 != nil {
 				d.log.Error("cannot restore the previous configuration", "err", err3)
@@ -429,6 +438,16 @@ func positionMap(pos []ingest.Position) map[string]ingest.Position {
 		out[p.Path] = p
 	}
 	return out
+}
+
+// lagHistogram is the arrival-to-decision histogram of a source.
+func (d *Daemon) lagHistogram(source string) *metrics.Histogram {
+	if h, ok := d.lagCache.Load(source); ok {
+		return h.(*metrics.Histogram)
+	}
+	h := d.lasting.GetOrCreateHistogram(fmt.Sprintf("portcullis_decision_lag_seconds{source=%q}", source))
+	d.lagCache.Store(source, h)
+	return h
 }
 
 // LinesProcessed reports how many lines the current configuration's workers have finished.

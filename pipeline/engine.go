@@ -6,8 +6,10 @@ package pipeline
 
 import (
 	"context"
+
 	"crypto/tls"
 	"fmt"
+	"github.com/VictoriaMetrics/metrics"
 	"log/slog"
 	"os/exec"
 	"path/filepath"
@@ -44,6 +46,8 @@ type engine struct {
 	workers sync.WaitGroup
 	errors  atomic.Uint64 // blocks that failed to scan or panicked, skipped
 	lines   atomic.Uint64 // lines that went through the whole data path
+	// lag returns the histogram of seconds from a block's arrival to its ban decisions, by source.
+	lag func(source string) *metrics.Histogram
 }
 
 type source struct {
@@ -84,15 +88,11 @@ func newEngine(cfg *config.Config, opts *Options) (*engine, error) {
 		for _, lp := range j.LogPaths {
 			s, ok := byPattern[lp.Pattern]
 			if !ok {
-				s = &source{pattern: lp.Pattern, src: &ingest.Source{Name: "", Stats: &ingest.SourceStats{}}}
+				s = &source{pattern: lp.Pattern, src: &ingest.Source{Name: lp.Pattern, Stats: &ingest.SourceStats{}}}
 				byPattern[lp.Pattern] = s
 				e.sources = append(e.sources, s)
 			}
 			s.src.Jails = s.src.Jails.With(id)
-			if s.src.Name != "" {
-				s.src.Name += ","
-			}
-			s.src.Name += j.Name
 		}
 	}
 	for _, s := range e.sources {
@@ -329,6 +329,7 @@ func (e *engine) work(mw *matcher.Worker, own chan *ingest.Block, log *slog.Logg
 			}
 		}
 		n := len(b.Lines)
+		arrived, srcName := b.Arrived, b.Source.Name
 		events, err = e.match(mw, b, events[:0])
 		if err != nil {
 			e.errors.Add(1)
@@ -338,6 +339,9 @@ func (e *engine) work(mw *matcher.Worker, own chan *ingest.Block, log *slog.Logg
 		crossings = adder.Add(events, crossings[:0])
 		ingest.PutBlock(b)
 		decisions = e.bans.Decide(crossings, decisions[:0])
+		if !arrived.IsZero() && e.lag != nil {
+			e.lag(srcName).Update(time.Since(arrived).Seconds())
+		}
 		if len(decisions) > 0 {
 			apply(decisions, e)
 		}

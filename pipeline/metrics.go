@@ -83,5 +83,6 @@ func (d *Daemon) writeMetrics(w writer) {
 	counter("portcullis_lines_processed_total", eng.lines.Load())
 	gauge("portcullis_uptime_seconds", d.opts.Now().Sub(d.started).Seconds())
 	set.WritePrometheus(w)
+	d.lasting.WritePrometheus(w)
 	metrics.WriteProcessMetrics(w)
 }

@@ -306,6 +306,7 @@ func TestSystemTailToNftables(t *testing.T) {
 		`portcullis_failures_total{jail="sshd"} 6`,
 		`portcullis_bans_total{jail="sshd"} 2`,
 		`portcullis_banned{jail="sshd"} 2`,
+		fmt.Sprintf(`portcullis_decision_lag_seconds_count{source=%q}`, src),
 	} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("metrics lack %s", want)
