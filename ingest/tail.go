@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -77,17 +78,18 @@ type Tailer struct {
 }
 
 type tailFile struct {
-	path  string
-	f     *os.File
-	dev   uint64
-	ino   uint64
-	off   int64
-	split Splitter
-	fresh bool // discovered after start-up: read from the beginning
-	idle  int  // polls without new data since the file was retired
-	fp    uint64
-	fpLen int
-	sent  int64 // position after the last whole line handed to the pipeline
+	archive bool // a gzip/zstd file: backfilled once with head, never tailed
+	path    string
+	f       *os.File
+	dev     uint64
+	ino     uint64
+	off     int64
+	split   Splitter
+	fresh   bool // discovered after start-up: read from the beginning
+	idle    int  // polls without new data since the file was retired
+	fp      uint64
+	fpLen   int
+	sent    int64 // position after the last whole line handed to the pipeline
 }
 
 // retireIdle is how many polls without new data a rotated-away file is kept (5 s at 250 ms).
@@ -228,8 +230,20 @@ func fileID(st os.FileInfo) (dev, ino uint64) {
 }
 
 func (t *Tailer) poll(ctx context.Context, tf *tailFile, out chan<- *Block) {
+	if tf.archive {
+		return // read once (or skipped); archives are never tailed
+	}
 	st, err := os.Stat(tf.path)
 	if err != nil {
+		return
+	}
+	if tf.f == nil && isArchive(tf.path) {
+		// A rotated, compressed log matched by the glob (auth.log.2.gz): with "head" it is
+		// backfilled once, decompressed; otherwise it is history and left alone.
+		tf.archive = true
+		if t.opts.Head {
+			t.backfill(ctx, tf, out)
+		}
 		return
 	}
 	dev, ino := fileID(st)
@@ -352,6 +366,61 @@ func (t *Tailer) Prime() {
 	}
 	t.first = false
 	t.snapshot()
+}
+
+// isArchive reports whether path starts with gzip or zstd magic.
+func isArchive(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	var head [4]byte
+	n, _ := io.ReadFull(f, head[:])
+	return n >= 2 && bytes.HasPrefix(head[:n], gzipMagic) || n == 4 && bytes.Equal(head[:], zstdMagic)
+}
+
+// backfill sends the decompressed lines of an archive once.
+func (t *Tailer) backfill(ctx context.Context, tf *tailFile, out chan<- *Block) {
+	r, err := OpenLog(tf.path)
+	if err != nil {
+		t.opts.Log.Warn("cannot read archive", "path", tf.path, "err", err)
+		return
+	}
+	defer r.Close()
+	t.opts.Log.Info("backfilling archive", "path", tf.path)
+	var split Splitter
+	for {
+		b := GetBlock()
+		n, err := split.Fill(b, r.Read)
+		if n == 0 && err != nil && len(b.Buf) > 0 && b.Buf[len(b.Buf)-1] != '\n' {
+			b.Buf = append(b.Buf, '\n') // the archive's last line is whole
+		}
+		split.Split(b, t.opts.Source.Stats)
+		if t.opts.Format != nil && len(b.Lines) > 0 {
+			text := GetBlock()
+			t.opts.Format.Apply(b, text, t.opts.Source.Stats)
+			PutBlock(b)
+			b = text
+		}
+		if len(b.Lines) > 0 {
+			b.Source, b.Arrived = t.opts.Source, time.Now()
+			select {
+			case out <- b:
+			case <-ctx.Done():
+				PutBlock(b)
+				return
+			}
+		} else {
+			PutBlock(b)
+		}
+		if n == 0 && err != nil {
+			if !errors.Is(err, io.EOF) {
+				t.opts.Log.Warn("cannot read archive", "path", tf.path, "err", err)
+			}
+			return
+		}
+	}
 }
 
 // drain reads tf to its current end, sends whole lines and returns how many bytes it read.

@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/klauspost/compress/gzip"
 )
 
 type tailHarness struct {
@@ -261,5 +264,30 @@ func TestTailInotifyWakes(t *testing.T) {
 		PutBlock(b)
 	case <-time.After(10 * time.Second):
 		t.Fatal("no wake-up from inotify (the poll interval is an hour)")
+	}
+}
+
+// Compressed rotated logs matched by a glob are never tailed as text; with "head" they are
+// backfilled once, decompressed.
+func TestTailArchives(t *testing.T) {
+	dir := t.TempDir()
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write([]byte("from the archive\nlast line without newline"))
+	zw.Close()
+	os.WriteFile(filepath.Join(dir, "auth.log.2.gz"), gz.Bytes(), 0o644)
+	appendTo(t, filepath.Join(dir, "auth.log"), "current\n")
+	h := newTail(t, filepath.Join(dir, "auth.log*"), false)
+	h.expect() // tail mode: the archive is history, the plain file starts at its end
+	if h.src.Stats.Binary.Load() != 0 {
+		t.Fatal("the archive was read as text")
+	}
+	hh := newTail(t, filepath.Join(dir, "auth.log*"), true)
+	got := hh.poll()
+	if strings.Join(got, "|") != "current|from the archive|last line without newline" {
+		t.Fatalf("head: %q", got)
+	}
+	if again := hh.poll(); len(again) != 0 {
+		t.Fatalf("the archive was read twice: %q", again)
 	}
 }
