@@ -9,6 +9,8 @@ require (
 	github.com/flier/gohs v1.2.2
 	github.com/google/nftables v0.3.0
 	github.com/klauspost/compress v1.18.0
+	github.com/valyala/fastjson v1.6.10
+	golang.org/x/net v0.33.0
 	golang.org/x/sys v0.38.0
 )
 
@@ -37,11 +39,9 @@ require (
 	github.com/prometheus/common v0.42.0 // indirect
 	github.com/prometheus/procfs v0.9.0 // indirect
 	github.com/rogpeppe/go-internal v1.9.0 // indirect
-	github.com/valyala/fastjson v1.6.10 // indirect
 	github.com/valyala/fastrand v1.1.0 // indirect
 	github.com/valyala/histogram v1.2.0 // indirect
 	golang.org/x/exp v0.0.0-20230626212559-97b1e661b5df // indirect
-	golang.org/x/net v0.33.0 // indirect
 	golang.org/x/sync v0.10.0 // indirect
 	golang.org/x/text v0.21.0 // indirect
 	google.golang.org/protobuf v1.33.0 // indirect

@@ -13,6 +13,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
 )
 
 // SyslogRoute selects the messages a jail reads: by program (APP-NAME or tag) and by the network
@@ -301,15 +304,30 @@ func (bt *batcher) due() bool {
 	return len(bt.open) > 0 && bt.s.opts.Now().Sub(bt.oldest) >= bt.s.opts.FlushEvery
 }
 
+// batchReader reads many datagrams per system call (recvmmsg).
+type batchReader interface {
+	ReadBatch(ms []ipv4.Message, flags int) (int, error)
+}
+
 func (s *SyslogServer) serveUDP() {
 	defer s.wg.Done()
 	bt := s.newBatcher()
 	defer bt.flush()
-	buf := make([]byte, 65536)
+	const batch = 64
+	var br batchReader
+	if la, ok := s.udp.LocalAddr().(*net.UDPAddr); ok && la.IP.To4() != nil {
+		br = ipv4.NewPacketConn(s.udp)
+	} else {
+		br = ipv6.NewPacketConn(s.udp)
+	}
+	msgs := make([]ipv4.Message, batch)
+	for i := range msgs {
+		msgs[i].Buffers = [][]byte{make([]byte, 65536)}
+	}
 	var host []byte
 	for {
 		_ = s.udp.SetReadDeadline(time.Now().Add(s.opts.FlushEvery))
-		n, addr, err := s.udp.ReadFromUDPAddrPort(buf)
+		n, err := br.ReadBatch(msgs, 0)
 		if err != nil {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
@@ -322,17 +340,23 @@ func (s *SyslogServer) serveUDP() {
 			s.opts.Log.Warn("syslog udp read", "err", err)
 			continue
 		}
-		sender := addr.Addr()
-		if !s.allowed(sender) {
-			s.Stats.Denied.Add(1)
-			continue
+		for _, m := range msgs[:n] {
+			ua, ok := m.Addr.(*net.UDPAddr)
+			if !ok {
+				continue
+			}
+			sender, _ := netip.AddrFromSlice(ua.IP)
+			if !s.allowed(sender) {
+				s.Stats.Denied.Add(1)
+				continue
+			}
+			if m.N > s.opts.MaxMessage {
+				s.Stats.Oversized.Add(1)
+				continue
+			}
+			host = sender.Unmap().AppendTo(host[:0])
+			bt.add(m.Buffers[0][:m.N], sender, host)
 		}
-		if n > s.opts.MaxMessage {
-			s.Stats.Oversized.Add(1)
-			continue
-		}
-		host = sender.Unmap().AppendTo(host[:0])
-		bt.add(buf[:n], sender, host)
 		if bt.due() {
 			bt.flush()
 		}
