@@ -33,6 +33,7 @@ Usage:
   portcullis banned [JAIL] [--json]
   portcullis reload
   portcullis regex [--json] [--now TIME] [--config DIR] LOG FILTER [IGNOREREGEX]
+  portcullis replay -c DIR [--json] [--from T] [--to T] LOG...
   portcullis version
 
 Client commands accept --socket PATH, or -c DIR to take the socket from DIR/portcullis.conf
@@ -60,6 +61,8 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 		return cmdClient(cmd, rest, stdout, stderr)
 	case "regex":
 		return cmdRegex(rest, os.Stdin, stdout, stderr)
+	case "replay":
+		return cmdReplay(rest, os.Stdin, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "portcullis %s (%s)\n", pipeline.Version, runtime.Version())
 		return 0

@@ -1,0 +1,72 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestReplay(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "filter.d"), 0o755)
+	for _, f := range []string{"sshd.conf", "common.conf"} {
+		data, _ := os.ReadFile(filepath.Join("..", "..", "configs", "filter.d", f))
+		os.WriteFile(filepath.Join(dir, "filter.d", f), data, 0o644)
+	}
+	os.WriteFile(filepath.Join(dir, "jail.conf"), []byte("[sshd]\nenabled = true\nlogpath = /nonexistent.log\nmaxretry = 2\nfindtime = 10m\nbantime = 60\nignoreip = 192.0.2.0/24\n"), 0o644)
+	fail := func(ts, ip string) string {
+		return "2026-03-01T" + ts + "+00:00 h sshd[1]: Failed password for root from " + ip + " port 22 ssh2"
+	}
+	log := filepath.Join(dir, "auth.log")
+	os.WriteFile(log, []byte(strings.Join([]string{
+		fail("10:00:00", "203.0.113.1"),
+		fail("10:00:01", "203.0.113.1"), // second failure: ban at 10:00:01 for 60 s
+		fail("10:00:02", "192.0.2.5"),
+		fail("10:00:03", "192.0.2.5"), // ignoreip: never banned
+		fail("10:05:00", "203.0.113.2"), // the clock passes 10:01:01: 203.0.113.1 is unbanned first
+		fail("10:05:01", "203.0.113.2"),
+	}, "\n")+"\n"), 0o644)
+	out, stderr, code := runCLI(t, "", "replay", "-c", dir, "--json", log)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	type dec struct {
+		Time     float64 `json:"time"`
+		Op       string  `json:"op"`
+		Address  string  `json:"address"`
+		Failures int     `json:"failures"`
+		Duration float64 `json:"duration"`
+	}
+	var got []dec
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		var d dec
+		if err := json.Unmarshal([]byte(l), &d); err != nil {
+			t.Fatalf("%q: %v", l, err)
+		}
+		got = append(got, d)
+	}
+	t0 := 1772359200.0 // 2026-03-01T10:00:00Z
+	want := []dec{
+		{t0 + 1, "ban", "203.0.113.1", 2, 60},
+		{t0 + 61, "unban", "203.0.113.1", 0, 0},
+		{t0 + 301, "ban", "203.0.113.2", 2, 60},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("decisions %+v, want %+v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("decision %d: %+v, want %+v", i, got[i], want[i])
+		}
+	}
+	if !strings.Contains(stderr, "sshd: 6 failures, 2 bans") {
+		t.Errorf("summary: %s", stderr)
+	}
+	// --from leaves out what came before.
+	out, _, _ = runCLI(t, "", "replay", "-c", dir, "--from", "2026-03-01T10:01:00Z", log)
+	if strings.Contains(out, "203.0.113.1") || !strings.Contains(out, "ban   sshd 203.0.113.2 after 2 failures, for 1m0s") {
+		t.Errorf("--from: %s", out)
+	}
+}

@@ -1,0 +1,184 @@
+package pipeline
+
+import (
+	"fmt"
+	"io"
+	"net/netip"
+	"sort"
+	"time"
+
+	"github.com/portcullis/portcullis/ban"
+	"github.com/portcullis/portcullis/config"
+	"github.com/portcullis/portcullis/ingest"
+	"github.com/portcullis/portcullis/matcher"
+	"github.com/portcullis/portcullis/window"
+)
+
+// ReplayOptions configure a replay: the configured jails run over logs by event time, with no
+// firewall and no store — what the daemon would have decided.
+type ReplayOptions struct {
+	ConfigDir string
+	Logs      []string  // files (gzip/zstd archives too); "-" reads Stdin
+	Stdin     io.Reader // for "-"
+	From, To  time.Time // only events within [From, To) count; zero: no bound
+	Now       func() time.Time
+	// Progress, when set, is called every few seconds with the lines read so far.
+	Progress func(lines uint64)
+}
+
+// ReplayDecision is one ban or unban the daemon would have made.
+type ReplayDecision struct {
+	Time     time.Time
+	Op       string // "ban" or "unban"
+	Jail     string
+	Prefix   netip.Prefix
+	Failures int           // failures that crossed maxretry (bans)
+	Duration time.Duration // ban length; negative: forever
+}
+
+// ReplayStats sums up a replay.
+type ReplayStats struct {
+	Lines    uint64
+	Failures map[string]uint64
+	Bans     map[string]uint64
+	Elapsed  time.Duration
+}
+
+// Replay runs every enabled jail over the logs, in order, and reports each decision to emit as it
+// is made. Bans start at the event time of the failure that crossed maxretry and are lifted when
+// the replayed time passes their end.
+func Replay(opts ReplayOptions, emit func(ReplayDecision) error) (ReplayStats, error) {
+	start := time.Now()
+	st := ReplayStats{Failures: map[string]uint64{}, Bans: map[string]uint64{}}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	cfg, err := config.Load(opts.ConfigDir, config.Options{})
+	if err != nil {
+		return st, err
+	}
+	specs := make([]matcher.JailSpec, len(cfg.Jails))
+	params := make([]window.JailParams, len(cfg.Jails))
+	pols := make([]ban.Policy, len(cfg.Jails))
+	var all ingest.JailSet
+	for id, j := range cfg.Jails {
+		specs[id] = matcher.JailSpec{ID: id, Name: j.Name, Filter: j.Filter, NoDNS: j.UseDNS == "no", Location: j.LogTimezone}
+		params[id] = window.JailParams{MaxRetry: j.MaxRetry, FindTime: int64(j.FindTime / time.Second)}
+		pols[id] = ban.Policy{Name: j.Name, BanTime: j.BanTime, IgnoreIP: j.IgnoreIP, IgnoreSelf: j.IgnoreSelf}
+		all = all.With(id)
+	}
+	m, err := matcher.New(specs, matcher.Options{Now: opts.Now})
+	if err != nil {
+		return st, err
+	}
+	defer m.Close()
+	w, err := m.NewWorker()
+	if err != nil {
+		return st, err
+	}
+	defer w.Close()
+	win := window.New(params, window.Options{MaxKeys: 10_000_000})
+	adder := win.NewAdder()
+	var clock time.Time // the replayed time: the latest event seen
+	bans := ban.New(pols, ban.Options{Now: func() time.Time { return clock }})
+
+	var events []matcher.Event
+	var crossings []window.Crossing
+	var decisions []ban.Decision
+	failures := 0
+	report := func(ds []ban.Decision, t time.Time) error {
+		for _, d := range ds {
+			rd := ReplayDecision{Time: t, Op: d.Op.String(), Jail: cfg.Jails[d.Jail].Name, Prefix: d.Prefix}
+			if d.Op == ban.OpBan {
+				st.Bans[rd.Jail]++
+				rd.Failures = failures
+				rd.Duration = -1
+				if d.End != 0 {
+					rd.Duration = time.Duration(d.End-d.Start) * time.Second
+				}
+			} else {
+				rd.Time = time.Unix(d.End, 0)
+			}
+			if err := emit(rd); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	src := &ingest.Source{Name: "replay", Jails: all, Stats: &ingest.SourceStats{}}
+	lastProgress := time.Now()
+	for _, path := range opts.Logs {
+		var r io.ReadCloser
+		if path == "-" {
+			r, err = ingest.Decompress(opts.Stdin)
+		} else {
+			r, err = ingest.OpenLog(path)
+		}
+		if err != nil {
+			return st, fmt.Errorf("cannot read %s: %w", path, err)
+		}
+		var split ingest.Splitter
+		for {
+			b := ingest.GetBlock()
+			n, rerr := split.Fill(b, r.Read)
+			eof := n == 0 && rerr != nil
+			if eof && len(b.Buf) > 0 && b.Buf[len(b.Buf)-1] != '\n' {
+				b.Buf = append(b.Buf, '\n')
+			}
+			split.Split(b, src.Stats)
+			b.Source = src
+			events, err = w.Match(b, events[:0])
+			ingest.PutBlock(b)
+			if err != nil {
+				r.Close()
+				return st, err
+			}
+			// Keep the events inside the window of interest, in time order.
+			kept := events[:0]
+			for _, ev := range events {
+				t := time.Unix(ev.Time, 0)
+				if (!opts.From.IsZero() && t.Before(opts.From)) || (!opts.To.IsZero() && !t.Before(opts.To)) {
+					continue
+				}
+				kept = append(kept, ev)
+			}
+			sort.SliceStable(kept, func(i, j int) bool { return kept[i].Time < kept[j].Time })
+			for i := range kept {
+				ev := kept[i : i+1]
+				if t := time.Unix(ev[0].Time, 0); t.After(clock) {
+					clock = t
+					// Lift the bans whose time is up before counting the next failure.
+					if err := report(bans.Expire(decisions[:0]), clock); err != nil {
+						r.Close()
+						return st, err
+					}
+				}
+				st.Failures[cfg.Jails[ev[0].Jail].Name]++
+				crossings = adder.Add(ev, crossings[:0])
+				decisions = bans.Decide(crossings, decisions[:0])
+				if len(decisions) > 0 {
+					failures = crossings[0].Count
+					if err := report(decisions, clock); err != nil {
+						r.Close()
+						return st, err
+					}
+				}
+			}
+			if opts.Progress != nil && time.Since(lastProgress) > 5*time.Second {
+				opts.Progress(src.Stats.Lines.Load())
+				lastProgress = time.Now()
+			}
+			if rerr != nil && rerr != io.EOF {
+				r.Close()
+				return st, fmt.Errorf("reading %s: %w", path, rerr)
+			}
+			if eof {
+				break
+			}
+		}
+		r.Close()
+	}
+	st.Lines = src.Stats.Lines.Load()
+	st.Elapsed = time.Since(start)
+	return st, nil
+}
