@@ -17,6 +17,7 @@ import (
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
+	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/portcullis/portcullis/config"
@@ -43,6 +44,8 @@ type NFTOptions struct {
 	Chain string // "input" when empty
 	// Chunk caps elements per netlink message so a batch stays under the kernel's message limits.
 	Chunk int
+	// DefaultBuffers keeps the socket's default buffer sizes (tests of the in-parts fallback).
+	DefaultBuffers bool
 }
 
 // NFT is the nftables sink. It is safe for concurrent use.
@@ -82,7 +85,27 @@ func NewNFT(opts NFTOptions) (*NFT, error) {
 	if opts.Chunk <= 0 {
 		opts.Chunk = 512
 	}
-	c, err := nftables.New()
+	// Large batches (a restart restoring 100k bans is one transaction) need socket buffers beyond
+	// the default wmem_max: as root, force them; otherwise keep the defaults.
+	bigBuffers := func(c *netlink.Conn) error {
+		raw, err := c.SyscallConn()
+		if err != nil {
+			return nil
+		}
+		_ = raw.Control(func(fd uintptr) {
+			for _, o := range [][2]int{{unix.SO_SNDBUFFORCE, unix.SO_SNDBUF}, {unix.SO_RCVBUFFORCE, unix.SO_RCVBUF}} {
+				if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, o[0], 64<<20) != nil {
+					_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, o[1], 64<<20)
+				}
+			}
+		})
+		return nil
+	}
+	var connOpts []nftables.ConnOption
+	if !opts.DefaultBuffers {
+		connOpts = append(connOpts, nftables.WithSockOptions(bigBuffers))
+	}
+	c, err := nftables.New(connOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("cannot open nftables netlink: %w", err)
 	}
@@ -132,8 +155,39 @@ func (n *NFT) Build(jails []JailSpec, elems []Element) error {
 	if err := n.queue(elems, false); err != nil {
 		return err
 	}
-	if err := c.Flush(); err != nil {
+	err := c.Flush()
+	if err != nil && errors.Is(err, syscall.EMSGSIZE) && len(elems) > 0 {
+		// Too big for one message even with forced buffers: build the table first, then add the
+		// elements in several transactions.
+		if err := n.buildInParts(jails, elems); err != nil {
+			return fmt.Errorf("cannot build nftables table %s in parts: %w", n.opts.Table, err)
+		}
+		return nil
+	}
+	if err != nil {
 		return fmt.Errorf("cannot build nftables table %s: %w", n.opts.Table, err)
+	}
+	return nil
+}
+
+// buildInParts is Build for element lists too large for one netlink transaction.
+func (n *NFT) buildInParts(jails []JailSpec, elems []Element) error {
+	n.mu.Unlock()
+	err := n.Build(jails, nil)
+	n.mu.Lock()
+	if err != nil {
+		return err
+	}
+	const part = 1000 // bans per transaction: two elements each, well under the default 208 KiB
+	for len(elems) > 0 {
+		k := min(part, len(elems))
+		if err := n.queue(elems[:k], false); err != nil {
+			return err
+		}
+		if err := n.conn.Flush(); err != nil {
+			return err
+		}
+		elems = elems[k:]
 	}
 	return nil
 }

@@ -40,3 +40,27 @@ func BenchmarkApply(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)*2*float64(len(els))/b.Elapsed().Seconds(), "changes/s")
 }
+
+// BenchmarkRestore100k rebuilds the table with 100,000 active bans in one transaction, as the
+// daemon does at start (the store's bans back into the kernel).
+func BenchmarkRestore100k(b *testing.B) {
+	netnstest.Require(b)
+	n, err := NewNFT(NFTOptions{Table: "pcrestore"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer n.Remove()
+	jails := []JailSpec{{Name: "sshd", Ports: []config.PortRange{{From: 22, To: 22}}, Protocol: "tcp", BlockType: "drop"}}
+	els := make([]Element, 100_000)
+	for i := range els {
+		a := netip.AddrFrom4([4]byte{100, byte(64 + i>>16), byte(i >> 8), byte(i)})
+		els[i] = Element{Jail: "sshd", Prefix: netip.PrefixFrom(a, 32), Timeout: time.Hour}
+	}
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if err := n.Build(jails, els); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(b.Elapsed().Seconds()/float64(b.N), "s/restore")
+}

@@ -102,3 +102,29 @@ func TestNFTBuildApply(t *testing.T) {
 		t.Fatalf("after rebuild sshd-v4 = %v", keys(got))
 	}
 }
+
+// A restore too large for one netlink message (default socket buffers) is built in parts, with
+// every element in the set at the end.
+func TestNFTBuildLargeInParts(t *testing.T) {
+	netnstest.Require(t)
+	n, err := NewNFT(NFTOptions{Table: "pcparts", DefaultBuffers: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Remove()
+	els := make([]Element, 30_000)
+	for i := range els {
+		a := netip.AddrFrom4([4]byte{100, 64, byte(i >> 8), byte(i)})
+		if i >= 1<<16 {
+			t.Fatal("keep the test under 65536 addresses")
+		}
+		els[i] = Element{Jail: "sshd", Prefix: netip.PrefixFrom(a, 32), Timeout: time.Hour}
+	}
+	jails := []JailSpec{{Name: "sshd", Protocol: "tcp", BlockType: "drop"}}
+	if err := n.Build(jails, els); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(setElements(t, "pcparts", "sshd-v4")); got != len(els) {
+		t.Fatalf("%d elements in the set, want %d", got, len(els))
+	}
+}
