@@ -32,22 +32,37 @@ type Crossing struct {
 	Count int
 }
 
+// key is 18 bytes: the address in 16-byte form (IPv4 mapped) and the jail.
 type key struct {
-	addr netip.Addr
+	addr [16]byte
 	jail uint16
 }
 
-type entry struct {
-	times []int64 // ring of the last len(times) failure times, in arrival order
-	next  int32   // ring position of the next write
-	n     int32   // filled slots
+func keyOf(jail uint16, a netip.Addr) key { return key{addr: a.As16(), jail: jail} }
+
+// inlineRing is the ring size kept inside the map value; jails with a larger maxretry use
+// bigEntry. Times are unix seconds as uint32 (good until 2106), so an entry is 28 bytes and a
+// tracked key costs well under 100 bytes with the map's own overhead (BenchmarkMemoryPerKey).
+const inlineRing = 6
+
+type small struct {
+	t       [inlineRing]uint32
+	next, n uint8
+}
+
+type bigEntry struct {
+	t       []uint32
+	next, n int32
 }
 
 type shard struct {
-	mu sync.Mutex
-	m  map[key]*entry
-	_  [40]byte // keep neighbouring shards' locks off one cache line
+	mu  sync.Mutex
+	m   map[key]small
+	big map[key]*bigEntry
+	_   [40]byte // keep neighbouring shards' locks off one cache line
 }
+
+func (sh *shard) len() int { return len(sh.m) + len(sh.big) }
 
 // Window is safe for concurrent use.
 type Window struct {
@@ -72,7 +87,8 @@ func New(jails []JailParams, opts Options) *Window {
 	}
 	w := &Window{jails: jails, maxKeys: max(1, opts.MaxKeys/shardCount)}
 	for i := range w.shards {
-		w.shards[i].m = make(map[key]*entry)
+		w.shards[i].m = make(map[key]small)
+		w.shards[i].big = make(map[key]*bigEntry)
 	}
 	return w
 }
@@ -149,44 +165,91 @@ func (a *Adder) Add(events []matcher.Event, dst []Crossing) []Crossing {
 	return dst
 }
 
-func (w *Window) add(sh *shard, ev *matcher.Event) (Crossing, bool) {
-	p := w.jails[ev.Jail]
-	k := key{addr: ev.Addr, jail: ev.Jail}
-	e, ok := sh.m[k]
-	if !ok {
-		if p.MaxRetry == 1 {
-			return Crossing{Jail: ev.Jail, Addr: ev.Addr, Time: ev.Time, Count: 1}, true
-		}
-		if len(sh.m) >= w.maxKeys {
-			w.Refused.Add(1)
-			return Crossing{}, false
-		}
-		e = &entry{times: make([]int64, p.MaxRetry)}
-		sh.m[k] = e
-		w.Tracked.Add(1)
+// pushRing records t in a ring of maxretry slots and reports whether the ring is full with all its
+// times within findtime of each other, and the newest time.
+func pushRing(ring []uint32, next, n *int, t uint32, findTime int64) (crossed bool, newest uint32) {
+	ring[*next] = t
+	*next = (*next + 1) % len(ring)
+	if *n < len(ring) {
+		*n++
 	}
-	e.times[e.next] = ev.Time
-	e.next = (e.next + 1) % int32(len(e.times))
-	if int(e.n) < len(e.times) {
-		e.n++
+	if *n < len(ring) {
+		return false, t
 	}
 	// The ring holds the last maxretry failures; they cross when all of them fall within findtime
 	// of each other. Comparing the span rather than "now - findtime" keeps events that arrive out
 	// of order (several files, several workers) counted correctly.
-	if int(e.n) < p.MaxRetry {
+	lo, hi := ring[0], ring[0]
+	for _, x := range ring {
+		lo, hi = min(lo, x), max(hi, x)
+	}
+	return int64(hi)-int64(lo) < findTime, hi
+}
+
+func secs(t int64) uint32 {
+	if t < 0 {
+		return 0
+	}
+	return uint32(t)
+}
+
+func (w *Window) add(sh *shard, ev *matcher.Event) (Crossing, bool) {
+	p := w.jails[ev.Jail]
+	if p.MaxRetry == 1 {
+		return Crossing{Jail: ev.Jail, Addr: ev.Addr, Time: ev.Time, Count: 1}, true
+	}
+	k := keyOf(ev.Jail, ev.Addr)
+	t := secs(ev.Time)
+	if p.MaxRetry <= inlineRing {
+		e, ok := sh.m[k]
+		if !ok {
+			if sh.len() >= w.maxKeys {
+				w.Refused.Add(1)
+				return Crossing{}, false
+			}
+			w.Tracked.Add(1)
+		}
+		next, n := int(e.next), int(e.n)
+		crossed, hi := pushRing(e.t[:p.MaxRetry], &next, &n, t, p.FindTime)
+		if crossed {
+			delete(sh.m, k)
+			w.Tracked.Add(-1)
+			return Crossing{Jail: ev.Jail, Addr: ev.Addr, Time: int64(hi), Count: n}, true
+		}
+		e.next, e.n = uint8(next), uint8(n)
+		sh.m[k] = e
 		return Crossing{}, false
 	}
-	lo, hi := e.times[0], e.times[0]
-	for _, t := range e.times {
-		lo, hi = min(lo, t), max(hi, t)
+	e, ok := sh.big[k]
+	if !ok {
+		if sh.len() >= w.maxKeys {
+			w.Refused.Add(1)
+			return Crossing{}, false
+		}
+		e = &bigEntry{t: make([]uint32, p.MaxRetry)}
+		sh.big[k] = e
+		w.Tracked.Add(1)
 	}
-	if hi-lo >= p.FindTime {
+	next, n := int(e.next), int(e.n)
+	crossed, hi := pushRing(e.t, &next, &n, t, p.FindTime)
+	e.next, e.n = int32(next), int32(n)
+	if !crossed {
 		return Crossing{}, false
 	}
-	count := int(e.n)
-	delete(sh.m, k)
+	delete(sh.big, k)
 	w.Tracked.Add(-1)
-	return Crossing{Jail: ev.Jail, Addr: ev.Addr, Time: hi, Count: count}, true
+	return Crossing{Jail: ev.Jail, Addr: ev.Addr, Time: int64(hi), Count: n}, true
+}
+
+// ringOf returns the filled times of a key, nil when it is not tracked. Call with the lock held.
+func (sh *shard) ringOf(k key) []uint32 {
+	if e, ok := sh.m[k]; ok {
+		return e.t[:e.n]
+	}
+	if e, ok := sh.big[k]; ok {
+		return e.t[:e.n]
+	}
+	return nil
 }
 
 // Count returns the failures held for (jail, addr) within findtime of now.
@@ -194,13 +257,9 @@ func (w *Window) Count(jail uint16, addr netip.Addr, now int64) int {
 	sh := &w.shards[shardOf(jail, addr)]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	e, ok := sh.m[key{addr: addr, jail: jail}]
-	if !ok {
-		return 0
-	}
 	n := 0
-	for i := 0; i < int(e.n); i++ {
-		if e.times[i] > now-w.jails[jail].FindTime {
+	for _, t := range sh.ringOf(keyOf(jail, addr)) {
+		if int64(t) > now-w.jails[jail].FindTime {
 			n++
 		}
 	}
@@ -211,9 +270,14 @@ func (w *Window) Count(jail uint16, addr netip.Addr, now int64) int {
 func (w *Window) Forget(addr netip.Addr) {
 	for j := range w.jails {
 		sh := &w.shards[shardOf(uint16(j), addr)]
+		k := keyOf(uint16(j), addr)
 		sh.mu.Lock()
-		if _, ok := sh.m[key{addr: addr, jail: uint16(j)}]; ok {
-			delete(sh.m, key{addr: addr, jail: uint16(j)})
+		if _, ok := sh.m[k]; ok {
+			delete(sh.m, k)
+			w.Tracked.Add(-1)
+		}
+		if _, ok := sh.big[k]; ok {
+			delete(sh.big, k)
 			w.Tracked.Add(-1)
 		}
 		sh.mu.Unlock()
@@ -231,9 +295,22 @@ func (w *Window) CurrentlyFailed(jail uint16) int {
 				n++
 			}
 		}
+		for k := range sh.big {
+			if k.jail == jail {
+				n++
+			}
+		}
 		sh.mu.Unlock()
 	}
 	return n
+}
+
+func newest(ts []uint32) int64 {
+	var hi uint32
+	for _, t := range ts {
+		hi = max(hi, t)
+	}
+	return int64(hi)
 }
 
 // Sweep drops keys whose newest failure is at or before now - findtime. It returns how many went.
@@ -243,12 +320,14 @@ func (w *Window) Sweep(now int64) int {
 		sh := &w.shards[s]
 		sh.mu.Lock()
 		for k, e := range sh.m {
-			newest := int64(0)
-			for _, t := range e.times[:e.n] {
-				newest = max(newest, t)
-			}
-			if newest <= now-w.jails[k.jail].FindTime {
+			if newest(e.t[:e.n]) <= now-w.jails[k.jail].FindTime {
 				delete(sh.m, k)
+				dropped++
+			}
+		}
+		for k, e := range sh.big {
+			if newest(e.t[:e.n]) <= now-w.jails[k.jail].FindTime {
+				delete(sh.big, k)
 				dropped++
 			}
 		}

@@ -99,3 +99,30 @@ func TestConcurrentAdders(t *testing.T) {
 		t.Fatalf("%d crossings, want %d", total, 8000/4)
 	}
 }
+
+// Jails with a maxretry above the inline ring use the larger entries, with the same rules.
+func TestLargeMaxRetry(t *testing.T) {
+	w := New([]JailParams{{MaxRetry: 10, FindTime: 60}}, Options{})
+	a := w.NewAdder()
+	var got []Crossing
+	for i := 0; i < 9; i++ {
+		got = a.Add([]matcher.Event{ev(0, "2001:db8::9", int64(100+i))}, got[:0])
+	}
+	if len(got) != 0 || w.Count(0, netip.MustParseAddr("2001:db8::9"), 110) != 9 {
+		t.Fatalf("after 9: crossings %v, count %d", got, w.Count(0, netip.MustParseAddr("2001:db8::9"), 110))
+	}
+	got = a.Add([]matcher.Event{ev(0, "2001:db8::9", 109)}, got[:0])
+	if len(got) != 1 || got[0].Count != 10 || w.Tracked.Load() != 0 {
+		t.Fatalf("the 10th failure: %+v, tracked %d", got, w.Tracked.Load())
+	}
+	// Spread over more than findtime: never.
+	for i := 0; i < 30; i++ {
+		got = a.Add([]matcher.Event{ev(0, "2001:db8::a", int64(i*7))}, got[:0])
+		if len(got) != 0 {
+			t.Fatalf("crossed with failures 7 s apart over %d s", i*7)
+		}
+	}
+	if w.Sweep(1000) != 1 || w.Tracked.Load() != 0 {
+		t.Fatal("sweep")
+	}
+}
