@@ -40,10 +40,11 @@ type key struct {
 
 func keyOf(jail uint16, a netip.Addr) key { return key{addr: a.As16(), jail: jail} }
 
-// inlineRing is the ring size kept inside the map value; jails with a larger maxretry use
-// bigEntry. Times are unix seconds as uint32 (good until 2106), so an entry is 28 bytes and a
-// tracked key costs well under 100 bytes with the map's own overhead (BenchmarkMemoryPerKey).
-const inlineRing = 6
+// inlineRing is the ring size kept inside the map value; jails with a larger maxretry (fail2ban's
+// default is 5) use bigEntry. Times are unix seconds as uint32 (good until 2106), so an entry is
+// 22 bytes and a tracked key costs about 100 bytes with the map's own overhead
+// (BenchmarkMemoryPerKey).
+const inlineRing = 5
 
 type small struct {
 	t       [inlineRing]uint32
