@@ -136,9 +136,22 @@ func (d *Daemon) ban(args []string) control.Reply {
 
 func (d *Daemon) unban(args []string) control.Reply {
 	if len(args) == 0 {
-		return control.ErrorReply("usage: unban [JAIL] IP...")
+		return control.ErrorReply("usage: unban [JAIL] IP... | unban --all")
 	}
 	eng := d.current()
+	if len(args) == 1 && args[0] == "--all" {
+		// Every ban of every jail, like fail2ban-client unban --all.
+		var ds []ban.Decision
+		var results []control.Result
+		for _, a := range eng.bans.Active(0, true) {
+			got := eng.bans.Unban(a.Jail, false, a.Prefix, "manual")
+			ds = append(ds, got...)
+			for _, x := range got {
+				results = append(results, control.Result{Addr: prefixString(x.Prefix), Jail: eng.jails[x.Jail].Name, OK: true})
+			}
+		}
+		return d.applyAndReply("unban", ds, eng, results)
+	}
 	all := true
 	var id uint16
 	if _, err := parseTarget(args[0]); err != nil {

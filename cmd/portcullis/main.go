@@ -30,6 +30,7 @@ Usage:
   portcullis status [JAIL] [--json]
   portcullis ban JAIL IP...
   portcullis unban [JAIL] IP...        (no jail: unban in every jail)
+  portcullis unban --all
   portcullis banned [JAIL] [--json]
   portcullis reload
   portcullis regex [--json] [--now TIME] [--config DIR] LOG FILTER [IGNOREREGEX]
@@ -151,6 +152,7 @@ func cmdClient(cmd string, args []string, stdout, stderr io.Writer) int {
 	socket := fs.String("socket", "", "control socket path (default: from -c DIR's portcullis.conf, else "+config.DefaultSocket+")")
 	dir := fs.String("c", "", "configuration folder whose portcullis.conf names the socket")
 	asJSON := fs.Bool("json", false, "print JSON")
+	all := fs.Bool("all", false, "unban: every ban of every jail")
 	timeout := fs.Duration("timeout", 30*time.Second, "how long to wait for the daemon")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
@@ -163,8 +165,10 @@ func cmdClient(cmd string, args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 	case "unban":
-		if len(pos) < 1 {
-			fmt.Fprintln(stderr, "usage: portcullis unban [JAIL] IP...")
+		if *all && len(pos) == 0 {
+			pos = []string{"--all"}
+		} else if len(pos) < 1 || *all {
+			fmt.Fprintln(stderr, "usage: portcullis unban [JAIL] IP... | portcullis unban --all")
 			return 2
 		}
 	case "status", "banned":

@@ -400,6 +400,16 @@ func TestSystemTailToNftables(t *testing.T) {
 	if _, ok := nftSet(t, "sshd-v6")["2001:db8::5"]; !ok {
 		t.Fatal("bans lost across reload")
 	}
+	// unban --all lifts every ban, in the store and the kernel.
+	if out, stderr, code := e.cli("unban", "--all"); code != 0 || !strings.Contains(out, "unbanned in sshd") {
+		t.Fatalf("unban --all: %q %q %d", out, stderr, code)
+	}
+	if got := nftSet(t, "sshd-v4"); len(got) != 0 {
+		t.Fatalf("sshd-v4 after unban --all: %v", got)
+	}
+	if got := nftSet(t, "sshd-v6"); len(got) != 0 {
+		t.Fatalf("sshd-v6 after unban --all: %v", got)
+	}
 	// SIGHUP reloads too.
 	if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
