@@ -988,9 +988,7 @@ func (w *Worker) bufferedLine(jail uint16, jr *jailRx, text []byte, li uint32, t
 	var skipped [][]byte
 	for i, n := range w.caps.names {
 		if strings.HasPrefix(n, "skiplines") && w.caps.vals[i] != nil {
-			for _, l := range bytes.Split(bytes.TrimSuffix(w.caps.vals[i], []byte{'\n'}), []byte{'\n'}) {
-				skipped = append(skipped, l)
-			}
+			skipped = append(skipped, bytes.Split(bytes.TrimSuffix(w.caps.vals[i], []byte{'\n'}), []byte{'\n'})...)
 		}
 	}
 	first := bytes.Count(b.joined[:w.matchStart], []byte{'\n'})

@@ -42,7 +42,6 @@ type regexOpts struct {
 	filter  string
 	ignore  string
 	stdin   io.Reader
-	verbose bool
 }
 
 func cmdRegex(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
