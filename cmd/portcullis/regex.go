@@ -35,13 +35,13 @@ const regexUsage = `usage: portcullis regex [--json] [--now TIME] [--config DIR]
 `
 
 type regexOpts struct {
-	json    bool
-	now     time.Time
-	config  string
-	log     string
-	filter  string
-	ignore  string
-	stdin   io.Reader
+	json   bool
+	now    time.Time
+	config string
+	log    string
+	filter string
+	ignore string
+	stdin  io.Reader
 }
 
 func cmdRegex(args []string, stdin io.Reader, stdout, stderr io.Writer) int {

@@ -24,7 +24,7 @@ func TestReplay(t *testing.T) {
 		fail("10:00:00", "203.0.113.1"),
 		fail("10:00:01", "203.0.113.1"), // second failure: ban at 10:00:01 for 60 s
 		fail("10:00:02", "192.0.2.5"),
-		fail("10:00:03", "192.0.2.5"), // ignoreip: never banned
+		fail("10:00:03", "192.0.2.5"),   // ignoreip: never banned
 		fail("10:05:00", "203.0.113.2"), // the clock passes 10:01:01: 203.0.113.1 is unbanned first
 		fail("10:05:01", "203.0.113.2"),
 	}, "\n")+"\n"), 0o644)
