@@ -6,12 +6,15 @@ package ban
 import (
 	"errors"
 	"fmt"
+	"math"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/portcullis/portcullis/internal/formula"
 	"github.com/portcullis/portcullis/window"
 )
 
@@ -41,7 +44,9 @@ type Decision struct {
 	Start  int64  // unix seconds
 	End    int64  // unix seconds; 0 means forever
 	Count  uint32 // how many times this prefix has been banned, this ban included
-	Reason string
+	// JailCount is Count in this jail only.
+	JailCount uint32
+	Reason    string
 }
 
 // Active is a ban in force.
@@ -59,6 +64,56 @@ type Policy struct {
 	BanTime    time.Duration // negative means forever
 	IgnoreIP   []netip.Prefix
 	IgnoreSelf bool
+	Increment  Increment
+}
+
+// Increment is fail2ban's bantime.increment: repeat offenders are banned longer.
+type Increment struct {
+	Enabled bool
+	Factor  float64 // bantime.factor; 1 when zero
+	// Formula computes the ban time from ban.Time, ban.Count (previous bans) and banFactor;
+	// formula.Default when nil. Multipliers, when set, are used instead: bantime times
+	// multipliers[ban.Count], the last one for larger counts.
+	Formula     *formula.Formula
+	Multipliers []float64
+	MaxTime     time.Duration // cap; none when zero
+	RndTime     time.Duration // a random extra of up to this much (against timed retries)
+	// OverallJails counts previous bans of the address in every jail, not only this one.
+	OverallJails bool
+}
+
+var defaultFormula, _ = formula.Compile(formula.Default)
+
+// banTime returns the ban length for an address banned count times before.
+func (in *Increment) banTime(base time.Duration, count uint32, rnd func(int64) int64) time.Duration {
+	if !in.Enabled || base < 0 {
+		return base
+	}
+	factor := in.Factor
+	if factor == 0 {
+		factor = 1
+	}
+	secs := base.Seconds()
+	if len(in.Multipliers) > 0 {
+		i := min(int(count), len(in.Multipliers)-1)
+		secs *= in.Multipliers[i]
+	} else {
+		f := in.Formula
+		if f == nil {
+			f = defaultFormula
+		}
+		if v, err := f.Eval(formula.Vars{Time: secs, Count: float64(count), Factor: factor}); err == nil && v > 0 {
+			secs = v
+		}
+	}
+	d := time.Duration(math.Min(secs, float64(math.MaxInt64/2)/1e9) * float64(time.Second))
+	if in.MaxTime > 0 && d > in.MaxTime {
+		d = in.MaxTime
+	}
+	if in.RndTime > 0 && rnd != nil {
+		d += time.Duration(rnd(int64(in.RndTime/time.Second)+1)) * time.Second
+	}
+	return d
 }
 
 // JailStats counts per-jail outcomes.
@@ -98,6 +153,8 @@ type Manager struct {
 	mu     sync.Mutex
 	active map[bkey]Active
 	hist   map[netip.Prefix]uint32
+	// histJail counts bans per jail and prefix, for bantime.increment without overalljails.
+	histJail map[bkey]uint32
 }
 
 // Options tune a Manager.
@@ -116,7 +173,7 @@ func New(pols []Policy, opts Options) *Manager {
 		opts.SelfAddrs = LocalAddrs()
 	}
 	m := &Manager{pols: pols, now: opts.Now, Stats: make([]JailStats, len(pols)),
-		active: make(map[bkey]Active), hist: make(map[netip.Prefix]uint32)}
+		active: make(map[bkey]Active), hist: make(map[netip.Prefix]uint32), histJail: make(map[bkey]uint32)}
 	for _, a := range opts.SelfAddrs {
 		a = a.Unmap()
 		m.self = append(m.self, netip.PrefixFrom(a, a.BitLen()))
@@ -187,16 +244,22 @@ func (m *Manager) decide(jail uint16, addr netip.Addr, reason string) (Decision,
 	if _, ok := m.active[k]; ok {
 		return Decision{}, ErrAlreadyBanned
 	}
-	bt := m.pols[jail].BanTime
+	pol := &m.pols[jail]
+	previous := m.histJail[k]
+	if pol.Increment.OverallJails {
+		previous = m.hist[pfx]
+	}
+	bt := pol.Increment.banTime(pol.BanTime, previous, rand.Int64N)
 	end := int64(0)
 	if bt >= 0 {
 		end = now + int64((bt+time.Second-1)/time.Second)
 	}
 	m.hist[pfx]++
+	m.histJail[k]++
 	a := Active{Jail: jail, Prefix: pfx, Start: now, End: end, Count: m.hist[pfx]}
 	m.active[k] = a
 	m.Stats[jail].Bans.Add(1)
-	return Decision{Op: OpBan, Jail: jail, Prefix: pfx, Start: now, End: end, Count: a.Count, Reason: reason}, nil
+	return Decision{Op: OpBan, Jail: jail, Prefix: pfx, Start: now, End: end, Count: a.Count, JailCount: m.histJail[k], Reason: reason}, nil
 }
 
 // Decide appends a ban decision for every crossing whose address is neither protected nor already
@@ -263,6 +326,15 @@ func (m *Manager) Restore(list []Active, history map[netip.Prefix]uint32) []Deci
 		}
 	}
 	return expired
+}
+
+// RestoreJailHistory loads per-jail ban counts kept from an earlier run.
+func (m *Manager) RestoreJailHistory(jail uint16, counts map[netip.Prefix]uint32) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for p, n := range counts {
+		m.histJail[bkey{prefix: p, jail: jail}] = n
+	}
 }
 
 // Active lists the bans in force, of one jail or (all) of every jail.

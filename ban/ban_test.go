@@ -107,3 +107,39 @@ func TestBanExpireUnbanRestore(t *testing.T) {
 		t.Fatalf("ban after restore: %+v %v; want count 4 from history", d, err)
 	}
 }
+
+func TestIncrement(t *testing.T) {
+	c := &clock{time.Unix(1_000_000, 0)}
+	m := New([]Policy{
+		{Name: "a", BanTime: 10 * time.Minute, Increment: Increment{Enabled: true, MaxTime: 50 * time.Minute}},
+		{Name: "b", BanTime: time.Minute, Increment: Increment{Enabled: true, Multipliers: []float64{1, 5, 30}}},
+		{Name: "c", BanTime: time.Minute, Increment: Increment{Enabled: true, OverallJails: true, RndTime: 10 * time.Second}},
+	}, Options{Now: c.now, SelfAddrs: []netip.Addr{}})
+	addr := netip.MustParseAddr("198.51.100.9")
+	pfx := netip.PrefixFrom(addr, 32)
+	length := func(jail uint16) int64 {
+		t.Helper()
+		d, err := m.Ban(jail, addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.Unban(jail, false, pfx, "test")
+		return d.End - d.Start
+	}
+	// Default formula: 10m, 20m, 40m, then capped at bantime.maxtime.
+	for i, want := range []int64{600, 1200, 2400, 3000, 3000} {
+		if got := length(0); got != want {
+			t.Fatalf("jail a, ban %d: %d s, want %d", i+1, got, want)
+		}
+	}
+	// Multipliers, the last one repeating; counted in this jail only (jail a's bans do not count).
+	for i, want := range []int64{60, 300, 1800, 1800} {
+		if got := length(1); got != want {
+			t.Fatalf("jail b, ban %d: %d s, want %d", i+1, got, want)
+		}
+	}
+	// overalljails: the 9 earlier bans in a and b count: 60 * 2^9, plus up to 10 s at random.
+	if got := length(2); got < 60*512 || got > 60*512+10 {
+		t.Fatalf("jail c: %d s, want %d..%d", got, 60*512, 60*512+10)
+	}
+}

@@ -16,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/portcullis/portcullis/internal/formula"
 )
 
 // Forever is the ban time of a permanent ban (bantime = -1).
@@ -69,6 +71,8 @@ type Jail struct {
 	BanTime    time.Duration // Forever for permanent bans
 	IgnoreIP   []netip.Prefix
 	IgnoreSelf bool
+	// Increment is fail2ban's bantime.increment family of keys.
+	Increment Increment
 	// UseDNS is fail2ban's usedns: yes, warn, no or raw. With "no", <HOST> matches addresses
 	// only; otherwise a host name is captured as text (portcullis never bans by name).
 	UseDNS string
@@ -89,6 +93,18 @@ type Jail struct {
 	SyslogSenders  []netip.Prefix
 	// At is where the jail's section starts, for messages.
 	At *Value
+}
+
+// Increment holds bantime.increment, .factor, .formula, .multipliers, .maxtime, .rndtime and
+// .overalljails.
+type Increment struct {
+	Enabled      bool
+	Factor       float64
+	Formula      *formula.Formula // nil: fail2ban's default formula
+	Multipliers  []float64
+	MaxTime      time.Duration
+	RndTime      time.Duration
+	OverallJails bool
 }
 
 // LogPath is one logpath entry: a path or glob, read from the start when Head is set.
@@ -370,6 +386,42 @@ func loadJail(dir string, r *reader, opts Options, cfg *Config) *Jail {
 		BanTime:    r.duration("bantime", 10*time.Minute, true),
 		At:         at,
 		IgnoreSelf: r.bool("ignoreself", true),
+	}
+	j.Increment.Enabled = r.bool("bantime.increment", false)
+	if j.Increment.Enabled {
+		in := &j.Increment
+		in.OverallJails = r.bool("bantime.overalljails", false)
+		in.Factor = 1
+		if s, v, ok := r.get("bantime.factor"); ok && strings.TrimSpace(s) != "" {
+			f, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+			if err != nil || f <= 0 {
+				r.errs.AddAt(v, "bantime.factor", fmt.Sprintf("%q is not a number above 0", s))
+			}
+			in.Factor = f
+		}
+		if s, v, ok := r.get("bantime.formula"); ok && strings.TrimSpace(s) != "" {
+			f, err := formula.Compile(strings.Join(strings.Fields(s), " "))
+			if err != nil {
+				r.errs.AddAt(v, "bantime.formula", err.Error())
+			}
+			in.Formula = f
+		}
+		if s, v, ok := r.get("bantime.multipliers"); ok && strings.TrimSpace(s) != "" {
+			for _, f := range strings.Fields(s) {
+				m, err := strconv.ParseFloat(f, 64)
+				if err != nil || m <= 0 {
+					r.errs.AddAt(v, "bantime.multipliers", fmt.Sprintf("%q is not a number above 0", f))
+					continue
+				}
+				in.Multipliers = append(in.Multipliers, m)
+			}
+		}
+		if s, _, ok := r.get("bantime.maxtime"); ok && strings.TrimSpace(s) != "" {
+			in.MaxTime = r.duration("bantime.maxtime", 0, false)
+		}
+		if s, _, ok := r.get("bantime.rndtime"); ok && strings.TrimSpace(s) != "" {
+			in.RndTime = r.duration("bantime.rndtime", 0, false)
+		}
 	}
 	switch lf := strings.ToLower(r.str("logformat", "text")); lf {
 	case "text":

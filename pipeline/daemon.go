@@ -174,6 +174,15 @@ func (d *Daemon) install(eng *engine) error {
 		}
 		keep = append(keep, ban.Active{Jail: uint16(id), Prefix: b.Prefix, Start: b.Start, End: b.End, Count: b.Count})
 	}
+	jhist, err := d.store.JailHistory()
+	if err != nil {
+		return err
+	}
+	for name, counts := range jhist {
+		if id, ok := eng.byName[name]; ok {
+			eng.bans.RestoreJailHistory(uint16(id), counts)
+		}
+	}
 	for _, x := range eng.bans.Restore(keep, hist) {
 		drop = append(drop, store.Change{Unban: true, Ban: toStoreBan(eng, x)})
 	}
@@ -235,7 +244,7 @@ func element(jail string, p netip.Prefix, end, now int64) (sink.Element, bool) {
 }
 
 func toStoreBan(eng *engine, d ban.Decision) store.Ban {
-	return store.Ban{Jail: eng.jails[d.Jail].Name, Prefix: d.Prefix, Start: d.Start, End: d.End, Count: d.Count}
+	return store.Ban{Jail: eng.jails[d.Jail].Name, Prefix: d.Prefix, Start: d.Start, End: d.End, Count: d.Count, JailCount: d.JailCount}
 }
 
 // applyAsync hands decisions of a worker to the applier without waiting.

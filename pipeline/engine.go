@@ -69,7 +69,7 @@ func newEngine(cfg *config.Config, opts *Options) (*engine, error) {
 		e.byName[j.Name] = id
 		specs = append(specs, matcher.JailSpec{ID: id, Name: j.Name, Filter: j.Filter, NoDNS: j.UseDNS == "no", Location: j.LogTimezone})
 		params[id] = window.JailParams{MaxRetry: j.MaxRetry, FindTime: int64(j.FindTime / time.Second)}
-		pols[id] = ban.Policy{Name: j.Name, BanTime: j.BanTime, IgnoreIP: j.IgnoreIP, IgnoreSelf: j.IgnoreSelf}
+		pols[id] = ban.Policy{Name: j.Name, BanTime: j.BanTime, IgnoreIP: j.IgnoreIP, IgnoreSelf: j.IgnoreSelf, Increment: increment(j)}
 	}
 	m, err := matcher.New(specs, matcher.Options{Now: opts.Now})
 	if err != nil {
@@ -375,4 +375,11 @@ func (e *engine) stop() {
 		e.workers.Wait()
 	}
 	e.m.Close()
+}
+
+// increment turns a jail's bantime.increment keys into the ban policy's.
+func increment(j *config.Jail) ban.Increment {
+	in := j.Increment
+	return ban.Increment{Enabled: in.Enabled, Factor: in.Factor, Formula: in.Formula, Multipliers: in.Multipliers,
+		MaxTime: in.MaxTime, RndTime: in.RndTime, OverallJails: in.OverallJails}
 }

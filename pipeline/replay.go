@@ -64,7 +64,7 @@ func Replay(opts ReplayOptions, emit func(ReplayDecision) error) (ReplayStats, e
 	for id, j := range cfg.Jails {
 		specs[id] = matcher.JailSpec{ID: id, Name: j.Name, Filter: j.Filter, NoDNS: j.UseDNS == "no", Location: j.LogTimezone}
 		params[id] = window.JailParams{MaxRetry: j.MaxRetry, FindTime: int64(j.FindTime / time.Second)}
-		pols[id] = ban.Policy{Name: j.Name, BanTime: j.BanTime, IgnoreIP: j.IgnoreIP, IgnoreSelf: j.IgnoreSelf}
+		pols[id] = ban.Policy{Name: j.Name, BanTime: j.BanTime, IgnoreIP: j.IgnoreIP, IgnoreSelf: j.IgnoreSelf, Increment: increment(j)}
 		all = all.With(id)
 	}
 	m, err := matcher.New(specs, matcher.Options{Now: opts.Now})

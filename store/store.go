@@ -4,6 +4,7 @@
 //
 //	ban/<jail>/<prefix>  -> start int64 | end int64 (0 = forever) | count uint32   an active ban
 //	hist/<prefix>        -> count uint32 | last ban start int64                  ban history, for escalation
+//	histj/<jail>/<prefix> -> count uint32 | last ban start int64                 the same, per jail
 //	off/<path>           -> dev | inode | fingerprint | fingerprint length | offset   how far a log was read
 //	cur/<source>         -> journal cursor                                             how far the journal was read
 //
@@ -30,6 +31,9 @@ type Ban struct {
 	Start  int64
 	End    int64 // 0 = forever
 	Count  uint32
+	// JailCount is how often the prefix was banned in this jail (kept under histj/, for
+	// bantime.increment); not part of the ban record.
+	JailCount uint32
 }
 
 // Change is one ban to write or remove.
@@ -106,6 +110,12 @@ func (s *Store) Commit(changes []Change) error {
 		if err := b.Set(histKey(c.Ban.Prefix), h[:], nil); err != nil {
 			return err
 		}
+		if c.Ban.JailCount > 0 {
+			binary.BigEndian.PutUint32(h[0:], c.Ban.JailCount)
+			if err := b.Set([]byte("histj/"+c.Ban.Jail+"/"+c.Ban.Prefix.String()), h[:], nil); err != nil {
+				return err
+			}
+		}
 	}
 	if err := b.Commit(pebble.Sync); err != nil {
 		return fmt.Errorf("cannot commit %d ban changes: %w", len(changes), err)
@@ -146,6 +156,29 @@ func (s *Store) History() (map[netip.Prefix]uint32, error) {
 			return fmt.Errorf("corrupt history record %q", k)
 		}
 		out[p] = binary.BigEndian.Uint32(v)
+		return nil
+	})
+	return out, err
+}
+
+// JailHistory returns per-jail ban counts: jail -> prefix -> count.
+func (s *Store) JailHistory() (map[string]map[netip.Prefix]uint32, error) {
+	out := make(map[string]map[netip.Prefix]uint32)
+	err := s.scan("histj/", func(k, v []byte) error {
+		rest := strings.TrimPrefix(string(k), "histj/")
+		slash := strings.IndexByte(rest, '/')
+		if slash < 0 || len(v) < 4 {
+			return fmt.Errorf("corrupt history record %q", k)
+		}
+		p, err := netip.ParsePrefix(rest[slash+1:])
+		if err != nil {
+			return fmt.Errorf("corrupt history record %q", k)
+		}
+		jail := rest[:slash]
+		if out[jail] == nil {
+			out[jail] = make(map[netip.Prefix]uint32)
+		}
+		out[jail][p] = binary.BigEndian.Uint32(v)
 		return nil
 	})
 	return out, err

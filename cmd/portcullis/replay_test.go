@@ -70,3 +70,29 @@ func TestReplay(t *testing.T) {
 		t.Errorf("--from: %s", out)
 	}
 }
+
+// bantime.increment in a replay: each new ban of the same address lasts twice as long.
+func TestReplayIncrement(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "filter.d"), 0o755)
+	for _, f := range []string{"sshd.conf", "common.conf"} {
+		data, _ := os.ReadFile(filepath.Join("..", "..", "configs", "filter.d", f))
+		os.WriteFile(filepath.Join(dir, "filter.d", f), data, 0o644)
+	}
+	os.WriteFile(filepath.Join(dir, "jail.conf"), []byte("[sshd]\nenabled = true\nlogpath = /nonexistent.log\nmaxretry = 1\nbantime = 60\nbantime.increment = true\n"), 0o644)
+	var lines []string
+	for _, ts := range []string{"10:00:00", "10:05:00", "10:10:00", "10:20:00"} {
+		lines = append(lines, "2026-03-01T"+ts+"+00:00 h sshd[1]: Failed password for root from 203.0.113.9 port 22 ssh2")
+	}
+	log := filepath.Join(dir, "auth.log")
+	os.WriteFile(log, []byte(strings.Join(lines, "\n")+"\n"), 0o644)
+	out, stderr, code := runCLI(t, "", "replay", "-c", dir, log)
+	if code != 0 {
+		t.Fatalf("%d %s", code, stderr)
+	}
+	for _, want := range []string{"for 1m0s", "for 2m0s", "for 4m0s", "for 8m0s"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("replay lacks a ban %s:\n%s", want, out)
+		}
+	}
+}

@@ -1,4 +1,5 @@
-package ban
+// Package formula evaluates fail2ban's bantime.formula expressions safely.
+package formula
 
 import (
 	"fmt"
@@ -17,27 +18,27 @@ type Formula struct {
 	text string
 }
 
-// FormulaVars are the values a formula can read.
-type FormulaVars struct {
+// Vars are the values a formula can read.
+type Vars struct {
 	Time   float64 // the jail's bantime in seconds
 	Count  float64 // previous bans of the address
 	Factor float64 // bantime.factor
 }
 
-// DefaultFormula is fail2ban's default bantime.formula.
-const DefaultFormula = "ban.Time * (1<<(ban.Count if ban.Count<20 else 20)) * banFactor"
+// Default is fail2ban's default bantime.formula.
+const Default = "ban.Time * (1<<(ban.Count if ban.Count<20 else 20)) * banFactor"
 
 type node interface {
-	eval(v *FormulaVars) (float64, error)
+	eval(v *Vars) (float64, error)
 }
 
 type num float64
 
-func (n num) eval(*FormulaVars) (float64, error) { return float64(n), nil }
+func (n num) eval(*Vars) (float64, error) { return float64(n), nil }
 
 type variable string
 
-func (x variable) eval(v *FormulaVars) (float64, error) {
+func (x variable) eval(v *Vars) (float64, error) {
 	switch x {
 	case "ban.Time":
 		return v.Time, nil
@@ -54,7 +55,7 @@ type binary struct {
 	l, r node
 }
 
-func (b *binary) eval(v *FormulaVars) (float64, error) {
+func (b *binary) eval(v *Vars) (float64, error) {
 	l, err := b.l.eval(v)
 	if err != nil {
 		return 0, err
@@ -125,14 +126,14 @@ func (b *binary) eval(v *FormulaVars) (float64, error) {
 
 type neg struct{ x node }
 
-func (n neg) eval(v *FormulaVars) (float64, error) {
+func (n neg) eval(v *Vars) (float64, error) {
 	x, err := n.x.eval(v)
 	return -x, err
 }
 
 type cond struct{ yes, test, no node }
 
-func (c *cond) eval(v *FormulaVars) (float64, error) {
+func (c *cond) eval(v *Vars) (float64, error) {
 	t, err := c.test.eval(v)
 	if err != nil {
 		return 0, err
@@ -194,7 +195,7 @@ func many(f func(float64, float64) float64) func([]float64) (float64, error) {
 	}
 }
 
-func (c *call) eval(v *FormulaVars) (float64, error) {
+func (c *call) eval(v *Vars) (float64, error) {
 	args := make([]float64, len(c.args))
 	for i, a := range c.args {
 		x, err := a.eval(v)
@@ -210,8 +211,8 @@ func (c *call) eval(v *FormulaVars) (float64, error) {
 	return r, nil
 }
 
-// CompileFormula parses a bantime.formula.
-func CompileFormula(s string) (*Formula, error) {
+// Compile parses a bantime.formula.
+func Compile(s string) (*Formula, error) {
 	p := &parser{toks: tokenize(s)}
 	n, err := p.ternary()
 	if err != nil {
@@ -222,14 +223,14 @@ func CompileFormula(s string) (*Formula, error) {
 	}
 	f := &Formula{root: n, text: s}
 	// Check it evaluates, so a broken formula is a configuration error, not a runtime one.
-	if _, err := f.Eval(FormulaVars{Time: 600, Count: 1, Factor: 1}); err != nil {
+	if _, err := f.Eval(Vars{Time: 600, Count: 1, Factor: 1}); err != nil {
 		return nil, fmt.Errorf("bantime.formula %q: %w", s, err)
 	}
 	return f, nil
 }
 
 // Eval computes the formula.
-func (f *Formula) Eval(v FormulaVars) (float64, error) {
+func (f *Formula) Eval(v Vars) (float64, error) {
 	r, err := f.root.eval(&v)
 	if err == nil && (math.IsNaN(r) || math.IsInf(r, 0)) {
 		err = fmt.Errorf("not a finite number")
