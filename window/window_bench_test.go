@@ -35,27 +35,30 @@ func BenchmarkAdd(b *testing.B) {
 	}
 }
 
-// BenchmarkMemoryPerKey holds 1M distinct IPv6 addresses, one failure each (maxretry 5), and
-// reports the heap bytes per tracked key.
+// BenchmarkMemoryPerKey holds 1M and 10M distinct IPv6 addresses, one failure each (maxretry 5),
+// and reports the heap bytes per tracked key.
 func BenchmarkMemoryPerKey(b *testing.B) {
-	const keys = 1_000_000
-	for i := 0; i < b.N; i++ {
-		runtime.GC()
-		var before, after runtime.MemStats
-		runtime.ReadMemStats(&before)
-		w := New([]JailParams{{MaxRetry: 5, FindTime: 600}}, Options{MaxKeys: 2 * keys})
-		a := w.NewAdder()
-		events := make([]matcher.Event, 1024)
-		for k := 0; k < keys; k += len(events) {
-			for j := range events {
-				n := k + j
-				events[j] = matcher.Event{Jail: 0, Time: 1, Addr: netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 8: byte(n >> 24), 9: byte(n >> 16), 10: byte(n >> 8), 11: byte(n), 15: 1})}
+	for _, keys := range []int{1_000_000, 10_000_000} {
+		b.Run(fmt.Sprintf("keys=%d", keys), func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				runtime.GC()
+				var before, after runtime.MemStats
+				runtime.ReadMemStats(&before)
+				w := New([]JailParams{{MaxRetry: 5, FindTime: 600}}, Options{MaxKeys: 2 * keys})
+				a := w.NewAdder()
+				events := make([]matcher.Event, 1024)
+				for k := 0; k < keys; k += len(events) {
+					for j := range events {
+						n := k + j
+						events[j] = matcher.Event{Jail: 0, Time: 1, Addr: netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 8: byte(n >> 24), 9: byte(n >> 16), 10: byte(n >> 8), 11: byte(n), 15: 1})}
+					}
+					a.Add(events, nil)
+				}
+				runtime.GC()
+				runtime.ReadMemStats(&after)
+				b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(w.Tracked.Load()), "bytes/key")
+				runtime.KeepAlive(w)
 			}
-			a.Add(events, nil)
-		}
-		runtime.GC()
-		runtime.ReadMemStats(&after)
-		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(w.Tracked.Load()), "bytes/key")
-		runtime.KeepAlive(w)
+		})
 	}
 }
