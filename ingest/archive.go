@@ -3,6 +3,7 @@ package ingest
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -66,4 +67,36 @@ func (c *closers) Close() error {
 		}
 	}
 	return first
+}
+
+// ReadAll reads a finite stream (a file, an archive, standard input) into blocks of whole lines —
+// at the end of the stream the last line counts even without its newline — rewriting JSON lines
+// when format is set, and hands every non-empty block to fn. fn owns the block: it must return it
+// with PutBlock or pass it on. ReadAll stops at the first error of fn or of the reader.
+func ReadAll(r io.Reader, src *Source, format *JSONFormat, fn func(*Block) error) error {
+	var split Splitter
+	for {
+		b := GetBlock()
+		n, err := split.Fill(b, r.Read)
+		eof := n == 0 && err != nil
+		if eof && len(b.Buf) > 0 && b.Buf[len(b.Buf)-1] != '\n' {
+			b.Buf = append(b.Buf, '\n')
+		}
+		split.Split(b, src.Stats)
+		b = format.apply(b, src.Stats)
+		if len(b.Buf) > 0 {
+			b.Source = src
+			if ferr := fn(b); ferr != nil {
+				return ferr
+			}
+		} else {
+			PutBlock(b)
+		}
+		if eof {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+	}
 }

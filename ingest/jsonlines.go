@@ -99,6 +99,18 @@ func (f *JSONFormat) Apply(in, out *Block, st *SourceStats) {
 	}
 }
 
+// apply rewrites a block's lines into a new block and returns it, returning in to the pool; with
+// no format (nil) or no lines it returns in as it is.
+func (f *JSONFormat) apply(in *Block, st *SourceStats) *Block {
+	if f == nil || len(in.Lines) == 0 {
+		return in
+	}
+	out := GetBlock()
+	f.Apply(in, out, st)
+	PutBlock(in)
+	return out
+}
+
 func containsSpace(b []byte) bool {
 	for _, c := range b {
 		if c == ' ' || c == '\t' {

@@ -389,37 +389,27 @@ func (t *Tailer) backfill(ctx context.Context, tf *tailFile, out chan<- *Block) 
 	}
 	defer r.Close()
 	t.opts.Log.Info("backfilling archive", "path", tf.path)
-	var split Splitter
-	for {
-		b := GetBlock()
-		n, err := split.Fill(b, r.Read)
-		if n == 0 && err != nil && len(b.Buf) > 0 && b.Buf[len(b.Buf)-1] != '\n' {
-			b.Buf = append(b.Buf, '\n') // the archive's last line is whole
-		}
-		split.Split(b, t.opts.Source.Stats)
-		if t.opts.Format != nil && len(b.Lines) > 0 {
-			text := GetBlock()
-			t.opts.Format.Apply(b, text, t.opts.Source.Stats)
+	err = ReadAll(r, t.opts.Source, t.opts.Format, func(b *Block) error {
+		if len(b.Lines) == 0 {
 			PutBlock(b)
-			b = text
+			return nil
 		}
-		if len(b.Lines) > 0 {
-			b.Source, b.Arrived = t.opts.Source, time.Now()
-			select {
-			case out <- b:
-			case <-ctx.Done():
-				PutBlock(b)
-				return
-			}
-		} else {
-			PutBlock(b)
-		}
-		if n == 0 && err != nil {
-			if !errors.Is(err, io.EOF) {
-				t.opts.Log.Warn("cannot read archive", "path", tf.path, "err", err)
-			}
-			return
-		}
+		return t.send(ctx, out, b)
+	})
+	if err != nil && ctx.Err() == nil {
+		t.opts.Log.Warn("cannot read archive", "path", tf.path, "err", err)
+	}
+}
+
+// send hands a block to the pipeline, or returns it to the pool when ctx ends first.
+func (t *Tailer) send(ctx context.Context, out chan<- *Block, b *Block) error {
+	b.Arrived = time.Now()
+	select {
+	case out <- b:
+		return nil
+	case <-ctx.Done():
+		PutBlock(b)
+		return ctx.Err()
 	}
 }
 
@@ -434,21 +424,12 @@ func (t *Tailer) drain(ctx context.Context, tf *tailFile, out chan<- *Block) int
 		tf.split.Split(b, t.opts.Source.Stats)
 		// Everything up to the last whole line is consumed once this block is handed over.
 		end := tf.off - int64(tf.split.Pending())
-		if t.opts.Format != nil && len(b.Lines) > 0 {
-			text := GetBlock()
-			t.opts.Format.Apply(b, text, t.opts.Source.Stats)
-			PutBlock(b)
-			b = text
-		}
+		b = t.opts.Format.apply(b, t.opts.Source.Stats)
 		if len(b.Lines) > 0 {
 			b.Source = t.opts.Source
-			b.Arrived = time.Now()
-			select {
-			case out <- b:
-			case <-ctx.Done():
+			if t.send(ctx, out, b) != nil {
 				// Not handed over: the saved position stays before these lines, so the next
 				// run reads them.
-				PutBlock(b)
 				return total
 			}
 		} else {

@@ -117,21 +117,12 @@ func Replay(opts ReplayOptions, emit func(ReplayDecision) error) (ReplayStats, e
 		if err != nil {
 			return st, fmt.Errorf("cannot read %s: %w", path, err)
 		}
-		var split ingest.Splitter
-		for {
-			b := ingest.GetBlock()
-			n, rerr := split.Fill(b, r.Read)
-			eof := n == 0 && rerr != nil
-			if eof && len(b.Buf) > 0 && b.Buf[len(b.Buf)-1] != '\n' {
-				b.Buf = append(b.Buf, '\n')
-			}
-			split.Split(b, src.Stats)
-			b.Source = src
-			events, err = w.Match(b, events[:0])
+		var stopErr error // from reporting, as opposed to reading
+		err = ingest.ReadAll(r, src, nil, func(b *ingest.Block) error {
+			events, stopErr = w.Match(b, events[:0])
 			ingest.PutBlock(b)
-			if err != nil {
-				r.Close()
-				return st, err
+			if stopErr != nil {
+				return stopErr
 			}
 			// Keep the events inside the window of interest, in time order.
 			kept := events[:0]
@@ -148,9 +139,8 @@ func Replay(opts ReplayOptions, emit func(ReplayDecision) error) (ReplayStats, e
 				if t := time.Unix(ev[0].Time, 0); t.After(clock) {
 					clock = t
 					// Lift the bans whose time is up before counting the next failure.
-					if err := report(bans.Expire(decisions[:0]), clock); err != nil {
-						r.Close()
-						return st, err
+					if stopErr = report(bans.Expire(decisions[:0]), clock); stopErr != nil {
+						return stopErr
 					}
 				}
 				st.Failures[cfg.Jails[ev[0].Jail].Name]++
@@ -158,9 +148,8 @@ func Replay(opts ReplayOptions, emit func(ReplayDecision) error) (ReplayStats, e
 				decisions = bans.Decide(crossings, decisions[:0])
 				if len(decisions) > 0 {
 					failures = crossings[0].Count
-					if err := report(decisions, clock); err != nil {
-						r.Close()
-						return st, err
+					if stopErr = report(decisions, clock); stopErr != nil {
+						return stopErr
 					}
 				}
 			}
@@ -168,15 +157,15 @@ func Replay(opts ReplayOptions, emit func(ReplayDecision) error) (ReplayStats, e
 				opts.Progress(src.Stats.Lines.Load())
 				lastProgress = time.Now()
 			}
-			if rerr != nil && rerr != io.EOF {
-				r.Close()
-				return st, fmt.Errorf("reading %s: %w", path, rerr)
-			}
-			if eof {
-				break
-			}
-		}
+			return nil
+		})
 		r.Close()
+		if stopErr != nil {
+			return st, stopErr
+		}
+		if err != nil {
+			return st, fmt.Errorf("reading %s: %w", path, err)
+		}
 	}
 	st.Lines = src.Stats.Lines.Load()
 	st.Elapsed = time.Since(start)

@@ -203,30 +203,17 @@ func runRegex(o regexOpts, stdout, stderr io.Writer) error {
 
 	st := regexStats{regexHits: make([]int, len(f.FailRegex))}
 	src := &ingest.Source{Name: "regex", Jails: ingest.NewJailSet(0), Stats: &ingest.SourceStats{}}
-	var split ingest.Splitter
 	var events []matcher.Event
 	enc := json.NewEncoder(stdout)
 	start := time.Now()
 	lastProgress := start
-	lineBase := 0 // 1-based line number of the block's first line, minus one
-	var readErr error
-	for {
-		b := ingest.GetBlock()
-		n, err := split.Fill(b, r.Read)
-		eof := n == 0 && err != nil
-		if eof && len(b.Buf) > 0 && b.Buf[len(b.Buf)-1] != '\n' {
-			// The last line has no newline: at the end of the input it is whole.
-			b.Buf = append(b.Buf, '\n')
-		}
-		// Number lines by counting newlines: skipped (over-long, binary) lines still count.
-		split.Split(b, src.Stats)
-		b.Source = src
+	lineBase := 0    // 1-based line number of the block's first line, minus one
+	var outErr error // from matching or writing, as opposed to reading
+	readErr := ingest.ReadAll(r, src, nil, func(b *ingest.Block) error {
+		defer ingest.PutBlock(b)
 		w.Details = w.Details[:0]
-		var err2 error
-		events, err2 = w.Match(b, events[:0])
-		if err2 != nil {
-			ingest.PutBlock(b)
-			return err2
+		if events, outErr = w.Match(b, events[:0]); outErr != nil {
+			return outErr
 		}
 		var lineNo []int
 		if o.json && len(w.Details) > 0 {
@@ -235,30 +222,26 @@ func runRegex(o regexOpts, stdout, stderr io.Writer) error {
 		for _, d := range w.Details {
 			st.regexHits[d.Regex]++
 			if o.json {
-				if err := enc.Encode(failureJSON(d, lineBase+lineNo[d.Line])); err != nil {
-					ingest.PutBlock(b)
-					return err
+				if outErr = enc.Encode(failureJSON(d, lineBase+lineNo[d.Line])); outErr != nil {
+					return outErr
 				}
 			}
 		}
 		st.matched += len(w.Details)
+		// Number lines by counting newlines: skipped (over-long, binary) lines count too.
 		if o.json {
 			lineBase += bytes.Count(b.Buf, []byte{'\n'})
 		} else {
 			lineBase = int(src.Stats.Lines.Load())
 		}
-		ingest.PutBlock(b)
-		if err != nil && err != io.EOF {
-			readErr = err
-			break
-		}
-		if eof {
-			break
-		}
 		if time.Since(lastProgress) > 5*time.Second {
 			fmt.Fprintf(stderr, "%d lines, %d failures…\n", lineBase, st.matched)
 			lastProgress = time.Now()
 		}
+		return nil
+	})
+	if outErr != nil {
+		return outErr
 	}
 	elapsed := time.Since(start)
 	st.lines = int(src.Stats.Lines.Load())
