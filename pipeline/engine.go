@@ -62,15 +62,10 @@ func newEngine(cfg *config.Config, opts *Options) (*engine, error) {
 	if len(cfg.Jails) > 0xffff {
 		return nil, fmt.Errorf("too many jails (%d)", len(cfg.Jails))
 	}
-	specs := make([]matcher.JailSpec, 0, len(cfg.Jails))
-	params := make([]window.JailParams, len(cfg.Jails))
-	pols := make([]ban.Policy, len(cfg.Jails))
 	for id, j := range cfg.Jails {
 		e.byName[j.Name] = id
-		specs = append(specs, matcher.JailSpec{ID: id, Name: j.Name, Filter: j.Filter, NoDNS: j.UseDNS == "no", Location: j.LogTimezone})
-		params[id] = window.JailParams{MaxRetry: j.MaxRetry, FindTime: int64(j.FindTime / time.Second)}
-		pols[id] = ban.Policy{Name: j.Name, BanTime: j.BanTime, IgnoreIP: j.IgnoreIP, IgnoreSelf: j.IgnoreSelf, Increment: increment(j)}
 	}
+	specs, params, pols := stageConfig(cfg)
 	m, err := matcher.New(specs, matcher.Options{Now: opts.Now})
 	if err != nil {
 		return nil, err
@@ -377,9 +372,19 @@ func (e *engine) stop() {
 	e.m.Close()
 }
 
-// increment turns a jail's bantime.increment keys into the ban policy's.
-func increment(j *config.Jail) ban.Increment {
-	in := j.Increment
-	return ban.Increment{Enabled: in.Enabled, Factor: in.Factor, Formula: in.Formula, Multipliers: in.Multipliers,
-		MaxTime: in.MaxTime, RndTime: in.RndTime, OverallJails: in.OverallJails}
+// stageConfig turns the enabled jails (jail id = index) into what the matcher, the windows and
+// the ban manager take; the daemon and replay build their stages from it alike.
+func stageConfig(cfg *config.Config) ([]matcher.JailSpec, []window.JailParams, []ban.Policy) {
+	specs := make([]matcher.JailSpec, len(cfg.Jails))
+	params := make([]window.JailParams, len(cfg.Jails))
+	pols := make([]ban.Policy, len(cfg.Jails))
+	for id, j := range cfg.Jails {
+		specs[id] = matcher.JailSpec{ID: id, Name: j.Name, Filter: j.Filter, NoDNS: j.UseDNS == "no", Location: j.LogTimezone}
+		params[id] = window.JailParams{MaxRetry: j.MaxRetry, FindTime: int64(j.FindTime / time.Second)}
+		in := j.Increment
+		pols[id] = ban.Policy{Name: j.Name, BanTime: j.BanTime, IgnoreIP: j.IgnoreIP, IgnoreSelf: j.IgnoreSelf,
+			Increment: ban.Increment{Enabled: in.Enabled, Factor: in.Factor, Formula: in.Formula, Multipliers: in.Multipliers,
+				MaxTime: in.MaxTime, RndTime: in.RndTime, OverallJails: in.OverallJails}}
+	}
+	return specs, params, pols
 }

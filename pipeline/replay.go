@@ -57,14 +57,9 @@ func Replay(opts ReplayOptions, emit func(ReplayDecision) error) (ReplayStats, e
 	if err != nil {
 		return st, err
 	}
-	specs := make([]matcher.JailSpec, len(cfg.Jails))
-	params := make([]window.JailParams, len(cfg.Jails))
-	pols := make([]ban.Policy, len(cfg.Jails))
+	specs, params, pols := stageConfig(cfg)
 	var all ingest.JailSet
-	for id, j := range cfg.Jails {
-		specs[id] = matcher.JailSpec{ID: id, Name: j.Name, Filter: j.Filter, NoDNS: j.UseDNS == "no", Location: j.LogTimezone}
-		params[id] = window.JailParams{MaxRetry: j.MaxRetry, FindTime: int64(j.FindTime / time.Second)}
-		pols[id] = ban.Policy{Name: j.Name, BanTime: j.BanTime, IgnoreIP: j.IgnoreIP, IgnoreSelf: j.IgnoreSelf, Increment: increment(j)}
+	for id := range cfg.Jails {
 		all = all.With(id)
 	}
 	m, err := matcher.New(specs, matcher.Options{Now: opts.Now})
