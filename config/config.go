@@ -276,35 +276,18 @@ func (c *Config) Jail(name string) *Jail {
 
 // reader reads typed options of one jail section, falling back to [DEFAULT], collecting errors.
 type reader struct {
-	ini  *INI
-	sec  *Section
-	def  *Section
-	errs Errors
+	ini    *INI
+	sec    *Section
+	lookup lookupFunc // the jail's options, then [DEFAULT]
+	errs   Errors
 }
 
 func newReader(ini *INI, section string) *reader {
-	return &reader{ini: ini, sec: ini.Section(section), def: ini.Section("DEFAULT")}
+	sec := ini.Section(section)
+	return &reader{ini: ini, sec: sec, lookup: ini.lookup(section, sec, ini.Section("DEFAULT"))}
 }
 
 func (r *reader) flush(errs *Errors) { *errs = append(*errs, r.errs...) }
-
-func (r *reader) lookup(name string) (*Value, bool) {
-	if name == "__name__" {
-		return &Value{Text: r.sec.Name}, true
-	}
-	// fail2ban's %(default/x)s is [DEFAULT]'s x even where the jail overrides x; a %(known/x)s
-	// that no earlier file defined falls back the same way.
-	if rest, ok := strings.CutPrefix(name, "default/"); ok {
-		return r.def.Raw(rest)
-	}
-	if rest, ok := strings.CutPrefix(name, "known/"); ok {
-		return r.def.Raw(rest)
-	}
-	if v, ok := r.sec.Raw(name); ok {
-		return v, true
-	}
-	return r.def.Raw(name)
-}
 
 // get returns the interpolated value of key, its position, and whether it is set.
 func (r *reader) get(key string) (string, *Value, bool) {

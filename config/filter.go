@@ -99,43 +99,7 @@ func LoadFilter(filterDir, name string, args map[string]string) (*Filter, Errors
 		ini.Set("Init", k, v, conf, 0)
 	}
 	def, init, dflt := ini.Section("Definition"), ini.Section("Init"), ini.Section("DEFAULT")
-	var lookup lookupFunc
-	lookup = func(key string) (*Value, bool) {
-		if key == "__name__" {
-			return &Value{Text: name}, true
-		}
-		// %(section/key)s and <section/key> name an option of another section, interpolated in
-		// that section first (so its own %(x)s find their neighbours); default/ and known/ fall
-		// back to [DEFAULT].
-		if sec, k, ok := strings.Cut(key, "/"); ok {
-			switch sec {
-			case "default", "known":
-				return dflt.Raw(k)
-			}
-			other := ini.Section(sec)
-			v, ok := other.Raw(k)
-			if !ok {
-				return dflt.Raw(k)
-			}
-			inSection := func(key string) (*Value, bool) {
-				if v, ok := other.Raw(key); ok {
-					return v, true
-				}
-				return lookup(key)
-			}
-			text, err := Interpolate(v, inSection)
-			if err != nil {
-				return v, true
-			}
-			return &Value{Text: strings.ReplaceAll(text, "%", "%%"), File: v.File, Line: v.Line, Lines: v.Lines}, true
-		}
-		for _, s := range []*Section{init, def, dflt} {
-			if v, ok := s.Raw(key); ok {
-				return v, true
-			}
-		}
-		return nil, false
-	}
+	lookup := ini.lookup(name, init, def, dflt)
 	// A filter option comes from [Init] (where the jail's filter arguments land), then
 	// [Definition], then [DEFAULT], as in fail2ban's FilterReader.
 	get := func(key string) (string, *Value) {

@@ -278,6 +278,50 @@ func stripInlineComment(s string) string {
 // lookupFunc resolves an interpolation name to its raw value.
 type lookupFunc func(name string) (*Value, bool)
 
+// lookup resolves interpolation names for a section called name whose options are looked up in
+// chain, in order (the section itself, then [Init], [DEFAULT] ...). As in fail2ban:
+// %(__name__)s is the section's name; %(default/x)s is [DEFAULT]'s x even where the section
+// overrides it (a %(known/x)s no earlier file defined falls back the same way); %(other/x)s is x of
+// section other, interpolated in that section first so its own references find their neighbours.
+func (c *INI) lookup(name string, chain ...*Section) lookupFunc {
+	dflt := c.Section("DEFAULT")
+	var look lookupFunc
+	look = func(key string) (*Value, bool) {
+		if key == "__name__" {
+			return &Value{Text: name}, true
+		}
+		if sec, k, ok := strings.Cut(key, "/"); ok {
+			switch sec {
+			case "default", "known":
+				return dflt.Raw(k)
+			}
+			other := c.Section(sec)
+			v, ok := other.Raw(k)
+			if !ok {
+				return dflt.Raw(k)
+			}
+			inSection := func(key string) (*Value, bool) {
+				if v, ok := other.Raw(key); ok {
+					return v, true
+				}
+				return look(key)
+			}
+			text, err := Interpolate(v, inSection)
+			if err != nil {
+				return v, true
+			}
+			return &Value{Text: strings.ReplaceAll(text, "%", "%%"), File: v.File, Line: v.Line, Lines: v.Lines}, true
+		}
+		for _, s := range chain {
+			if v, ok := s.Raw(key); ok {
+				return v, true
+			}
+		}
+		return nil, false
+	}
+	return look
+}
+
 // Interpolate expands %(name)s references in v using lookup, recursively, and %% to %.
 func Interpolate(v *Value, lookup lookupFunc) (string, *Error) {
 	return interpolate(v.Text, v, lookup, 0)
