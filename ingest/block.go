@@ -5,6 +5,7 @@ package ingest
 
 import (
 	"bytes"
+	"context"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -86,6 +87,19 @@ func (b *Block) reset() {
 	b.Lines = b.Lines[:0]
 	b.Source = nil
 	b.Arrived = time.Time{}
+}
+
+// handOver stamps b's arrival and sends it to out; when ctx ends first, b goes back to the pool
+// and the result is false.
+func handOver(ctx context.Context, out chan<- *Block, b *Block) bool {
+	b.Arrived = time.Now()
+	select {
+	case out <- b:
+		return true
+	case <-ctx.Done():
+		PutBlock(b)
+		return false
+	}
 }
 
 var blockPool sync.Pool

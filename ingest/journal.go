@@ -128,11 +128,8 @@ func (j *Journal) read(ctx context.Context, r io.Reader, out chan<- *Block) erro
 			return true
 		}
 		b.Source = j.opts.Source
-		b.Arrived = time.Now()
-		select {
-		case out <- b:
-		case <-ctx.Done():
-			PutBlock(b)
+		if !handOver(ctx, out, b) {
+			b = nil // back in the pool already
 			return false
 		}
 		j.mu.Lock()
@@ -141,7 +138,11 @@ func (j *Journal) read(ctx context.Context, r io.Reader, out chan<- *Block) erro
 		b = GetBlock()
 		return true
 	}
-	defer func() { PutBlock(b) }()
+	defer func() {
+		if b != nil {
+			PutBlock(b)
+		}
+	}()
 	for {
 		line, err := br.ReadSlice('\n')
 		if err == bufio.ErrBufferFull {

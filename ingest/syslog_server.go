@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -436,13 +437,6 @@ func (s *SyslogServer) serveConn(c net.Conn, sender netip.Addr) {
 	}
 }
 
-func bytesTrimSpace(b []byte) []byte {
-	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r' || b[len(b)-1] == ' ' || b[len(b)-1] == 0) {
-		b = b[:len(b)-1]
-	}
-	return b
-}
-
 // deadlineReader flushes the connection's open blocks whenever the peer pauses, so a quiet sender's
 // last lines are not held back.
 type deadlineReader struct {
@@ -540,7 +534,7 @@ func (f *FrameReader) Next() ([]byte, error) {
 				continue
 			}
 			if err != nil {
-				if over || len(bytesTrimSpace(f.msg)) == 0 {
+				if over || len(bytes.TrimRight(f.msg, "\r\n \x00")) == 0 {
 					return nil, err
 				}
 				return f.msg, err
@@ -553,7 +547,7 @@ func (f *FrameReader) Next() ([]byte, error) {
 			}
 			continue
 		}
-		if len(bytesTrimSpace(f.msg)) > 0 {
+		if len(bytes.TrimRight(f.msg, "\r\n \x00")) > 0 {
 			return f.msg, nil
 		}
 	}

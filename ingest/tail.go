@@ -403,14 +403,10 @@ func (t *Tailer) backfill(ctx context.Context, tf *tailFile, out chan<- *Block) 
 
 // send hands a block to the pipeline, or returns it to the pool when ctx ends first.
 func (t *Tailer) send(ctx context.Context, out chan<- *Block, b *Block) error {
-	b.Arrived = time.Now()
-	select {
-	case out <- b:
-		return nil
-	case <-ctx.Done():
-		PutBlock(b)
+	if !handOver(ctx, out, b) {
 		return ctx.Err()
 	}
+	return nil
 }
 
 // drain reads tf to its current end, sends whole lines and returns how many bytes it read.

@@ -43,9 +43,6 @@ type Options struct {
 	Now func() time.Time
 	// Location is the zone of stamps without one; time.Local when nil.
 	Location *time.Location
-	// NoDNS leaves the dns group out of <HOST> (fail2ban's usedns = no). Names are never resolved
-	// by the matcher: a <HOST> that is a name is captured as text.
-	NoDNS bool
 }
 
 // Event is one confirmed failure. Line indexes the block's Lines and is valid only while the block is.
@@ -193,7 +190,7 @@ func New(jails []JailSpec, opts Options) (*Matcher, error) {
 				fail := func(reason string) {
 					errs = append(errs, &CompileError{Jail: j.Name, Filter: j.Filter.Name, File: r.File, Line: r.Line, Kind: kind, Index: i, Reason: reason})
 				}
-				tr, err := translate(r.Text, !opts.NoDNS && !j.NoDNS)
+				tr, err := translate(r.Text, !j.NoDNS)
 				if err != nil {
 					fail(err.Error())
 					continue
@@ -239,7 +236,7 @@ func New(jails []JailSpec, opts Options) (*Matcher, error) {
 			jr.maxLines, jr.slow, jr.buf = j.Filter.MaxLines, true, &lineBuffer{}
 		}
 		if pr := j.Filter.PrefRegex; pr != nil {
-			tr, err := translate(pr.Text, !opts.NoDNS && !j.NoDNS)
+			tr, err := translate(pr.Text, !j.NoDNS)
 			var c rx
 			if err == nil {
 				expr := tr.expr

@@ -183,7 +183,8 @@ func (d *Daemon) install(eng *engine) error {
 			eng.bans.RestoreJailHistory(uint16(id), counts)
 		}
 	}
-	for _, x := range eng.bans.Restore(keep, hist) {
+	expired := eng.bans.Restore(keep, hist)
+	for _, x := range expired {
 		drop = append(drop, store.Change{Unban: true, Ban: toStoreBan(eng, x)})
 	}
 	if err := d.store.Commit(drop); err != nil {
@@ -199,19 +200,9 @@ func (d *Daemon) install(eng *engine) error {
 	d.eng = eng
 	d.mu.Unlock()
 	if len(keep) > 0 {
-		d.log.Info("restored bans from the store", "count", len(keep)-countExpired(keep, d.opts.Now().Unix()))
+		d.log.Info("restored bans from the store", "count", len(keep)-len(expired))
 	}
 	return nil
-}
-
-func countExpired(list []ban.Active, now int64) int {
-	n := 0
-	for _, a := range list {
-		if a.End != 0 && a.End <= now {
-			n++
-		}
-	}
-	return n
 }
 
 // rebuild replaces the firewall table with eng's jails and its active bans.

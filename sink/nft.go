@@ -370,7 +370,9 @@ func (n *NFT) Apply(add, del []Element) error {
 }
 
 func isNotFound(err error) bool {
-	return errors.Is(err, syscall.ENOENT) || strings.Contains(err.Error(), "no such file or directory")
+	// google/nftables formats the cause with %v on its listing paths (GetSets), which drops the
+	// error chain; the text is all that is left there.
+	return errors.Is(err, syscall.ENOENT) || strings.Contains(err.Error(), syscall.ENOENT.Error())
 }
 
 // Present reports whether our table and every jail's sets exist.
