@@ -218,31 +218,23 @@ func loadDaemon(dir string, errs *Errors) Daemon {
 			errs.AddAt(v, "syslog_tls", "needs syslog_tls_cert and syslog_tls_key")
 		}
 	}()
+	// Plain text options: the value as written, blanks trimmed.
+	text := map[string]*string{
+		"socket": &out.Socket, "dbdir": &out.DBDir, "metrics": &out.Metrics, "journalctl": &out.Journalctl,
+		"syslog_tls": &out.SyslogTLS, "syslog_tls_cert": &out.SyslogTLSCert, "syslog_tls_key": &out.SyslogTLSKey,
+		"syslog_udp": &out.SyslogUDP, "syslog_tcp": &out.SyslogTCP,
+	}
 	for _, k := range s.Keys() {
 		v, _ := s.Raw(k)
 		if !daemonKeys[k] {
 			errs.AddAt(v, k, "unknown option in portcullis.conf")
 			continue
 		}
+		if p := text[k]; p != nil {
+			*p = strings.TrimSpace(v.Text)
+			continue
+		}
 		switch k {
-		case "socket":
-			out.Socket = v.Text
-		case "dbdir":
-			out.DBDir = v.Text
-		case "metrics":
-			out.Metrics = v.Text
-		case "journalctl":
-			out.Journalctl = strings.TrimSpace(v.Text)
-		case "syslog_tls":
-			out.SyslogTLS = strings.TrimSpace(v.Text)
-		case "syslog_tls_cert":
-			out.SyslogTLSCert = strings.TrimSpace(v.Text)
-		case "syslog_tls_key":
-			out.SyslogTLSKey = strings.TrimSpace(v.Text)
-		case "syslog_udp":
-			out.SyslogUDP = strings.TrimSpace(v.Text)
-		case "syslog_tcp":
-			out.SyslogTCP = strings.TrimSpace(v.Text)
 		case "syslog_allow":
 			for _, f := range strings.FieldsFunc(v.Text, func(c rune) bool { return c == ',' || c == ' ' || c == '\n' }) {
 				p, err := parseIgnore(f, func(string) ([]netip.Addr, error) { return nil, fmt.Errorf("names are not allowed here") })
@@ -304,6 +296,12 @@ func (r *reader) get(key string) (string, *Value, bool) {
 	return s, v, true
 }
 
+// given is get for keys whose blank value means "not set".
+func (r *reader) given(key string) (string, *Value, bool) {
+	s, v, ok := r.get(key)
+	return s, v, ok && strings.TrimSpace(s) != ""
+}
+
 func (r *reader) str(key, def string) string {
 	s, _, ok := r.get(key)
 	if !ok {
@@ -343,6 +341,10 @@ func (r *reader) duration(key string, def time.Duration, allowForever bool) time
 	if !ok {
 		return def
 	}
+	return r.parseDuration(key, s, v, def, allowForever)
+}
+
+func (r *reader) parseDuration(key, s string, v *Value, def time.Duration, allowForever bool) time.Duration {
 	d, err := ParseDuration(s)
 	if err == nil && d == Forever && !allowForever {
 		err = fmt.Errorf("%q: a negative time is only allowed for bantime", s)
@@ -375,21 +377,21 @@ func loadJail(dir string, r *reader, opts Options, cfg *Config) *Jail {
 		in := &j.Increment
 		in.OverallJails = r.bool("bantime.overalljails", false)
 		in.Factor = 1
-		if s, v, ok := r.get("bantime.factor"); ok && strings.TrimSpace(s) != "" {
+		if s, v, ok := r.given("bantime.factor"); ok {
 			f, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
 			if err != nil || f <= 0 {
 				r.errs.AddAt(v, "bantime.factor", fmt.Sprintf("%q is not a number above 0", s))
 			}
 			in.Factor = f
 		}
-		if s, v, ok := r.get("bantime.formula"); ok && strings.TrimSpace(s) != "" {
+		if s, v, ok := r.given("bantime.formula"); ok {
 			f, err := formula.Compile(strings.Join(strings.Fields(s), " "))
 			if err != nil {
 				r.errs.AddAt(v, "bantime.formula", err.Error())
 			}
 			in.Formula = f
 		}
-		if s, v, ok := r.get("bantime.multipliers"); ok && strings.TrimSpace(s) != "" {
+		if s, v, ok := r.given("bantime.multipliers"); ok {
 			for _, f := range strings.Fields(s) {
 				m, err := strconv.ParseFloat(f, 64)
 				if err != nil || m <= 0 {
@@ -399,11 +401,11 @@ func loadJail(dir string, r *reader, opts Options, cfg *Config) *Jail {
 				in.Multipliers = append(in.Multipliers, m)
 			}
 		}
-		if s, _, ok := r.get("bantime.maxtime"); ok && strings.TrimSpace(s) != "" {
-			in.MaxTime = r.duration("bantime.maxtime", 0, false)
+		if s, v, ok := r.given("bantime.maxtime"); ok {
+			in.MaxTime = r.parseDuration("bantime.maxtime", s, v, 0, false)
 		}
-		if s, _, ok := r.get("bantime.rndtime"); ok && strings.TrimSpace(s) != "" {
-			in.RndTime = r.duration("bantime.rndtime", 0, false)
+		if s, v, ok := r.given("bantime.rndtime"); ok {
+			in.RndTime = r.parseDuration("bantime.rndtime", s, v, 0, false)
 		}
 	}
 	switch lf := strings.ToLower(r.str("logformat", "text")); lf {
@@ -422,7 +424,7 @@ func loadJail(dir string, r *reader, opts Options, cfg *Config) *Jail {
 		_, v, _ := r.get("usedns")
 		r.errs.AddAt(v, "usedns", fmt.Sprintf("%q: use yes, warn, no or raw", j.UseDNS))
 	}
-	if s, v, ok := r.get("logtimezone"); ok && strings.TrimSpace(s) != "" {
+	if s, v, ok := r.given("logtimezone"); ok {
 		loc, err := ParseTimezone(s)
 		if err != nil {
 			r.errs.AddAt(v, "logtimezone", err.Error())
@@ -571,7 +573,7 @@ func loadJail(dir string, r *reader, opts Options, cfg *Config) *Jail {
 	j.Filter = f
 	if j.Journal {
 		j.JournalMatch = f.JournalMatch
-		if s, _, ok := r.get("journalmatch"); ok && strings.TrimSpace(s) != "" {
+		if s, _, ok := r.given("journalmatch"); ok {
 			j.JournalMatch = strings.TrimSpace(s)
 		}
 	}
