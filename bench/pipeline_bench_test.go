@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/portcullis/portcullis/internal/netnstest"
+	"github.com/portcullis/portcullis/internal/testconf"
 	"github.com/portcullis/portcullis/pipeline"
 )
 
@@ -70,15 +71,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 			st, _ := f.Stat()
 			f.Close()
 			cfg := filepath.Join(dir, "etc")
-			os.MkdirAll(filepath.Join(cfg, "filter.d"), 0o755)
-			for _, name := range []string{"sshd.conf", "common.conf"} {
-				data, err := os.ReadFile(filepath.Join("..", "configs", "filter.d", name))
-				if err != nil {
-					b.Fatal(err)
-				}
-				os.WriteFile(filepath.Join(cfg, "filter.d", name), data, 0o644)
-			}
-			os.WriteFile(filepath.Join(cfg, "jail.conf"), []byte(fmt.Sprintf(benchJail, logPath)), 0o644)
+			testconf.Write(b, cfg, fmt.Sprintf(benchJail, logPath))
 			b.SetBytes(st.Size())
 			b.ReportAllocs()
 			b.ResetTimer()

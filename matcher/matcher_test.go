@@ -3,26 +3,21 @@ package matcher
 import (
 	"net/netip"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/portcullis/portcullis/config"
 	"github.com/portcullis/portcullis/ingest"
+	"github.com/portcullis/portcullis/internal/testconf"
 )
 
 // fixedNow is the clock of these tests: year inference puts "Nov 24" stamps in 2026.
 var fixedNow = time.Date(2026, 11, 24, 23, 0, 0, 0, time.UTC)
 
-func shippedConfigs() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "configs")
-}
-
 func shippedSSHD(t testing.TB) *config.Filter {
 	t.Helper()
-	f, errs := config.LoadFilter(filepath.Join(shippedConfigs(), "filter.d"), "sshd", nil)
+	f, errs := config.LoadFilter(filepath.Join(testconf.Shipped(), "filter.d"), "sshd", nil)
 	if errs != nil {
 		t.Fatal(errs)
 	}

@@ -6,16 +6,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/portcullis/portcullis/internal/testconf"
 )
 
 func TestReplay(t *testing.T) {
 	dir := t.TempDir()
-	os.MkdirAll(filepath.Join(dir, "filter.d"), 0o755)
-	for _, f := range []string{"sshd.conf", "common.conf"} {
-		data, _ := os.ReadFile(filepath.Join("..", "..", "configs", "filter.d", f))
-		os.WriteFile(filepath.Join(dir, "filter.d", f), data, 0o644)
-	}
-	os.WriteFile(filepath.Join(dir, "jail.conf"), []byte("[sshd]\nenabled = true\nlogpath = /nonexistent.log\nmaxretry = 2\nfindtime = 10m\nbantime = 60\nignoreip = 192.0.2.0/24\n"), 0o644)
+	testconf.Write(t, dir, "[sshd]\nenabled = true\nlogpath = /nonexistent.log\nmaxretry = 2\nfindtime = 10m\nbantime = 60\nignoreip = 192.0.2.0/24\n")
 	fail := func(ts, ip string) string {
 		return "2026-03-01T" + ts + "+00:00 h sshd[1]: Failed password for root from " + ip + " port 22 ssh2"
 	}
@@ -74,12 +71,7 @@ func TestReplay(t *testing.T) {
 // bantime.increment in a replay: each new ban of the same address lasts twice as long.
 func TestReplayIncrement(t *testing.T) {
 	dir := t.TempDir()
-	os.MkdirAll(filepath.Join(dir, "filter.d"), 0o755)
-	for _, f := range []string{"sshd.conf", "common.conf"} {
-		data, _ := os.ReadFile(filepath.Join("..", "..", "configs", "filter.d", f))
-		os.WriteFile(filepath.Join(dir, "filter.d", f), data, 0o644)
-	}
-	os.WriteFile(filepath.Join(dir, "jail.conf"), []byte("[sshd]\nenabled = true\nlogpath = /nonexistent.log\nmaxretry = 1\nbantime = 60\nbantime.increment = true\n"), 0o644)
+	testconf.Write(t, dir, "[sshd]\nenabled = true\nlogpath = /nonexistent.log\nmaxretry = 1\nbantime = 60\nbantime.increment = true\n")
 	var lines []string
 	for _, ts := range []string{"10:00:00", "10:05:00", "10:10:00", "10:20:00"} {
 		lines = append(lines, "2026-03-01T"+ts+"+00:00 h sshd[1]: Failed password for root from 203.0.113.9 port 22 ssh2")

@@ -25,6 +25,7 @@ import (
 
 	"github.com/portcullis/portcullis/internal/f2bcorpus"
 	"github.com/portcullis/portcullis/internal/netnstest"
+	"github.com/portcullis/portcullis/internal/testconf"
 )
 
 func TestMain(m *testing.M) {
@@ -94,22 +95,7 @@ func newEnv(t *testing.T, jailConf string) *env {
 	dir := t.TempDir()
 	e := &env{t: t, dir: dir, cfg: filepath.Join(dir, "etc"), log: filepath.Join(dir, "auth.log"),
 		socket: filepath.Join(dir, "run", "p.sock"), db: filepath.Join(dir, "db")}
-	if err := os.MkdirAll(filepath.Join(e.cfg, "filter.d"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range []string{"sshd.conf", "common.conf"} {
-		data, err := os.ReadFile(filepath.Join("..", "..", "configs", "filter.d", f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(e.cfg, "filter.d", f), data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	conf := strings.ReplaceAll(jailConf, "@DIR@", dir)
-	if err := os.WriteFile(filepath.Join(e.cfg, "jail.conf"), []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	testconf.Write(t, e.cfg, strings.ReplaceAll(jailConf, "@DIR@", dir))
 	daemonConf := fmt.Sprintf("[Definition]\nsocket = %s\n", e.socket)
 	if err := os.WriteFile(filepath.Join(e.cfg, "portcullis.conf"), []byte(daemonConf), 0o644); err != nil {
 		t.Fatal(err)
@@ -189,6 +175,12 @@ func (e *env) waitFor(what string, cond func() bool, d *daemon) {
 		log = d.stderr.String()
 	}
 	e.t.Fatalf("gave up waiting for %s; daemon log:\n%s", what, log)
+}
+
+// waitBanned waits for addr to be an element of the kernel set.
+func (e *env) waitBanned(what, set, addr string, d *daemon) {
+	e.t.Helper()
+	e.waitFor(what, func() bool { _, ok := nftSet(e.t, set)[addr]; return ok }, d)
 }
 
 func (e *env) cli(args ...string) (string, string, int) {
@@ -281,7 +273,7 @@ func TestSystemTailToNftables(t *testing.T) {
 		t.Fatal("banned after two failures with maxretry = 3")
 	}
 	e.appendLog(failures("203.0.113.5", 1)...)
-	e.waitFor("203.0.113.5 in sshd-v4", func() bool { _, ok := nftSet(t, "sshd-v4")["203.0.113.5"]; return ok }, d)
+	e.waitBanned("203.0.113.5 in sshd-v4", "sshd-v4", "203.0.113.5", d)
 	if to := nftSet(t, "sshd-v4")["203.0.113.5"]; to < 59*time.Minute || to > time.Hour {
 		t.Fatalf("kernel timeout %v, want bantime (1h)", to)
 	}
@@ -289,7 +281,7 @@ func TestSystemTailToNftables(t *testing.T) {
 	// IPv6, plus garbage the daemon must count and skip, in the same append.
 	junk := []string{"\x00\x01\x02\x03 binary garbage \xff\xfe", strings.Repeat("A", 70*1024)}
 	e.appendLog(append(junk, failures("2001:db8::5", 3)...)...)
-	e.waitFor("2001:db8::5 in sshd-v6", func() bool { _, ok := nftSet(t, "sshd-v6")["2001:db8::5"]; return ok }, d)
+	e.waitBanned("2001:db8::5 in sshd-v6", "sshd-v6", "2001:db8::5", d)
 
 	// Metrics show what was read, matched, skipped and banned.
 	resp, err := http.Get("http://" + e.metrics + "/metrics")
@@ -358,10 +350,7 @@ func TestSystemTailToNftables(t *testing.T) {
 	if out, err := exec.Command("nft", "flush", "ruleset").CombinedOutput(); err != nil {
 		t.Fatalf("%v %s", err, out)
 	}
-	e.waitFor("the table to be rebuilt after nft flush ruleset", func() bool {
-		_, ok := nftSet(t, "sshd-v6")["2001:db8::5"]
-		return ok
-	}, d)
+	e.waitBanned("the table to be rebuilt after nft flush ruleset", "sshd-v6", "2001:db8::5", d)
 
 	// Restart with the ruleset flushed while the daemon was down: the bans come back from Pebble,
 	// with their remaining time.
@@ -419,7 +408,7 @@ func TestSystemTailToNftables(t *testing.T) {
 	}, d)
 	// The daemon still bans after the reloads.
 	e.appendLog(failures("203.0.113.6", 3)...)
-	e.waitFor("203.0.113.6 in sshd-v4 after reload", func() bool { _, ok := nftSet(t, "sshd-v4")["203.0.113.6"]; return ok }, d)
+	e.waitBanned("203.0.113.6 in sshd-v4 after reload", "sshd-v4", "203.0.113.6", d)
 	d.stop(t)
 }
 
@@ -428,7 +417,7 @@ func TestSystemShortBanExpires(t *testing.T) {
 	e := newEnv(t, strings.Replace(systemJails, "bantime = 1h", "bantime = 2", 1))
 	d := e.start()
 	e.appendLog(failures("203.0.113.8", 3)...)
-	e.waitFor("the ban", func() bool { _, ok := nftSet(t, "sshd-v4")["203.0.113.8"]; return ok }, d)
+	e.waitBanned("the ban", "sshd-v4", "203.0.113.8", d)
 	e.waitFor("the ban to expire in the daemon and the kernel", func() bool {
 		out, _, _ := e.cli("banned", "sshd")
 		_, inSet := nftSet(t, "sshd-v4")["203.0.113.8"]
@@ -483,10 +472,7 @@ func TestSystemStockFail2banConfig(t *testing.T) {
 		stamp()+" host sshd[901]: Invalid user oracle from 203.0.113.40 port 40001",
 		stamp()+" host sshd[902]: Failed password for invalid user admin from 203.0.113.40 port 40002 ssh2",
 	)
-	e.waitFor("203.0.113.40 banned through fail2ban's own sshd.conf", func() bool {
-		_, ok := nftSet(t, "sshd-v4")["203.0.113.40"]
-		return ok
-	}, d)
+	e.waitBanned("203.0.113.40 banned through fail2ban's own sshd.conf", "sshd-v4", "203.0.113.40", d)
 	d.stop(t)
 }
 
@@ -535,7 +521,7 @@ syslog_program = sshd
 	msg := fmt.Sprintf("<38>1 %s web3 sshd 300 - - Failed password for root from 203.0.113.50 port 22 ssh2", time.Now().Format(time.RFC3339))
 	fmt.Fprintf(c, "%d %s", len(msg), msg)
 	c.Close()
-	e.waitFor("203.0.113.50 banned from syslog input", func() bool { _, ok := nftSet(t, "sshd-v4")["203.0.113.50"]; return ok }, d)
+	e.waitBanned("203.0.113.50 banned from syslog input", "sshd-v4", "203.0.113.50", d)
 	if _, ok := nftSet(t, "sshd-v4")["203.0.113.51"]; ok {
 		t.Fatal("a message of another program was counted")
 	}
@@ -562,10 +548,7 @@ func TestSystemResumesAfterRestart(t *testing.T) {
 	// a restart yet; the line read before it must not be read again).
 	e.appendLog(failures("203.0.113.60", 3)...)
 	d = e.start()
-	e.waitFor("203.0.113.60 banned from lines written while the daemon was down", func() bool {
-		_, ok := nftSet(t, "sshd-v4")["203.0.113.60"]
-		return ok
-	}, d)
+	e.waitBanned("203.0.113.60 banned from lines written while the daemon was down", "sshd-v4", "203.0.113.60", d)
 	if !strings.Contains(d.stderr.String(), "resuming log file") {
 		t.Errorf("no resume logged:\n%s", d.stderr)
 	}
@@ -603,7 +586,7 @@ backend = systemd
 	conf := fmt.Sprintf("[Definition]\nsocket = %s\njournalctl = %s\n", e.socket, fake)
 	os.WriteFile(filepath.Join(e.cfg, "portcullis.conf"), []byte(conf), 0o644)
 	d := e.start()
-	e.waitFor("203.0.113.70 banned from the journal", func() bool { _, ok := nftSet(t, "sshd-v4")["203.0.113.70"]; return ok }, d)
+	e.waitBanned("203.0.113.70 banned from the journal", "sshd-v4", "203.0.113.70", d)
 	out, _, _ := e.cli("status", "sshd")
 	if !strings.Contains(out, "journal: _SYSTEMD_UNIT=ssh.service + _COMM=sshd") {
 		t.Errorf("status does not show the journal source: %s", out)
@@ -644,7 +627,7 @@ bantime = 1h
 	}
 	lines = append(lines, "this line is not JSON")
 	e.appendLog(lines...)
-	e.waitFor("203.0.113.80 banned from JSON logs", func() bool { _, ok := nftSet(t, "web-v4")["203.0.113.80"]; return ok }, d)
+	e.waitBanned("203.0.113.80 banned from JSON logs", "web-v4", "203.0.113.80", d)
 	if _, ok := nftSet(t, "web-v4")["203.0.113.81"]; ok {
 		t.Fatal("the address inside the request URI was banned")
 	}
