@@ -103,13 +103,27 @@ func newEnv(t *testing.T, jailConf string) *env {
 	if err := os.WriteFile(e.log, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	e.metrics = freeAddr(t, "tcp")
+	return e
+}
+
+// freeAddr is a loopback address with a port nobody listens on at the moment of asking.
+func freeAddr(t *testing.T, network string) string {
+	t.Helper()
+	if network == "udp" {
+		c, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		return c.LocalAddr().String()
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.metrics = ln.Addr().String()
-	ln.Close()
-	return e
+	defer l.Close()
+	return l.Addr().String()
 }
 
 type daemon struct {
@@ -463,10 +477,7 @@ func TestSystemStockFail2banConfig(t *testing.T) {
 	log := filepath.Join(dir, "auth.log")
 	os.WriteFile(log, nil, 0o644)
 	os.WriteFile(filepath.Join(etc, "jail.local"), []byte(fmt.Sprintf("[sshd]\nbackend = auto\nlogpath = %s\nmaxretry = 2\nbantime = 1h\n", log)), 0o644)
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	metrics := ln.Addr().String()
-	ln.Close()
-	e := &env{t: t, dir: dir, cfg: etc, log: log, socket: filepath.Join(dir, "p.sock"), db: filepath.Join(dir, "db"), metrics: metrics}
+	e := &env{t: t, dir: dir, cfg: etc, log: log, socket: filepath.Join(dir, "p.sock"), db: filepath.Join(dir, "db"), metrics: freeAddr(t, "tcp")}
 	d := e.start()
 	e.appendLog(
 		stamp()+" host sshd[901]: Invalid user oracle from 203.0.113.40 port 40001",
@@ -490,17 +501,7 @@ port = ssh
 logpath = syslog
 syslog_program = sshd
 `)
-	free := func(network string) string {
-		if network == "udp" {
-			c, _ := net.ListenPacket("udp", "127.0.0.1:0")
-			defer c.Close()
-			return c.LocalAddr().String()
-		}
-		l, _ := net.Listen("tcp", "127.0.0.1:0")
-		defer l.Close()
-		return l.Addr().String()
-	}
-	udp, tcp := free("udp"), free("tcp")
+	udp, tcp := freeAddr(t, "udp"), freeAddr(t, "tcp")
 	conf := fmt.Sprintf("[Definition]\nsocket = %s\nsyslog_udp = %s\nsyslog_tcp = %s\n", e.socket, udp, tcp)
 	os.WriteFile(filepath.Join(e.cfg, "portcullis.conf"), []byte(conf), 0o644)
 	d := e.start()
