@@ -21,6 +21,22 @@ var syslogMonths = [12]string{"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "
 // stamps take now's year, or the previous one when that would put them more than a day ahead.
 // It never fails on the message text: what cannot be parsed as a header becomes the message.
 func ParseSyslog(b []byte, now time.Time, loc *time.Location) SyslogMessage {
+	return parseSyslog(b, now, loc, nil)
+}
+
+// stampCache remembers the last RFC 3164 stamp parsed and the last time formatted. Messages that
+// arrive together mostly share their second, and time.Date plus Time.AppendFormat were a third of
+// a UDP message's user-space cost. One per goroutine; a nil cache is valid (no caching).
+type stampCache struct {
+	raw  [15]byte
+	now  int64 // year inference depends on now: a hit needs the same second (see parse)
+	t    time.Time
+	ok   bool
+	fmtT time.Time
+	fmtB []byte
+}
+
+func parseSyslog(b []byte, now time.Time, loc *time.Location, c *stampCache) SyslogMessage {
 	b = bytes.TrimRight(b, "\r\n\x00")
 	if len(b) > 0 && b[0] == '<' {
 		if end := bytes.IndexByte(b, '>'); end > 1 && end <= 4 && allDigits(b[1:end]) {
@@ -33,7 +49,7 @@ func ParseSyslog(b []byte, now time.Time, loc *time.Location) SyslogMessage {
 			return m
 		}
 	}
-	return parse3164(b, now, loc)
+	return parse3164(b, now, loc, c)
 }
 
 func allDigits(b []byte) bool {
@@ -118,10 +134,10 @@ func parse5424(b []byte, loc *time.Location) (SyslogMessage, bool) {
 	return m, true
 }
 
-func parse3164(b []byte, now time.Time, loc *time.Location) SyslogMessage {
+func parse3164(b []byte, now time.Time, loc *time.Location, c *stampCache) SyslogMessage {
 	var m SyslogMessage
 	rest := b
-	if t, n, ok := parse3164Time(b, now, loc); ok {
+	if t, n, ok := c.parse(b, now, loc); ok {
 		m.Time = t
 		rest = bytes.TrimLeft(b[n:], " ")
 	}
@@ -182,6 +198,24 @@ func splitTag(f []byte) (prog, pid []byte) {
 	return f, nil
 }
 
+func (c *stampCache) parse(b []byte, now time.Time, loc *time.Location) (time.Time, int, bool) {
+	if c == nil || len(b) < 15 {
+		return parse3164Time(b, now, loc)
+	}
+	// A stamp is whole seconds, so its year and its "more than a day ahead" test come out the
+	// same for every now within one second: the second is an exact key.
+	sec := now.Unix()
+	if c.ok && string(b[:15]) == string(c.raw[:]) && sec == c.now {
+		return c.t, 15, true
+	}
+	t, n, ok := parse3164Time(b, now, loc)
+	if ok && n == 15 {
+		copy(c.raw[:], b[:15])
+		c.now, c.t, c.ok = sec, t, true
+	}
+	return t, n, ok
+}
+
 func parse3164Time(b []byte, now time.Time, loc *time.Location) (time.Time, int, bool) {
 	if len(b) < 15 || b[3] != ' ' || b[6] != ' ' || b[9] != ':' || b[12] != ':' {
 		// rsyslog may send RFC 3339 stamps in the 3164 layout.
@@ -227,11 +261,24 @@ func parse3164Time(b []byte, now time.Time, loc *time.Location) (time.Time, int,
 // so that stock filters read it as they read /var/log/auth.log. Newlines inside the message
 // become spaces: a sender can never forge a second line. host is used when the message names none.
 func AppendClassicLine(dst []byte, m *SyslogMessage, recv time.Time, host []byte, loc *time.Location) []byte {
+	return appendClassicLine(dst, m, recv, host, loc, nil)
+}
+
+// appendClassicLine is AppendClassicLine with a stamp cache, which must always be given the same loc.
+func appendClassicLine(dst []byte, m *SyslogMessage, recv time.Time, host []byte, loc *time.Location, c *stampCache) []byte {
 	t := m.Time
 	if t.IsZero() {
 		t = recv
 	}
-	dst = t.In(loc).AppendFormat(dst, time.Stamp)
+	switch {
+	case c == nil:
+		dst = t.In(loc).AppendFormat(dst, time.Stamp)
+	case c.fmtB != nil && t.Equal(c.fmtT):
+		dst = append(dst, c.fmtB...)
+	default:
+		c.fmtT, c.fmtB = t, t.In(loc).AppendFormat(c.fmtB[:0], time.Stamp)
+		dst = append(dst, c.fmtB...)
+	}
 	dst = append(dst, ' ')
 	if len(m.Host) > 0 {
 		dst = appendClean(dst, m.Host)
@@ -253,12 +300,12 @@ func AppendClassicLine(dst []byte, m *SyslogMessage, recv time.Time, host []byte
 }
 
 func appendClean(dst, b []byte) []byte {
-	for _, c := range b {
-		switch c {
-		case '\n', '\r', 0:
-			c = ' '
+	n := len(dst)
+	dst = append(dst, b...)
+	for i, c := range dst[n:] {
+		if c == '\n' || c == '\r' || c == 0 {
+			dst[n+i] = ' '
 		}
-		dst = append(dst, c)
 	}
 	return dst
 }

@@ -15,8 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/net/ipv4"
-	"golang.org/x/net/ipv6"
+	"golang.org/x/sys/unix"
 )
 
 // SyslogRoute selects the messages a jail reads: by program (APP-NAME or tag) and by the network
@@ -68,6 +67,10 @@ type SyslogServer struct {
 	tls   net.Listener
 	wg    sync.WaitGroup
 
+	udpFD   int // s.udp's descriptor, read by the UDP reader itself
+	udpDone chan struct{}
+	closing atomic.Bool
+
 	mu      sync.Mutex
 	sources map[uint64]*Source
 	conns   map[net.Conn]struct{}
@@ -107,7 +110,15 @@ func StartSyslog(opts SyslogOptions, out chan<- *Block) (*SyslogServer, error) {
 			return nil, fmt.Errorf("cannot listen for syslog on udp %s: %w", opts.UDP, err)
 		}
 		_ = c.SetReadBuffer(8 << 20)
-		s.udp = c
+		rc, err := c.SyscallConn()
+		if err == nil {
+			err = rc.Control(func(fd uintptr) { s.udpFD = int(fd) })
+		}
+		if err != nil {
+			c.Close()
+			return nil, fmt.Errorf("syslog udp %s: %w", opts.UDP, err)
+		}
+		s.udp, s.udpDone = c, make(chan struct{})
 		s.wg.Add(1)
 		go s.serveUDP()
 	}
@@ -165,6 +176,11 @@ func (s *SyslogServer) TCPAddr() net.Addr {
 // Close stops the listeners and connections and waits for them; partly filled blocks are sent.
 func (s *SyslogServer) Close() {
 	if s.udp != nil {
+		// The reader sleeps in recvmmsg on the raw descriptor: wake it with shutdown and let it
+		// return before the descriptor is closed, so it can never read a reused descriptor number.
+		s.closing.Store(true)
+		_ = unix.Shutdown(s.udpFD, unix.SHUT_RD)
+		<-s.udpDone
 		s.udp.Close()
 	}
 	if s.tcp != nil {
@@ -248,14 +264,14 @@ type batcher struct {
 	s      *SyslogServer
 	open   map[uint64]*Block
 	oldest time.Time
+	stamps stampCache
 }
 
 func (s *SyslogServer) newBatcher() *batcher { return &batcher{s: s, open: make(map[uint64]*Block)} }
 
-func (bt *batcher) add(msg []byte, sender netip.Addr, host []byte) {
+func (bt *batcher) add(msg []byte, sender netip.Addr, host []byte, now time.Time) {
 	s := bt.s
-	now := s.opts.Now()
-	m := ParseSyslog(msg, now, s.opts.Location)
+	m := parseSyslog(msg, now, s.opts.Location, &bt.stamps)
 	mask := s.routeMask(m.Program, sender)
 	if mask == 0 {
 		s.Stats.Unrouted.Add(1)
@@ -272,7 +288,7 @@ func (bt *batcher) add(msg []byte, sender netip.Addr, host []byte) {
 		}
 	}
 	start := len(b.Buf)
-	b.Buf = AppendClassicLine(b.Buf, &m, now, host, s.opts.Location)
+	b.Buf = appendClassicLine(b.Buf, &m, now, host, s.opts.Location, &bt.stamps)
 	b.Lines = append(b.Lines, Span{Start: uint32(start), End: uint32(len(b.Buf) - 1)})
 	st := b.Source.Stats
 	st.Lines.Add(1)
@@ -301,64 +317,57 @@ func (bt *batcher) flush() {
 }
 
 // due reports whether the oldest open block has waited FlushEvery.
-func (bt *batcher) due() bool {
-	return len(bt.open) > 0 && bt.s.opts.Now().Sub(bt.oldest) >= bt.s.opts.FlushEvery
-}
-
-// batchReader reads many datagrams per system call (recvmmsg).
-type batchReader interface {
-	ReadBatch(ms []ipv4.Message, flags int) (int, error)
+func (bt *batcher) due(now time.Time) bool {
+	return len(bt.open) > 0 && now.Sub(bt.oldest) >= bt.s.opts.FlushEvery
 }
 
 func (s *SyslogServer) serveUDP() {
 	defer s.wg.Done()
+	defer close(s.udpDone)
 	bt := s.newBatcher()
 	defer bt.flush()
 	const batch = 64
-	var br batchReader
-	if la, ok := s.udp.LocalAddr().(*net.UDPAddr); ok && la.IP.To4() != nil {
-		br = ipv4.NewPacketConn(s.udp)
-	} else {
-		br = ipv6.NewPacketConn(s.udp)
-	}
-	msgs := make([]ipv4.Message, batch)
-	for i := range msgs {
-		msgs[i].Buffers = [][]byte{make([]byte, 65536)}
+	u, err := newUDPBatch(s.udpFD, batch, 65536, s.opts.FlushEvery)
+	if err != nil {
+		s.opts.Log.Error("syslog udp", "err", err)
+		return
 	}
 	var host []byte
 	for {
-		_ = s.udp.SetReadDeadline(time.Now().Add(s.opts.FlushEvery))
-		n, err := br.ReadBatch(msgs, 0)
-		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
+		n, err := u.Read()
+		if s.closing.Load() {
+			return // Close shut the socket down and waits for this before closing it
+		}
+		now := s.opts.Now() // one clock read per batch: the messages arrived together
+		switch err {
+		case nil:
+		case unix.EAGAIN: // quiet for FlushEvery
+			bt.flush()
+			continue
+		case unix.EINTR: // a signal (the Go runtime preempts threads with one)
+			if bt.due(now) {
 				bt.flush()
-				continue
 			}
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
+			continue
+		default:
 			s.opts.Log.Warn("syslog udp read", "err", err)
+			time.Sleep(s.opts.FlushEvery) // never spin on a persistent error
 			continue
 		}
-		for _, m := range msgs[:n] {
-			ua, ok := m.Addr.(*net.UDPAddr)
-			if !ok {
-				continue
-			}
-			sender, _ := netip.AddrFromSlice(ua.IP)
+		for i := range n {
+			msg, sender := u.Msg(i)
 			if !s.allowed(sender) {
 				s.Stats.Denied.Add(1)
 				continue
 			}
-			if m.N > s.opts.MaxMessage {
+			if len(msg) > s.opts.MaxMessage {
 				s.Stats.Oversized.Add(1)
 				continue
 			}
 			host = sender.Unmap().AppendTo(host[:0])
-			bt.add(m.Buffers[0][:m.N], sender, host)
+			bt.add(msg, sender, host, now)
 		}
-		if bt.due() {
+		if bt.due(now) {
 			bt.flush()
 		}
 	}
@@ -426,8 +435,9 @@ func (s *SyslogServer) serveConn(c net.Conn, sender netip.Addr) {
 	for {
 		msg, err := fr.Next()
 		if len(msg) > 0 {
-			bt.add(msg, sender, host)
-			if bt.due() {
+			now := s.opts.Now()
+			bt.add(msg, sender, host, now)
+			if bt.due(now) {
 				bt.flush()
 			}
 		}

@@ -49,6 +49,42 @@ func TestParseSyslog(t *testing.T) {
 		"Jan  1 00:10:00 web6 app: a Jan  1 00:10:00 web6 sshd[1]: Failed password for root from 6.6.6.6 port 22 ssh2")
 }
 
+// The UDP reader's stamp cache must give exactly what parsing each message afresh gives, across
+// repeated stamps, a now that moves within and across seconds, and the new year.
+func TestStampCacheAgrees(t *testing.T) {
+	msgs := []string{
+		"<38>Jan  1 00:00:00 web1 sshd[1]: a",
+		"<38>Jan  1 00:00:00 web1 sshd[1]: b",
+		"<38>Dec 31 23:59:59 web1 sshd[1]: c",
+		"<38>Jan  2 00:00:00 web1 sshd[1]: d", // a day and a second ahead of some nows below
+		"<38>Jan  2 00:00:00 web1 sshd[1]: e",
+		"<13>2026-01-01T00:10:00.5+00:00 web3 app[7]: f",
+		"garbage without a stamp",
+	}
+	nows := []time.Time{
+		time.Date(2025, 12, 31, 23, 59, 59, 200e6, time.UTC),
+		time.Date(2025, 12, 31, 23, 59, 59, 900e6, time.UTC),
+		time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(2026, 1, 1, 0, 0, 0, 999e6, time.UTC),
+		time.Date(2026, 1, 1, 0, 0, 1, 0, time.UTC),
+	}
+	var c stampCache
+	for _, now := range nows {
+		for _, msg := range msgs {
+			want := ParseSyslog([]byte(msg), now, time.UTC)
+			got := parseSyslog([]byte(msg), now, time.UTC, &c)
+			if !got.Time.Equal(want.Time) || string(got.Msg) != string(want.Msg) {
+				t.Fatalf("now %v, %q: cached %v %q, fresh %v %q", now, msg, got.Time, got.Msg, want.Time, want.Msg)
+			}
+			wl := AppendClassicLine(nil, &want, now, []byte("h"), time.UTC)
+			gl := appendClassicLine(nil, &got, now, []byte("h"), time.UTC, &c)
+			if string(gl) != string(wl) {
+				t.Fatalf("now %v, %q: cached line %q, fresh %q", now, msg, gl, wl)
+			}
+		}
+	}
+}
+
 func collect(t *testing.T, out chan *Block, n int) []string {
 	t.Helper()
 	var lines []string
@@ -112,6 +148,32 @@ func TestSyslogServerUDPAndTCP(t *testing.T) {
 	}
 	if s.Stats.Oversized.Load() != 1 {
 		t.Errorf("oversized %d, want 1", s.Stats.Oversized.Load())
+	}
+}
+
+// The UDP reader decodes IPv6 senders from the raw socket address (routing by sender and the
+// host of a message that names none both depend on it), and drops datagrams over MaxMessage.
+func TestSyslogUDPv6(t *testing.T) {
+	out := make(chan *Block, 64)
+	s, err := StartSyslog(SyslogOptions{UDP: "[::1]:0", Location: time.UTC, MaxMessage: 1024,
+		Routes: []SyslogRoute{{Jail: 1, Senders: []netip.Prefix{netip.MustParsePrefix("::1/128")}}}}, out)
+	if err != nil {
+		t.Skipf("no IPv6 loopback here: %v", err)
+	}
+	defer s.Close()
+	u, err := net.Dial("udp", s.UDPAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	fmt.Fprint(u, strings.Repeat("x", 2000))
+	fmt.Fprint(u, "<13>Jan  1 00:10:00 sshd[9]: Invalid user b from 2001:db8::7")
+	got := collect(t, out, 1)
+	if want := "[2]|Jan  1 00:10:00 ::1 sshd[9]: Invalid user b from 2001:db8::7"; len(got) != 1 || got[0] != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+	if n := s.Stats.Oversized.Load(); n != 1 {
+		t.Fatalf("oversized %d, want 1", n)
 	}
 }
 
