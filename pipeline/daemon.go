@@ -17,6 +17,7 @@ import (
 	"github.com/portcullis/portcullis/ingest"
 	"github.com/portcullis/portcullis/sink"
 	"github.com/portcullis/portcullis/store"
+	"github.com/portcullis/portcullis/window"
 )
 
 // Version is the daemon's version, set by the linker.
@@ -190,6 +191,25 @@ func (d *Daemon) install(eng *engine) error {
 	if err := d.store.Commit(drop); err != nil {
 		return err
 	}
+	// Failures counted before the last shutdown or reload count on, for jails that still exist
+	// (by name) and addresses not banned meanwhile; Load drops what findtime has passed.
+	now := d.opts.Now().Unix()
+	loaded := 0
+	err = d.store.Windows(func(jail string, addr netip.Addr, times []uint32) {
+		id, ok := eng.byName[jail]
+		if !ok || eng.bans.IsBanned(uint16(id), netip.PrefixFrom(addr, addr.BitLen())) {
+			return
+		}
+		if eng.win.Load(&window.Held{Jail: uint16(id), Addr: addr, Times: times}, now) {
+			loaded++
+		}
+	})
+	if err != nil {
+		return err
+	}
+	if loaded > 0 {
+		d.log.Info("failure counts taken up", "addresses", loaded)
+	}
 	if err := d.rebuild(eng); err != nil {
 		return err
 	}
@@ -287,9 +307,10 @@ func (d *Daemon) Reload() error {
 	old.stop()
 	d.applier.flush()
 	// The new generation continues every file exactly where the old one stopped.
+	// Every line the old generation read is processed now, so its counts and positions agree:
+	// they are saved together and the new generation takes both up (install loads the counts).
 	pos := old.positions()
-	d.saveOffsets(pos)
-	d.saveCursors(old.cursors())
+	d.saveProgress(pos, old.cursors(), old)
 	eng.setResume(positionMap(pos))
 	eng.setCursors(old.cursors())
 	if err := d.install(eng); err != nil {
@@ -342,8 +363,10 @@ func (d *Daemon) housekeeping() {
 		case <-sweep.C:
 			d.current().win.Sweep(d.opts.Now().Unix())
 		case <-checkpoint.C:
-			d.saveOffsets(pending)
-			d.saveCursors(pendingCursors)
+			// Positions only: counts saved here would include lines past these positions, which a
+			// crash would make the next start read and count again. A crash loses the counts since
+			// the last exact save (never a ban: bans are committed as they happen).
+			d.saveProgress(pending, pendingCursors, nil)
 			pending, pendingCursors = d.current().positions(), d.current().cursors()
 		case <-check.C:
 			d.reloadMu.Lock()
@@ -374,8 +397,7 @@ func (d *Daemon) Close() error {
 	}
 	if eng := d.current(); eng != nil {
 		eng.stop()
-		d.saveOffsets(eng.positions()) // every read line is processed now: exact
-		d.saveCursors(eng.cursors())
+		d.saveProgress(eng.positions(), eng.cursors(), eng) // every read line is processed now: exact
 		for id, j := range eng.jails {
 			d.log.Info("jail totals", "jail", j.Name, "failures", eng.m.Stats[id].Matched.Load(),
 				"bans", eng.bans.Stats[id].Bans.Load(), "lines", eng.lines.Load())
@@ -402,25 +424,29 @@ func (d *Daemon) closeParts() error {
 	return errors.Join(errs...)
 }
 
-func (d *Daemon) saveOffsets(pos []ingest.Position) {
-	if len(pos) == 0 || d.store == nil {
+// saveProgress stores file positions and journal cursors and, when eng is given, its failure
+// counts, in one synced batch.
+func (d *Daemon) saveProgress(pos []ingest.Position, cursors map[string]string, eng *engine) {
+	if d.store == nil {
 		return
 	}
-	offs := make([]store.Offset, len(pos))
-	for i, p := range pos {
-		offs[i] = store.Offset{Path: p.Path, Dev: p.Dev, Ino: p.Ino, Fingerprint: p.Fingerprint, FPLen: p.FPLen, Offset: p.Offset}
+	p := store.Progress{Offsets: make([]store.Offset, len(pos)), Cursors: cursors}
+	for i, x := range pos {
+		p.Offsets[i] = store.Offset{Path: x.Path, Dev: x.Dev, Ino: x.Ino, Fingerprint: x.Fingerprint, FPLen: x.FPLen, Offset: x.Offset}
 	}
-	if err := d.store.SaveOffsets(offs); err != nil {
-		d.log.Error("cannot save log file positions", "err", err)
+	if eng != nil {
+		p.Windows = func(put func(string, netip.Addr, []uint32) error) error {
+			var err error
+			eng.win.Snapshot(func(h *window.Held) {
+				if err == nil {
+					err = put(eng.jails[h.Jail].Name, h.Addr, h.Times)
+				}
+			})
+			return err
+		}
 	}
-}
-
-func (d *Daemon) saveCursors(c map[string]string) {
-	if len(c) == 0 || d.store == nil {
-		return
-	}
-	if err := d.store.SaveCursors(c); err != nil {
-		d.log.Error("cannot save journal cursors", "err", err)
+	if err := d.store.SaveProgress(p); err != nil {
+		d.log.Error("cannot save log positions and failure counts", "err", err)
 	}
 }
 

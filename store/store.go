@@ -7,6 +7,7 @@
 //	histj/<jail>/<prefix> -> count uint32 | last ban start int64                 the same, per jail
 //	off/<path>           -> dev | inode | fingerprint | fingerprint length | offset   how far a log was read
 //	cur/<source>         -> journal cursor                                             how far the journal was read
+//	win/<jail>/<address> -> failure times u32...                                       failures counted, saved with off/ at shutdown and reload
 //
 // Every batch of ban decisions is committed with fsync before it is applied to the firewall or
 // reported done, so a ban that was reported can be restored after any crash.
@@ -214,17 +215,30 @@ type Offset struct {
 
 func offKey(path string) []byte { return []byte("off/" + path) }
 
-// SaveOffsets writes file positions in one synced batch.
+// Progress is how far the daemon got: file positions, journal cursors and, at the points where
+// they agree with the positions exactly (shutdown, reload), the failures counted so far.
+type Progress struct {
+	Offsets []Offset
+	Cursors map[string]string
+	// Windows, when set, replaces every stored failure count: it calls put for each tracked
+	// (jail, address) with its failure times.
+	Windows func(put func(jail string, addr netip.Addr, times []uint32) error) error
+}
+
+// SaveProgress writes p in one synced batch, so stored positions and stored counts always
+// describe the same lines: a restart neither misses a failure nor counts one twice.
 //
 //	off/<path> -> dev u64 | ino u64 | fingerprint u64 | fplen u32 | offset i64
-func (s *Store) SaveOffsets(offs []Offset) error {
-	if len(offs) == 0 {
+//	cur/<source> -> cursor
+//	win/<jail>/<address, 16 bytes> -> failure times, u32 unix seconds each, oldest first
+func (s *Store) SaveProgress(p Progress) error {
+	if len(p.Offsets) == 0 && len(p.Cursors) == 0 && p.Windows == nil {
 		return nil
 	}
 	b := s.db.NewBatch()
 	defer b.Close()
 	var v [36]byte
-	for _, o := range offs {
+	for _, o := range p.Offsets {
 		binary.BigEndian.PutUint64(v[0:], o.Dev)
 		binary.BigEndian.PutUint64(v[8:], o.Ino)
 		binary.BigEndian.PutUint64(v[16:], o.Fingerprint)
@@ -234,10 +248,56 @@ func (s *Store) SaveOffsets(offs []Offset) error {
 			return err
 		}
 	}
+	for name, c := range p.Cursors {
+		if c == "" {
+			continue
+		}
+		if err := b.Set([]byte("cur/"+name), []byte(c), nil); err != nil {
+			return err
+		}
+	}
+	windows := 0
+	if p.Windows != nil {
+		if err := b.DeleteRange([]byte("win/"), []byte("win0"), nil); err != nil {
+			return err
+		}
+		var key, val []byte
+		err := p.Windows(func(jail string, addr netip.Addr, times []uint32) error {
+			a := addr.As16()
+			key = append(append(append(key[:0], "win/"...), jail...), '/')
+			key = append(key, a[:]...)
+			val = val[:0]
+			for _, t := range times {
+				val = binary.BigEndian.AppendUint32(val, t)
+			}
+			windows++
+			return b.Set(key, val, nil)
+		})
+		if err != nil {
+			return err
+		}
+	}
 	if err := b.Commit(pebble.Sync); err != nil {
-		return fmt.Errorf("cannot commit %d file offsets: %w", len(offs), err)
+		return fmt.Errorf("cannot commit %d file offsets, %d cursors and %d failure counts: %w", len(p.Offsets), len(p.Cursors), windows, err)
 	}
 	return nil
+}
+
+// Windows calls fn for every stored failure count (see SaveProgress).
+func (s *Store) Windows(fn func(jail string, addr netip.Addr, times []uint32)) error {
+	var times []uint32
+	return s.scan("win/", func(k, v []byte) error {
+		rest := k[len("win/"):]
+		if len(rest) < 18 || rest[len(rest)-17] != '/' || len(v)%4 != 0 {
+			return fmt.Errorf("corrupt failure count record %q", k)
+		}
+		times = times[:0]
+		for i := 0; i < len(v); i += 4 {
+			times = append(times, binary.BigEndian.Uint32(v[i:]))
+		}
+		fn(string(rest[:len(rest)-17]), netip.AddrFrom16([16]byte(rest[len(rest)-16:])).Unmap(), times)
+		return nil
+	})
 }
 
 // Offsets returns every stored file position by path.
@@ -254,24 +314,6 @@ func (s *Store) Offsets() (map[string]Offset, error) {
 		return nil
 	})
 	return out, err
-}
-
-// SaveCursors writes journal cursors by source name in one synced batch: cur/<source> -> cursor.
-func (s *Store) SaveCursors(cursors map[string]string) error {
-	if len(cursors) == 0 {
-		return nil
-	}
-	b := s.db.NewBatch()
-	defer b.Close()
-	for name, c := range cursors {
-		if c == "" {
-			continue
-		}
-		if err := b.Set([]byte("cur/"+name), []byte(c), nil); err != nil {
-			return err
-		}
-	}
-	return b.Commit(pebble.Sync)
 }
 
 // Cursors returns the stored journal cursors by source name.

@@ -3,6 +3,7 @@ package store
 import (
 	"fmt"
 	"net/netip"
+	"strings"
 	"testing"
 )
 
@@ -71,18 +72,39 @@ func BenchmarkCommit(b *testing.B) {
 	b.ReportMetric(float64(b.N)*64/b.Elapsed().Seconds(), "bans/s")
 }
 
-func TestOffsets(t *testing.T) {
+// Positions, cursors and failure counts are saved together and survive a reopen; a later save
+// with counts replaces the earlier counts (an address no longer tracked is gone), one without
+// counts leaves them alone.
+func TestProgress(t *testing.T) {
 	dir := t.TempDir()
 	s, err := Open(dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	o := Offset{Path: "/var/log/auth.log", Dev: 2049, Ino: 77, Fingerprint: 0xdeadbeef, FPLen: 1024, Offset: 123456}
-	if err := s.SaveOffsets([]Offset{o}); err != nil {
+	a4, a6 := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("2001:db8::1")
+	counts := func(m map[string][]uint32) func(func(string, netip.Addr, []uint32) error) error {
+		return func(put func(string, netip.Addr, []uint32) error) error {
+			for k, ts := range m {
+				jail, addr, _ := strings.Cut(k, "|")
+				if err := put(jail, netip.MustParseAddr(addr), ts); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}
+	err = s.SaveProgress(Progress{Offsets: []Offset{o}, Cursors: map[string]string{"journal:sshd": "s=abc"},
+		Windows: counts(map[string][]uint32{"sshd|" + a4.String(): {10, 20}, "nginx/x|" + a6.String(): {30}})})
+	if err != nil {
 		t.Fatal(err)
 	}
 	o.Offset = 200000
-	if err := s.SaveOffsets([]Offset{o}); err != nil {
+	err = s.SaveProgress(Progress{Offsets: []Offset{o}, Windows: counts(map[string][]uint32{"sshd|" + a4.String(): {10, 20, 25}})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SaveProgress(Progress{Offsets: []Offset{o}}); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
@@ -94,5 +116,18 @@ func TestOffsets(t *testing.T) {
 	got, err := s.Offsets()
 	if err != nil || len(got) != 1 || got[o.Path] != o {
 		t.Fatalf("offsets %+v %v, want %+v", got, err, o)
+	}
+	cur, err := s.Cursors()
+	if err != nil || cur["journal:sshd"] != "s=abc" {
+		t.Fatalf("cursors %v %v", cur, err)
+	}
+	var held []string
+	if err := s.Windows(func(jail string, addr netip.Addr, times []uint32) {
+		held = append(held, fmt.Sprintf("%s|%s|%v", jail, addr, times))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(held) != "[sshd|192.0.2.1|[10 20 25]]" {
+		t.Fatalf("failure counts %v, want only the last saved set", held)
 	}
 }

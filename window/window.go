@@ -10,6 +10,7 @@ package window
 
 import (
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -336,4 +337,90 @@ func (w *Window) Sweep(now int64) int {
 	}
 	w.Tracked.Add(int64(-dropped))
 	return dropped
+}
+
+// Held is one tracked key's failure times, for saving the window across restarts and reloads.
+type Held struct {
+	Jail  uint16
+	Addr  netip.Addr
+	Times []uint32 // unix seconds, oldest first
+}
+
+// Snapshot calls fn for every tracked key, one shard locked at a time. h.Times is reused between
+// calls: copy what you keep.
+func (w *Window) Snapshot(fn func(h *Held)) {
+	var h Held
+	for s := range w.shards {
+		sh := &w.shards[s]
+		sh.mu.Lock()
+		for k, e := range sh.m {
+			h.Jail, h.Addr, h.Times = k.jail, netip.AddrFrom16(k.addr).Unmap(), ringTimes(h.Times[:0], e.t[:w.jails[k.jail].MaxRetry], int(e.next), int(e.n))
+			fn(&h)
+		}
+		for k, e := range sh.big {
+			h.Jail, h.Addr, h.Times = k.jail, netip.AddrFrom16(k.addr).Unmap(), ringTimes(h.Times[:0], e.t, int(e.next), int(e.n))
+			fn(&h)
+		}
+		sh.mu.Unlock()
+	}
+}
+
+// ringTimes appends a ring's filled times, oldest first. ring is sized by the jail's maxretry
+// (e.t[:maxretry] for inline rings); until it is full, its times are in slots 0..n-1.
+func ringTimes(dst, ring []uint32, next, n int) []uint32 {
+	if n < len(ring) {
+		return append(dst, ring[:n]...)
+	}
+	return append(append(dst, ring[next:]...), ring[:next]...)
+}
+
+// Load puts back a key's failure times (from Snapshot, possibly of a window whose jail had other
+// parameters). Times at or before now - findtime are dropped, and at most maxretry-1 of the newest
+// are kept: loading never makes a key cross (only a new failure can ban). It reports whether the
+// key is held afterwards.
+func (w *Window) Load(h *Held, now int64) bool {
+	if int(h.Jail) >= len(w.jails) {
+		return false
+	}
+	p := w.jails[h.Jail]
+	if p.MaxRetry <= 1 {
+		return false
+	}
+	times := make([]uint32, 0, len(h.Times))
+	for _, t := range h.Times {
+		if int64(t) > now-p.FindTime {
+			times = append(times, t)
+		}
+	}
+	slices.Sort(times)
+	if len(times) > p.MaxRetry-1 {
+		times = times[len(times)-(p.MaxRetry-1):]
+	}
+	if len(times) == 0 {
+		return false
+	}
+	k := keyOf(h.Jail, h.Addr)
+	sh := &w.shards[shardOf(h.Jail, h.Addr)]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.ringOf(k) != nil {
+		return true // already held: the live counts win
+	}
+	if sh.len() >= w.maxKeys {
+		w.Refused.Add(1)
+		return false
+	}
+	w.Tracked.Add(1)
+	if p.MaxRetry <= inlineRing {
+		var e small
+		n := copy(e.t[:], times)
+		e.n, e.next = uint8(n), uint8(n%p.MaxRetry)
+		sh.m[k] = e
+		return true
+	}
+	e := &bigEntry{t: make([]uint32, p.MaxRetry)}
+	n := copy(e.t, times)
+	e.n, e.next = int32(n), int32(n%p.MaxRetry)
+	sh.big[k] = e
+	return true
 }

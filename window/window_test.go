@@ -126,3 +126,62 @@ func TestLargeMaxRetry(t *testing.T) {
 		t.Fatal("sweep")
 	}
 }
+
+// A snapshot loaded into a fresh window continues the counts exactly: the failure that would have
+// crossed in the old window crosses in the new one, for inline rings (maxretry <= 5, wrapped) and
+// big ones, and across a change of maxretry or findtime nothing crosses at load time.
+func TestSnapshotLoad(t *testing.T) {
+	params := []JailParams{{MaxRetry: 3, FindTime: 600}, {MaxRetry: 8, FindTime: 600}}
+	old := New(params, Options{})
+	a := old.NewAdder()
+	// Jail 0: five failures 200 s apart wrap the 3-slot ring; the last two are within 600 s of a
+	// sixth at 1000 + ... Jail 1: seven failures, one short of eight.
+	var evs []matcher.Event
+	for i := range 5 {
+		evs = append(evs, ev(0, "192.0.2.1", int64(1000+300*i))) // 1000..2200, never 3 within 600
+	}
+	for i := range 7 {
+		evs = append(evs, ev(1, "2001:db8::5", int64(2000+i)))
+	}
+	if c := a.Add(evs, nil); len(c) != 0 {
+		t.Fatalf("crossed early: %v", c)
+	}
+	var held []Held
+	old.Snapshot(func(h *Held) {
+		held = append(held, Held{Jail: h.Jail, Addr: h.Addr, Times: append([]uint32(nil), h.Times...)})
+	})
+	if len(held) != 2 {
+		t.Fatalf("snapshot holds %d keys, want 2: %v", len(held), held)
+	}
+	for _, h := range held {
+		if h.Jail == 0 && fmt.Sprint(h.Times) != "[1600 1900 2200]" {
+			t.Fatalf("jail 0 times %v, want the last three oldest first", h.Times)
+		}
+	}
+	fresh := New(params, Options{})
+	for i := range held {
+		if !fresh.Load(&held[i], 2300) {
+			t.Fatalf("key %v not loaded", held[i])
+		}
+	}
+	fa := fresh.NewAdder()
+	// Loading keeps at most maxretry-1 times: 1900 and 2200 for jail 0, so 2300 crosses (three
+	// within 600 s), as it would have in the old window.
+	got := fa.Add([]matcher.Event{ev(0, "192.0.2.1", 2300), ev(1, "2001:db8::5", 2300)}, nil)
+	if len(got) != 2 {
+		t.Fatalf("after load, crossings %v, want both keys", got)
+	}
+	want := a.Add([]matcher.Event{ev(0, "192.0.2.1", 2300), ev(1, "2001:db8::5", 2300)}, nil)
+	if len(want) != 2 || got[0].Count != want[0].Count || got[1].Count != want[1].Count {
+		t.Fatalf("loaded window crossed %v, the old one %v", got, want)
+	}
+	// A stricter jail after a reload: loading never crosses, old times beyond findtime go.
+	strict := New([]JailParams{{MaxRetry: 2, FindTime: 100}}, Options{})
+	h := Held{Jail: 0, Addr: netip.MustParseAddr("192.0.2.7"), Times: []uint32{100, 950, 990}}
+	if !strict.Load(&h, 1000) || strict.Count(0, h.Addr, 1000) != 1 {
+		t.Fatalf("strict load: count %d, want 1 (only the newest of the recent ones)", strict.Count(0, h.Addr, 1000))
+	}
+	if strict.Load(&Held{Jail: 0, Addr: netip.MustParseAddr("192.0.2.8"), Times: []uint32{10}}, 1000) {
+		t.Fatal("a key whose failures are all older than findtime was loaded")
+	}
+}

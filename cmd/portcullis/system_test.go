@@ -545,19 +545,30 @@ func TestSystemResumesAfterRestart(t *testing.T) {
 		return strings.Contains(out, "Total failed:\t1")
 	}, d)
 	d.stop(t)
-	// Written while portcullis was down: three failures (failure counts themselves do not survive
-	// a restart yet; the line read before it must not be read again).
-	e.appendLog(failures("203.0.113.60", 3)...)
+	// Written while portcullis was down: two more failures. With the one counted before the
+	// restart (saved with the file position) they make maxretry = 3.
+	e.appendLog(failures("203.0.113.60", 2)...)
 	d = e.start()
-	e.waitBanned("203.0.113.60 banned from lines written while the daemon was down", "sshd-v4", "203.0.113.60", d)
-	if !strings.Contains(d.stderr.String(), "resuming log file") {
-		t.Errorf("no resume logged:\n%s", d.stderr)
+	e.waitBanned("203.0.113.60 banned by one failure before the restart and two written while the daemon was down", "sshd-v4", "203.0.113.60", d)
+	if !strings.Contains(d.stderr.String(), "resuming log file") || !strings.Contains(d.stderr.String(), "failure counts taken up") {
+		t.Errorf("no resume or no counts taken up logged:\n%s", d.stderr)
 	}
 	// Lines already read are not read again: the failure before the restart is not in this run's count.
 	out, _, _ := e.cli("status", "sshd")
-	if !strings.Contains(out, "Total failed:\t3") {
-		t.Errorf("status after restart: %s (want exactly the 3 new failures)", out)
+	if !strings.Contains(out, "Total failed:\t2") {
+		t.Errorf("status after restart: %s (want exactly the 2 new failures)", out)
 	}
+	// A reload carries the counts too: two failures before it and one after ban.
+	e.appendLog(failures("203.0.113.61", 2)...)
+	e.waitFor("two failures of .61", func() bool {
+		out, _, _ := e.cli("status", "sshd")
+		return strings.Contains(out, "Total failed:\t4")
+	}, d)
+	if out, stderr, code := e.cli("reload"); code != 0 {
+		t.Fatalf("reload: %q %q", out, stderr)
+	}
+	e.appendLog(failures("203.0.113.61", 1)...)
+	e.waitBanned("203.0.113.61 banned across a reload", "sshd-v4", "203.0.113.61", d)
 	d.stop(t)
 }
 
