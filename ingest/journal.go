@@ -21,8 +21,11 @@ type JournalOptions struct {
 	Command string
 	// Match is fail2ban's journalmatch: "_SYSTEMD_UNIT=ssh.service + _COMM=sshd".
 	Match string
-	// Cursor resumes after this journal position; empty starts at the journal's end.
+	// Cursor resumes after this journal position. Without one, reading starts at Since (the time
+	// the source was made when zero): not at the journal's end as journalctl -n 0 would, which
+	// loses what is written between the daemon's start and journalctl's.
 	Cursor   string
+	Since    time.Time
 	Source   *Source
 	Location *time.Location
 	Log      *slog.Logger
@@ -49,6 +52,9 @@ func NewJournal(opts JournalOptions) *Journal {
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
+	if opts.Since.IsZero() {
+		opts.Since = time.Now()
+	}
 	return &Journal{opts: opts, cursor: opts.Cursor}
 }
 
@@ -72,7 +78,8 @@ func (j *Journal) Args() []string {
 	if c := j.Cursor(); c != "" {
 		args = append(args, "--after-cursor="+c)
 	} else {
-		args = append(args, "-n", "0")
+		us := j.opts.Since.UnixMicro()
+		args = append(args, fmt.Sprintf("--since=@%d.%06d", us/1e6, us%1e6))
 	}
 	return append(args, strings.Fields(j.opts.Match)...)
 }

@@ -33,7 +33,7 @@ func TestJournal(t *testing.T) {
 	)
 	src := &Source{Name: "journal:sshd", Jails: NewJailSet(0), Stats: &SourceStats{}}
 	j := NewJournal(JournalOptions{Command: cmd, Match: "_SYSTEMD_UNIT=ssh.service + _COMM=sshd", Source: src,
-		Location: time.UTC, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Location: time.UTC, Since: time.Unix(1795600800, 250e6), Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	out := make(chan *Block, 8)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -67,11 +67,11 @@ func TestJournal(t *testing.T) {
 		t.Errorf("cursor %q", j.Cursor())
 	}
 	args, _ := os.ReadFile(filepath.Join(dir, "args"))
-	if got := strings.TrimSpace(string(args)); got != "-o json -f --no-pager -n 0 _SYSTEMD_UNIT=ssh.service + _COMM=sshd" {
+	if got := strings.TrimSpace(string(args)); got != "-o json -f --no-pager --since=@1795600800.250000 _SYSTEMD_UNIT=ssh.service + _COMM=sshd" {
 		t.Errorf("first run args %q", got)
 	}
 	// A second run resumes after the cursor.
-	if got := strings.Join(j.Args(), " "); !strings.Contains(got, "--after-cursor=s=1;i=2") || strings.Contains(got, "-n 0") {
+	if got := strings.Join(j.Args(), " "); !strings.Contains(got, "--after-cursor=s=1;i=2") || strings.Contains(got, "--since") {
 		t.Errorf("resume args %q", got)
 	}
 }

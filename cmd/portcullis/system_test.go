@@ -81,6 +81,7 @@ func (s *syncBuffer) String() string {
 }
 
 type env struct {
+	wrap    []string // a command prefix for the daemon (nsenter into a mount namespace)
 	t       *testing.T
 	dir     string
 	cfg     string
@@ -135,8 +136,9 @@ type daemon struct {
 func (e *env) start() *daemon {
 	e.t.Helper()
 	d := &daemon{stderr: &syncBuffer{}, done: make(chan error, 1)}
-	d.cmd = exec.Command(binary(e.t), "run", "-c", e.cfg, "--socket", e.socket, "--db", e.db,
+	args := append(append([]string{}, e.wrap...), binary(e.t), "run", "-c", e.cfg, "--socket", e.socket, "--db", e.db,
 		"--metrics", e.metrics, "--poll", "50ms", "--check-every", "200ms")
+	d.cmd = exec.Command(args[0], args[1:]...)
 	d.cmd.Stderr = d.stderr
 	if err := d.cmd.Start(); err != nil {
 		e.t.Fatal(err)
@@ -610,8 +612,104 @@ backend = systemd
 		return strings.Contains(string(b), "--after-cursor=c2")
 	}, d)
 	b, _ := os.ReadFile(args)
-	if first := strings.SplitN(string(b), "\n", 2)[0]; !strings.Contains(first, "-n 0") || !strings.Contains(first, "_SYSTEMD_UNIT=ssh.service + _COMM=sshd") {
+	if first := strings.SplitN(string(b), "\n", 2)[0]; !strings.Contains(first, "--since=@") || !strings.Contains(first, "_SYSTEMD_UNIT=ssh.service + _COMM=sshd") {
 		t.Errorf("first journalctl call: %q", first)
+	}
+	d.stop(t)
+}
+
+// backend = systemd against a real systemd-journald: one runs in a private mount namespace (a
+// tmpfs on /run, so the host's /run is untouched), a process named sshd writes failures to it
+// through journald's stdout stream (systemd-cat running a copy of cat named sshd) (so _COMM=sshd is the journal's own trusted field, matched by
+// the filter's journalmatch), and the daemon, run in the same namespace, bans from journalctl's
+// output; after a restart it resumes after its saved cursor and counts nothing twice.
+func TestSystemRealJournal(t *testing.T) {
+	netnstest.Require(t)
+	journald := "/lib/systemd/systemd-journald"
+	for _, tool := range []string{journald, "/usr/bin/systemd-cat", "/usr/bin/journalctl", "/usr/bin/cat"} {
+		if _, err := os.Stat(tool); err != nil {
+			t.Skipf("no %s here (Debian package systemd): %v", tool, err)
+		}
+	}
+	for _, tool := range []string{"nsenter", "unshare"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("no %s (util-linux): %v", tool, err)
+		}
+	}
+	e := newEnv(t, `
+[DEFAULT]
+maxretry = 3
+bantime = 1h
+[sshd]
+enabled = true
+port = ssh
+backend = systemd
+journalmatch = _COMM=sshd
+`)
+	jd := exec.Command("unshare", "-m", "--propagation", "private", "sh", "-c",
+		`mount -t tmpfs tmpfs /run && mkdir -p /run/systemd/journal && exec "$0"`, journald)
+	var jdErr syncBuffer
+	jd.Stderr = &jdErr
+	if err := jd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { jd.Process.Kill(); jd.Wait() })
+	ns := strconv.Itoa(jd.Process.Pid)
+	e.waitFor("journald's socket", func() bool {
+		_, err := os.Stat("/proc/" + ns + "/root/run/systemd/journal/stdout")
+		return err == nil
+	}, nil)
+	e.wrap = []string{"nsenter", "-t", ns, "-m", "--"}
+	// cat under the name sshd, its output connected to the journal by systemd-cat: the journal
+	// records the writing process's command name as _COMM.
+	sshd := filepath.Join(e.dir, "sshd")
+	cat, err := exec.LookPath("cat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(cat); err != nil || os.WriteFile(sshd, b, 0o755) != nil {
+		t.Fatalf("copy cat: %v", err)
+	}
+	// journald reads the writer's /proc entry when the data arrives: the writer stays alive until
+	// its lines are in the journal with _COMM=sshd, or a fast exit would leave _COMM out.
+	write := func(lines ...string) {
+		t.Helper()
+		cmd := exec.Command("nsenter", "-t", ns, "-m", "--", "systemd-cat", "-t", "sshd", sshd)
+		in, err := cmd.StdinPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(in, strings.Join(lines, "\n")+"\n")
+		e.waitFor("the lines in the journal", func() bool {
+			out, _ := exec.Command("nsenter", "-t", ns, "-m", "--", "journalctl", "--no-pager", "-o", "cat", "_COMM=sshd").Output()
+			return strings.Contains(string(out), lines[len(lines)-1])
+		}, nil)
+		in.Close()
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("writing to the journal: %v (journald: %s)", err, jdErr.String())
+		}
+	}
+	msg := func(addr string, i int) string {
+		return fmt.Sprintf("Failed password for invalid user admin%d from %s port %d ssh2", i, addr, 40000+i)
+	}
+	d := e.start()
+	write(msg("203.0.113.90", 0), msg("203.0.113.90", 1))
+	e.waitFor("two failures from the journal", func() bool {
+		out, _, _ := e.cli("status", "sshd")
+		return strings.Contains(out, "Total failed:\t2")
+	}, d)
+	d.stop(t)
+	// Written while the daemon is down: the third failure. The restart resumes after the saved
+	// cursor (the first two are not read again) and the saved count makes it the third.
+	write(msg("203.0.113.90", 2))
+	d = e.start()
+	e.waitBanned("203.0.113.90 banned from the real journal across a restart", "sshd-v4", "203.0.113.90", d)
+	out, _, _ := e.cli("status", "sshd")
+	if !strings.Contains(out, "Total failed:\t1") {
+		t.Errorf("status after restart: %s (want exactly the one new failure: the cursor was not honoured)", out)
 	}
 	d.stop(t)
 }
