@@ -22,7 +22,9 @@ type JSONFormat struct {
 	Now     func() time.Time
 	Loc     *time.Location
 
-	p fastjson.Parser
+	p                           fastjson.Parser
+	paths                       bool // the three below are split
+	timePath, hostPath, msgPath []string
 }
 
 func path(p string) []string {
@@ -35,6 +37,9 @@ func path(p string) []string {
 // Apply rewrites every line of in into out (out's buffers are reused) and counts bad lines in st.
 func (f *JSONFormat) Apply(in, out *Block, st *SourceStats) {
 	out.Buf, out.Lines, out.Source = out.Buf[:0], out.Lines[:0], in.Source
+	if !f.paths { // split once, not per line
+		f.timePath, f.hostPath, f.msgPath, f.paths = path(f.Time), path(f.Host), path(f.Message), true
+	}
 	now := time.Now
 	if f.Now != nil {
 		now = f.Now
@@ -53,7 +58,7 @@ func (f *JSONFormat) Apply(in, out *Block, st *SourceStats) {
 			continue
 		}
 		t := now()
-		if tv := v.Get(path(f.Time)...); f.Time != "" && tv != nil {
+		if tv := v.Get(f.timePath...); f.Time != "" && tv != nil {
 			switch tv.Type() {
 			case fastjson.TypeNumber:
 				sec := tv.GetFloat64()
@@ -77,7 +82,7 @@ func (f *JSONFormat) Apply(in, out *Block, st *SourceStats) {
 		out.Buf = append(out.Buf, ' ')
 		host := []byte("-")
 		if f.Host != "" {
-			if hv := v.Get(path(f.Host)...); hv != nil && hv.Type() == fastjson.TypeString {
+			if hv := v.Get(f.hostPath...); hv != nil && hv.Type() == fastjson.TypeString {
 				if h := hv.GetStringBytes(); len(h) > 0 && !containsSpace(h) {
 					host = h
 				}
@@ -87,7 +92,7 @@ func (f *JSONFormat) Apply(in, out *Block, st *SourceStats) {
 		out.Buf = append(out.Buf, ' ')
 		msg := line
 		if f.Message != "" {
-			if mv := v.Get(path(f.Message)...); mv != nil && mv.Type() == fastjson.TypeString {
+			if mv := v.Get(f.msgPath...); mv != nil && mv.Type() == fastjson.TypeString {
 				msg = mv.GetStringBytes()
 			} else {
 				msg = nil
