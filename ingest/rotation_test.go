@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/klauspost/compress/gzip"
 )
 
 // writer appends numbered lines to a log at about 20,000 lines/s (bursts of 100 every 5 ms) and
@@ -21,12 +23,13 @@ type writer struct {
 	n      atomic.Int64 // numbers handed out
 	wrote  atomic.Int64 // lines whose write has returned
 	reopen chan struct{}
+	do     chan func(f *os.File) // run between bursts, with the writer's open file
 	stop   chan struct{}
 	done   chan struct{}
 }
 
 func startWriter(t *testing.T, path string) *writer {
-	w := &writer{reopen: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}
+	w := &writer{reopen: make(chan struct{}), do: make(chan func(*os.File)), stop: make(chan struct{}), done: make(chan struct{})}
 	w.path.Store(path)
 	go func() {
 		defer close(w.done)
@@ -50,6 +53,9 @@ func startWriter(t *testing.T, path string) *writer {
 				f.Close()
 				f = open()
 				w.reopen <- struct{}{}
+			case fn := <-w.do:
+				fn(f)
+				w.do <- nil
 			case <-tick.C:
 				buf = buf[:0]
 				for i := 0; i < 100; i++ {
@@ -67,6 +73,25 @@ func startWriter(t *testing.T, path string) *writer {
 	return w
 }
 
+// paused runs fn while the writer waits; fn may write through f.
+func (w *writer) paused(fn func(f *os.File)) {
+	w.do <- fn
+	<-w.do
+}
+
+// lines writes n numbered lines to f in one write.
+func (w *writer) lines(t *testing.T, f *os.File, n int) {
+	var buf []byte
+	for range n {
+		buf = strconv.AppendInt(buf, w.n.Add(1), 10)
+		buf = append(buf, " Nov 24 10:00:00 host sshd[1]: a rewritten line\n"...)
+	}
+	if _, err := f.Write(buf); err != nil {
+		t.Error(err)
+	}
+	w.wrote.Add(int64(n))
+}
+
 func (w *writer) reopenNow() {
 	w.reopen <- struct{}{}
 	<-w.reopen
@@ -79,20 +104,22 @@ func (w *writer) finish() int64 {
 }
 
 func TestRotationUnderLoad(t *testing.T) {
-	modes := map[string]func(t *testing.T, w *writer, dir, p string) (lossBound int64){
-		"rename+create": func(t *testing.T, w *writer, dir, p string) int64 {
+	// Each mode rotates once, mid-stream, and returns how many lines it loses by design. delivered
+	// is how many lines the tailer has handed over so far.
+	modes := map[string]func(t *testing.T, w *writer, dir, p string, delivered func() int64) (lossBound int64){
+		"rename+create": func(t *testing.T, w *writer, dir, p string, _ func() int64) int64 {
 			os.Rename(p, p+".1")
 			time.Sleep(20 * time.Millisecond) // the daemon keeps writing to the old file for a while
 			w.reopenNow()
 			return 0
 		},
-		"delete+recreate": func(t *testing.T, w *writer, dir, p string) int64 {
+		"delete+recreate": func(t *testing.T, w *writer, dir, p string, _ func() int64) int64 {
 			os.Remove(p)
 			time.Sleep(20 * time.Millisecond)
 			w.reopenNow()
 			return 0
 		},
-		"symlink swap": func(t *testing.T, w *writer, dir, p string) int64 {
+		"symlink swap": func(t *testing.T, w *writer, dir, p string, _ func() int64) int64 {
 			// p is a symlink to a.log; the writer moves to b.log and the link is swapped.
 			next := filepath.Join(dir, "b.log")
 			w.path.Store(next)
@@ -101,7 +128,41 @@ func TestRotationUnderLoad(t *testing.T) {
 			os.Rename(p+".tmp", p)
 			return 0
 		},
-		"copytruncate": func(t *testing.T, w *writer, dir, p string) int64 {
+		"delayed compression": func(t *testing.T, w *writer, dir, p string, _ func() int64) int64 {
+			// logrotate's delaycompress: rename and reopen now, and the rotated file is
+			// compressed away (and deleted) a little later, while late lines may still be in it.
+			os.Rename(p, p+".1")
+			time.Sleep(20 * time.Millisecond)
+			w.reopenNow()
+			time.Sleep(20 * time.Millisecond)
+			data, err := os.ReadFile(p + ".1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			zf, _ := os.Create(p + ".1.gz")
+			zw := gzip.NewWriter(zf)
+			zw.Write(data)
+			zw.Close()
+			zf.Close()
+			os.Remove(p + ".1")
+			return 0
+		},
+		"truncate-and-rewrite": func(t *testing.T, w *writer, dir, p string, delivered func() int64) int64 {
+			// The file is truncated in place and at once rewritten with more than it held, so
+			// its size never looks smaller. What the tailer had not read at the truncation is gone
+			// by design; it is counted with the writer paused, so the bound is exact.
+			var bound int64
+			w.paused(func(f *os.File) {
+				time.Sleep(50 * time.Millisecond) // let the tailer catch up a little
+				bound = w.wrote.Load() - delivered()
+				if err := f.Truncate(0); err != nil {
+					t.Error(err)
+				}
+				w.lines(t, f, 20000) // O_APPEND: from offset 0 now, past the old size
+			})
+			return bound
+		},
+		"copytruncate": func(t *testing.T, w *writer, dir, p string, _ func() int64) int64 {
 			before := w.wrote.Load()
 			data, _ := os.ReadFile(p)
 			os.WriteFile(p+".1", data, 0o644)
@@ -154,7 +215,7 @@ func TestRotationUnderLoad(t *testing.T) {
 			}()
 			w := startWriter(t, target)
 			time.Sleep(400 * time.Millisecond)
-			bound := rotate(t, w, dir, p)
+			bound := rotate(t, w, dir, p, func() int64 { mu.Lock(); defer mu.Unlock(); return int64(len(got)) })
 			time.Sleep(400 * time.Millisecond)
 			written := w.finish()
 			// Wait (bounded) until everything written has arrived or nothing more comes.

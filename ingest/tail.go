@@ -47,8 +47,8 @@ type Position struct {
 const fingerprintLen = 1024
 
 func fingerprint(f *os.File, n int) (uint64, int) {
-	buf := make([]byte, n)
-	m, _ := f.ReadAt(buf, 0)
+	var buf [fingerprintLen]byte
+	m, _ := f.ReadAt(buf[:min(n, fingerprintLen)], 0)
 	h := uint64(14695981039346656037)
 	for _, c := range buf[:m] {
 		h ^= uint64(c)
@@ -265,16 +265,27 @@ func (t *Tailer) poll(ctx context.Context, tf *tailFile, out chan<- *Block) {
 		}
 		return
 	}
-	if st.Size() < tf.off {
-		// Truncated in place (copytruncate): start over.
-		t.opts.Log.Info("log file truncated", "path", tf.path)
+	// Truncated in place (copytruncate), or truncated and rewritten past our offset between two
+	// polls, which only the first bytes changing can show: start over.
+	rewritten := false
+	if tf.fpLen > 0 {
+		fp, n := fingerprint(tf.f, tf.fpLen)
+		rewritten = n < tf.fpLen || fp != tf.fp
+	}
+	if st.Size() < tf.off || rewritten {
+		t.opts.Log.Info("log file truncated or rewritten; reading it from the start", "path", tf.path)
 		t.opts.Source.Stats.Rotated.Add(1)
-		tf.off, tf.sent = 0, 0
+		tf.off, tf.sent, tf.fpLen = 0, 0, 0
 		tf.split.Reset()
 		if _, err := tf.f.Seek(0, io.SeekStart); err != nil {
 			tf.close()
 			return
 		}
+	}
+	if tf.fpLen < fingerprintLen && st.Size() > int64(tf.fpLen) {
+		// The file has grown past the bytes that identify it: identify it by more of them (its
+		// first fpLen bytes were just checked unchanged).
+		tf.fp, tf.fpLen = fingerprint(tf.f, fingerprintLen)
 	}
 	t.drain(ctx, tf, out)
 }

@@ -130,6 +130,33 @@ func TestTailCopyTruncate(t *testing.T) {
 	h.expect("after")
 }
 
+// Truncated and rewritten past the old offset between two polls: the size never looks smaller,
+// only the first bytes changing show it. Every rewritten line is read, from the start.
+func TestTailTruncateAndRewrite(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "auth.log")
+	appendTo(t, p, "")
+	h := newTail(t, p, false)
+	h.expect()
+	appendTo(t, p, "first generation 1\nfirst generation 2\n")
+	h.expect("first generation 1", "first generation 2")
+	if err := os.WriteFile(p, []byte("second generation, a longer line 1\nsecond generation 2\n"), 0o644); err != nil {
+		t.Fatal(err) // O_TRUNC, same inode
+	}
+	h.expect("second generation, a longer line 1", "second generation 2")
+	// The fingerprint grew with the file: a rewrite that keeps the first line but changes what
+	// follows within the first KiB is caught too.
+	appendTo(t, p, "third\n")
+	h.expect("third")
+	if err := os.WriteFile(p, []byte("second generation, a longer line 1\nSECOND generation 2 rewritten\nand more\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.expect("second generation, a longer line 1", "SECOND generation 2 rewritten", "and more")
+	if n := h.src.Stats.Rotated.Load(); n != 2 {
+		t.Fatalf("rotations %d, want 2", n)
+	}
+}
+
 func TestTailSymlinkSwap(t *testing.T) {
 	dir := t.TempDir()
 	a, b, link := filepath.Join(dir, "a.log"), filepath.Join(dir, "b.log"), filepath.Join(dir, "current.log")
