@@ -598,8 +598,12 @@ func systemResolve(name string) ([]netip.Addr, error) {
 	return net.DefaultResolver.LookupNetIP(ctx, "ip", name)
 }
 
-// parseIgnore turns one ignoreip entry into prefixes: an address, a CIDR or a DNS name.
+// parseIgnore turns one ignoreip entry into prefixes: an address, a CIDR, a DNS name (resolved
+// now) or a file: list.
 func parseIgnore(s string, resolve func(string) ([]netip.Addr, error)) ([]netip.Prefix, error) {
+	if name, ok := strings.CutPrefix(s, "file:"); ok {
+		return parseIgnoreFile(name, resolve)
+	}
 	if strings.Contains(s, "/") {
 		p, err := netip.ParsePrefix(s)
 		if err != nil {
@@ -611,9 +615,7 @@ func parseIgnore(s string, resolve func(string) ([]netip.Addr, error)) ([]netip.
 		a = a.Unmap()
 		return []netip.Prefix{netip.PrefixFrom(a, a.BitLen())}, nil
 	}
-	if strings.HasPrefix(s, "file:") {
-		return nil, fmt.Errorf("%q: file: lists are not supported yet", s)
-	}
+
 	addrs, err := resolve(s)
 	if err != nil || len(addrs) == 0 {
 		return nil, fmt.Errorf("%q is neither an address nor a CIDR, and does not resolve: %v", s, err)
@@ -622,6 +624,31 @@ func parseIgnore(s string, resolve func(string) ([]netip.Addr, error)) ([]netip.
 	for _, a := range addrs {
 		a = a.Unmap()
 		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
+}
+
+// parseIgnoreFile reads an ignoreip file: list, as fail2ban does: addresses, CIDRs and DNS names
+// separated by spaces, commas or newlines, "#" starting a comment. It is read when the
+// configuration is loaded (start and reload).
+func parseIgnoreFile(name string, resolve func(string) ([]netip.Addr, error)) ([]netip.Prefix, error) {
+	data, err := os.ReadFile(name)
+	if err != nil {
+		return nil, fmt.Errorf("file:%s: %v", name, err)
+	}
+	var out []netip.Prefix
+	for i, line := range strings.Split(string(data), "\n") {
+		line, _, _ = strings.Cut(line, "#")
+		for _, f := range strings.FieldsFunc(line, func(c rune) bool { return c == ',' || c == ' ' || c == '\t' || c == '\r' }) {
+			if strings.HasPrefix(f, "file:") {
+				return nil, fmt.Errorf("file:%s line %d: %q: a list cannot include another", name, i+1, f)
+			}
+			ps, err := parseIgnore(f, resolve)
+			if err != nil {
+				return nil, fmt.Errorf("file:%s line %d: %v", name, i+1, err)
+			}
+			out = append(out, ps...)
+		}
 	}
 	return out, nil
 }

@@ -249,3 +249,37 @@ logtimezone = Europe/Berlin
 		t.Fatalf("bad usedns/logtimezone: %v", err)
 	}
 }
+
+// ignoreip = file:PATH reads a list (fail2ban's syntax): addresses, CIDRs and names, with comments;
+// a bad entry is an error naming the jail key, the list file and its line.
+func TestIgnoreIPFile(t *testing.T) {
+	dir := t.TempDir()
+	list := filepath.Join(dir, "trusted.lst")
+	os.WriteFile(list, []byte("# office and monitoring\n198.51.100.7, 2001:db8:1::/48  # the v6 office\n\nmonitor.example\n"), 0o644)
+	os.MkdirAll(filepath.Join(dir, "filter.d"), 0o755)
+	os.WriteFile(filepath.Join(dir, "filter.d", "f.conf"), []byte("[Definition]\nfailregex = ^bad <HOST>$\n"), 0o644)
+	jail := "[j]\nenabled = true\nfilter = f\nlogpath = /dev/null\nignoreip = 127.0.0.1/8 file:" + list + "\n"
+	os.WriteFile(filepath.Join(dir, "jail.conf"), []byte(jail), 0o644)
+	resolve := func(name string) ([]netip.Addr, error) {
+		if name == "monitor.example" {
+			return []netip.Addr{netip.MustParseAddr("203.0.113.9")}, nil
+		}
+		return nil, fmt.Errorf("no such host %s", name)
+	}
+	cfg, err := Load(dir, Options{Resolve: resolve})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(cfg.Jails[0].IgnoreIP); got != "[127.0.0.0/8 198.51.100.7/32 2001:db8:1::/48 203.0.113.9/32]" {
+		t.Fatalf("ignoreip %s", got)
+	}
+	os.WriteFile(list, []byte("198.51.100.7\n\n10.0.0.0/33\n"), 0o644)
+	_, err = Load(dir, Options{Resolve: resolve})
+	if err == nil || !strings.Contains(err.Error(), "ignoreip") || !strings.Contains(err.Error(), "file:"+list+" line 3") || !strings.Contains(err.Error(), "jail.conf") {
+		t.Fatalf("bad list entry: %v", err)
+	}
+	os.Remove(list)
+	if _, err = Load(dir, Options{Resolve: resolve}); err == nil || !strings.Contains(err.Error(), list) {
+		t.Fatalf("missing list: %v", err)
+	}
+}
