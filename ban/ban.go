@@ -152,9 +152,15 @@ type Manager struct {
 	Stats  []JailStats
 	mu     sync.Mutex
 	active map[bkey]Active
-	hist   map[netip.Prefix]uint32
+	hist   map[netip.Prefix]History
 	// histJail counts bans per jail and prefix, for bantime.increment without overalljails.
-	histJail map[bkey]uint32
+	histJail map[bkey]History
+}
+
+// History is how often a prefix was banned and when it was last banned (unix seconds).
+type History struct {
+	Count uint32
+	Last  int64
 }
 
 // Options tune a Manager.
@@ -173,7 +179,7 @@ func New(pols []Policy, opts Options) *Manager {
 		opts.SelfAddrs = LocalAddrs()
 	}
 	m := &Manager{pols: pols, now: opts.Now, Stats: make([]JailStats, len(pols)),
-		active: make(map[bkey]Active), hist: make(map[netip.Prefix]uint32), histJail: make(map[bkey]uint32)}
+		active: make(map[bkey]Active), hist: make(map[netip.Prefix]History), histJail: make(map[bkey]History)}
 	for _, a := range opts.SelfAddrs {
 		a = a.Unmap()
 		m.self = append(m.self, netip.PrefixFrom(a, a.BitLen()))
@@ -245,21 +251,22 @@ func (m *Manager) decide(jail uint16, addr netip.Addr, reason string) (Decision,
 		return Decision{}, ErrAlreadyBanned
 	}
 	pol := &m.pols[jail]
-	previous := m.histJail[k]
+	previous := m.histJail[k].Count
 	if pol.Increment.OverallJails {
-		previous = m.hist[pfx]
+		previous = m.hist[pfx].Count
 	}
 	bt := pol.Increment.banTime(pol.BanTime, previous, rand.Int64N)
 	end := int64(0)
 	if bt >= 0 {
 		end = now + int64((bt+time.Second-1)/time.Second)
 	}
-	m.hist[pfx]++
-	m.histJail[k]++
-	a := Active{Jail: jail, Prefix: pfx, Start: now, End: end, Count: m.hist[pfx]}
+	h, hj := m.hist[pfx], m.histJail[k]
+	h.Count, h.Last, hj.Count, hj.Last = h.Count+1, now, hj.Count+1, now
+	m.hist[pfx], m.histJail[k] = h, hj
+	a := Active{Jail: jail, Prefix: pfx, Start: now, End: end, Count: h.Count}
 	m.active[k] = a
 	m.Stats[jail].Bans.Add(1)
-	return Decision{Op: OpBan, Jail: jail, Prefix: pfx, Start: now, End: end, Count: a.Count, JailCount: m.histJail[k], Reason: reason}, nil
+	return Decision{Op: OpBan, Jail: jail, Prefix: pfx, Start: now, End: end, Count: a.Count, JailCount: hj.Count, Reason: reason}, nil
 }
 
 // Decide appends a ban decision for every crossing whose address is neither protected nor already
@@ -307,7 +314,7 @@ func (m *Manager) Expire(dst []Decision) []Decision {
 }
 
 // Restore loads bans kept from an earlier run; ones already over are returned as unbans.
-func (m *Manager) Restore(list []Active, history map[netip.Prefix]uint32) []Decision {
+func (m *Manager) Restore(list []Active, history map[netip.Prefix]History) []Decision {
 	var expired []Decision
 	now := m.now().Unix()
 	m.mu.Lock()
@@ -321,20 +328,48 @@ func (m *Manager) Restore(list []Active, history map[netip.Prefix]uint32) []Deci
 			continue
 		}
 		m.active[bkey{prefix: a.Prefix, jail: a.Jail}] = a
-		if m.hist[a.Prefix] < a.Count {
-			m.hist[a.Prefix] = a.Count
+		if h := m.hist[a.Prefix]; h.Count < a.Count {
+			m.hist[a.Prefix] = History{Count: a.Count, Last: max(h.Last, a.Start)}
 		}
 	}
 	return expired
 }
 
 // RestoreJailHistory loads per-jail ban counts kept from an earlier run.
-func (m *Manager) RestoreJailHistory(jail uint16, counts map[netip.Prefix]uint32) {
+func (m *Manager) RestoreJailHistory(jail uint16, counts map[netip.Prefix]History) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for p, n := range counts {
 		m.histJail[bkey{prefix: p, jail: jail}] = n
 	}
+}
+
+// PurgeHistory forgets the ban history of prefixes last banned before cutoff and not banned now
+// (fail2ban's dbpurgeage): escalation then starts over for them, and the history cannot grow
+// without bound. It returns what it forgot, overall and per jail, for the store.
+func (m *Manager) PurgeHistory(cutoff int64) (overall []netip.Prefix, perJail map[uint16][]netip.Prefix) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	banned := make(map[netip.Prefix]bool, len(m.active))
+	for k := range m.active {
+		banned[k.prefix] = true
+	}
+	for p, h := range m.hist {
+		if h.Last < cutoff && !banned[p] {
+			delete(m.hist, p)
+			overall = append(overall, p)
+		}
+	}
+	for k, h := range m.histJail {
+		if _, active := m.active[k]; h.Last < cutoff && !active {
+			delete(m.histJail, k)
+			if perJail == nil {
+				perJail = make(map[uint16][]netip.Prefix)
+			}
+			perJail[k.jail] = append(perJail[k.jail], k.prefix)
+		}
+	}
+	return overall, perJail
 }
 
 // Active lists the bans in force, of one jail or (all) of every jail.

@@ -2,6 +2,7 @@ package ban
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"testing"
 	"time"
@@ -94,7 +95,7 @@ func TestBanExpireUnbanRestore(t *testing.T) {
 	expired := m2.Restore([]Active{
 		{Jail: 0, Prefix: netip.MustParsePrefix("203.0.113.1/32"), Start: c.t.Unix() - 100, End: c.t.Unix() + 100, Count: 3},
 		{Jail: 0, Prefix: netip.MustParsePrefix("203.0.113.2/32"), Start: c.t.Unix() - 700, End: c.t.Unix() - 100, Count: 1},
-	}, map[netip.Prefix]uint32{netip.MustParsePrefix("203.0.113.1/32"): 3})
+	}, map[netip.Prefix]History{netip.MustParsePrefix("203.0.113.1/32"): {Count: 3, Last: c.t.Unix() - 100}})
 	if len(expired) != 1 || expired[0].Prefix.String() != "203.0.113.2/32" {
 		t.Fatalf("restore expired %+v", expired)
 	}
@@ -141,5 +142,35 @@ func TestIncrement(t *testing.T) {
 	// overalljails: the 9 earlier bans in a and b count: 60 * 2^9, plus up to 10 s at random.
 	if got := length(2); got < 60*512 || got > 60*512+10 {
 		t.Fatalf("jail c: %d s, want %d..%d", got, 60*512, 60*512+10)
+	}
+}
+
+// dbpurgeage: history last touched before the cutoff is forgotten (escalation starts over), unless
+// the prefix is banned now; per-jail history likewise.
+func TestPurgeHistory(t *testing.T) {
+	c := &clock{time.Unix(1_000_000, 0)}
+	m := New([]Policy{{Name: "a", BanTime: time.Hour, Increment: Increment{Enabled: true}}}, Options{Now: c.now, SelfAddrs: []netip.Addr{}})
+	old, recent, active := netip.MustParseAddr("198.51.100.1"), netip.MustParseAddr("198.51.100.2"), netip.MustParseAddr("198.51.100.3")
+	for _, a := range []netip.Addr{old, active} {
+		if _, err := m.Ban(0, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m.Unban(0, false, netip.PrefixFrom(old, 32), "test")
+	c.t = c.t.Add(2 * 24 * time.Hour)
+	if _, err := m.Ban(0, recent); err != nil {
+		t.Fatal(err)
+	}
+	m.Unban(0, false, netip.PrefixFrom(recent, 32), "test")
+	overall, perJail := m.PurgeHistory(c.t.Add(-24 * time.Hour).Unix())
+	if fmt.Sprint(overall) != "[198.51.100.1/32]" || fmt.Sprint(perJail[0]) != "[198.51.100.1/32]" {
+		t.Fatalf("purged %v %v, want only the old, unbanned prefix", overall, perJail)
+	}
+	// The purged address escalates from scratch; the recent one remembers.
+	for a, want := range map[netip.Addr]uint32{old: 1, recent: 2} {
+		d, err := m.Ban(0, a)
+		if err != nil || d.Count != want {
+			t.Fatalf("ban of %s: count %d %v, want %d", a, d.Count, err, want)
+		}
 	}
 }

@@ -55,6 +55,12 @@ type Daemon struct {
 	Journalctl string
 	// Syslog over TLS: listen address, certificate and key files (PEM).
 	SyslogTLS, SyslogTLSCert, SyslogTLSKey string
+	// DBPurgeAge: ban history older than this is forgotten (fail2ban's dbpurgeage, 1d by
+	// default); 0 keeps it forever.
+	DBPurgeAge time.Duration
+	// MaxKeys caps the (jail, address) failure counts held in memory (max_keys, 1,000,000 by
+	// default); at the cap the keys with the fewest failures make room.
+	MaxKeys int
 }
 
 // Jail is one enabled jail.
@@ -144,7 +150,7 @@ type Options struct {
 
 var daemonKeys = map[string]bool{"socket": true, "dbdir": true, "metrics": true, "loglevel": true, "dbpurgeage": true,
 	"syslog_udp": true, "syslog_tcp": true, "syslog_allow": true, "syslog_max_message": true, "journalctl": true,
-	"syslog_tls": true, "syslog_tls_cert": true, "syslog_tls_key": true}
+	"syslog_tls": true, "syslog_tls_cert": true, "syslog_tls_key": true, "max_keys": true}
 
 // Load reads the configuration in dir. The returned error is an Errors listing every problem.
 func Load(dir string, opts Options) (*Config, error) {
@@ -204,7 +210,7 @@ func LoadDaemon(dir string) (Daemon, error) {
 }
 
 func loadDaemon(dir string, errs *Errors) Daemon {
-	out := Daemon{Socket: DefaultSocket, DBDir: DefaultDBDir, Metrics: DefaultMetrics}
+	out := Daemon{Socket: DefaultSocket, DBDir: DefaultDBDir, Metrics: DefaultMetrics, DBPurgeAge: 24 * time.Hour, MaxKeys: 1_000_000}
 	d := NewINI()
 	d.ReadFile(filepath.Join(dir, "portcullis.conf"), false, errs)
 	d.ReadFile(filepath.Join(dir, "portcullis.local"), false, errs)
@@ -251,6 +257,20 @@ func loadDaemon(dir string, errs *Errors) Daemon {
 				continue
 			}
 			out.SyslogMaxMessage = n
+		case "dbpurgeage":
+			d, err := ParseDuration(v.Text)
+			if err != nil {
+				errs.AddAt(v, k, err.Error())
+				continue
+			}
+			out.DBPurgeAge = max(d, 0) // fail2ban: 0 or negative never purges
+		case "max_keys":
+			n, err := strconv.Atoi(strings.TrimSpace(v.Text))
+			if err != nil || n < 1000 {
+				errs.AddAt(v, k, fmt.Sprintf("%q: a number of keys, at least 1000", v.Text))
+				continue
+			}
+			out.MaxKeys = n
 		}
 	}
 	return out

@@ -95,6 +95,9 @@ func Start(opts Options) (*Daemon, error) {
 	if opts.Metrics == "" {
 		opts.Metrics = cfg.Daemon.Metrics
 	}
+	if opts.MaxKeys == 0 {
+		opts.MaxKeys = cfg.Daemon.MaxKeys
+	}
 	for _, w := range cfg.Warnings {
 		opts.Log.Warn(w)
 	}
@@ -179,18 +182,19 @@ func (d *Daemon) install(eng *engine) error {
 	if err != nil {
 		return err
 	}
-	for name, counts := range jhist {
+	for name, hs := range jhist {
 		if id, ok := eng.byName[name]; ok {
-			eng.bans.RestoreJailHistory(uint16(id), counts)
+			eng.bans.RestoreJailHistory(uint16(id), toBanHistory(hs))
 		}
 	}
-	expired := eng.bans.Restore(keep, hist)
+	expired := eng.bans.Restore(keep, toBanHistory(hist))
 	for _, x := range expired {
 		drop = append(drop, store.Change{Unban: true, Ban: toStoreBan(eng, x)})
 	}
 	if err := d.store.Commit(drop); err != nil {
 		return err
 	}
+	d.purgeHistory(eng)
 	// Failures counted before the last shutdown or reload count on, for jails that still exist
 	// (by name) and addresses not banned meanwhile; Load drops what findtime has passed.
 	now := d.opts.Now().Unix()
@@ -340,6 +344,8 @@ func (d *Daemon) housekeeping() {
 	defer check.Stop()
 	sweep := time.NewTicker(30 * time.Second)
 	defer sweep.Stop()
+	purge := time.NewTicker(time.Hour)
+	defer purge.Stop()
 	// File positions are checkpointed one tick late: blocks read before the previous tick have
 	// left the queue by now, so a crash re-reads a little rather than skipping anything.
 	checkpoint := time.NewTicker(5 * time.Second)
@@ -362,6 +368,10 @@ func (d *Daemon) housekeeping() {
 			}
 		case <-sweep.C:
 			d.current().win.Sweep(d.opts.Now().Unix())
+		case <-purge.C:
+			d.reloadMu.Lock()
+			d.purgeHistory(d.current())
+			d.reloadMu.Unlock()
 		case <-checkpoint.C:
 			// Positions only: counts saved here would include lines past these positions, which a
 			// crash would make the next start read and count again. A crash loses the counts since
@@ -422,6 +432,34 @@ func (d *Daemon) closeParts() error {
 		d.store = nil
 	}
 	return errors.Join(errs...)
+}
+
+func toBanHistory(in map[netip.Prefix]store.History) map[netip.Prefix]ban.History {
+	out := make(map[netip.Prefix]ban.History, len(in))
+	for p, h := range in {
+		out[p] = ban.History{Count: h.Count, Last: h.Last}
+	}
+	return out
+}
+
+// purgeHistory forgets ban history older than dbpurgeage, in memory and in the store.
+func (d *Daemon) purgeHistory(eng *engine) {
+	age := eng.cfg.Daemon.DBPurgeAge
+	if age <= 0 || d.store == nil {
+		return
+	}
+	overall, perJail := eng.bans.PurgeHistory(d.opts.Now().Add(-age).Unix())
+	byName := make(map[string][]netip.Prefix, len(perJail))
+	for id, ps := range perJail {
+		byName[eng.jails[id].Name] = ps
+	}
+	if err := d.store.DeleteHistory(overall, byName); err != nil {
+		d.log.Error("cannot purge old ban history", "err", err)
+		return
+	}
+	if len(overall) > 0 {
+		d.log.Info("ban history purged (dbpurgeage)", "prefixes", len(overall), "older than", age)
+	}
 }
 
 // saveProgress stores file positions and journal cursors and, when eng is given, its failure

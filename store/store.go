@@ -113,7 +113,7 @@ func (s *Store) Commit(changes []Change) error {
 		}
 		if c.Ban.JailCount > 0 {
 			binary.BigEndian.PutUint32(h[0:], c.Ban.JailCount)
-			if err := b.Set([]byte("histj/"+c.Ban.Jail+"/"+c.Ban.Prefix.String()), h[:], nil); err != nil {
+			if err := b.Set(histJailKey(c.Ban.Jail, c.Ban.Prefix), h[:], nil); err != nil {
 				return err
 			}
 		}
@@ -148,27 +148,44 @@ func (s *Store) Bans() ([]Ban, error) {
 	return out, err
 }
 
-// History returns the ban count of every prefix ever banned.
-func (s *Store) History() (map[netip.Prefix]uint32, error) {
-	out := make(map[netip.Prefix]uint32)
+// History is how often a prefix was banned and when last (unix seconds).
+type History struct {
+	Count uint32
+	Last  int64
+}
+
+func decodeHistory(k, v []byte) (History, error) {
+	if len(v) < 12 {
+		return History{}, fmt.Errorf("corrupt history record %q", k)
+	}
+	return History{Count: binary.BigEndian.Uint32(v), Last: int64(binary.BigEndian.Uint64(v[4:]))}, nil
+}
+
+// History returns the ban history of every prefix banned (and not purged).
+func (s *Store) History() (map[netip.Prefix]History, error) {
+	out := make(map[netip.Prefix]History)
 	err := s.scan("hist/", func(k, v []byte) error {
 		p, err := netip.ParsePrefix(strings.TrimPrefix(string(k), "hist/"))
-		if err != nil || len(v) < 4 {
+		if err != nil {
 			return fmt.Errorf("corrupt history record %q", k)
 		}
-		out[p] = binary.BigEndian.Uint32(v)
-		return nil
+		out[p], err = decodeHistory(k, v)
+		return err
 	})
 	return out, err
 }
 
-// JailHistory returns per-jail ban counts: jail -> prefix -> count.
-func (s *Store) JailHistory() (map[string]map[netip.Prefix]uint32, error) {
-	out := make(map[string]map[netip.Prefix]uint32)
+func histJailKey(jail string, p netip.Prefix) []byte {
+	return []byte("histj/" + jail + "/" + p.String())
+}
+
+// JailHistory returns per-jail ban history: jail -> prefix -> history.
+func (s *Store) JailHistory() (map[string]map[netip.Prefix]History, error) {
+	out := make(map[string]map[netip.Prefix]History)
 	err := s.scan("histj/", func(k, v []byte) error {
 		rest := strings.TrimPrefix(string(k), "histj/")
 		slash := strings.IndexByte(rest, '/')
-		if slash < 0 || len(v) < 4 {
+		if slash < 0 {
 			return fmt.Errorf("corrupt history record %q", k)
 		}
 		p, err := netip.ParsePrefix(rest[slash+1:])
@@ -177,12 +194,34 @@ func (s *Store) JailHistory() (map[string]map[netip.Prefix]uint32, error) {
 		}
 		jail := rest[:slash]
 		if out[jail] == nil {
-			out[jail] = make(map[netip.Prefix]uint32)
+			out[jail] = make(map[netip.Prefix]History)
 		}
-		out[jail][p] = binary.BigEndian.Uint32(v)
-		return nil
+		out[jail][p], err = decodeHistory(k, v)
+		return err
 	})
 	return out, err
+}
+
+// DeleteHistory removes ban history (dbpurgeage), overall and per jail, in one synced batch.
+func (s *Store) DeleteHistory(overall []netip.Prefix, perJail map[string][]netip.Prefix) error {
+	if len(overall) == 0 && len(perJail) == 0 {
+		return nil
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	for _, p := range overall {
+		if err := b.Delete(histKey(p), nil); err != nil {
+			return err
+		}
+	}
+	for jail, ps := range perJail {
+		for _, p := range ps {
+			if err := b.Delete(histJailKey(jail, p), nil); err != nil {
+				return err
+			}
+		}
+	}
+	return b.Commit(pebble.Sync)
 }
 
 func (s *Store) scan(prefix string, fn func(k, v []byte) error) error {

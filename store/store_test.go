@@ -46,8 +46,28 @@ func TestCommitReopenRestore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if h[b1.Prefix] != 3 || h[b2.Prefix] != 2 {
-		t.Fatalf("history %v: the web ban of 192.0.2.1 (count 3) must stay in history after its unban", h)
+	if h[b1.Prefix] != (History{Count: 3, Last: 150}) || h[b2.Prefix] != (History{Count: 2, Last: 100}) {
+		t.Fatalf("history %v: the web ban of 192.0.2.1 (count 3, at 150) must stay in history after its unban", h)
+	}
+	// dbpurgeage: deleted history is gone, the rest stays.
+	web := Ban{Jail: "web", Prefix: b3.Prefix, Start: 160, End: 760, Count: 4, JailCount: 2}
+	ssh := Ban{Jail: "sshd", Prefix: b1.Prefix, Start: 170, End: 770, Count: 5, JailCount: 2}
+	if err := s.Commit([]Change{{Ban: web}, {Ban: ssh}}); err != nil {
+		t.Fatal(err)
+	}
+	if jh, _ := s.JailHistory(); jh["web"][b3.Prefix] != (History{Count: 2, Last: 160}) {
+		t.Fatalf("per-jail history %v", jh)
+	}
+	if err := s.DeleteHistory([]netip.Prefix{b2.Prefix}, map[string][]netip.Prefix{"web": {b3.Prefix}}); err != nil {
+		t.Fatal(err)
+	}
+	h, _ = s.History()
+	jh, err := s.JailHistory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := h[b2.Prefix]; ok || len(h) != 1 || len(jh["web"]) != 0 || jh["sshd"][b1.Prefix].Count == 0 {
+		t.Fatalf("after purge: history %v, per jail %v", h, jh)
 	}
 }
 

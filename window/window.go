@@ -4,11 +4,13 @@
 // per batch, not once per event. Each key keeps the event times of its last maxretry failures in a
 // small ring, so a key crosses exactly when its last maxretry failures fall within findtime,
 // and the key is then forgotten (the ban takes over). Sweep drops keys whose newest failure is older
-// than findtime, and a hard cap on keys per shard bounds memory: when a shard is full, new keys are
-// refused and counted rather than letting the map grow.
+// than findtime, and a hard cap on keys per shard bounds memory: when a shard is full, a new key
+// evicts the key with the fewest failures among a few sampled (so a flood of one-off addresses
+// cannot push out an address that is close to its ban), and evictions are counted.
 package window
 
 import (
+	"encoding/binary"
 	"net/netip"
 	"slices"
 	"sync"
@@ -17,7 +19,7 @@ import (
 	"github.com/portcullis/portcullis/matcher"
 )
 
-const shardCount = 64
+const shardCount = 64 // shardOf takes 6 bits
 
 // JailParams are one jail's counting rules. Jails are indexed by matcher jail ID.
 type JailParams struct {
@@ -73,7 +75,8 @@ type Window struct {
 	maxKeys int // per shard
 
 	Tracked atomic.Int64  // keys held now
-	Refused atomic.Uint64 // failures not counted because a shard was full
+	Evicted atomic.Uint64 // keys dropped to make room for new ones (the cap was reached)
+	Refused atomic.Uint64 // failures not counted because a shard was full (loads only)
 }
 
 // Options tune a Window.
@@ -95,17 +98,26 @@ func New(jails []JailParams, opts Options) *Window {
 	return w
 }
 
+// shardOf spreads keys over the shards. Both halves of the address go through a full 64-bit
+// finalizer and the shard is taken from the top bits: an IPv4 address sits in the last four
+// bytes, and a weaker mix (as this once was) put every address of one /8 in the same shard,
+// where they shared one lock and 1/64 of the key cap.
 func shardOf(jail uint16, a netip.Addr) uint8 {
 	b := a.As16()
 	h := uint64(jail) * 0x9E3779B97F4A7C15
-	for i := 0; i < 16; i += 8 {
-		v := uint64(b[i]) | uint64(b[i+1])<<8 | uint64(b[i+2])<<16 | uint64(b[i+3])<<24 |
-			uint64(b[i+4])<<32 | uint64(b[i+5])<<40 | uint64(b[i+6])<<48 | uint64(b[i+7])<<56
-		h ^= v
-		h *= 0xff51afd7ed558ccd
-		h ^= h >> 33
-	}
-	return uint8(h % shardCount)
+	h = fmix64(h ^ binary.LittleEndian.Uint64(b[0:8]))
+	h = fmix64(h ^ binary.LittleEndian.Uint64(b[8:16]))
+	return uint8(h >> (64 - 6)) // shardCount = 64
+}
+
+// fmix64 is MurmurHash3's finalizer: every input bit affects every output bit.
+func fmix64(h uint64) uint64 {
+	h ^= h >> 33
+	h *= 0xff51afd7ed558ccd
+	h ^= h >> 33
+	h *= 0xc4ceb9fe1a85ec53
+	h ^= h >> 33
+	return h
 }
 
 // Adder holds one goroutine's scratch for splitting batches by shard.
@@ -206,8 +218,7 @@ func (w *Window) add(sh *shard, ev *matcher.Event) (Crossing, bool) {
 		e, ok := sh.m[k]
 		if !ok {
 			if sh.len() >= w.maxKeys {
-				w.Refused.Add(1)
-				return Crossing{}, false
+				w.evict(sh)
 			}
 			w.Tracked.Add(1)
 		}
@@ -225,8 +236,7 @@ func (w *Window) add(sh *shard, ev *matcher.Event) (Crossing, bool) {
 	e, ok := sh.big[k]
 	if !ok {
 		if sh.len() >= w.maxKeys {
-			w.Refused.Add(1)
-			return Crossing{}, false
+			w.evict(sh)
 		}
 		e = &bigEntry{t: make([]uint32, p.MaxRetry)}
 		sh.big[k] = e
@@ -241,6 +251,47 @@ func (w *Window) add(sh *shard, ev *matcher.Event) (Crossing, bool) {
 	delete(sh.big, k)
 	w.Tracked.Add(-1)
 	return Crossing{Jail: ev.Jail, Addr: ev.Addr, Time: int64(hi), Count: n}, true
+}
+
+// evictSample is how many keys evict looks at. Go starts every map iteration at a random place, so
+// the sample is random; the cost is bounded however large the shard.
+const evictSample = 8
+
+// evict drops, from a full shard, the sampled key with the fewest failures (the oldest newest
+// failure among equals). Call with the lock held.
+func (w *Window) evict(sh *shard) {
+	var victim key
+	var big, found bool
+	bestN, bestT := int(^uint(0)>>1), uint32(0)
+	better := func(n int, t uint32) bool { return n < bestN || n == bestN && t < bestT }
+	seen := 0
+	for k, e := range sh.m {
+		if t := uint32(newest(e.t[:e.n])); better(int(e.n), t) {
+			victim, big, found, bestN, bestT = k, false, true, int(e.n), t
+		}
+		if seen++; seen == evictSample {
+			break
+		}
+	}
+	seen = 0
+	for k, e := range sh.big {
+		if t := uint32(newest(e.t[:e.n])); better(int(e.n), t) {
+			victim, big, found, bestN, bestT = k, true, true, int(e.n), t
+		}
+		if seen++; seen == evictSample {
+			break
+		}
+	}
+	if !found {
+		return
+	}
+	if big {
+		delete(sh.big, victim)
+	} else {
+		delete(sh.m, victim)
+	}
+	w.Tracked.Add(-1)
+	w.Evicted.Add(1)
 }
 
 // ringOf returns the filled times of a key, nil when it is not tracked. Call with the lock held.

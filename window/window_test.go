@@ -59,7 +59,7 @@ func TestCrossesAtMaxRetryWithinFindTime(t *testing.T) {
 	}
 }
 
-func TestCapRefusesNewKeys(t *testing.T) {
+func TestCapEvicts(t *testing.T) {
 	w := New([]JailParams{{MaxRetry: 5, FindTime: 600}}, Options{MaxKeys: 64})
 	a := w.NewAdder()
 	var events []matcher.Event
@@ -70,8 +70,40 @@ func TestCapRefusesNewKeys(t *testing.T) {
 	if w.Tracked.Load() > 64 {
 		t.Fatalf("tracked %d keys, cap is 64", w.Tracked.Load())
 	}
-	if w.Refused.Load() == 0 {
-		t.Fatal("no refusals counted")
+	if got := w.Evicted.Load(); got != uint64(10000-w.Tracked.Load()) {
+		t.Fatalf("evicted %d, want every key beyond the %d held", got, w.Tracked.Load())
+	}
+}
+
+// A flood of one-off addresses evicts one-off addresses, not one close to its ban: that address
+// still crosses at its maxretry-th failure.
+func TestEvictionPrefersLowCounts(t *testing.T) {
+	w := New([]JailParams{{MaxRetry: 5, FindTime: 600}}, Options{MaxKeys: 2 * shardCount}) // 2 per shard
+	a := w.NewAdder()
+	attacker := netip.MustParseAddr("203.0.113.50")
+	home := shardOf(0, attacker)
+	// Addresses that land in the attacker's shard.
+	var same []netip.Addr
+	for i := 0; len(same) < 200; i++ {
+		ad := netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)})
+		if shardOf(0, ad) == home {
+			same = append(same, ad)
+		}
+	}
+	for i := range 4 {
+		a.Add([]matcher.Event{{Jail: 0, Addr: attacker, Time: int64(100 + i)}}, nil)
+	}
+	for i, ad := range same {
+		a.Add([]matcher.Event{{Jail: 0, Addr: ad, Time: int64(200 + i)}}, nil)
+	}
+	if w.Evicted.Load() != uint64(len(same)-1) {
+		t.Fatalf("evicted %d, want %d (the shard holds 2 keys)", w.Evicted.Load(), len(same)-1)
+	}
+	if n := w.Count(0, attacker, 300); n != 4 {
+		t.Fatalf("the attacker's count is %d after the flood, want 4", n)
+	}
+	if c := a.Add([]matcher.Event{{Jail: 0, Addr: attacker, Time: 400}}, nil); len(c) != 1 {
+		t.Fatalf("the fifth failure did not cross: %v", c)
 	}
 }
 
