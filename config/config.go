@@ -97,6 +97,9 @@ type Jail struct {
 	Syslog         bool
 	SyslogPrograms []string
 	SyslogSenders  []netip.Prefix
+	// Recidive: the jail's filter is recidive. It counts the bans of the other jails (each ban
+	// is one failure of the banned address) instead of reading a log.
+	Recidive bool
 	// At is where the jail's section starts, for messages.
 	At *Value
 }
@@ -484,6 +487,19 @@ func loadJail(dir string, r *reader, opts Options, cfg *Config) *Jail {
 				continue
 			}
 			j.IgnoreIP = append(j.IgnoreIP, ps...)
+		}
+	}
+
+	// fail2ban's recidive jail reads fail2ban's own log for its "Ban" lines. portcullis feeds its
+	// own bans to such a jail directly (pipeline), so it reads no file and needs no regex.
+	if fs, _, ok := r.get("filter"); (ok && strings.HasPrefix(strings.TrimSpace(fs), "recidive")) || (!ok && j.Name == "recidive") {
+		if name, _, err := ParseFilterSpec(fs); !ok || err == nil && name == "recidive" {
+			j.Recidive = true
+			j.Filter = &Filter{Name: "recidive"}
+			if s, _, ok := r.get("logpath"); ok && strings.TrimSpace(s) != "" {
+				cfg.Warnings = append(cfg.Warnings, fmt.Sprintf("jail %s counts the bans portcullis makes in its other jails; its logpath (%s) is not read", j.Name, strings.TrimSpace(s)))
+			}
+			return j
 		}
 	}
 

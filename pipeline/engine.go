@@ -40,12 +40,13 @@ type engine struct {
 	// ordered[i] feeds only worker i: sources whose jails keep state across lines (fail2ban's
 	// multi-line <F-MLFID> tracking, maxlines buffers) send every block to one worker, so their
 	// lines are matched in file order.
-	ordered []chan *ingest.Block
-	cancel  context.CancelFunc
-	readers sync.WaitGroup
-	workers sync.WaitGroup
-	errors  atomic.Uint64 // blocks that failed to scan or panicked, skipped
-	lines   atomic.Uint64 // lines that went through the whole data path
+	ordered  []chan *ingest.Block
+	cancel   context.CancelFunc
+	readers  sync.WaitGroup
+	workers  sync.WaitGroup
+	errors   atomic.Uint64 // blocks that failed to scan or panicked, skipped
+	lines    atomic.Uint64 // lines that went through the whole data path
+	recidive []uint16      // jails fed with the other jails' bans
 	// lag returns the histogram of seconds from a block's arrival to its ban decisions, by source.
 	lag func(source string) *metrics.Histogram
 }
@@ -74,6 +75,7 @@ func newEngine(cfg *config.Config, opts *Options) (*engine, error) {
 		opts.Log.Warn(w)
 	}
 	e.m = m
+	e.recidive = recidiveJails(cfg)
 	e.win = window.New(params, window.Options{MaxKeys: opts.MaxKeys})
 	e.bans = ban.New(pols, ban.Options{Now: opts.Now, SelfAddrs: opts.SelfAddrs})
 
@@ -333,7 +335,7 @@ func (e *engine) work(mw *matcher.Worker, own chan *ingest.Block, log *slog.Logg
 		}
 		crossings = adder.Add(events, crossings[:0])
 		ingest.PutBlock(b)
-		decisions = e.bans.Decide(crossings, decisions[:0])
+		decisions = escalate(e.recidive, adder, e.bans, e.bans.Decide(crossings, decisions[:0]))
 		if !arrived.IsZero() && e.lag != nil {
 			e.lag(srcName).Update(time.Since(arrived).Seconds())
 		}

@@ -24,6 +24,8 @@ type ReplayOptions struct {
 	Now       func() time.Time
 	// Progress, when set, is called every few seconds with the lines read so far.
 	Progress func(lines uint64)
+	// Warn, when set, receives the configuration's warnings.
+	Warn func(string)
 }
 
 // ReplayDecision is one ban or unban the daemon would have made.
@@ -57,6 +59,11 @@ func Replay(opts ReplayOptions, emit func(ReplayDecision) error) (ReplayStats, e
 	if err != nil {
 		return st, err
 	}
+	if opts.Warn != nil {
+		for _, w := range cfg.Warnings {
+			opts.Warn(w)
+		}
+	}
 	specs, params, pols := stageConfig(cfg)
 	var all ingest.JailSet
 	for id := range cfg.Jails {
@@ -77,6 +84,7 @@ func Replay(opts ReplayOptions, emit func(ReplayDecision) error) (ReplayStats, e
 	var clock time.Time // the replayed time: the latest event seen
 	bans := ban.New(pols, ban.Options{Now: func() time.Time { return clock }})
 
+	recidive := recidiveJails(cfg)
 	var events []matcher.Event
 	var crossings []window.Crossing
 	var decisions []ban.Decision
@@ -140,7 +148,7 @@ func Replay(opts ReplayOptions, emit func(ReplayDecision) error) (ReplayStats, e
 				}
 				st.Failures[cfg.Jails[ev[0].Jail].Name]++
 				crossings = adder.Add(ev, crossings[:0])
-				decisions = bans.Decide(crossings, decisions[:0])
+				decisions = escalate(recidive, adder, bans, bans.Decide(crossings, decisions[:0]))
 				if len(decisions) > 0 {
 					failures = crossings[0].Count
 					if stopErr = report(decisions, clock); stopErr != nil {

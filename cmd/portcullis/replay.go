@@ -35,7 +35,8 @@ func cmdReplay(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 2
 	}
 	opts := pipeline.ReplayOptions{ConfigDir: *dir, Logs: logs, Stdin: stdin,
-		Progress: func(n uint64) { fmt.Fprintf(stderr, "%d lines…\n", n) }}
+		Progress: func(n uint64) { fmt.Fprintf(stderr, "%d lines…\n", n) },
+		Warn:     func(w string) { fmt.Fprintf(stderr, "warning: %s\n", w) }}
 	for _, f := range []struct {
 		s string
 		t *time.Time

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -86,5 +87,42 @@ func TestReplayIncrement(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("replay lacks a ban %s:\n%s", want, out)
 		}
+	}
+}
+
+// recidive: an address banned three times by sshd within findtime is banned for a week by the
+// recidive jail, which reads no log: it is fed the bans themselves.
+func TestReplayRecidive(t *testing.T) {
+	dir := t.TempDir()
+	testconf.Write(t, dir, "[sshd]\nenabled = true\nlogpath = /nonexistent.log\nmaxretry = 1\nbantime = 60\n"+
+		"[recidive]\nenabled = true\nlogpath = /var/log/fail2ban.log\nmaxretry = 3\nfindtime = 1d\nbantime = 1w\n")
+	var lines []string
+	for _, ts := range []string{"10:00:00", "10:02:00", "10:04:00"} {
+		lines = append(lines, "2026-03-01T"+ts+"+00:00 h sshd[1]: Failed password for root from 203.0.113.9 port 22 ssh2")
+	}
+	log := filepath.Join(dir, "auth.log")
+	os.WriteFile(log, []byte(strings.Join(lines, "\n")+"\n"), 0o644)
+	out, stderr, code := runCLI(t, "", "replay", "-c", dir, "--json", log)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var got []string
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		var d struct {
+			Time     float64 `json:"time"`
+			Op, Jail string
+			Duration float64 `json:"duration"`
+		}
+		if err := json.Unmarshal([]byte(l), &d); err != nil {
+			t.Fatalf("%q: %v", l, err)
+		}
+		got = append(got, fmt.Sprintf("%s %s +%.0f %.0f", d.Op, d.Jail, d.Time-1772359200, d.Duration))
+	}
+	want := []string{"ban sshd +0 60", "unban sshd +60 0", "ban sshd +120 60", "unban sshd +180 0", "ban sshd +240 60", "ban recidive +240 604800"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("decisions\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if !strings.Contains(stderr, "its logpath (/var/log/fail2ban.log) is not read") {
+		t.Errorf("no warning that the recidive logpath is not read:\n%s", stderr)
 	}
 }

@@ -618,6 +618,28 @@ backend = systemd
 	d.stop(t)
 }
 
+// The recidive jail counts the daemon's own bans (here two manual ones) and bans for its much
+// longer bantime in its own set, on every port.
+func TestSystemRecidive(t *testing.T) {
+	netnstest.Require(t)
+	e := newEnv(t, systemJails+"\n[recidive]\nenabled = true\nmaxretry = 2\nfindtime = 1d\nbantime = 1w\nprotocol = all\n")
+	d := e.start()
+	for _, args := range [][]string{{"ban", "sshd", "203.0.113.99"}, {"unban", "sshd", "203.0.113.99"}, {"ban", "sshd", "203.0.113.99"}} {
+		if out, stderr, code := e.cli(args...); code != 0 {
+			t.Fatalf("%v: %q %q", args, out, stderr)
+		}
+	}
+	e.waitBanned("203.0.113.99 banned by recidive after its second ban", "recidive-v4", "203.0.113.99", d)
+	if tmo := nftSet(t, "recidive-v4")["203.0.113.99"]; tmo < 6*24*time.Hour {
+		t.Errorf("recidive ban timeout %v, want about a week", tmo)
+	}
+	out, _, _ := e.cli("status", "recidive")
+	if !strings.Contains(out, "203.0.113.99") {
+		t.Errorf("status recidive: %s", out)
+	}
+	d.stop(t)
+}
+
 // backend = systemd against a real systemd-journald: one runs in a private mount namespace (a
 // tmpfs on /run, so the host's /run is untouched), a process named sshd writes failures to it
 // through journald's stdout stream (systemd-cat running a copy of cat named sshd) (so _COMM=sshd is the journal's own trusted field, matched by
