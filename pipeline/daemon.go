@@ -289,14 +289,24 @@ func (d *Daemon) current() *engine {
 }
 
 // Reload loads the configuration again and swaps the engine. A broken configuration is reported and
-// the running one stays.
-func (d *Daemon) Reload() error {
+// the running one stays. Bans, failure counts and file positions carry over.
+func (d *Daemon) Reload() error { return d.ReloadJail("") }
+
+// ReloadJail is Reload for one jail (fail2ban-client reload JAIL): only that jail's definition
+// is taken from the configuration on disk (added, changed, or removed when no longer enabled);
+// every other jail keeps the one it runs with. An empty name reloads everything.
+func (d *Daemon) ReloadJail(name string) error {
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
 	cfg, err := config.Load(d.opts.ConfigDir, config.Options{})
 	if err != nil {
 		d.log.Error("reload refused: the configuration has errors; the running one stays", "err", err)
 		return err
+	}
+	if name != "" {
+		if cfg, err = withJailFrom(d.current().cfg, cfg, name); err != nil {
+			return err
+		}
 	}
 	for _, w := range cfg.Warnings {
 		d.log.Warn(w)
@@ -332,6 +342,31 @@ func (d *Daemon) Reload() error {
 	}
 	d.log.Info("configuration reloaded", "jails", len(cfg.Jails))
 	return nil
+}
+
+// withJailFrom is running with jail name taken from fresh.
+func withJailFrom(running, fresh *config.Config, name string) (*config.Config, error) {
+	out := *running
+	out.Jails, out.Warnings = nil, fresh.Warnings
+	found := false
+	for _, j := range running.Jails {
+		if j.Name != name {
+			out.Jails = append(out.Jails, j)
+			continue
+		}
+		found = true
+		if nj := fresh.Jail(name); nj != nil {
+			out.Jails = append(out.Jails, nj)
+		}
+	}
+	if !found {
+		nj := fresh.Jail(name)
+		if nj == nil {
+			return nil, fmt.Errorf("no jail %q, neither running nor enabled in the configuration", name)
+		}
+		out.Jails = append(out.Jails, nj)
+	}
+	return &out, nil
 }
 
 // housekeeping expires bans, sweeps old failures, and rebuilds the firewall table if someone

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"net/netip"
 	"sort"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/portcullis/portcullis/ban"
 	"github.com/portcullis/portcullis/control"
@@ -24,9 +26,21 @@ func (d *Daemon) handle(req control.Request) control.Reply {
 		return d.unban(req.Args)
 	case "banned":
 		return d.banned(req.Args)
+	case "get":
+		return d.get(req.Args)
 	case "reload":
-		if err := d.Reload(); err != nil {
+		if len(req.Args) > 1 {
+			return control.ErrorReply("usage: reload [JAIL]")
+		}
+		name := ""
+		if len(req.Args) == 1 {
+			name = req.Args[0]
+		}
+		if err := d.ReloadJail(name); err != nil {
 			return control.ErrorReply("reload failed, the running configuration stays:\n%v", err)
+		}
+		if name != "" {
+			return control.DataReply("reloaded jail " + name)
 		}
 		return control.DataReply("reloaded")
 	}
@@ -225,5 +239,59 @@ func (d *Daemon) banned(args []string) control.Reply {
 		}
 		return out[i].Prefix < out[j].Prefix
 	})
+	return control.DataReply(out)
+}
+
+// get answers fail2ban-client's "get JAIL PARAM" for the settings a jail runs with; the reply
+// is a list of strings (one value for most).
+func (d *Daemon) get(args []string) control.Reply {
+	if len(args) != 2 {
+		return control.ErrorReply("usage: get JAIL maxretry|findtime|bantime|ignoreip|ignoreself|logpath|failregex|ignoreregex|journalmatch (banip is answered from banned)")
+	}
+	eng := d.current()
+	id, err := eng.jailID(args[0])
+	if err != nil {
+		return control.ErrorReply("%v", err)
+	}
+	j := eng.jails[id]
+	secs := func(t time.Duration) string {
+		if t < 0 {
+			return "-1"
+		}
+		return strconv.FormatInt(int64(t/time.Second), 10)
+	}
+	var out []string
+	switch args[1] {
+	case "maxretry":
+		out = []string{strconv.Itoa(j.MaxRetry)}
+	case "findtime":
+		out = []string{secs(j.FindTime)}
+	case "bantime":
+		out = []string{secs(j.BanTime)}
+	case "ignoreself":
+		out = []string{strconv.FormatBool(j.IgnoreSelf)}
+	case "ignoreip":
+		for _, p := range j.IgnoreIP {
+			out = append(out, prefixString(p))
+		}
+	case "logpath":
+		for _, lp := range j.LogPaths {
+			out = append(out, lp.Pattern)
+		}
+	case "failregex", "ignoreregex":
+		if j.Filter != nil {
+			list := j.Filter.FailRegex
+			if args[1] == "ignoreregex" {
+				list = j.Filter.IgnoreRegex
+			}
+			for _, r := range list {
+				out = append(out, r.Text)
+			}
+		}
+	case "journalmatch":
+		out = []string{j.JournalMatch}
+	default:
+		return control.ErrorReply("get: unknown setting %q", args[1])
+	}
 	return control.DataReply(out)
 }

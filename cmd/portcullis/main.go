@@ -32,7 +32,10 @@ Usage:
   portcullis unban [JAIL] IP...        (no jail: unban in every jail)
   portcullis unban --all
   portcullis banned [JAIL] [--json]
-  portcullis reload
+  portcullis reload [JAIL]
+  portcullis get JAIL banip [--with-time]          (fail2ban-client style)
+  portcullis get JAIL maxretry|findtime|bantime|ignoreip|ignoreself|logpath|failregex|ignoreregex|journalmatch
+  portcullis set JAIL banip|unbanip IP...
   portcullis regex [--json] [--now TIME] [--config DIR] LOG FILTER [IGNOREREGEX]
   portcullis replay -c DIR [--json] [--from T] [--to T] LOG...
   portcullis version
@@ -58,7 +61,7 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 	switch cmd {
 	case "run":
 		return cmdRun(rest, stderr)
-	case "status", "ban", "unban", "banned", "reload", "ping":
+	case "status", "ban", "unban", "banned", "reload", "ping", "get", "set":
 		return cmdClient(cmd, rest, stdout, stderr)
 	case "regex":
 		return cmdRegex(rest, os.Stdin, stdout, stderr)
@@ -153,6 +156,7 @@ func cmdClient(cmd string, args []string, stdout, stderr io.Writer) int {
 	dir := fs.String("c", "", "configuration folder whose portcullis.conf names the socket")
 	asJSON := fs.Bool("json", false, "print JSON")
 	all := fs.Bool("all", false, "unban: every ban of every jail")
+	withTime := fs.Bool("with-time", false, "get JAIL banip: with each ban's start, length and end")
 	timeout := fs.Duration("timeout", 30*time.Second, "how long to wait for the daemon")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
@@ -171,10 +175,26 @@ func cmdClient(cmd string, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "usage: portcullis unban [JAIL] IP... | portcullis unban --all")
 			return 2
 		}
-	case "status", "banned":
+	case "status", "banned", "reload":
 		if len(pos) > 1 {
 			fmt.Fprintf(stderr, "usage: portcullis %s [JAIL]\n", cmd)
 			return 2
+		}
+	case "set":
+		// fail2ban-client set JAIL banip|unbanip IP...: the same requests as ban and unban.
+		if len(pos) < 3 || (pos[1] != "banip" && pos[1] != "unbanip") {
+			fmt.Fprintln(stderr, "usage: portcullis set JAIL banip|unbanip IP...")
+			return 2
+		}
+		cmd = map[string]string{"banip": "ban", "unbanip": "unban"}[pos[1]]
+		pos = append([]string{pos[0]}, pos[2:]...)
+	case "get":
+		if len(pos) != 2 {
+			fmt.Fprintln(stderr, "usage: portcullis get JAIL PARAM")
+			return 2
+		}
+		if pos[1] == "banip" {
+			cmd, pos = "banip", pos[:1]
 		}
 	}
 	if *socket == "" {
@@ -188,7 +208,11 @@ func cmdClient(cmd string, args []string, stdout, stderr io.Writer) int {
 			*socket = d.Socket
 		}
 	}
-	rep, err := control.Call(*socket, control.Request{Cmd: cmd, Args: pos}, *timeout)
+	wire := cmd
+	if cmd == "banip" {
+		wire = "banned" // get JAIL banip is answered from the list of bans
+	}
+	rep, err := control.Call(*socket, control.Request{Cmd: wire, Args: pos}, *timeout)
 	if err != nil {
 		fmt.Fprintf(stderr, "portcullis: %v\n", err)
 		return 1
@@ -205,7 +229,7 @@ func cmdClient(cmd string, args []string, stdout, stderr io.Writer) int {
 		_ = enc.Encode(v)
 		return exitForResults(cmd, rep.Data)
 	}
-	return printReply(cmd, pos, rep.Data, stdout, stderr)
+	return printReply(cmd, pos, rep.Data, *withTime, stdout, stderr)
 }
 
 func exitForResults(cmd string, data json.RawMessage) int {
@@ -222,8 +246,43 @@ func exitForResults(cmd string, data json.RawMessage) int {
 	return 0
 }
 
-func printReply(cmd string, pos []string, data json.RawMessage, stdout, stderr io.Writer) int {
+func printReply(cmd string, pos []string, data json.RawMessage, withTime bool, stdout, stderr io.Writer) int {
 	switch cmd {
+	case "banip":
+		// fail2ban-client get JAIL banip [--with-time]: addresses on one line, or one per line as
+		// "ADDR \tSTART + SECONDS = END".
+		var bs []control.Banned
+		if err := json.Unmarshal(data, &bs); err != nil {
+			fmt.Fprintf(stderr, "portcullis: bad reply: %v\n", err)
+			return 1
+		}
+		if !withTime {
+			var addrs []string
+			for _, b := range bs {
+				addrs = append(addrs, b.Prefix)
+			}
+			fmt.Fprintln(stdout, strings.Join(addrs, " "))
+			return 0
+		}
+		const layout = "2006-01-02 15:04:05"
+		for _, b := range bs {
+			if b.End == 0 {
+				fmt.Fprintf(stdout, "%s \t%s + -1 = forever\n", b.Prefix, time.Unix(b.Start, 0).Format(layout))
+				continue
+			}
+			fmt.Fprintf(stdout, "%s \t%s + %d = %s\n", b.Prefix, time.Unix(b.Start, 0).Format(layout), b.End-b.Start, time.Unix(b.End, 0).Format(layout))
+		}
+		return 0
+	case "get":
+		var vs []string
+		if err := json.Unmarshal(data, &vs); err != nil {
+			fmt.Fprintf(stderr, "portcullis: bad reply: %v\n", err)
+			return 1
+		}
+		for _, v := range vs {
+			fmt.Fprintln(stdout, v)
+		}
+		return 0
 	case "status":
 		if len(pos) == 0 {
 			var st control.Status

@@ -618,6 +618,57 @@ backend = systemd
 	d.stop(t)
 }
 
+// fail2ban-client style commands: set JAIL banip/unbanip, get JAIL banip [--with-time], get JAIL
+// PARAM, and reload JAIL, which takes only that jail's new definition.
+func TestSystemClientCommands(t *testing.T) {
+	netnstest.Require(t)
+	e := newEnv(t, systemJails)
+	d := e.start()
+	run := func(args ...string) string {
+		t.Helper()
+		out, stderr, code := e.cli(args...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d %q %q", args, code, out, stderr)
+		}
+		return strings.TrimSpace(out)
+	}
+	run("set", "sshd", "banip", "203.0.113.120")
+	e.waitBanned("set banip", "sshd-v4", "203.0.113.120", d)
+	if got := run("get", "sshd", "banip"); got != "203.0.113.120" {
+		t.Errorf("get banip: %q", got)
+	}
+	if got := run("get", "sshd", "banip", "--with-time"); !strings.HasPrefix(got, "203.0.113.120 \t") || !strings.Contains(got, " + 3600 = ") {
+		t.Errorf("get banip --with-time: %q", got)
+	}
+	if got := run("get", "sshd", "maxretry"); got != "3" {
+		t.Errorf("get maxretry: %q", got)
+	}
+	if got := run("get", "sshd", "ignoreip"); got != "127.0.0.0/8\n192.0.2.0/24" {
+		t.Errorf("get ignoreip: %q", got)
+	}
+	run("set", "sshd", "unbanip", "203.0.113.120")
+	e.waitFor("set unbanip", func() bool { _, ok := nftSet(t, "sshd-v4")["203.0.113.120"]; return !ok }, d)
+
+	// reload JAIL: only sshd's new maxretry applies; waiting keeps its running definition.
+	conf := filepath.Join(e.cfg, "jail.conf")
+	b, _ := os.ReadFile(conf)
+	os.WriteFile(conf, []byte(strings.Replace(string(b), "maxretry = 3", "maxretry = 4", 1)), 0o644)
+	if got := run("reload", "sshd"); got != "reloaded jail sshd" {
+		t.Errorf("reload sshd: %q", got)
+	}
+	if s, w := run("get", "sshd", "maxretry"), run("get", "waiting", "maxretry"); s != "4" || w != "3" {
+		t.Errorf("after reload sshd: sshd maxretry %s (want 4), waiting %s (want 3: not reloaded)", s, w)
+	}
+	run("reload")
+	if w := run("get", "waiting", "maxretry"); w != "4" {
+		t.Errorf("after a full reload, waiting maxretry %s, want 4", w)
+	}
+	if _, _, code := e.cli("reload", "nosuchjail"); code == 0 {
+		t.Error("reload of an unknown jail succeeded")
+	}
+	d.stop(t)
+}
+
 // The recidive jail counts the daemon's own bans (here two manual ones) and bans for its much
 // longer bantime in its own set, on every port.
 func TestSystemRecidive(t *testing.T) {
