@@ -234,7 +234,34 @@ func (m *Manager) Protected(jail uint16, addr netip.Addr) error {
 	return nil
 }
 
-func (m *Manager) decide(jail uint16, addr netip.Addr, reason string) (Decision, error) {
+var loopback4 = netip.MustParsePrefix("127.0.0.0/8")
+
+// protectedInside reports whether a protected range (loopback, ignoreip, ignoreself) overlaps pfx,
+// so that banning the whole of pfx would ban a protected address too.
+func (m *Manager) protectedInside(jail uint16, pfx netip.Prefix) bool {
+	if pfx.Overlaps(loopback4) || pfx.Contains(netip.IPv6Loopback()) {
+		return true
+	}
+	p := &m.pols[jail]
+	for _, pr := range p.IgnoreIP {
+		if pr.Overlaps(pfx) {
+			return true
+		}
+	}
+	if p.IgnoreSelf {
+		for _, pr := range m.self {
+			if pr.Overlaps(pfx) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// decide bans addr, or the network pfx it was counted in (banprefix4/6; pfx invalid or a single
+// address otherwise). A network that holds a protected address is never banned whole: the
+// address alone is.
+func (m *Manager) decide(jail uint16, addr netip.Addr, pfx netip.Prefix, reason string) (Decision, error) {
 	if err := m.Protected(jail, addr); err != nil {
 		if int(jail) < len(m.Stats) {
 			m.Stats[jail].Ignored.Add(1)
@@ -242,7 +269,9 @@ func (m *Manager) decide(jail uint16, addr netip.Addr, reason string) (Decision,
 		return Decision{}, err
 	}
 	addr = addr.Unmap()
-	pfx := netip.PrefixFrom(addr, addr.BitLen())
+	if !pfx.IsValid() || pfx.Bits() >= addr.BitLen() || !pfx.Contains(addr) || m.protectedInside(jail, pfx) {
+		pfx = netip.PrefixFrom(addr, addr.BitLen())
+	}
 	k := bkey{prefix: pfx, jail: jail}
 	now := m.now().Unix()
 	m.mu.Lock()
@@ -273,7 +302,7 @@ func (m *Manager) decide(jail uint16, addr netip.Addr, reason string) (Decision,
 // banned in its jail.
 func (m *Manager) Decide(cs []window.Crossing, dst []Decision) []Decision {
 	for _, c := range cs {
-		if d, err := m.decide(c.Jail, c.Addr, "failures"); err == nil {
+		if d, err := m.decide(c.Jail, c.Addr, c.Prefix, "failures"); err == nil {
 			dst = append(dst, d)
 		}
 	}
@@ -282,7 +311,7 @@ func (m *Manager) Decide(cs []window.Crossing, dst []Decision) []Decision {
 
 // Ban decides a manual ban.
 func (m *Manager) Ban(jail uint16, addr netip.Addr) (Decision, error) {
-	return m.decide(jail, addr, "manual")
+	return m.decide(jail, addr, netip.Prefix{}, "manual")
 }
 
 // Unban removes the ban of prefix in jail, or in every jail when all is set.
@@ -290,8 +319,10 @@ func (m *Manager) Unban(jail uint16, all bool, prefix netip.Prefix, reason strin
 	var out []Decision
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	single := prefix.IsSingleIP()
 	for k, a := range m.active {
-		if k.prefix == prefix && (all || k.jail == jail) {
+		// An address also lifts the network ban (banprefix) that holds it.
+		if (k.prefix == prefix || single && k.prefix.Contains(prefix.Addr())) && (all || k.jail == jail) {
 			delete(m.active, k)
 			out = append(out, Decision{Op: OpUnban, Jail: k.jail, Prefix: k.prefix, Start: a.Start, End: a.End, Count: a.Count, Reason: reason})
 		}

@@ -174,3 +174,34 @@ func TestPurgeHistory(t *testing.T) {
 		}
 	}
 }
+
+// A crossing counted per network bans the network, unless a protected address is inside it: then
+// only the address that crossed. An address unbans the network ban that holds it.
+func TestPrefixBans(t *testing.T) {
+	c := &clock{time.Unix(1_000_000, 0)}
+	m := New([]Policy{{Name: "a", BanTime: time.Hour, IgnoreSelf: true, IgnoreIP: []netip.Prefix{netip.MustParsePrefix("2001:db8:9:9::5/128")}}},
+		Options{Now: c.now, SelfAddrs: []netip.Addr{netip.MustParseAddr("198.51.100.1")}})
+	cross := func(addr, pfx string) window.Crossing {
+		return window.Crossing{Jail: 0, Addr: netip.MustParseAddr(addr), Prefix: netip.MustParsePrefix(pfx), Count: 3}
+	}
+	ds := m.Decide([]window.Crossing{
+		cross("2001:db8:1:2::77", "2001:db8:1:2::/64"),
+		cross("2001:db8:9:9::6", "2001:db8:9:9::/64"), // ignoreip holds ::5 of this /64
+		cross("198.51.100.33", "198.51.100.0/24"),     // ignoreself: this machine is .1
+		cross("203.0.113.5", "203.0.113.0/24"),
+	}, nil)
+	var got []string
+	for _, d := range ds {
+		got = append(got, d.Prefix.String())
+	}
+	if want := "[2001:db8:1:2::/64 2001:db8:9:9::6/128 198.51.100.33/32 203.0.113.0/24]"; fmt.Sprint(got) != want {
+		t.Fatalf("banned %v, want %s", got, want)
+	}
+	// Another address of the banned /64 is banned already.
+	if _, err := m.decide(0, netip.MustParseAddr("2001:db8:1:2::1"), netip.MustParsePrefix("2001:db8:1:2::/64"), "failures"); !errors.Is(err, ErrAlreadyBanned) {
+		t.Fatalf("second crossing of the same /64: %v", err)
+	}
+	if u := m.Unban(0, false, netip.MustParsePrefix("2001:db8:1:2::1/128"), "manual"); len(u) != 1 || u[0].Prefix.String() != "2001:db8:1:2::/64" {
+		t.Fatalf("unban of an address inside the /64: %+v", u)
+	}
+}

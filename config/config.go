@@ -97,6 +97,10 @@ type Jail struct {
 	Syslog         bool
 	SyslogPrograms []string
 	SyslogSenders  []netip.Prefix
+	// BanPrefix4 and BanPrefix6 (ours): failures are counted, and bans made, per network of this
+	// length (32 and 128: per address). banprefix6 = 64 catches an attacker rotating addresses
+	// inside its /64.
+	BanPrefix4, BanPrefix6 int
 	// Recidive: the jail's filter is recidive. It counts the bans of the other jails (each ban
 	// is one failure of the banned address) instead of reading a log.
 	Recidive bool
@@ -394,6 +398,16 @@ func loadJail(dir string, r *reader, opts Options, cfg *Config) *Jail {
 		BanTime:    r.duration("bantime", 10*time.Minute, true),
 		At:         at,
 		IgnoreSelf: r.bool("ignoreself", true),
+		BanPrefix4: r.int("banprefix4", 32, 8),
+		BanPrefix6: r.int("banprefix6", 128, 16),
+	}
+	if j.BanPrefix4 > 32 {
+		_, v, _ := r.get("banprefix4")
+		r.errs.AddAt(v, "banprefix4", fmt.Sprintf("%d: an IPv4 prefix length from 8 to 32", j.BanPrefix4))
+	}
+	if j.BanPrefix6 > 128 {
+		_, v, _ := r.get("banprefix6")
+		r.errs.AddAt(v, "banprefix6", fmt.Sprintf("%d: an IPv6 prefix length from 16 to 128", j.BanPrefix6))
 	}
 	j.Increment.Enabled = r.bool("bantime.increment", false)
 	if j.Increment.Enabled {

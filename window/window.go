@@ -25,14 +25,31 @@ const shardCount = 64 // shardOf takes 6 bits
 type JailParams struct {
 	MaxRetry int
 	FindTime int64 // seconds
+	// Prefix4 and Prefix6 count failures per network instead of per address (banprefix4,
+	// banprefix6: an attacker rotating addresses inside one /64 is one key); 0 or the full
+	// length means per address.
+	Prefix4, Prefix6 int
 }
 
-// Crossing is a (jail, address) whose failures reached maxretry within findtime.
+// keyPrefix is the counting key of addr in a jail: the address, or its network.
+func (p *JailParams) keyPrefix(addr netip.Addr) netip.Prefix {
+	bits := addr.BitLen()
+	if b := p.Prefix6; addr.Is6() && b > 0 && b < bits {
+		bits = b
+	} else if b := p.Prefix4; addr.Is4() && b > 0 && b < bits {
+		bits = b
+	}
+	pf, _ := addr.Prefix(bits)
+	return pf
+}
+
+// Crossing is a (jail, address or network) whose failures reached maxretry within findtime.
 type Crossing struct {
-	Jail  uint16
-	Addr  netip.Addr
-	Time  int64 // time of the failure that crossed, unix seconds
-	Count int
+	Jail   uint16
+	Addr   netip.Addr   // the address of the failure that crossed
+	Prefix netip.Prefix // what was counted: Addr itself, or its network (banprefix4/6)
+	Time   int64        // time of the failure that crossed, unix seconds
+	Count  int
 }
 
 // key is 18 bytes: the address in 16-byte form (IPv4 mapped) and the jail.
@@ -123,6 +140,7 @@ func fmix64(h uint64) uint64 {
 // Adder holds one goroutine's scratch for splitting batches by shard.
 type Adder struct {
 	w      *Window
+	keys   []netip.Addr // each event's counting key (its address, or its network's)
 	shard  []uint8
 	order  []int32
 	counts [shardCount + 1]int32
@@ -141,8 +159,14 @@ func (a *Adder) Add(events []matcher.Event, dst []Crossing) []Crossing {
 	// Counting sort of event indexes by shard, stable so each key sees its events in order.
 	a.shard = a.shard[:0]
 	a.counts = [shardCount + 1]int32{}
+	a.keys = a.keys[:0]
 	for i := range events {
-		s := shardOf(events[i].Jail, events[i].Addr)
+		k := events[i].Addr
+		if j := int(events[i].Jail); j < len(w.jails) && (w.jails[j].Prefix4 > 0 || w.jails[j].Prefix6 > 0) {
+			k = w.jails[j].keyPrefix(k).Addr()
+		}
+		a.keys = append(a.keys, k)
+		s := shardOf(events[i].Jail, k)
 		a.shard = append(a.shard, s)
 		a.counts[s+1]++
 	}
@@ -170,7 +194,7 @@ func (a *Adder) Add(events []matcher.Event, dst []Crossing) []Crossing {
 			if int(ev.Jail) >= len(w.jails) || w.jails[ev.Jail].MaxRetry <= 0 {
 				continue
 			}
-			if c, ok := w.add(sh, ev); ok {
+			if c, ok := w.add(sh, ev, a.keys[idx]); ok {
 				dst = append(dst, c)
 			}
 		}
@@ -207,12 +231,13 @@ func secs(t int64) uint32 {
 	return uint32(t)
 }
 
-func (w *Window) add(sh *shard, ev *matcher.Event) (Crossing, bool) {
+func (w *Window) add(sh *shard, ev *matcher.Event, keyAddr netip.Addr) (Crossing, bool) {
 	p := w.jails[ev.Jail]
+	pfx := p.keyPrefix(ev.Addr)
 	if p.MaxRetry == 1 {
-		return Crossing{Jail: ev.Jail, Addr: ev.Addr, Time: ev.Time, Count: 1}, true
+		return Crossing{Jail: ev.Jail, Addr: ev.Addr, Prefix: pfx, Time: ev.Time, Count: 1}, true
 	}
-	k := keyOf(ev.Jail, ev.Addr)
+	k := keyOf(ev.Jail, keyAddr)
 	t := secs(ev.Time)
 	if p.MaxRetry <= inlineRing {
 		e, ok := sh.m[k]
@@ -227,7 +252,7 @@ func (w *Window) add(sh *shard, ev *matcher.Event) (Crossing, bool) {
 		if crossed {
 			delete(sh.m, k)
 			w.Tracked.Add(-1)
-			return Crossing{Jail: ev.Jail, Addr: ev.Addr, Time: int64(hi), Count: n}, true
+			return Crossing{Jail: ev.Jail, Addr: ev.Addr, Prefix: pfx, Time: int64(hi), Count: n}, true
 		}
 		e.next, e.n = uint8(next), uint8(n)
 		sh.m[k] = e
@@ -250,7 +275,7 @@ func (w *Window) add(sh *shard, ev *matcher.Event) (Crossing, bool) {
 	}
 	delete(sh.big, k)
 	w.Tracked.Add(-1)
-	return Crossing{Jail: ev.Jail, Addr: ev.Addr, Time: int64(hi), Count: n}, true
+	return Crossing{Jail: ev.Jail, Addr: ev.Addr, Prefix: pfx, Time: int64(hi), Count: n}, true
 }
 
 // evictSample is how many keys evict looks at. Go starts every map iteration at a random place, so
@@ -307,6 +332,10 @@ func (sh *shard) ringOf(k key) []uint32 {
 
 // Count returns the failures held for (jail, addr) within findtime of now.
 func (w *Window) Count(jail uint16, addr netip.Addr, now int64) int {
+	if int(jail) >= len(w.jails) {
+		return 0
+	}
+	addr = w.jails[jail].keyPrefix(addr).Addr()
 	sh := &w.shards[shardOf(jail, addr)]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -322,8 +351,9 @@ func (w *Window) Count(jail uint16, addr netip.Addr, now int64) int {
 // Forget drops every key of addr (a manual ban or unban resets its count).
 func (w *Window) Forget(addr netip.Addr) {
 	for j := range w.jails {
-		sh := &w.shards[shardOf(uint16(j), addr)]
-		k := keyOf(uint16(j), addr)
+		ka := w.jails[j].keyPrefix(addr).Addr()
+		sh := &w.shards[shardOf(uint16(j), ka)]
+		k := keyOf(uint16(j), ka)
 		sh.mu.Lock()
 		if _, ok := sh.m[k]; ok {
 			delete(sh.m, k)
@@ -450,8 +480,9 @@ func (w *Window) Load(h *Held, now int64) bool {
 	if len(times) == 0 {
 		return false
 	}
-	k := keyOf(h.Jail, h.Addr)
-	sh := &w.shards[shardOf(h.Jail, h.Addr)]
+	ka := p.keyPrefix(h.Addr).Addr() // banprefix may have changed since the snapshot
+	k := keyOf(h.Jail, ka)
+	sh := &w.shards[shardOf(h.Jail, ka)]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if sh.ringOf(k) != nil {

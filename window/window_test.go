@@ -217,3 +217,31 @@ func TestSnapshotLoad(t *testing.T) {
 		t.Fatal("a key whose failures are all older than findtime was loaded")
 	}
 }
+
+// banprefix6/banprefix4: failures from different addresses of one network add up, and the
+// crossing names the network and the address that crossed.
+func TestPrefixCounting(t *testing.T) {
+	w := New([]JailParams{{MaxRetry: 3, FindTime: 600, Prefix6: 64, Prefix4: 24}, {MaxRetry: 3, FindTime: 600}}, Options{})
+	a := w.NewAdder()
+	got := a.Add([]matcher.Event{
+		ev(0, "2001:db8:1:2::1", 1), ev(0, "2001:db8:1:2:ffff::9", 2), ev(0, "2001:db8:1:3::1", 3), // the last is another /64
+		ev(1, "2001:db8:1:2::1", 1), ev(1, "2001:db8:1:2::2", 2), ev(1, "2001:db8:1:2::3", 3), // per address: no crossing
+		ev(0, "198.51.100.1", 4), ev(0, "198.51.100.200", 5),
+	}, nil)
+	if len(got) != 0 {
+		t.Fatalf("early crossings %+v", got)
+	}
+	if n := w.Count(0, netip.MustParseAddr("2001:db8:1:2::abcd"), 10); n != 2 {
+		t.Fatalf("count of the /64 seen from another of its addresses = %d, want 2", n)
+	}
+	got = a.Add([]matcher.Event{ev(0, "2001:db8:1:2::77", 6), ev(0, "198.51.100.33", 7)}, nil)
+	if len(got) != 2 {
+		t.Fatalf("crossings %+v, want the /64 and the /24", got)
+	}
+	for _, c := range got {
+		want := map[string]string{"2001:db8:1:2::77": "2001:db8:1:2::/64", "198.51.100.33": "198.51.100.0/24"}[c.Addr.String()]
+		if c.Prefix.String() != want || c.Count != 3 {
+			t.Errorf("crossing %+v, want prefix %s and count 3", c, want)
+		}
+	}
+}

@@ -618,6 +618,69 @@ backend = systemd
 	d.stop(t)
 }
 
+// banprefix6 = 64: three failures from three addresses of one /64 ban the /64 (an interval
+// element in the kernel set), and a fourth address of it is then dropped by that element: a real
+// TCP connection to port 22, from and to an address of that /64 on this namespace's loopback.
+func TestSystemBanPrefix(t *testing.T) {
+	netnstest.Require(t)
+	// ignoreself = false: the test's own address is inside the /64, and with ignoreself only the
+	// attacking address would be banned, never a network holding an address of this machine.
+	e := newEnv(t, strings.Replace(systemJails, "[sshd]\n", "[sshd]\nbanprefix6 = 64\nbanprefix4 = 24\nignoreself = false\n", 1))
+	local := "2001:db8:77:1::5"
+	connects := func() bool { return true }
+	if out, err := exec.Command("ip", "-6", "addr", "add", local+"/128", "dev", "lo", "nodad").CombinedOutput(); err != nil {
+		t.Logf("no traffic check (cannot add %s to lo: %v %s)", local, err, out)
+	} else {
+		ln, err := net.Listen("tcp", "["+local+"]:22")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				c.Close()
+			}
+		}()
+		connects = func() bool {
+			c, err := net.DialTimeout("tcp", "["+local+"]:22", 500*time.Millisecond)
+			if err == nil {
+				c.Close()
+			}
+			return err == nil
+		}
+		if !connects() {
+			t.Fatal("no connection before any ban")
+		}
+	}
+	d := e.start()
+	var lines []string
+	for _, a := range []string{"2001:db8:77:1::1", "2001:db8:77:1:8000::2", "2001:db8:77:1::ffff"} {
+		lines = append(lines, failures(a, 1)...)
+	}
+	e.appendLog(lines...)
+	e.waitBanned("the /64 banned", "sshd-v6", "2001:db8:77:1::/64", d)
+	out, _, _ := e.cli("banned", "sshd")
+	if !strings.Contains(out, "2001:db8:77:1::/64") {
+		t.Errorf("banned: %s", out)
+	}
+	if connects() {
+		t.Error("a connection from another address of the banned /64 got through")
+	}
+	// Unbanning one address of it lifts the network ban.
+	if _, stderr, code := e.cli("unban", "sshd", "2001:db8:77:1::42"); code != 0 {
+		t.Fatalf("unban: %s", stderr)
+	}
+	e.waitFor("the /64 unbanned", func() bool { return len(nftSet(t, "sshd-v6")) == 0 }, d)
+	if !connects() {
+		t.Error("no connection after the unban")
+	}
+	d.stop(t)
+}
+
 // fail2ban-client style commands: set JAIL banip/unbanip, get JAIL banip [--with-time], get JAIL
 // PARAM, and reload JAIL, which takes only that jail's new definition.
 func TestSystemClientCommands(t *testing.T) {
