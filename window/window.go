@@ -90,6 +90,8 @@ type Window struct {
 	jails   []JailParams
 	shards  [shardCount]shard
 	maxKeys int // per shard
+	// prefixes: some jail counts per network (banprefix4/6), so keys are masked
+	prefixes bool
 
 	Tracked atomic.Int64  // keys held now
 	Evicted atomic.Uint64 // keys dropped to make room for new ones (the cap was reached)
@@ -108,6 +110,11 @@ func New(jails []JailParams, opts Options) *Window {
 		opts.MaxKeys = 1_000_000
 	}
 	w := &Window{jails: jails, maxKeys: max(1, opts.MaxKeys/shardCount)}
+	for _, p := range jails {
+		if p.Prefix4 > 0 && p.Prefix4 < 32 || p.Prefix6 > 0 && p.Prefix6 < 128 {
+			w.prefixes = true
+		}
+	}
 	for i := range w.shards {
 		w.shards[i].m = make(map[key]small)
 		w.shards[i].big = make(map[key]*bigEntry)
@@ -162,10 +169,12 @@ func (a *Adder) Add(events []matcher.Event, dst []Crossing) []Crossing {
 	a.keys = a.keys[:0]
 	for i := range events {
 		k := events[i].Addr
-		if j := int(events[i].Jail); j < len(w.jails) && (w.jails[j].Prefix4 > 0 || w.jails[j].Prefix6 > 0) {
-			k = w.jails[j].keyPrefix(k).Addr()
+		if w.prefixes {
+			if j := int(events[i].Jail); j < len(w.jails) {
+				k = w.jails[j].keyPrefix(k).Addr()
+			}
+			a.keys = append(a.keys, k)
 		}
-		a.keys = append(a.keys, k)
 		s := shardOf(events[i].Jail, k)
 		a.shard = append(a.shard, s)
 		a.counts[s+1]++
@@ -194,7 +203,11 @@ func (a *Adder) Add(events []matcher.Event, dst []Crossing) []Crossing {
 			if int(ev.Jail) >= len(w.jails) || w.jails[ev.Jail].MaxRetry <= 0 {
 				continue
 			}
-			if c, ok := w.add(sh, ev, a.keys[idx]); ok {
+			k := ev.Addr
+			if w.prefixes {
+				k = a.keys[idx]
+			}
+			if c, ok := w.add(sh, ev, k); ok {
 				dst = append(dst, c)
 			}
 		}
@@ -232,10 +245,9 @@ func secs(t int64) uint32 {
 }
 
 func (w *Window) add(sh *shard, ev *matcher.Event, keyAddr netip.Addr) (Crossing, bool) {
-	p := w.jails[ev.Jail]
-	pfx := p.keyPrefix(ev.Addr)
+	p := &w.jails[ev.Jail]
 	if p.MaxRetry == 1 {
-		return Crossing{Jail: ev.Jail, Addr: ev.Addr, Prefix: pfx, Time: ev.Time, Count: 1}, true
+		return Crossing{Jail: ev.Jail, Addr: ev.Addr, Prefix: p.keyPrefix(ev.Addr), Time: ev.Time, Count: 1}, true
 	}
 	k := keyOf(ev.Jail, keyAddr)
 	t := secs(ev.Time)
@@ -252,7 +264,7 @@ func (w *Window) add(sh *shard, ev *matcher.Event, keyAddr netip.Addr) (Crossing
 		if crossed {
 			delete(sh.m, k)
 			w.Tracked.Add(-1)
-			return Crossing{Jail: ev.Jail, Addr: ev.Addr, Prefix: pfx, Time: int64(hi), Count: n}, true
+			return Crossing{Jail: ev.Jail, Addr: ev.Addr, Prefix: p.keyPrefix(ev.Addr), Time: int64(hi), Count: n}, true
 		}
 		e.next, e.n = uint8(next), uint8(n)
 		sh.m[k] = e
@@ -275,7 +287,7 @@ func (w *Window) add(sh *shard, ev *matcher.Event, keyAddr netip.Addr) (Crossing
 	}
 	delete(sh.big, k)
 	w.Tracked.Add(-1)
-	return Crossing{Jail: ev.Jail, Addr: ev.Addr, Prefix: pfx, Time: int64(hi), Count: n}, true
+	return Crossing{Jail: ev.Jail, Addr: ev.Addr, Prefix: p.keyPrefix(ev.Addr), Time: int64(hi), Count: n}, true
 }
 
 // evictSample is how many keys evict looks at. Go starts every map iteration at a random place, so
