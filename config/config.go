@@ -97,6 +97,9 @@ type Jail struct {
 	Syslog         bool
 	SyslogPrograms []string
 	SyslogSenders  []netip.Prefix
+	// ChainHookInput and ChainHookForward: which traffic the bans block (chain_hook, the name of
+	// fail2ban's nftables action parameter: input, forward, or both). forward covers containers.
+	ChainHookInput, ChainHookForward bool
 	// BanPrefix4 and BanPrefix6 (ours): failures are counted, and bans made, per network of this
 	// length (32 and 128: per address). banprefix6 = 64 catches an attacker rotating addresses
 	// inside its /64.
@@ -400,6 +403,23 @@ func loadJail(dir string, r *reader, opts Options, cfg *Config) *Jail {
 		IgnoreSelf: r.bool("ignoreself", true),
 		BanPrefix4: r.int("banprefix4", 32, 8),
 		BanPrefix6: r.int("banprefix6", 128, 16),
+	}
+	j.ChainHookInput = true
+	if s, v, ok := r.given("chain_hook"); ok {
+		j.ChainHookInput = false
+		for _, h := range strings.FieldsFunc(strings.ToLower(s), func(c rune) bool { return c == ',' || c == ' ' }) {
+			switch h {
+			case "input":
+				j.ChainHookInput = true
+			case "forward":
+				j.ChainHookForward = true
+			default:
+				r.errs.AddAt(v, "chain_hook", fmt.Sprintf("%q: use input, forward, or both", h))
+			}
+		}
+		if !j.ChainHookInput && !j.ChainHookForward {
+			r.errs.AddAt(v, "chain_hook", "empty: use input, forward, or both")
+		}
 	}
 	if j.BanPrefix4 > 32 {
 		_, v, _ := r.get("banprefix4")

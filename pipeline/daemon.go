@@ -233,7 +233,8 @@ func (d *Daemon) install(eng *engine) error {
 func (d *Daemon) rebuild(eng *engine) error {
 	specs := make([]sink.JailSpec, len(eng.jails))
 	for i, j := range eng.jails {
-		specs[i] = sink.JailSpec{Name: j.Name, Ports: j.Ports, Protocol: j.Protocol, BlockType: j.BlockType}
+		specs[i] = sink.JailSpec{Name: j.Name, Ports: j.Ports, Protocol: j.Protocol, BlockType: j.BlockType,
+			Input: j.ChainHookInput, Forward: j.ChainHookForward}
 	}
 	now := d.opts.Now().Unix()
 	var elems []sink.Element

@@ -1,6 +1,7 @@
 // Package sink applies ban decisions to the kernel firewall through nftables netlink (no shelling
 // out). Table "inet portcullis" holds one input chain, and per jail and family a set with
-// "flags interval, timeout" and one rule per port range dropping or rejecting its members. Bans are
+// "flags interval, timeout" and one rule per port range dropping or rejecting its members; jails
+// that ask for it (chain_hook = forward) get the same rules in a forward chain. Bans are
 // set elements with a kernel timeout equal to the ban's remaining time, so the kernel lifts them even
 // if the daemon is gone. Every batch of changes is one netlink transaction.
 package sink
@@ -29,6 +30,9 @@ type JailSpec struct {
 	Ports     []config.PortRange // empty: every port
 	Protocol  string             // tcp, udp or all
 	BlockType string             // drop or reject
+	// Forward also filters forwarded traffic (containers, VMs: Docker publishes ports through
+	// the forward path, which an input chain never sees); Input the host's own (the default).
+	Input, Forward bool
 }
 
 // Element is one banned prefix in a jail's set. Timeout 0 means no timeout (a permanent ban).
@@ -135,6 +139,17 @@ func (n *NFT) Build(jails []JailSpec, elems []Element) error {
 		Name: n.opts.Chain, Table: n.table, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookInput, Priority: nftables.ChainPriorityRef(-1), Policy: &policy,
 	})
+	// The forward chain, when a jail asks for it, runs at priority -1 like the input chain: before
+	// iptables-nft's filter table (0), so before Docker's own FORWARD and DOCKER-USER rules.
+	var forward *nftables.Chain
+	for _, j := range jails {
+		if j.Forward && forward == nil {
+			forward = c.AddChain(&nftables.Chain{
+				Name: "forward", Table: n.table, Type: nftables.ChainTypeFilter,
+				Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityRef(-1), Policy: &policy,
+			})
+		}
+	}
 	n.jails = make(map[string]*jailSets, len(jails))
 	for _, j := range jails {
 		js := &jailSets{spec: j}
@@ -145,9 +160,14 @@ func (n *NFT) Build(jails []JailSpec, elems []Element) error {
 				return fmt.Errorf("cannot add set %s: %w", s.Name, err)
 			}
 		}
-		for _, v6 := range []bool{false, true} {
-			for _, r := range jailRules(n.table, chain, js, v6) {
-				c.AddRule(r)
+		for _, ch := range []*nftables.Chain{chain, forward} {
+			if ch == nil || ch == chain && !j.Input && j.Forward || ch == forward && !j.Forward {
+				continue
+			}
+			for _, v6 := range []bool{false, true} {
+				for _, r := range jailRules(n.table, ch, js, v6) {
+					c.AddRule(r)
+				}
 			}
 		}
 		n.jails[j.Name] = js

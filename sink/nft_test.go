@@ -128,3 +128,50 @@ func TestNFTBuildLargeInParts(t *testing.T) {
 		t.Fatalf("%d elements in the set, want %d", got, len(els))
 	}
 }
+
+// chain_hook = forward: the jail's rules go into a forward chain (containers, VMs), at priority -1
+// so they run before iptables-nft's filter table and Docker's rules; an input-only jail's rules
+// stay out of it, and a forward-only jail's out of the input chain.
+func TestNFTForwardHook(t *testing.T) {
+	netnstest.Require(t)
+	n, err := NewNFT(NFTOptions{Table: "pcfwd"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Remove()
+	jails := []JailSpec{
+		{Name: "sshd", Ports: []config.PortRange{{From: 22, To: 22}}, Protocol: "tcp", BlockType: "drop", Input: true},
+		{Name: "web", Ports: []config.PortRange{{From: 80, To: 80}}, Protocol: "tcp", BlockType: "drop", Forward: true},
+		{Name: "both", Protocol: "all", BlockType: "drop", Input: true, Forward: true},
+	}
+	if err := n.Build(jails, []Element{{Jail: "web", Prefix: netip.MustParsePrefix("192.0.2.80/32"), Timeout: time.Hour}}); err != nil {
+		t.Fatal(err)
+	}
+	list := func(chain string) string {
+		out, err := exec.Command("nft", "list", "chain", "inet", "pcfwd", chain).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		return string(out)
+	}
+	in, fwd := list("input"), list("forward")
+	for _, c := range []struct {
+		chain, text, want string
+		present      bool
+	}{
+		{"forward", fwd, "hook forward priority filter - 1", true},
+		{"forward", fwd, "tcp dport 80 ip saddr @web-v4", true},
+		{"forward", fwd, "ip saddr @both-v4", true},
+		{"forward", fwd, "@sshd-v4", false},
+		{"input", in, "tcp dport 22 ip saddr @sshd-v4", true},
+		{"input", in, "ip saddr @both-v4", true},
+		{"input", in, "@web-v4", false},
+	} {
+		if strings.Contains(c.text, c.want) != c.present {
+			t.Errorf("chain %s: %q present = %v, want %v:\n%s", c.chain, c.want, !c.present, c.present, c.text)
+		}
+	}
+	if got := setElements(t, "pcfwd", "web-v4"); len(got) != 1 {
+		t.Fatalf("web-v4 = %v", keys(got))
+	}
+}
