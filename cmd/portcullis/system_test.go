@@ -9,8 +9,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -952,4 +954,116 @@ func TestSystemRestartMidStream(t *testing.T) {
 		t.Fatalf("20 restarts counted %d failures of %d written", counted, written.Load())
 	}
 	t.Logf("20 restarts under a steady writer: %d of %d failures counted, none twice", counted, written.Load())
+}
+
+// prefixText writes a prefix as status and banned do: a single address without its length.
+func prefixText(p netip.Prefix) string {
+	if p.IsSingleIP() {
+		return p.Addr().String()
+	}
+	return p.String()
+}
+
+// kill -9 at random points, 50 times, while bans arrive from the CLI and from the log: after each
+// restart every ban that was reported done — the CLI's ban returned, or the daemon logged it — is
+// in the store and in the kernel set, and the set holds exactly what the store holds.
+func TestSystemKill9(t *testing.T) {
+	netnstest.Require(t)
+	if testing.Short() {
+		t.Skip("50 kill -9 runs; skipped with -short")
+	}
+	e := newEnv(t, systemJails)
+	rng := rand.New(rand.NewPCG(1, 2))
+	var mu sync.Mutex
+	reported := map[string]bool{}
+	banRe := regexp.MustCompile(`msg=ban jail=sshd prefix=(\S+)`)
+	check := func(d *daemon, run int) {
+		t.Helper()
+		out, stderr, code := e.cli("banned", "sshd", "--json")
+		if code != 0 {
+			t.Fatalf("run %d: banned: %s", run, stderr)
+		}
+		var bs []struct{ Prefix string }
+		if err := json.Unmarshal([]byte(out), &bs); err != nil {
+			t.Fatalf("run %d: %v", run, err)
+		}
+		stored := map[string]bool{}
+		for _, b := range bs {
+			stored[b.Prefix] = true
+		}
+		set := nftSet(t, "sshd-v4")
+		mu.Lock()
+		defer mu.Unlock()
+		for a := range reported {
+			if !stored[a] {
+				t.Fatalf("run %d: %s was reported banned but is not in the store after kill -9", run, a)
+			}
+		}
+		if len(set) != len(stored) {
+			t.Fatalf("run %d: the set holds %d elements, the store %d bans", run, len(set), len(stored))
+		}
+		for a := range stored {
+			if _, ok := set[a]; !ok {
+				t.Fatalf("run %d: %s is stored but not in the kernel set", run, a)
+			}
+		}
+	}
+	const runs = 50
+	for run := 0; run < runs; run++ {
+		d := e.start()
+		check(d, run)
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() { // CLI bans: a ban whose command returned 0 is reported done
+			defer wg.Done()
+			for i := 0; i < 250; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				addr := fmt.Sprintf("198.18.%d.%d", run, i)
+				if exec.Command(binary(t), "ban", "sshd", addr, "--socket", e.socket).Run() == nil {
+					mu.Lock()
+					reported[addr] = true
+					mu.Unlock()
+				}
+			}
+		}()
+		go func() { // failures in the log: three per address cross maxretry
+			defer wg.Done()
+			for i := 0; i < 250; i++ {
+				select {
+				case <-stop:
+					return
+				case <-time.After(2 * time.Millisecond):
+				}
+				f, err := os.OpenFile(e.log, os.O_WRONLY|os.O_APPEND, 0)
+				if err != nil {
+					return
+				}
+				io.WriteString(f, strings.Join(failures(fmt.Sprintf("198.19.%d.%d", run, i), 3), "\n")+"\n")
+				f.Close()
+			}
+		}()
+		time.Sleep(time.Duration(20+rng.IntN(300)) * time.Millisecond)
+		d.cmd.Process.Kill()
+		<-d.done
+		close(stop)
+		wg.Wait()
+		for _, m := range banRe.FindAllStringSubmatch(d.stderr.String(), -1) {
+			p, err := netip.ParsePrefix(m[1])
+			if err != nil {
+				t.Fatalf("logged ban %q: %v", m[1], err)
+			}
+			mu.Lock()
+			reported[prefixText(p)] = true
+			mu.Unlock()
+		}
+	}
+	d := e.start()
+	check(d, runs)
+	d.stop(t)
+	t.Logf("%d kill -9 runs, %d bans reported done, all kept in the store and the kernel", runs, len(reported))
 }
