@@ -47,6 +47,15 @@ type Decision struct {
 	// JailCount is Count in this jail only.
 	JailCount uint32
 	Reason    string
+	// Evidence is why a ban from failures was made (nil otherwise), for the audit log.
+	Evidence *Evidence
+}
+
+// Evidence is what led to a ban: the failures counted and the line of the one that crossed.
+type Evidence struct {
+	Failures int
+	Times    []uint32 // unix seconds, oldest first
+	Match    string   // the crossing line; empty with maxmatches = 0
 }
 
 // Active is a ban in force.
@@ -303,6 +312,7 @@ func (m *Manager) decide(jail uint16, addr netip.Addr, pfx netip.Prefix, reason 
 func (m *Manager) Decide(cs []window.Crossing, dst []Decision) []Decision {
 	for _, c := range cs {
 		if d, err := m.decide(c.Jail, c.Addr, c.Prefix, "failures"); err == nil {
+			d.Evidence = &Evidence{Failures: c.Count, Times: c.Times, Match: c.Match}
 			dst = append(dst, d)
 		}
 	}

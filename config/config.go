@@ -58,6 +58,8 @@ type Daemon struct {
 	// DBPurgeAge: ban history older than this is forgotten (fail2ban's dbpurgeage, 1d by
 	// default); 0 keeps it forever.
 	DBPurgeAge time.Duration
+	// AuditLog is a file that gets one JSON line per ban and unban (auditlog); empty: none.
+	AuditLog string
 	// MaxKeys caps the (jail, address) failure counts held in memory (max_keys, 1,000,000 by
 	// default); at the cap the keys with the fewest failures make room.
 	MaxKeys int
@@ -100,6 +102,9 @@ type Jail struct {
 	// ChainHookInput and ChainHookForward: which traffic the bans block (chain_hook, the name of
 	// fail2ban's nftables action parameter: input, forward, or both). forward covers containers.
 	ChainHookInput, ChainHookForward bool
+	// MaxMatches is fail2ban's maxmatches (default: maxretry); 0 keeps log lines out of the
+	// audit log. portcullis keeps the line of the failure that crossed maxretry.
+	MaxMatches int
 	// BanPrefix4 and BanPrefix6 (ours): failures are counted, and bans made, per network of this
 	// length (32 and 128: per address). banprefix6 = 64 catches an attacker rotating addresses
 	// inside its /64.
@@ -160,7 +165,7 @@ type Options struct {
 
 var daemonKeys = map[string]bool{"socket": true, "dbdir": true, "metrics": true, "loglevel": true, "dbpurgeage": true,
 	"syslog_udp": true, "syslog_tcp": true, "syslog_allow": true, "syslog_max_message": true, "journalctl": true,
-	"syslog_tls": true, "syslog_tls_cert": true, "syslog_tls_key": true, "max_keys": true}
+	"syslog_tls": true, "syslog_tls_cert": true, "syslog_tls_key": true, "max_keys": true, "auditlog": true}
 
 // Load reads the configuration in dir. The returned error is an Errors listing every problem.
 func Load(dir string, opts Options) (*Config, error) {
@@ -238,7 +243,7 @@ func loadDaemon(dir string, errs *Errors) Daemon {
 	text := map[string]*string{
 		"socket": &out.Socket, "dbdir": &out.DBDir, "metrics": &out.Metrics, "journalctl": &out.Journalctl,
 		"syslog_tls": &out.SyslogTLS, "syslog_tls_cert": &out.SyslogTLSCert, "syslog_tls_key": &out.SyslogTLSKey,
-		"syslog_udp": &out.SyslogUDP, "syslog_tcp": &out.SyslogTCP,
+		"syslog_udp": &out.SyslogUDP, "syslog_tcp": &out.SyslogTCP, "auditlog": &out.AuditLog,
 	}
 	for _, k := range s.Keys() {
 		v, _ := s.Raw(k)
@@ -404,12 +409,14 @@ func loadJail(dir string, r *reader, opts Options, cfg *Config) *Jail {
 		BanPrefix4: r.int("banprefix4", 32, 8),
 		BanPrefix6: r.int("banprefix6", 128, 16),
 	}
+	j.MaxMatches = r.int("maxmatches", j.MaxRetry, 0)
 	j.ChainHookInput = true
 	if s, v, ok := r.given("chain_hook"); ok {
 		j.ChainHookInput = false
 		for _, h := range strings.FieldsFunc(strings.ToLower(s), func(c rune) bool { return c == ',' || c == ' ' }) {
 			switch h {
 			case "input":
+				j.MaxMatches = r.int("maxmatches", j.MaxRetry, 0)
 				j.ChainHookInput = true
 			case "forward":
 				j.ChainHookForward = true

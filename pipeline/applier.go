@@ -1,9 +1,13 @@
 package pipeline
 
 import (
+	"bytes"
+	"encoding/json"
+	"io"
 	"log/slog"
 	"time"
 
+	"github.com/portcullis/portcullis/ban"
 	"github.com/portcullis/portcullis/sink"
 	"github.com/portcullis/portcullis/store"
 )
@@ -15,6 +19,7 @@ type change struct {
 	ban      store.Ban
 	firewall bool // false for expiries: the kernel already dropped the element
 	reason   string
+	evidence *ban.Evidence // bans from failures
 }
 
 type applyReq struct {
@@ -26,13 +31,15 @@ type applyReq struct {
 // changes, commits them to Pebble with fsync, then applies them to nftables in one transaction, and
 // only then tells waiters they are done.
 type applier struct {
-	st   *store.Store
-	fw   sink.Firewall
-	now  func() time.Time
-	log  *slog.Logger
-	in   chan applyReq
-	quit chan struct{}
-	gone chan struct{}
+	st  *store.Store
+	fw  sink.Firewall
+	now func() time.Time
+	log *slog.Logger
+	// audit gets one JSON line per ban and unban once it is stored and applied (auditlog).
+	audit io.Writer
+	in    chan applyReq
+	quit  chan struct{}
+	gone  chan struct{}
 }
 
 const (
@@ -40,8 +47,8 @@ const (
 	maxDelay = 5 * time.Millisecond
 )
 
-func newApplier(st *store.Store, fw sink.Firewall, now func() time.Time, log *slog.Logger) *applier {
-	a := &applier{st: st, fw: fw, now: now, log: log, in: make(chan applyReq, 1024), quit: make(chan struct{}), gone: make(chan struct{})}
+func newApplier(st *store.Store, fw sink.Firewall, now func() time.Time, log *slog.Logger, audit io.Writer) *applier {
+	a := &applier{st: st, fw: fw, now: now, log: log, audit: audit, in: make(chan applyReq, 1024), quit: make(chan struct{}), gone: make(chan struct{})}
 	go a.run()
 	return a
 }
@@ -158,7 +165,53 @@ func (a *applier) commit(batch []change, waiters []chan error) {
 		}
 		a.log.Info("ban", "jail", c.ban.Jail, "prefix", c.ban.Prefix, "until", until, "count", c.ban.Count, "reason", c.reason)
 	}
+	a.writeAudit(batch, now)
 	for _, w := range waiters {
 		w <- err
+	}
+}
+
+// auditRecord is one line of the audit log.
+type auditRecord struct {
+	Time     string   `json:"time"`
+	Op       string   `json:"op"`
+	Jail     string   `json:"jail"`
+	Prefix   string   `json:"prefix"`
+	Reason   string   `json:"reason"`
+	Start    int64    `json:"start"`
+	End      int64    `json:"end"`                // 0: forever
+	Duration int64    `json:"duration"`           // seconds; -1: forever
+	Count    uint32   `json:"count"`              // bans of this prefix so far
+	Failures int      `json:"failures,omitempty"` // bans from failures: how many were counted
+	Times    []uint32 `json:"failure_times,omitempty"`
+	Matches  []string `json:"matches,omitempty"` // the line that crossed maxretry (maxmatches > 0)
+}
+
+// writeAudit appends the batch's decisions to the audit log in one write.
+func (a *applier) writeAudit(batch []change, now int64) {
+	if a.audit == nil {
+		return
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	for _, c := range batch {
+		r := auditRecord{Time: time.Unix(now, 0).UTC().Format(time.RFC3339), Op: "ban", Jail: c.ban.Jail, Prefix: prefixString(c.ban.Prefix),
+			Reason: c.reason, Start: c.ban.Start, End: c.ban.End, Duration: -1, Count: c.ban.Count}
+		if c.unban {
+			r.Op = "unban"
+		}
+		if c.ban.End != 0 {
+			r.Duration = c.ban.End - c.ban.Start
+		}
+		if ev := c.evidence; ev != nil && !c.unban {
+			r.Failures, r.Times = ev.Failures, ev.Times
+			if ev.Match != "" {
+				r.Matches = []string{ev.Match}
+			}
+		}
+		_ = enc.Encode(r)
+	}
+	if _, err := a.audit.Write(buf.Bytes()); err != nil {
+		a.log.Error("cannot write the audit log", "err", err)
 	}
 }

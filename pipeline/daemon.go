@@ -3,8 +3,11 @@ package pipeline
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"sort"
 	"sync"
 	"time"
@@ -64,6 +67,8 @@ type Daemon struct {
 	lasting  *metrics.Set
 	lagCache sync.Map // source name -> *metrics.Histogram
 
+	auditFile *os.File
+
 	reloadMu sync.Mutex
 	stop     chan struct{}
 	done     sync.WaitGroup
@@ -120,7 +125,18 @@ func Start(opts Options) (*Daemon, error) {
 	if d.fw, err = sink.NewNFT(sink.NFTOptions{Table: opts.Table}); err != nil {
 		return nil, err
 	}
-	d.applier = newApplier(d.store, d.fw, opts.Now, opts.Log)
+	var audit io.Writer
+	if path := cfg.Daemon.AuditLog; path != "" {
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, fmt.Errorf("auditlog %s: %w", path, err)
+		}
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("auditlog %s: %w", path, err)
+		}
+		d.auditFile, audit = f, f
+	}
+	d.applier = newApplier(d.store, d.fw, opts.Now, opts.Log, audit)
 	offs, err := d.store.Offsets()
 	if err != nil {
 		return nil, err
@@ -278,7 +294,7 @@ func (d *Daemon) applySync(ds []ban.Decision, eng *engine) error {
 func toChanges(ds []ban.Decision, eng *engine) []change {
 	out := make([]change, len(ds))
 	for i, x := range ds {
-		out[i] = change{unban: x.Op == ban.OpUnban, ban: toStoreBan(eng, x), firewall: x.Reason != "expired", reason: x.Reason}
+		out[i] = change{unban: x.Op == ban.OpUnban, ban: toStoreBan(eng, x), firewall: x.Reason != "expired", reason: x.Reason, evidence: x.Evidence}
 	}
 	return out
 }
@@ -456,6 +472,9 @@ func (d *Daemon) closeParts() error {
 	var errs []error
 	if d.applier != nil {
 		d.applier.close()
+	}
+	if d.auditFile != nil {
+		errs = append(errs, d.auditFile.Close())
 	}
 	if d.metrics != nil {
 		errs = append(errs, d.metrics.close())

@@ -334,6 +334,12 @@ func (e *engine) work(mw *matcher.Worker, own chan *ingest.Block, log *slog.Logg
 			events = events[:0]
 		}
 		crossings = adder.Add(events, crossings[:0])
+		for i := range crossings {
+			// The evidence for the audit log, taken while the block is still there.
+			if c := &crossings[i]; e.jails[c.Jail].MaxMatches > 0 && int(c.Line) < len(b.Lines) {
+				c.Match = string(b.Line(int(c.Line)))
+			}
+		}
 		ingest.PutBlock(b)
 		decisions = escalate(e.recidive, adder, e.bans, e.bans.Decide(crossings, decisions[:0]))
 		if !arrived.IsZero() && e.lag != nil {

@@ -157,7 +157,7 @@ func TestNFTForwardHook(t *testing.T) {
 	in, fwd := list("input"), list("forward")
 	for _, c := range []struct {
 		chain, text, want string
-		present      bool
+		present           bool
 	}{
 		{"forward", fwd, "hook forward priority filter - 1", true},
 		{"forward", fwd, "tcp dport 80 ip saddr @web-v4", true},

@@ -50,6 +50,12 @@ type Crossing struct {
 	Prefix netip.Prefix // what was counted: Addr itself, or its network (banprefix4/6)
 	Time   int64        // time of the failure that crossed, unix seconds
 	Count  int
+	// Line is the crossing failure's line in its block (matcher.Event.Line); Times are the
+	// failures counted, oldest first; Match is for the caller to fill with the line's text while
+	// the block is still there (the audit log's evidence).
+	Line  uint32
+	Times []uint32
+	Match string
 }
 
 // key is 18 bytes: the address in 16-byte form (IPv4 mapped) and the jail.
@@ -247,7 +253,7 @@ func secs(t int64) uint32 {
 func (w *Window) add(sh *shard, ev *matcher.Event, keyAddr netip.Addr) (Crossing, bool) {
 	p := &w.jails[ev.Jail]
 	if p.MaxRetry == 1 {
-		return Crossing{Jail: ev.Jail, Addr: ev.Addr, Prefix: p.keyPrefix(ev.Addr), Time: ev.Time, Count: 1}, true
+		return Crossing{Jail: ev.Jail, Addr: ev.Addr, Prefix: p.keyPrefix(ev.Addr), Time: ev.Time, Count: 1, Line: ev.Line, Times: []uint32{secs(ev.Time)}}, true
 	}
 	k := keyOf(ev.Jail, keyAddr)
 	t := secs(ev.Time)
@@ -264,7 +270,8 @@ func (w *Window) add(sh *shard, ev *matcher.Event, keyAddr netip.Addr) (Crossing
 		if crossed {
 			delete(sh.m, k)
 			w.Tracked.Add(-1)
-			return Crossing{Jail: ev.Jail, Addr: ev.Addr, Prefix: p.keyPrefix(ev.Addr), Time: int64(hi), Count: n}, true
+			return Crossing{Jail: ev.Jail, Addr: ev.Addr, Prefix: p.keyPrefix(ev.Addr), Time: int64(hi), Count: n,
+				Line: ev.Line, Times: ringTimes(nil, e.t[:p.MaxRetry], next, n)}, true
 		}
 		e.next, e.n = uint8(next), uint8(n)
 		sh.m[k] = e
@@ -287,7 +294,8 @@ func (w *Window) add(sh *shard, ev *matcher.Event, keyAddr netip.Addr) (Crossing
 	}
 	delete(sh.big, k)
 	w.Tracked.Add(-1)
-	return Crossing{Jail: ev.Jail, Addr: ev.Addr, Prefix: p.keyPrefix(ev.Addr), Time: int64(hi), Count: n}, true
+	return Crossing{Jail: ev.Jail, Addr: ev.Addr, Prefix: p.keyPrefix(ev.Addr), Time: int64(hi), Count: n,
+		Line: ev.Line, Times: ringTimes(nil, e.t, next, n)}, true
 }
 
 // evictSample is how many keys evict looks at. Go starts every map iteration at a random place, so

@@ -734,6 +734,53 @@ func TestSystemClientCommands(t *testing.T) {
 	d.stop(t)
 }
 
+// The audit log: one JSON line per ban and unban, once stored and applied; a ban from failures
+// carries the failures counted, their times and the line that crossed maxretry.
+func TestSystemAuditLog(t *testing.T) {
+	netnstest.Require(t)
+	e := newEnv(t, systemJails)
+	audit := filepath.Join(e.dir, "log", "audit.log")
+	os.WriteFile(filepath.Join(e.cfg, "portcullis.conf"), []byte(fmt.Sprintf("[Definition]\nsocket = %s\nauditlog = %s\n", e.socket, audit)), 0o644)
+	d := e.start()
+	lines := failures("203.0.113.130", 3)
+	e.appendLog(lines...)
+	e.waitBanned("203.0.113.130 banned", "sshd-v4", "203.0.113.130", d)
+	if _, stderr, code := e.cli("unban", "203.0.113.130"); code != 0 {
+		t.Fatal(stderr)
+	}
+	type rec struct {
+		Op, Jail, Prefix, Reason string
+		Duration                 int64
+		Failures                 int
+		Times                    []int64 `json:"failure_times"`
+		Matches                  []string
+	}
+	var recs []rec
+	e.waitFor("two audit records", func() bool {
+		b, _ := os.ReadFile(audit)
+		recs = nil
+		for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			var r rec
+			if json.Unmarshal([]byte(l), &r) == nil {
+				recs = append(recs, r)
+			}
+		}
+		return len(recs) == 2
+	}, d)
+	b, r := recs[0], recs[1]
+	if b.Op != "ban" || b.Jail != "sshd" || b.Prefix != "203.0.113.130" || b.Reason != "failures" || b.Duration != 3600 ||
+		b.Failures != 3 || len(b.Times) != 3 || len(b.Matches) != 1 || b.Matches[0] != lines[2] {
+		t.Errorf("ban record %+v", b)
+	}
+	if r.Op != "unban" || r.Reason != "manual" || r.Prefix != "203.0.113.130" {
+		t.Errorf("unban record %+v", r)
+	}
+	if st, err := os.Stat(audit); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("audit log mode: %v %v", st.Mode(), err)
+	}
+	d.stop(t)
+}
+
 // The recidive jail counts the daemon's own bans (here two manual ones) and bans for its much
 // longer bantime in its own set, on every port.
 func TestSystemRecidive(t *testing.T) {
