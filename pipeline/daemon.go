@@ -404,6 +404,7 @@ func (d *Daemon) housekeeping() {
 	defer checkpoint.Stop()
 	var pending []ingest.Position
 	var pendingCursors map[string]string
+	checks := 0
 	var buf []ban.Decision
 	for {
 		select {
@@ -431,6 +432,7 @@ func (d *Daemon) housekeeping() {
 			d.saveProgress(pending, pendingCursors, nil)
 			pending, pendingCursors = d.current().positions(), d.current().cursors()
 		case <-check.C:
+			checks++
 			d.reloadMu.Lock()
 			eng := d.current()
 			ok, err := d.fw.Present()
@@ -441,9 +443,57 @@ func (d *Daemon) housekeeping() {
 				if err := d.rebuild(eng); err != nil {
 					d.log.Error("cannot rebuild the nftables table", "err", err)
 				}
+			} else if checks%reconcileEvery == 0 {
+				d.reconcile(eng)
 			}
 			d.reloadMu.Unlock()
 		}
+	}
+}
+
+// reconcileEvery is how many table checks pass between element-by-element reconciles (a minute at
+// the default --check-every of 5 s): listing every set costs more than checking it exists.
+const reconcileEvery = 12
+
+// reconcile makes each jail's sets hold exactly the bans in force, in one transaction: elements
+// someone deleted (nft delete element) are added back with their remaining time, elements no ban
+// accounts for are removed. Never by unbanning everything first.
+func (d *Daemon) reconcile(eng *engine) {
+	now := d.opts.Now().Unix()
+	var add, del []sink.Element
+	for id, j := range eng.jails {
+		have, err := d.fw.Elements(j.Name)
+		if err != nil {
+			d.log.Warn("cannot list the nftables set", "jail", j.Name, "err", err)
+			return
+		}
+		want := make(map[netip.Prefix]int64)
+		for _, a := range eng.bans.Active(uint16(id), false) {
+			if a.End == 0 || a.End > now+1 { // about to expire: the kernel's own timeout is due
+				want[a.Prefix] = a.End
+			}
+		}
+		inSet := make(map[netip.Prefix]bool, len(have))
+		for _, p := range have {
+			inSet[p] = true
+			if _, ok := want[p]; !ok {
+				del = append(del, sink.Element{Jail: j.Name, Prefix: p})
+			}
+		}
+		for p, end := range want {
+			if !inSet[p] {
+				if el, ok := element(j.Name, p, end, now); ok {
+					add = append(add, el)
+				}
+			}
+		}
+	}
+	if len(add) == 0 && len(del) == 0 {
+		return
+	}
+	d.log.Warn("nftables sets differ from the bans in force; reconciling", "missing", len(add), "stale", len(del))
+	if err := d.fw.Apply(add, del); err != nil {
+		d.log.Error("cannot reconcile the nftables sets", "err", err)
 	}
 }
 

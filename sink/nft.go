@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -416,6 +417,79 @@ func (n *NFT) Present() (bool, error) {
 		}
 	}
 	return true, nil
+}
+
+// Elements lists the prefixes in a jail's sets, as the kernel holds them now (expired elements
+// are gone). Interval elements are paired back into prefixes.
+func (n *NFT) Elements(jail string) ([]netip.Prefix, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	js, ok := n.jails[jail]
+	if !ok {
+		return nil, fmt.Errorf("no nftables sets for jail %q", jail)
+	}
+	var out []netip.Prefix
+	for _, set := range []*nftables.Set{js.v4, js.v6} {
+		els, err := n.conn.GetSetElements(set)
+		if err != nil {
+			return nil, fmt.Errorf("cannot list set %s: %w", set.Name, err)
+		}
+		out = append(out, pairIntervals(els)...)
+	}
+	return out, nil
+}
+
+// pairIntervals turns interval set elements (a start, and the first address after the range
+// flagged as its end) back into prefixes; a start without an end runs to the top of the space.
+func pairIntervals(els []nftables.SetElement) []netip.Prefix {
+	type point struct {
+		a   netip.Addr
+		end bool
+	}
+	var pts []point
+	for _, e := range els {
+		a, ok := netip.AddrFromSlice(e.Key)
+		if !ok {
+			continue
+		}
+		pts = append(pts, point{a.Unmap(), e.IntervalEnd})
+	}
+	// By address; where one range ends exactly where the next starts (adjacent bans), the end
+	// comes first.
+	slices.SortFunc(pts, func(x, y point) int {
+		if c := x.a.Compare(y.a); c != 0 {
+			return c
+		}
+		if x.end == y.end {
+			return 0
+		}
+		if x.end {
+			return -1
+		}
+		return 1
+	})
+	var out []netip.Prefix
+	for i, p := range pts {
+		if p.end {
+			continue
+		}
+		// The prefix is the largest one starting at p.a that ends before the next point.
+		bits := 0
+		for ; bits <= p.a.BitLen(); bits++ {
+			pf := netip.PrefixFrom(p.a, bits)
+			if pf.Masked().Addr() != p.a {
+				continue
+			}
+			next := lastAddr(pf).Next()
+			if i+1 < len(pts) && pts[i+1].end && next == pts[i+1].a || (i+1 == len(pts) || !pts[i+1].end) && !next.IsValid() {
+				break
+			}
+		}
+		if bits <= p.a.BitLen() {
+			out = append(out, netip.PrefixFrom(p.a, bits))
+		}
+	}
+	return out
 }
 
 // Remove deletes the table (used by tests and on explicit request; a normal stop keeps the bans).

@@ -1,6 +1,8 @@
 package sink
 
 import (
+	"fmt"
+	"github.com/google/nftables"
 	"net/netip"
 	"os/exec"
 	"slices"
@@ -173,5 +175,29 @@ func TestNFTForwardHook(t *testing.T) {
 	}
 	if got := setElements(t, "pcfwd", "web-v4"); len(got) != 1 {
 		t.Fatalf("web-v4 = %v", keys(got))
+	}
+}
+
+// Interval elements pair back into the prefixes they were made from (reconcile reads the sets).
+func TestPairIntervals(t *testing.T) {
+	var els []nftables.SetElement
+	// Adjacent ranges (.7 and .8) share a boundary point: the end of one, the start of the next.
+	want := []string{"0.0.0.0/8", "192.0.2.7/32", "192.0.2.8/32", "198.51.100.0/24", "255.255.255.255/32"}
+	for _, p := range []string{"198.51.100.0/24", "192.0.2.8/32", "255.255.255.255/32", "192.0.2.7/32", "0.0.0.0/8"} {
+		els = append(els, intervalElems(netip.MustParsePrefix(p), time.Hour)...)
+	}
+	var got []string
+	for _, p := range pairIntervals(els) {
+		got = append(got, p.String())
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("paired %v, want %v", got, want)
+	}
+	var els6 []nftables.SetElement
+	for _, p := range []string{"2001:db8::/64", "2001:db8:1::5/128"} {
+		els6 = append(els6, intervalElems(netip.MustParsePrefix(p), 0)...)
+	}
+	if got := fmt.Sprint(pairIntervals(els6)); got != "[2001:db8::/64 2001:db8:1::5/128]" {
+		t.Fatalf("paired v6 %s", got)
 	}
 }

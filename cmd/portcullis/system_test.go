@@ -734,6 +734,41 @@ func TestSystemClientCommands(t *testing.T) {
 	d.stop(t)
 }
 
+// Reconcile: an element someone deletes by hand comes back with its remaining time, and one no
+// ban accounts for goes, without touching the other bans.
+func TestSystemReconcile(t *testing.T) {
+	netnstest.Require(t)
+	e := newEnv(t, systemJails)
+	d := e.start()
+	for _, a := range []string{"203.0.113.140", "203.0.113.142"} {
+		if _, stderr, code := e.cli("ban", "sshd", a); code != 0 {
+			t.Fatal(stderr)
+		}
+	}
+	nft := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command("nft", args...).CombinedOutput(); err != nil {
+			t.Fatalf("nft %v: %v %s", args, err, out)
+		}
+	}
+	nft("delete", "element", "inet", "portcullis", "sshd-v4", "{ 203.0.113.140 }")
+	nft("add", "element", "inet", "portcullis", "sshd-v4", "{ 203.0.113.141 timeout 1h }")
+	e.waitFor("the sets reconciled", func() bool {
+		set := nftSet(t, "sshd-v4")
+		_, back := set["203.0.113.140"]
+		_, stray := set["203.0.113.141"]
+		_, kept := set["203.0.113.142"]
+		return back && !stray && kept
+	}, d)
+	if tmo := nftSet(t, "sshd-v4")["203.0.113.140"]; tmo <= 50*time.Minute || tmo > time.Hour {
+		t.Errorf("re-added element timeout %v, want the ban's remaining time (just under 1h)", tmo)
+	}
+	if !strings.Contains(d.stderr.String(), "reconciling") || !strings.Contains(d.stderr.String(), "missing=1 stale=1") {
+		t.Errorf("reconcile not logged as expected:\n%s", d.stderr)
+	}
+	d.stop(t)
+}
+
 // The audit log: one JSON line per ban and unban, once stored and applied; a ban from failures
 // carries the failures counted, their times and the line that crossed maxretry.
 func TestSystemAuditLog(t *testing.T) {
