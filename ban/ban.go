@@ -74,6 +74,8 @@ type Policy struct {
 	IgnoreIP   []netip.Prefix
 	IgnoreSelf bool
 	Increment  Increment
+	// IgnoreCommand, when set, is asked about every address that passed the other checks.
+	IgnoreCommand *IgnoreCommand
 }
 
 // Increment is fail2ban's bantime.increment: repeat offenders are banned longer.
@@ -129,6 +131,8 @@ func (in *Increment) banTime(base time.Duration, count uint32, rnd func(int64) i
 type JailStats struct {
 	Bans    atomic.Uint64 // bans decided (automatic and manual)
 	Ignored atomic.Uint64 // crossings or requests refused because the address is protected
+	// IgnoreCommandErrors counts ignorecommand runs that failed (the address was banned).
+	IgnoreCommandErrors atomic.Uint64
 }
 
 var (
@@ -238,6 +242,15 @@ func (m *Manager) Protected(jail uint16, addr netip.Addr) error {
 			if pr.Contains(addr) {
 				return &ProtectedError{Addr: addr, Reason: "an address of this machine (ignoreself)"}
 			}
+		}
+	}
+	if p.IgnoreCommand != nil {
+		ignore, err := p.IgnoreCommand.Ignore(addr, m.now())
+		if err != nil {
+			m.Stats[jail].IgnoreCommandErrors.Add(1)
+		}
+		if ignore {
+			return &ProtectedError{Addr: addr, Reason: "ignorecommand said so"}
 		}
 	}
 	return nil

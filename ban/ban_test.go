@@ -4,6 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -203,5 +206,32 @@ func TestPrefixBans(t *testing.T) {
 	}
 	if u := m.Unban(0, false, netip.MustParsePrefix("2001:db8:1:2::1/128"), "manual"); len(u) != 1 || u[0].Prefix.String() != "2001:db8:1:2::/64" {
 		t.Fatalf("unban of an address inside the /64: %+v", u)
+	}
+}
+
+// ignorecommand: exit 0 protects the address, exit 1 lets the ban happen, a failing command bans
+// (protection first) and is counted; answers are cached, so the program runs once per address.
+func TestIgnoreCommand(t *testing.T) {
+	dir := t.TempDir()
+	calls := filepath.Join(dir, "calls")
+	script := filepath.Join(dir, "check")
+	os.WriteFile(script, []byte("#!/bin/sh\necho \"$1\" >> "+calls+"\ncase \"$1\" in 198.51.100.1) exit 0;; 198.51.100.2) exit 1;; esac\nexit 3\n"), 0o755)
+	c := &clock{time.Unix(1_000_000, 0)}
+	m := New([]Policy{{Name: "a", BanTime: time.Hour, IgnoreCommand: &IgnoreCommand{Argv: []string{script, "<ip>"}}}}, Options{Now: c.now, SelfAddrs: []netip.Addr{}})
+	for _, tc := range []struct {
+		addr      string
+		protected bool
+	}{{"198.51.100.1", true}, {"198.51.100.2", false}, {"198.51.100.3", false}, {"198.51.100.1", true}} {
+		err := m.Protected(0, netip.MustParseAddr(tc.addr))
+		if (err != nil) != tc.protected {
+			t.Errorf("%s: protected = %v (%v), want %v", tc.addr, err != nil, err, tc.protected)
+		}
+	}
+	if n := m.Stats[0].IgnoreCommandErrors.Load(); n != 1 {
+		t.Errorf("command errors %d, want 1 (exit 3)", n)
+	}
+	b, _ := os.ReadFile(calls)
+	if got := strings.Fields(string(b)); fmt.Sprint(got) != "[198.51.100.1 198.51.100.2 198.51.100.3]" {
+		t.Errorf("the program ran for %v; the second 198.51.100.1 should come from the cache", got)
 	}
 }

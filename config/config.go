@@ -102,6 +102,9 @@ type Jail struct {
 	// ChainHookInput and ChainHookForward: which traffic the bans block (chain_hook, the name of
 	// fail2ban's nftables action parameter: input, forward, or both). forward covers containers.
 	ChainHookInput, ChainHookForward bool
+	// IgnoreCommand is fail2ban's ignorecommand as arguments (run without a shell, "<ip>"
+	// replaced); nil when unset.
+	IgnoreCommand []string
 	// MaxMatches is fail2ban's maxmatches (default: maxretry); 0 keeps log lines out of the
 	// audit log. portcullis keeps the line of the failure that crossed maxretry.
 	MaxMatches int
@@ -410,6 +413,16 @@ func loadJail(dir string, r *reader, opts Options, cfg *Config) *Jail {
 		BanPrefix6: r.int("banprefix6", 128, 16),
 	}
 	j.MaxMatches = r.int("maxmatches", j.MaxRetry, 0)
+	if s, v, ok := r.given("ignorecommand"); ok {
+		argv, err := parseArgv(s)
+		if err != nil {
+			r.errs.AddAt(v, "ignorecommand", err.Error())
+		} else if !filepath.IsAbs(argv[0]) {
+			r.errs.AddAt(v, "ignorecommand", fmt.Sprintf("%q: give the program's absolute path (it is run without a shell)", argv[0]))
+		} else {
+			j.IgnoreCommand = argv
+		}
+	}
 	j.ChainHookInput = true
 	if s, v, ok := r.given("chain_hook"); ok {
 		j.ChainHookInput = false
@@ -417,6 +430,16 @@ func loadJail(dir string, r *reader, opts Options, cfg *Config) *Jail {
 			switch h {
 			case "input":
 				j.MaxMatches = r.int("maxmatches", j.MaxRetry, 0)
+	if s, v, ok := r.given("ignorecommand"); ok {
+		argv, err := parseArgv(s)
+		if err != nil {
+			r.errs.AddAt(v, "ignorecommand", err.Error())
+		} else if !filepath.IsAbs(argv[0]) {
+			r.errs.AddAt(v, "ignorecommand", fmt.Sprintf("%q: give the program's absolute path (it is run without a shell)", argv[0]))
+		} else {
+			j.IgnoreCommand = argv
+		}
+	}
 				j.ChainHookInput = true
 			case "forward":
 				j.ChainHookForward = true
@@ -726,6 +749,44 @@ func parseIgnoreFile(name string, resolve func(string) ([]netip.Addr, error)) ([
 			}
 			out = append(out, ps...)
 		}
+	}
+	return out, nil
+}
+
+// parseArgv splits a command line (ignorecommand) into arguments: blanks separate them, and single or
+// double quotes group (no other shell syntax: nothing is ever run through a shell).
+func parseArgv(s string) ([]string, error) {
+	var out []string
+	var cur strings.Builder
+	inArg := false
+	var quote rune
+	for _, c := range s {
+		switch {
+		case quote != 0 && c == quote:
+			quote = 0
+		case quote != 0:
+			cur.WriteRune(c)
+		case c == '\'' || c == '"':
+			quote, inArg = c, true
+		case c == ' ' || c == '\t' || c == '\n':
+			if inArg {
+				out = append(out, cur.String())
+				cur.Reset()
+				inArg = false
+			}
+		default:
+			cur.WriteRune(c)
+			inArg = true
+		}
+	}
+	if quote != 0 {
+		return nil, fmt.Errorf("unclosed %c quote", quote)
+	}
+	if inArg {
+		out = append(out, cur.String())
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("empty command")
 	}
 	return out, nil
 }

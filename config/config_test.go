@@ -283,3 +283,27 @@ func TestIgnoreIPFile(t *testing.T) {
 		t.Fatalf("missing list: %v", err)
 	}
 }
+
+// ignorecommand is split like a command line (quotes group, no shell), needs an absolute path,
+// and a broken one names the key.
+func TestIgnoreCommandKey(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "filter.d"), 0o755)
+	os.WriteFile(filepath.Join(dir, "filter.d", "f.conf"), []byte("[Definition]\nfailregex = ^bad <HOST>$\n"), 0o644)
+	load := func(cmd string) (*Config, error) {
+		os.WriteFile(filepath.Join(dir, "jail.conf"), []byte("[j]\nenabled = true\nfilter = f\nlogpath = /dev/null\nignorecommand = "+cmd+"\n"), 0o644)
+		return Load(dir, Options{Resolve: noDNS})
+	}
+	cfg, err := load(`/usr/local/bin/check --mode "a b" '<ip>'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprintf("%q", cfg.Jails[0].IgnoreCommand); got != `["/usr/local/bin/check" "--mode" "a b" "<ip>"]` {
+		t.Fatalf("argv %s", got)
+	}
+	for _, bad := range []string{"check.sh <ip>", `/bin/check "unclosed`} {
+		if _, err := load(bad); err == nil || !strings.Contains(err.Error(), "ignorecommand") {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
+}

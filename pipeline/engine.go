@@ -390,7 +390,11 @@ func stageConfig(cfg *config.Config) ([]matcher.JailSpec, []window.JailParams, [
 		specs[id] = matcher.JailSpec{ID: id, Name: j.Name, Filter: j.Filter, NoDNS: j.UseDNS == "no", Location: j.LogTimezone}
 		params[id] = window.JailParams{MaxRetry: j.MaxRetry, FindTime: int64(j.FindTime / time.Second), Prefix4: j.BanPrefix4, Prefix6: j.BanPrefix6}
 		in := j.Increment
-		pols[id] = ban.Policy{Name: j.Name, BanTime: j.BanTime, IgnoreIP: j.IgnoreIP, IgnoreSelf: j.IgnoreSelf,
+		var ic *ban.IgnoreCommand
+		if j.IgnoreCommand != nil {
+			ic = &ban.IgnoreCommand{Argv: j.IgnoreCommand}
+		}
+		pols[id] = ban.Policy{IgnoreCommand: ic, Name: j.Name, BanTime: j.BanTime, IgnoreIP: j.IgnoreIP, IgnoreSelf: j.IgnoreSelf,
 			Increment: ban.Increment{Enabled: in.Enabled, Factor: in.Factor, Formula: in.Formula, Multipliers: in.Multipliers,
 				MaxTime: in.MaxTime, RndTime: in.RndTime, OverallJails: in.OverallJails}}
 	}

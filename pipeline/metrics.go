@@ -67,6 +67,7 @@ func (d *Daemon) writeMetrics(w writer) {
 		counter(fmt.Sprintf("portcullis_failures_total{jail=%q}", j.Name), ms.Matched.Load())
 		counter(fmt.Sprintf("portcullis_bans_total{jail=%q}", j.Name), bs.Bans.Load())
 		counter(fmt.Sprintf("portcullis_bans_refused_total{jail=%q}", j.Name), bs.Ignored.Load())
+		counter(fmt.Sprintf("portcullis_ignorecommand_errors_total{jail=%q}", j.Name), bs.IgnoreCommandErrors.Load())
 		gauge(fmt.Sprintf("portcullis_banned{jail=%q}", j.Name), float64(active[id]))
 	}
 	if sl := eng.syslog; sl != nil {
