@@ -430,16 +430,16 @@ func loadJail(dir string, r *reader, opts Options, cfg *Config) *Jail {
 			switch h {
 			case "input":
 				j.MaxMatches = r.int("maxmatches", j.MaxRetry, 0)
-	if s, v, ok := r.given("ignorecommand"); ok {
-		argv, err := parseArgv(s)
-		if err != nil {
-			r.errs.AddAt(v, "ignorecommand", err.Error())
-		} else if !filepath.IsAbs(argv[0]) {
-			r.errs.AddAt(v, "ignorecommand", fmt.Sprintf("%q: give the program's absolute path (it is run without a shell)", argv[0]))
-		} else {
-			j.IgnoreCommand = argv
-		}
-	}
+				if s, v, ok := r.given("ignorecommand"); ok {
+					argv, err := parseArgv(s)
+					if err != nil {
+						r.errs.AddAt(v, "ignorecommand", err.Error())
+					} else if !filepath.IsAbs(argv[0]) {
+						r.errs.AddAt(v, "ignorecommand", fmt.Sprintf("%q: give the program's absolute path (it is run without a shell)", argv[0]))
+					} else {
+						j.IgnoreCommand = argv
+					}
+				}
 				j.ChainHookInput = true
 			case "forward":
 				j.ChainHookForward = true
