@@ -13,7 +13,7 @@ DEB_PACKAGES := libhyperscan-dev pkg-config gcc g++ nftables iproute2 util-linux
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 FUZZTIME ?= 30s
 
-.PHONY: all deps build run test bench bench-compare fuzz conformance clean
+.PHONY: all deps build run test bench bench-compare benchstat profile fuzz conformance clean
 
 all: build
 
@@ -53,6 +53,19 @@ bench: deps
 bench-compare: deps
 	@command -v bc >/dev/null || $(SUDO) apt-get install -y -qq bc
 	LINES=$${LINES:-500000} RUNS=$${RUNS:-3} bash bench/compare.sh
+
+# make bench > old.txt; (change something); make bench > new.txt; make benchstat OLD=old.txt NEW=new.txt
+benchstat:
+	@test -x $(HOME)/go/bin/benchstat || $(GO) install golang.org/x/perf/cmd/benchstat@latest
+	$(HOME)/go/bin/benchstat $(OLD) $(NEW)
+
+# CPU and allocation profiles of `portcullis replay` (the shipped jails) over a generated 1M-line
+# sshd log with 5% failures; read them with go tool pprof (see the README).
+profile: build
+	mkdir -p prof
+	$(GO) run ./bench/gen -lines $${LINES:-1000000} -fail $${FAIL:-5} -o prof/auth.log
+	bin/portcullis replay -c configs --cpuprofile prof/cpu.pprof --memprofile prof/mem.pprof prof/auth.log > /dev/null
+	$(GO) tool pprof -top -nodecount 25 bin/portcullis prof/cpu.pprof 2>/dev/null | head -35
 
 fuzz: deps
 	$(GO) test -run '^$$' -fuzz FuzzSplit -fuzztime $(FUZZTIME) ./ingest

@@ -1,51 +1,97 @@
 #!/usr/bin/env bash
-# Side by side, in one run, on the same generated sshd logs: `portcullis regex` and Debian's
-# fail2ban-regex, both with fail2ban's own filter.d/sshd.conf. Prints a Markdown table.
-#   make bench-compare            LINES=500000 RUNS=3 by default
+# Side by side, in one run, on the same generated sshd logs (5% and 60% failures):
+#   portcullis replay   the shipped jails (configs/), the whole decision path without a firewall
+#   portcullis regex    with our configs/filter.d/sshd.conf, and with fail2ban's own sshd.conf
+#   fail2ban-regex      Debian's, with fail2ban's sshd.conf
+#   sshg-parser         sshguard's parser (Debian's sshguard package, unpacked, never installed)
+# Wall seconds are the median of RUNS runs; CPU seconds (user+system) and peak RSS are those of the
+# median run (GNU time). Prints a Markdown table and writes it to bench/results.md.
+#   make bench-compare            LINES=500000 RUNS=5 by default
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LINES=${LINES:-500000}
-RUNS=${RUNS:-3}
+RUNS=${RUNS:-5}
 export PATH=/usr/local/go/bin:$PATH
 
+need() { # need COMMAND PACKAGE
+  command -v "$1" >/dev/null && return
+  apt-get update -qq && apt-get install -y -qq "$2" >/dev/null
+}
+need bc bc
+[ -x /usr/bin/time ] || { apt-get update -qq && apt-get install -y -qq time >/dev/null; }
+
 root=$(go run ./bench/gen -fetch-fail2ban)
-filter="$root/etc/fail2ban/filter.d/sshd.conf"
+f2b_filter="$root/etc/fail2ban/filter.d/sshd.conf"
 if command -v fail2ban-regex >/dev/null; then
   f2b=(fail2ban-regex)
 else
-  # The same program from the unpacked package, run by the system's Python.
-  if ! command -v python3 >/dev/null; then
-    apt-get update -qq && apt-get install -y -qq python3 >/dev/null
-  fi
+  need python3 python3
   f2b=(env "PYTHONPATH=$root/usr/lib/python3/dist-packages" python3 "$root/usr/bin/fail2ban-regex")
 fi
+
+# sshguard's parser from Debian's package, unpacked into .cache/ (no service is installed).
+sg=.cache/sshguard/usr/libexec/sshguard/sshg-parser
+if [ ! -x "$sg" ]; then
+  mkdir -p .cache/sshguard-deb
+  (cd .cache/sshguard-deb && { apt-get download sshguard >/dev/null 2>&1 || { apt-get update -qq && apt-get download sshguard >/dev/null 2>&1; }; })
+  dpkg -x .cache/sshguard-deb/sshguard_*.deb .cache/sshguard
+fi
+
 go build -o bin/portcullis ./cmd/portcullis
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-# median of the wall-clock seconds of RUNS runs of a command (its output goes to $tmp/out)
-median() {
-  local times=()
-  for _ in $(seq "$RUNS"); do
-    local t0 t1
-    t0=$(date +%s.%N)
-    "$@" > "$tmp/out" 2>&1
-    t1=$(date +%s.%N)
-    times+=("$(echo "$t1 - $t0" | bc -l)")
+# measure NAME COMMAND...: runs it RUNS times; sets wall, cpu, rss (MB) of the median run, and
+# leaves that run's output in $tmp/out.
+measure() {
+  local runs=()
+  for i in $(seq "$RUNS"); do
+    /usr/bin/time -f "%e %U %S %M" -o "$tmp/time.$i" "$@" > "$tmp/out.$i" 2>&1
+    runs+=("$(cat "$tmp/time.$i") $i")
   done
-  printf '%s\n' "${times[@]}" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'
+  local med
+  med=$(printf '%s\n' "${runs[@]}" | sort -g | awk -v n="$RUNS" 'NR == int((n+1)/2)')
+  read -r wall usr sys rss idx <<< "$med"
+  cpu=$(echo "$usr + $sys" | bc -l)
+  rss=$(echo "$rss / 1024" | bc -l)
+  cp "$tmp/out.$idx" "$tmp/out"
 }
 
-echo "| workload ($LINES lines) | portcullis regex | fail2ban-regex | ratio | failures found (ours / fail2ban) |"
-echo "| --- | --- | --- | --- | --- |"
+table="$tmp/table.md"
+{
+  echo "| workload ($LINES lines) | tool | wall (median of $RUNS) | lines/s | CPU | peak RSS | found | vs fail2ban-regex |"
+  echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
+} > "$table"
+row() { # row WORKLOAD TOOL FOUND BASEWALL
+  printf '| %s | %s | %.2f s | %s | %.2f s | %.0f MB | %s | %s |\n' "$1" "$2" "$wall" \
+    "$(printf '%.0f' "$(echo "$LINES / $wall" | bc -l)")" "$cpu" "$rss" "$3" \
+    "$( [ -n "$4" ] && printf '%.1f×' "$(echo "$4 / $wall" | bc -l)" || echo "1×")" >> "$table"
+}
+
+now=2026-03-02T00:00:00Z
 for pct in 5 60; do
   log="$tmp/auth$pct.log"
   go run ./bench/gen -lines "$LINES" -fail "$pct" -start 2026-03-01T00:00:00Z -o "$log"
-  ours=$(median bin/portcullis regex --now 2026-03-02T00:00:00Z "$log" "$filter")
-  ours_n=$(grep -o '[0-9]* matched' "$tmp/out" | grep -o '[0-9]*')
-  theirs=$(median "${f2b[@]}" "$log" "$filter")
-  theirs_n=$(grep '^Lines:' "$tmp/out" | grep -o '[0-9]* matched' | grep -o '[0-9]*')
-  printf '| sshd, %s%% failures, fail2ban sshd.conf | %.2f s (%.0f lines/s) | %.2f s (%.0f lines/s) | %.1f× | %s / %s |\n' \
-    "$pct" "$ours" "$(echo "$LINES / $ours" | bc -l)" "$theirs" "$(echo "$LINES / $theirs" | bc -l)" \
-    "$(echo "$theirs / $ours" | bc -l)" "$ours_n" "$theirs_n"
+  w="sshd, $pct% failures"
+
+  measure "${f2b[@]}" "$log" "$f2b_filter"
+  base=$wall
+  row "$w" "fail2ban-regex, fail2ban's sshd.conf" "$(grep '^Lines:' "$tmp/out" | grep -o '[0-9]* matched' | grep -o '[0-9]*')" ""
+
+  measure bin/portcullis regex --now "$now" "$log" "$f2b_filter"
+  row "$w" "portcullis regex, fail2ban's sshd.conf" "$(grep -o '[0-9]* matched' "$tmp/out" | grep -o '[0-9]*')" "$base"
+
+  measure bin/portcullis regex --now "$now" --config configs "$log" sshd
+  row "$w" "portcullis regex, our sshd.conf" "$(grep -o '[0-9]* matched' "$tmp/out" | grep -o '[0-9]*')" "$base"
+
+  measure bin/portcullis replay -c configs "$log"
+  row "$w" "portcullis replay, shipped jails (failures counted, bans decided)" "$(grep -o '[0-9]* failures, [0-9]* bans' "$tmp/out")" "$base"
+
+  measure sh -c "$sg < $log"
+  row "$w" "sshguard sshg-parser" "$(grep -c . "$tmp/out" || true) attacks" "$base"
 done
+cat "$table"
+{
+  echo "<!-- written by make bench-compare ($(date -u +%Y-%m-%d), $(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)) -->"
+  cat "$table"
+} > bench/results.md

@@ -27,8 +27,8 @@ type applyReq struct {
 	done    chan error
 }
 
-// applier is the one goroutine that writes: it gathers decisions for up to maxDelay or maxBatch
-// changes, commits them to Pebble with fsync, then applies them to nftables in one transaction, and
+// applier is the one goroutine that writes: it takes every decision queued (up to maxBatch
+// changes), commits them to Pebble with fsync, then applies them to nftables in one transaction, and
 // only then tells waiters they are done.
 type applier struct {
 	st  *store.Store
@@ -42,10 +42,8 @@ type applier struct {
 	gone  chan struct{}
 }
 
-const (
-	maxBatch = 4096
-	maxDelay = 5 * time.Millisecond
-)
+// maxBatch caps the changes of one commit (one Pebble batch, one nftables transaction).
+const maxBatch = 4096
 
 func newApplier(st *store.Store, fw sink.Firewall, now func() time.Time, log *slog.Logger, audit io.Writer) *applier {
 	a := &applier{st: st, fw: fw, now: now, log: log, audit: audit, in: make(chan applyReq, 1024), quit: make(chan struct{}), gone: make(chan struct{})}
@@ -98,7 +96,9 @@ func (a *applier) run() {
 		if first.done != nil {
 			waiters = append(waiters, first.done)
 		}
-		timer := time.NewTimer(maxDelay)
+		// Group commit: take whatever else is queued right now, up to maxBatch, and commit. No
+		// timer: an idle daemon commits a lone ban at once, and under a storm the requests that
+		// arrive during one commit (fsync, netlink) form the next batch.
 	gather:
 		for len(batch) < maxBatch {
 			select {
@@ -107,11 +107,10 @@ func (a *applier) run() {
 				if r.done != nil {
 					waiters = append(waiters, r.done)
 				}
-			case <-timer.C:
+			default:
 				break gather
 			}
 		}
-		timer.Stop()
 		a.commit(batch, waiters)
 	}
 }

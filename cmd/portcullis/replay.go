@@ -5,13 +5,15 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"runtime/pprof"
 	"sort"
 	"time"
 
 	"github.com/portcullis/portcullis/pipeline"
 )
 
-const replayUsage = `usage: portcullis replay -c DIR [--json] [--from T] [--to T] LOG...
+const replayUsage = `usage: portcullis replay -c DIR [--json] [--from T] [--to T] [--cpuprofile F] [--memprofile F] LOG...
 
 Runs the configured jails over archived logs (plain, .gz or .zst; - for stdin) by event time,
 with no firewall, and prints every ban and unban the daemon would have made. T is unix seconds or
@@ -26,9 +28,36 @@ func cmdReplay(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	asJSON := fs.Bool("json", false, "one JSON object per decision")
 	from := fs.String("from", "", "ignore events before this time")
 	to := fs.String("to", "", "ignore events from this time on")
+	cpuProf := fs.String("cpuprofile", "", "write a CPU profile here (go tool pprof)")
+	memProf := fs.String("memprofile", "", "write an allocation profile here at the end")
 	logs, err := parseInterspersed(fs, args)
 	if err != nil {
 		return 2
+	}
+	if *cpuProf != "" {
+		f, err := os.Create(*cpuProf)
+		if err != nil {
+			fmt.Fprintf(stderr, "portcullis replay: %v\n", err)
+			return 1
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintf(stderr, "portcullis replay: %v\n", err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
+	}
+	if *memProf != "" {
+		defer func() {
+			f, err := os.Create(*memProf)
+			if err == nil {
+				err = pprof.Lookup("allocs").WriteTo(f, 0)
+				f.Close()
+			}
+			if err != nil {
+				fmt.Fprintf(stderr, "portcullis replay: memory profile: %v\n", err)
+			}
+		}()
 	}
 	if len(logs) == 0 {
 		fmt.Fprint(stderr, replayUsage)

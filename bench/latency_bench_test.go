@@ -1,0 +1,151 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/nftables"
+
+	"github.com/portcullis/portcullis/internal/netnstest"
+	"github.com/portcullis/portcullis/internal/testconf"
+	"github.com/portcullis/portcullis/pipeline"
+)
+
+// BenchmarkBanLatency measures the time from a failure line being appended to a log to its address
+// being an element of the jail's nftables set, watched through nftables' own netlink notifications
+// (as `nft monitor` sees them), in a private network namespace: inotify wake-up, matching, counting,
+// the ban decision, the synced Pebble commit and the nftables transaction. maxretry = 1, so each
+// line is a ban. One op is one ban; p50 and p99 are reported. "load" runs a writer appending
+// 100,000 non-matching lines/s to the same file meanwhile.
+func BenchmarkBanLatency(b *testing.B) {
+	netnstest.Require(b)
+	for _, load := range []int{0, 100_000} {
+		name := "idle"
+		if load > 0 {
+			name = fmt.Sprintf("load=%dk-lines/s", load/1000)
+		}
+		b.Run(name, func(b *testing.B) { banLatency(b, load) })
+	}
+}
+
+func banLatency(b *testing.B, load int) {
+	dir := b.TempDir()
+	logPath := filepath.Join(dir, "auth.log")
+	if err := os.WriteFile(logPath, nil, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "etc")
+	testconf.Write(b, cfg, "[sshd]\nenabled = true\nport = ssh\nmaxretry = 1\nbantime = 1h\nlogpath = "+logPath+"\n")
+	const table = "pclatency"
+	d, err := pipeline.Start(pipeline.Options{ConfigDir: cfg, Socket: filepath.Join(dir, "s.sock"), DBDir: filepath.Join(dir, "db"),
+		Metrics: "off", Table: table, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer d.Close()
+
+	// Element additions, as the kernel announces them.
+	conn, err := nftables.New()
+	if err != nil {
+		b.Fatal(err)
+	}
+	mon := nftables.NewMonitor(nftables.WithMonitorAction(nftables.MonitorActionNew), nftables.WithMonitorObject(nftables.MonitorObjectElements))
+	events, err := conn.AddMonitor(mon)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer mon.Close()
+	var mu sync.Mutex
+	seen := map[netip.Addr]time.Time{}
+	arrived := sync.NewCond(&mu)
+	go func() {
+		for ev := range events {
+			els, ok := ev.Data.([]nftables.SetElement)
+			if !ok {
+				continue
+			}
+			now := time.Now()
+			mu.Lock()
+			for _, e := range els {
+				if a, ok := netip.AddrFromSlice(e.Key); ok && !e.IntervalEnd {
+					seen[a.Unmap()] = now
+				}
+			}
+			arrived.Broadcast()
+			mu.Unlock()
+		}
+	}()
+
+	f, err := os.OpenFile(logPath, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	var wmu sync.Mutex // one writer at a time: lines never interleave
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	if load > 0 {
+		wg.Add(1)
+		go func() { // bursts every 10 ms
+			defer wg.Done()
+			noise := strings.Repeat(time.Now().Format(time.Stamp)+" host1 CRON[1000]: pam_unix(cron:session): session opened for user root(uid=0) by (uid=0)\n", load/100)
+			tick := time.NewTicker(10 * time.Millisecond)
+			defer tick.Stop()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-tick.C:
+					wmu.Lock()
+					io.WriteString(f, noise)
+					wmu.Unlock()
+				}
+			}
+		}()
+	}
+	time.Sleep(200 * time.Millisecond) // the tailer is following the file
+	var lat []time.Duration
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		addr := netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)})
+		line := fmt.Sprintf("%s host1 sshd[%d]: Failed password for root from %s port 22 ssh2\n", time.Now().Format(time.Stamp), 2000+i%30000, addr)
+		wmu.Lock()
+		t0 := time.Now()
+		io.WriteString(f, line)
+		wmu.Unlock()
+		mu.Lock()
+		deadline := time.Now().Add(10 * time.Second)
+		for seen[addr].IsZero() && time.Now().Before(deadline) {
+			waitCond(arrived, 100*time.Millisecond)
+		}
+		t1 := seen[addr]
+		mu.Unlock()
+		if t1.IsZero() {
+			b.Fatalf("%s never reached the set", addr)
+		}
+		lat = append(lat, t1.Sub(t0))
+	}
+	b.StopTimer()
+	close(stop)
+	wg.Wait()
+	slices.Sort(lat)
+	pct := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) / 1000 }
+	b.ReportMetric(pct(0.50), "p50-ms")
+	b.ReportMetric(pct(0.99), "p99-ms")
+}
+
+// waitCond waits on c (its lock held) for at most d.
+func waitCond(c *sync.Cond, d time.Duration) {
+	t := time.AfterFunc(d, c.Broadcast)
+	c.Wait()
+	t.Stop()
+}
