@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // Root is where the package is unpacked: <repo>/.cache/fail2ban.
@@ -73,12 +74,22 @@ func ensure() error {
 		cmd.Dir = dl
 		return cmd.CombinedOutput()
 	}
-	out, err := download()
-	if err != nil && os.Getuid() == 0 {
-		if o2, e2 := exec.Command("apt-get", "update", "-qq").CombinedOutput(); e2 != nil {
-			return fmt.Errorf("apt-get update: %v\n%s", e2, o2)
+	// A few attempts: a mirror or DNS hiccup (seen in CI: "Temporary failure resolving") must not
+	// fail the suite. Between attempts, as root, the package lists are refreshed.
+	var out []byte
+	for attempt := 0; attempt < 4; attempt++ {
+		if attempt > 0 {
+			time.Sleep(time.Duration(attempt*attempt) * 2 * time.Second)
+			if os.Getuid() == 0 {
+				if o2, e2 := exec.Command("apt-get", "update", "-qq").CombinedOutput(); e2 != nil {
+					out, err = o2, fmt.Errorf("apt-get update: %w", e2)
+					continue
+				}
+			}
 		}
-		out, err = download()
+		if out, err = download(); err == nil {
+			break
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("apt-get download fail2ban: %v\n%s", err, out)
