@@ -95,7 +95,7 @@ func TestFail2banCorpus(t *testing.T) {
 		if only := os.Getenv("CONFORMANCE_FILTER"); only != "" && only != name {
 			continue
 		}
-		r := runCorpusFilter(name, loc)
+		r := runCorpusFilter(name, f2bcorpus.FilterDir(), f2bcorpus.LogsDir(), "", loc)
 		reports = append(reports, r)
 		total += r.checks
 		passed += r.passed
@@ -139,7 +139,9 @@ func TestFail2banCorpus(t *testing.T) {
 	}
 }
 
-func runCorpusFilter(name string, loc *time.Location) *filterReport {
+// runCorpusFilter checks filter name of filterDir against the failJSON samples in
+// logsDir/name+ext (and the files they add).
+func runCorpusFilter(name, filterDir, logsDir, ext string, loc *time.Location) *filterReport {
 	rep := &filterReport{name: name}
 	instances := map[string]*corpusInstance{}
 	usedText := map[string]bool{}
@@ -150,7 +152,7 @@ func runCorpusFilter(name string, loc *time.Location) *filterReport {
 		}
 		in := &corpusInstance{name: name, opts: opts, used: map[int]bool{}, usedText: usedText}
 		instances[key] = in
-		f, errs := config.LoadFilter(f2bcorpus.FilterDir(), name, opts)
+		f, errs := config.LoadFilter(filterDir, name, opts)
 		if errs != nil {
 			in.err = errs
 			return in
@@ -179,10 +181,10 @@ func runCorpusFilter(name string, loc *time.Location) *filterReport {
 		}
 	}()
 
-	files := []string{name}
+	files := []string{name + ext}
 	var commonOpts map[string]any
 	for fi := 0; fi < len(files); fi++ {
-		data, err := os.ReadFile(filepath.Join(f2bcorpus.LogsDir(), files[fi]))
+		data, err := os.ReadFile(filepath.Join(logsDir, files[fi]))
 		if err != nil {
 			rep.check(false, "no sample log %s", files[fi])
 			continue
@@ -330,7 +332,7 @@ func checkSample(rep *filterReport, in *corpusInstance, opts, fail map[string]an
 	}
 	for k, v := range fail {
 		switch k {
-		case "time", "match", "desc", "constraint":
+		case "time", "match", "desc", "constraint", "inject": // inject: our samples' injection points
 			continue
 		}
 		got, have := res.Fields[k]
