@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -305,5 +306,34 @@ func TestIgnoreCommandKey(t *testing.T) {
 		if _, err := load(bad); err == nil || !strings.Contains(err.Error(), "ignorecommand") {
 			t.Errorf("%q: %v", bad, err)
 		}
+	}
+}
+
+// Every jail shipped in configs/jail.conf loads when enabled: its filter exists and compiles into
+// a configuration, its ports and paths parse.
+func TestShippedJailsAllLoad(t *testing.T) {
+	dir := t.TempDir()
+	if out, err := exec.Command("cp", "-r", "../configs/.", dir).CombinedOutput(); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	ini := NewINI()
+	var errs Errors
+	ini.ReadFile(filepath.Join(dir, "jail.conf"), false, &errs)
+	var local strings.Builder
+	n := 0
+	for _, s := range ini.Sections() {
+		if s == "DEFAULT" || s == "INCLUDES" {
+			continue
+		}
+		fmt.Fprintf(&local, "[%s]\nenabled = true\n", s)
+		n++
+	}
+	os.WriteFile(filepath.Join(dir, "jail.local"), []byte(local.String()), 0o644)
+	cfg, err := Load(dir, Options{Resolve: noDNS})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Jails) != n || n < 10 {
+		t.Fatalf("%d of %d shipped jails enabled", len(cfg.Jails), n)
 	}
 }
