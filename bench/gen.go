@@ -78,3 +78,83 @@ func WriteSSHD(w io.Writer, o SSHDOptions) error {
 	}
 	return bw.Flush()
 }
+
+// WebOptions describe a generated web access log (nginx/Apache combined format).
+type WebOptions struct {
+	Lines  int
+	BadPct float64 // percent of lines from scanners: probes for admin panels (404), junk (400), attack tools' user agents
+	// AuthPct is the percent of lines, among the rest, that are auth.log and mail.log lines
+	// (sshd, postfix, dovecot) instead of web requests: a mixed collector stream (0: web only).
+	AuthPct   int
+	Attackers int
+	Start     time.Time
+	Seed      uint64
+}
+
+// WriteWeb writes a web access log, optionally mixed with auth and mail lines: the same options
+// give the same bytes.
+func WriteWeb(w io.Writer, o WebOptions) error {
+	if o.Attackers <= 0 {
+		o.Attackers = 1000
+	}
+	r := rand.New(rand.NewPCG(o.Seed, o.Seed^0x5851f42d4c957f2d))
+	bw := bufio.NewWriterSize(w, 256*1024)
+	t := o.Start
+	client := func() string {
+		i := r.IntN(50000)
+		if i%5 == 4 {
+			return fmt.Sprintf("2001:db8:%x::%x", i>>8, i&0xff+1)
+		}
+		return fmt.Sprintf("%d.%d.%d.%d", 23+i>>16%150, i>>8&0xff, i&0xff, 1+i%250)
+	}
+	attacker := func() string {
+		i := r.IntN(o.Attackers)
+		return fmt.Sprintf("%d.%d.%d.%d", 45+i>>16%100, i>>8&0xff, i&0xff, 1+i%250)
+	}
+	pages := []string{"/", "/index.html", "/blog/2024/05/hello-world/", "/static/css/site.css", "/static/js/app.js",
+		"/images/logo.png", "/api/v1/items?page=2", "/about", "/contact", "/feed.xml", "/favicon.ico", "/search?q=nginx+tuning"}
+	uas := []string{"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36",
+		"Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1",
+		"Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)", "curl/8.5.0"}
+	probes := []string{"/wp-login.php", "/phpmyadmin/index.php", "/.env", "/.git/config", "/xmlrpc.php", "/cgi-bin/luci", "/vendor/phpunit/phpunit/src/Util/PHP/eval-stdin.php"}
+	users := []string{"root", "admin", "test", "info", "support"}
+	for n := 0; n < o.Lines; n++ {
+		t = t.Add(time.Duration(r.IntN(3)) * time.Millisecond)
+		var err error
+		if o.AuthPct > 0 && r.IntN(100) < o.AuthPct {
+			stamp, pid := t.Format(time.Stamp), 1000+n%4_000_000
+			switch r.IntN(6) {
+			case 0:
+				_, err = fmt.Fprintf(bw, "%s mx1 sshd[%d]: Failed password for invalid user %s from %s port %d ssh2\n", stamp, pid, users[r.IntN(len(users))], attacker(), 1024+r.IntN(60000))
+			case 1:
+				_, err = fmt.Fprintf(bw, "%s mx1 sshd[%d]: Accepted publickey for deploy from 198.51.100.%d port %d ssh2: ED25519 SHA256:kq3Yp0r8m9Vb\n", stamp, pid, r.IntN(250), 1024+r.IntN(60000))
+			case 2:
+				_, err = fmt.Fprintf(bw, "%s mx1 postfix/smtpd[%d]: NOQUEUE: reject: RCPT from unknown[%s]: 554 5.7.1 <user@example.org>: Relay access denied; from=<spam@example.net> to=<user@example.org> proto=ESMTP helo=<x>\n", stamp, pid, attacker())
+			case 3:
+				_, err = fmt.Fprintf(bw, "%s mx1 postfix/smtpd[%d]: connect from mail.example.net[198.51.100.%d]\n", stamp, pid, r.IntN(250))
+			case 4:
+				_, err = fmt.Fprintf(bw, "%s mx1 dovecot: imap-login: Disconnected (auth failed, 1 attempts in 2 secs): user=<%s>, method=PLAIN, rip=%s, lip=192.0.2.1, TLS, session=<Ab%06d>\n", stamp, users[r.IntN(len(users))], attacker(), n%1000000)
+			default:
+				_, err = fmt.Fprintf(bw, "%s mx1 dovecot: imap-login: Login: user=<alice>, method=PLAIN, rip=198.51.100.%d, lip=192.0.2.1, mpid=%d, TLS, session=<Q%06d>\n", stamp, r.IntN(250), pid, n%1000000)
+			}
+		} else {
+			stamp := t.Format("02/Jan/2006:15:04:05 -0700")
+			if r.Float64()*100 < o.BadPct {
+				switch r.IntN(3) {
+				case 0:
+					_, err = fmt.Fprintf(bw, "%s - - [%s] \"GET %s HTTP/1.1\" 404 162 \"-\" \"%s\"\n", attacker(), stamp, probes[r.IntN(len(probes))], uas[3])
+				case 1:
+					_, err = fmt.Fprintf(bw, "%s - - [%s] \"\\x16\\x03\\x01\\x00\\xF7\\x01\" 400 157 \"-\" \"-\"\n", attacker(), stamp)
+				default:
+					_, err = fmt.Fprintf(bw, "%s - - [%s] \"GET / HTTP/1.1\" 200 612 \"-\" \"sqlmap/1.7.2#stable (https://sqlmap.org)\"\n", attacker(), stamp)
+				}
+			} else {
+				_, err = fmt.Fprintf(bw, "%s - - [%s] \"GET %s HTTP/1.1\" 200 %d \"https://example.org/\" \"%s\"\n", client(), stamp, pages[r.IntN(len(pages))], 200+r.IntN(50000), uas[r.IntN(len(uas))])
+			}
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return bw.Flush()
+}

@@ -575,10 +575,11 @@ func (w *Worker) explain(jail int, line []byte, fixed time.Time) (res Result, er
 			}()
 		}
 	}
-	// Hyperscan sees the line as the regexes do: without its date.
+	// Hyperscan sees the line as Match gives it: whole, date included (the regexes then run on the
+	// text without its date), so tests and `regex` see exactly what the daemon sees.
 	b := &w.one
-	b.Buf = append(append(b.Buf[:0], text...), '\n')
-	b.Lines = append(b.Lines[:0], ingest.Span{Start: 0, End: uint32(len(text))})
+	b.Buf = append(append(b.Buf[:0], line...), '\n')
+	b.Lines = append(b.Lines[:0], ingest.Span{Start: 0, End: uint32(len(line))})
 	w.oneSrc.Jails = ingest.NewJailSet(jail)
 	b.Source = &w.oneSrc
 	if err = w.scan(b); err != nil {
@@ -586,7 +587,7 @@ func (w *Worker) explain(jail int, line []byte, fixed time.Time) (res Result, er
 	}
 	w.cand = w.cand[:0]
 	for _, h := range w.hits {
-		if h.to > 0 && h.to <= uint32(len(text)) && int(m.refs[h.id].jail) == jail && !slices.Contains(w.cand, h.id) {
+		if h.to > 0 && h.to <= uint32(len(line)) && int(m.refs[h.id].jail) == jail && !slices.Contains(w.cand, h.id) {
 			w.cand = append(w.cand, h.id)
 		}
 	}

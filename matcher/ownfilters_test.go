@@ -26,7 +26,7 @@ var (
 )
 
 // ownFilters lists configs/filter.d's filters (shared parts such as common.conf excluded).
-func ownFilters(t *testing.T) []string {
+func ownFilters(t testing.TB) []string {
 	t.Helper()
 	entries, err := os.ReadDir(ownFilterDir)
 	if err != nil {

@@ -106,10 +106,57 @@ func translate(re string, useDNS bool) (translated, error) {
 	return t, nil
 }
 
-// hsExpr turns a translated regex into what Hyperscan scans for: the same pattern without its
-// leading ^ anchors (the line still carries its date prefix), so it matches a superset of lines.
+// hsExpr turns a translated regex into what Hyperscan scans for. Hyperscan scans whole lines, date
+// included, while the regexes run on the text with the date cut out (fail2ban's rule), so the
+// pattern must match a superset of the lines: the leading ^ anchors go (the line still carries its
+// date prefix), and the places where filters expect the hole a cut date leaves inside a line
+// accept the date too: "[]" (web and Apache logs, "[14/Aug/2005:11:58:59 +0200]") becomes
+// "[anything]", and "(:" (audit's "msg=audit(1124013539.123:321)") accepts what precedes the colon.
+// Dates cut elsewhere inside a line are not covered; the filter tests run every sample through
+// this same scan, so a filter that needs more shows up there.
 func hsExpr(expr string) string {
-	return strings.TrimLeft(expr, "^")
+	expr = strings.TrimLeft(expr, "^")
+	expr = replaceOutsideClasses(expr, `\[\]`, `\[[^\]\n]*\]`)
+	return replaceOutsideClasses(expr, `\(:`, `\([^():\n]*:`)
+}
+
+// replaceOutsideClasses replaces the literal regex text old by new where it is not inside a
+// character class and not preceded by an escaping backslash.
+func replaceOutsideClasses(expr, old, new string) string {
+	var b strings.Builder
+	inClass := false
+	for i := 0; i < len(expr); i++ {
+		c := expr[i]
+		if c == '\\' && i+1 < len(expr) {
+			if !inClass && strings.HasPrefix(expr[i:], old) {
+				b.WriteString(new)
+				i += len(old) - 1
+				continue
+			}
+			b.WriteByte(c)
+			b.WriteByte(expr[i+1])
+			i++
+			continue
+		}
+		switch {
+		case c == '[' && !inClass:
+			inClass = true
+			if strings.HasPrefix(expr[i+1:], "]") || strings.HasPrefix(expr[i+1:], "^]") {
+				// "[]...]" and "[^]...]": the first ] is a member.
+				n := 2
+				if expr[i+1] == '^' {
+					n = 3
+				}
+				b.WriteString(expr[i : i+n])
+				i += n - 1
+				continue
+			}
+		case c == ']' && inClass:
+			inClass = false
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
 }
 
 var pyOpenRepeatRE = regexp.MustCompile(`((?:^|[^\\])(?:\\\\)*)\{,(\d+)\}`)

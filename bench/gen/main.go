@@ -1,6 +1,8 @@
 // Command gen writes deterministic benchmark logs (same flags, same bytes).
 //
 //	go run ./bench/gen -lines 1000000 -fail 5 -o /tmp/auth.log
+//	go run ./bench/gen -kind web -lines 1000000 -bad 1 -o /tmp/access.log
+//	go run ./bench/gen -kind mixed -lines 1000000 -o /tmp/mixed.log
 //	go run ./bench/gen -fetch-fail2ban    # unpack Debian's fail2ban package into .cache/ and print its root
 package main
 
@@ -22,6 +24,8 @@ func main() {
 	start := flag.String("start", "2026-03-01T00:00:00Z", "time of the first line (RFC 3339)")
 	out := flag.String("o", "-", "output file, - for standard output")
 	fetch := flag.Bool("fetch-fail2ban", false, "unpack Debian's fail2ban package into .cache/fail2ban and print its root")
+	kind := flag.String("kind", "sshd", "sshd (auth.log), web (nginx access log, -bad percent from scanners) or mixed (web with 10% auth and mail lines)")
+	bad := flag.Float64("bad", 1, "web, mixed: percent of web lines from scanners")
 	flag.Parse()
 	if *fetch {
 		if err := f2bcorpus.Ensure(); err != nil {
@@ -46,7 +50,20 @@ func main() {
 		defer f.Close()
 		w = f
 	}
-	if err := bench.WriteSSHD(w, bench.SSHDOptions{Lines: *lines, FailPct: *fail, Attackers: *attackers, Start: t0, Seed: *seed}); err != nil {
+	switch *kind {
+	case "sshd":
+		err = bench.WriteSSHD(w, bench.SSHDOptions{Lines: *lines, FailPct: *fail, Attackers: *attackers, Start: t0, Seed: *seed})
+	case "web", "mixed":
+		auth := 0
+		if *kind == "mixed" {
+			auth = 10
+		}
+		err = bench.WriteWeb(w, bench.WebOptions{Lines: *lines, BadPct: *bad, AuthPct: auth, Attackers: *attackers, Start: t0, Seed: *seed})
+	default:
+		fmt.Fprintln(os.Stderr, "-kind: sshd, web or mixed")
+		os.Exit(2)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
