@@ -108,16 +108,99 @@ func translate(re string, useDNS bool) (translated, error) {
 
 // hsExpr turns a translated regex into what Hyperscan scans for. Hyperscan scans whole lines, date
 // included, while the regexes run on the text with the date cut out (fail2ban's rule), so the
-// pattern must match a superset of the lines: the leading ^ anchors go (the line still carries its
-// date prefix), and the places where filters expect the hole a cut date leaves inside a line
-// accept the date too: "[]" (web and Apache logs, "[14/Aug/2005:11:58:59 +0200]") becomes
-// "[anything]", and "(:" (audit's "msg=audit(1124013539.123:321)") accepts what precedes the colon.
+// pattern must match a superset of the lines:
+//   - the leading ^ anchors go (the line still carries its date prefix);
+//   - where a filter expects the hole a cut date leaves inside a line — "[]" in web and Apache
+//     logs ("[14/Aug/2005:11:58:59 +0200]"), "(:" in audit logs ("audit(1124013539.123:321)") —
+//     the date is accepted too; when such a hole is at the top level of the pattern, only what
+//     follows it is scanned for (the part before it, a client address and a few fields every
+//     line of such a log has, costs Hyperscan far more than it filters out);
+//   - negated classes do not cross line ends (no hit can span two lines of a block).
 // Dates cut elsewhere inside a line are not covered; the filter tests run every sample through
 // this same scan, so a filter that needs more shows up there.
 func hsExpr(expr string) string {
 	expr = strings.TrimLeft(expr, "^")
-	expr = replaceOutsideClasses(expr, `\[\]`, `\[[^\]\n]*\]`)
-	return replaceOutsideClasses(expr, `\(:`, `\([^():\n]*:`)
+	if i := afterLastTopLevel(expr, `\[\]`); i > 0 && i < len(expr) {
+		expr = expr[i:]
+	}
+	expr = replaceOutsideClasses(expr, `\[\]`, `\[[^\]]*\]`)
+	expr = replaceOutsideClasses(expr, `\(:`, `\([^():]*:`)
+	return noNewlineInNegatedClasses(expr)
+}
+
+// afterLastTopLevel returns the offset just after the last occurrence of the literal regex text
+// lit at the top level of expr (outside groups and classes), or -1 when there is none or expr
+// has a top-level alternation (cutting would then drop alternatives).
+func afterLastTopLevel(expr, lit string) int {
+	depth, inClass, last := 0, false, -1
+	for i := 0; i < len(expr); i++ {
+		c := expr[i]
+		switch {
+		case c == '\\' && i+1 < len(expr):
+			if !inClass && depth == 0 && strings.HasPrefix(expr[i:], lit) {
+				last = i + len(lit)
+				i += len(lit) - 1
+				continue
+			}
+			i++
+		case inClass:
+			if c == ']' {
+				inClass = false
+			}
+		case c == '[':
+			inClass = true
+			if strings.HasPrefix(expr[i+1:], "^]") {
+				i += 2
+			} else if strings.HasPrefix(expr[i+1:], "]") {
+				i++
+			}
+		case c == '(':
+			depth++
+		case c == ')':
+			depth--
+		case c == '|' && depth == 0:
+			return -1
+		}
+	}
+	return last
+}
+
+// noNewlineInNegatedClasses adds \n to every negated character class ("[^...]"), at its end (a
+// "]" right after "[^" is a member, not the end).
+func noNewlineInNegatedClasses(expr string) string {
+	var b strings.Builder
+	inClass, negated := false, false
+	for i := 0; i < len(expr); i++ {
+		c := expr[i]
+		switch {
+		case c == '\\' && i+1 < len(expr):
+			b.WriteByte(c)
+			b.WriteByte(expr[i+1])
+			i++
+			continue
+		case inClass:
+			if c == ']' {
+				if negated {
+					b.WriteString(`\n`)
+				}
+				inClass = false
+			}
+		case c == '[':
+			inClass, negated = true, strings.HasPrefix(expr[i+1:], "^")
+			n := 1
+			if negated {
+				n = 2
+			}
+			if strings.HasPrefix(expr[i+n:], "]") { // "[]...]", "[^]...]": the ] is a member
+				n++
+			}
+			b.WriteString(expr[i : i+n])
+			i += n - 1
+			continue
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
 }
 
 // replaceOutsideClasses replaces the literal regex text old by new where it is not inside a

@@ -1,0 +1,21 @@
+package matcher
+
+import "testing"
+
+// The Hyperscan form of a pattern: anchors gone, date holes accept the date, the part before a
+// top-level "[]" dropped, negated classes kept within a line.
+func TestHSExpr(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{`^\s*\S+ sshd: x`, `\s*\S+ sshd: x`},
+		{`^X - \S+ \[\] "[^"]*" 400`, ` "[^"\n]*" 400`},
+		{`^\[[^]]+\] failed (a|b)`, `\[[^]\n]+\] failed (a|b)`},
+		{`^(?:\[\]\s+)?\[[^]]+\] x`, `(?:\[[^\]\n]*\]\s+)?\[[^]\n]+\] x`},
+		{`^a|\[\] b`, `a|\[[^\]\n]*\] b`},
+		{`^type=x msg=audit\(:\d+\): y`, `type=x msg=audit\([^():\n]*:\d+\): y`},
+		{`[\[\]] [^\n] []a] [^]a]`, `[\[\]] [^\n\n] []a] [^]a\n]`},
+	} {
+		if got := hsExpr(c.in); got != c.want {
+			t.Errorf("hsExpr(%q)\n got %q\nwant %q", c.in, got, c.want)
+		}
+	}
+}
