@@ -116,6 +116,7 @@ func translate(re string, useDNS bool) (translated, error) {
 //     follows it is scanned for (the part before it, a client address and a few fields every
 //     line of such a log has, costs Hyperscan far more than it filters out);
 //   - negated classes do not cross line ends (no hit can span two lines of a block).
+//
 // Dates cut elsewhere inside a line are not covered; the filter tests run every sample through
 // this same scan, so a filter that needs more shows up there.
 func hsExpr(expr string) string {
