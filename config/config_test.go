@@ -333,7 +333,25 @@ func TestShippedJailsAllLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(cfg.Jails) != n || n < 10 {
+	if len(cfg.Jails) != n || n < 40 {
 		t.Fatalf("%d of %d shipped jails enabled", len(cfg.Jails), n)
+	}
+	// The jail.d examples load as they are once copied to .local.
+	examples, _ := filepath.Glob(filepath.Join(dir, "jail.d", "*.example"))
+	if len(examples) < 2 {
+		t.Fatalf("jail.d examples: %v", examples)
+	}
+	for _, ex := range examples {
+		data, _ := os.ReadFile(ex)
+		os.WriteFile(strings.TrimSuffix(strings.TrimSuffix(ex, ".example"), ".conf")+".local", data, 0o644)
+	}
+	cfg, err = Load(dir, Options{Resolve: noDNS})
+	if err != nil {
+		t.Fatalf("with the jail.d examples: %v", err)
+	}
+	for _, name := range []string{"sshd-collector", "caddy-auth", "nginx-json-4xx"} {
+		if cfg.Jail(name) == nil {
+			t.Errorf("example jail %s not loaded", name)
+		}
 	}
 }
