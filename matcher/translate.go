@@ -124,9 +124,159 @@ func hsExpr(expr string) string {
 	if i := afterLastTopLevel(expr, `\[\]`); i > 0 && i < len(expr) {
 		expr = expr[i:]
 	}
+	if i := literalLead(expr); i > 0 {
+		expr = expr[i:]
+	}
 	expr = replaceOutsideClasses(expr, `\[\]`, `\[[^\]]*\]`)
 	expr = replaceOutsideClasses(expr, `\(:`, `\([^():]*:`)
 	return noNewlineInNegatedClasses(expr)
+}
+
+// literalLead returns where to start scanning so that the pattern begins near its first strong
+// literal — a run of 4 or more literal characters, or a group of literal alternatives of 4 or more
+// each: the offset just after the last unbounded repetition (x*, x+, x{n,}) at the top level before
+// that literal, or 0. What follows an offset is a superset of the whole pattern, and Hyperscan
+// finds a pattern that starts near a rare literal far faster than one that starts with a
+// repetition every line satisfies (`"[^"]*" 401` in access logs: 6× faster as `" 401`).
+func literalLead(expr string) int {
+	cut, run := 0, 0
+	for i := 0; i < len(expr); {
+		start := i
+		literal, strong := false, false
+		switch c := expr[i]; {
+		case c == '\\' && i+1 < len(expr):
+			n := expr[i+1]
+			literal = !(n >= 'a' && n <= 'z' || n >= 'A' && n <= 'Z' || n >= '0' && n <= '9')
+			i += 2
+		case c == '[':
+			i = classEnd(expr, i)
+		case c == '(':
+			end := groupEnd(expr, i)
+			if end < 0 {
+				return 0
+			}
+			strong = literalAlternatives(expr[i+1 : end-1])
+			i = end
+		case c == '|':
+			return 0 // a top-level alternation: no single lead
+		case c == '.' || c == '^' || c == '$' || c == ')':
+			i++
+		default:
+			literal = true
+			i++
+		}
+		if i < 0 || i > len(expr) {
+			return 0
+		}
+		// A quantifier after the atom.
+		unbounded, quantified := false, false
+		if i < len(expr) {
+			switch expr[i] {
+			case '*', '+':
+				unbounded, quantified = true, true
+				i++
+			case '?':
+				quantified = true
+				i++
+			case '{':
+				if j := strings.IndexByte(expr[i:], '}'); j > 0 {
+					q := expr[i+1 : i+j]
+					unbounded, quantified = strings.HasSuffix(q, ","), true
+					i += j + 1
+				}
+			}
+			if quantified && i < len(expr) && (expr[i] == '?' || expr[i] == '+') {
+				i++ // lazy or possessive
+			}
+		}
+		if literal && !quantified {
+			run++
+			if run >= 4 {
+				return cut
+			}
+			continue
+		}
+		run = 0
+		if strong && !quantified {
+			return cut
+		}
+		if unbounded && expr[start:start+2] != `\s` {
+			cut = i // (blanks are cheap to scan: a leading \s* stays)
+		}
+	}
+	return 0
+}
+
+// classEnd returns the offset after the character class starting at expr[i] == '['.
+func classEnd(expr string, i int) int {
+	j := i + 1
+	if j < len(expr) && expr[j] == '^' {
+		j++
+	}
+	if j < len(expr) && expr[j] == ']' {
+		j++
+	}
+	for ; j < len(expr); j++ {
+		switch expr[j] {
+		case '\\':
+			j++
+		case ']':
+			return j + 1
+		}
+	}
+	return -1
+}
+
+// groupEnd returns the offset after the group starting at expr[i] == '(', or -1.
+func groupEnd(expr string, i int) int {
+	depth := 0
+	for j := i; j < len(expr); j++ {
+		switch expr[j] {
+		case '\\':
+			j++
+		case '[':
+			if j = classEnd(expr, j) - 1; j < 0 {
+				return -1
+			}
+		case '(':
+			depth++
+		case ')':
+			if depth--; depth == 0 {
+				return j + 1
+			}
+		}
+	}
+	return -1
+}
+
+// literalAlternatives reports whether a group's body is "?:" and alternatives of 4 or more
+// literal characters each (escaped punctuation counts as literal).
+func literalAlternatives(body string) bool {
+	body, ok := strings.CutPrefix(body, "?:")
+	if !ok {
+		return false
+	}
+	for _, alt := range strings.Split(body, "|") {
+		n := 0
+		for k := 0; k < len(alt); k++ {
+			c := alt[k]
+			switch {
+			case c == '\\' && k+1 < len(alt):
+				d := alt[k+1]
+				if d >= 'a' && d <= 'z' || d >= 'A' && d <= 'Z' || d >= '0' && d <= '9' {
+					return false
+				}
+				k++
+			case strings.IndexByte(`.[](){}*+?^$`, c) >= 0:
+				return false
+			}
+			n++
+		}
+		if n < 4 {
+			return false
+		}
+	}
+	return true
 }
 
 // afterLastTopLevel returns the offset just after the last occurrence of the literal regex text
