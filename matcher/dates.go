@@ -1,6 +1,9 @@
 package matcher
 
-import "time"
+import (
+	"bytes"
+	"time"
+)
 
 // Date detection runs only on lines Hyperscan hit. It recognises, at the start of a line (after
 // optional blanks), the classic syslog stamp "Jan _2 15:04:05" and ISO 8601 / RFC 3339 stamps
@@ -198,3 +201,43 @@ var zoneCache = func() []*time.Location {
 	}
 	return out
 }()
+
+// parseCLF finds the Common Log Format stamp of web servers, "[02/Jan/2006:15:04:05 -0700]", and
+// returns its time and where the text inside the brackets starts and ends (the default templates
+// cut the same text, leaving "[]"). Month names match without regard to case, as the templates do.
+func parseCLF(line []byte, loc *time.Location) (time.Time, int, int, bool) {
+	i := bytes.IndexByte(line, '[')
+	if i < 0 || len(line)-i < 28 {
+		return time.Time{}, 0, 0, false
+	}
+	b := line[i+1:]
+	if b[2] != '/' || b[6] != '/' || b[11] != ':' || b[14] != ':' || b[17] != ':' || b[20] != ' ' || (b[21] != '+' && b[21] != '-') {
+		return time.Time{}, 0, 0, false
+	}
+	num := func(s []byte) int {
+		n := 0
+		for _, c := range s {
+			if c < '0' || c > '9' {
+				return -1
+			}
+			n = n*10 + int(c-'0')
+		}
+		return n
+	}
+	mon := -1
+	for k, name := range monthNames {
+		if bytes.EqualFold(b[3:6], []byte(name)) {
+			mon = k
+		}
+	}
+	day, year, h, mi, sec, zh, zm := num(b[0:2]), num(b[7:11]), num(b[12:14]), num(b[15:17]), num(b[18:20]), num(b[22:24]), num(b[24:26])
+	if mon < 0 || day < 1 || day > 31 || year < 1970 || h > 23 || mi > 59 || sec > 60 || h < 0 || mi < 0 || sec < 0 || zh < 0 || zm < 0 || b[26] != ']' {
+		return time.Time{}, 0, 0, false
+	}
+	off := (zh*60 + zm) * 60
+	if b[21] == '-' {
+		off = -off
+	}
+	t := time.Date(year, time.Month(mon+1), day, h, mi, sec, 0, time.FixedZone("", off))
+	return t.In(loc), i + 1, i + 27, true
+}
