@@ -97,8 +97,8 @@ type dateDetector struct {
 	// moves its most used templates to the front. A log keeps one layout, so a line costs one
 	// template instead of a walk through all of them (the Apache stamp is the 20th default).
 	last atomic.Int32
-	none      bool // {NONE}: lines carry no date; the time is now
-	fast      bool // the syslog/ISO fast path may answer first (default templates)
+	none bool // {NONE}: lines carry no date; the time is now
+	fast bool // the syslog/ISO fast path may answer first (default templates)
 }
 
 // newDateDetector builds the detector of a datepattern ("" for fail2ban's defaults).
