@@ -158,3 +158,76 @@ func WriteWeb(w io.Writer, o WebOptions) error {
 	}
 	return bw.Flush()
 }
+
+// WriteNginxError writes an nginx error log: basic-auth failures (wrong password, unknown user)
+// and limit_req rejections from attackers among ordinary errors (missing files, upstream
+// timeouts). failPct percent of the lines are failures. The same arguments give the same bytes.
+func WriteNginxError(w io.Writer, lines, failPct, attackers int, start time.Time, seed uint64) error {
+	if attackers <= 0 {
+		attackers = 1000
+	}
+	r := rand.New(rand.NewPCG(seed, seed^0x2545f4914f6cdd1d))
+	bw := bufio.NewWriterSize(w, 256*1024)
+	t := start
+	for n := 0; n < lines; n++ {
+		t = t.Add(time.Duration(r.IntN(5)) * time.Millisecond)
+		stamp := t.Format("2006/01/02 15:04:05")
+		i := r.IntN(attackers)
+		addr := fmt.Sprintf("%d.%d.%d.%d", 60+i>>16%100, i>>8&0xff, i&0xff, 1+i%250)
+		var err error
+		if r.IntN(100) < failPct {
+			switch r.IntN(3) {
+			case 0:
+				_, err = fmt.Fprintf(bw, "%s [error] 1234#1234: *%d user \"admin\": password mismatch, client: %s, server: example.org, request: \"GET /admin/ HTTP/1.1\", host: \"example.org\"\n", stamp, n, addr)
+			case 1:
+				_, err = fmt.Fprintf(bw, "%s [error] 1234#1234: *%d user \"test%d\" was not found in \"/etc/nginx/.htpasswd\", client: %s, server: example.org, request: \"GET /private/ HTTP/1.1\", host: \"example.org\"\n", stamp, n, i%50, addr)
+			default:
+				_, err = fmt.Fprintf(bw, "%s [error] 1234#1234: *%d limiting requests, excess: 5.%03d by zone \"login\", client: %s, server: example.org, request: \"POST /login HTTP/1.1\", host: \"example.org\"\n", stamp, n, r.IntN(1000), addr)
+			}
+		} else if r.IntN(2) == 0 {
+			_, err = fmt.Fprintf(bw, "%s [error] 1234#1234: *%d open() \"/srv/www/favicon.ico\" failed (2: No such file or directory), client: 198.51.100.%d, server: example.org, request: \"GET /favicon.ico HTTP/1.1\", host: \"example.org\"\n", stamp, n, r.IntN(250))
+		} else {
+			_, err = fmt.Fprintf(bw, "%s [error] 1234#1234: *%d upstream timed out (110: Connection timed out) while reading response header from upstream, client: 198.51.100.%d, server: example.org, request: \"GET /api HTTP/1.1\", upstream: \"http://127.0.0.1:8080/api\", host: \"example.org\"\n", stamp, n, r.IntN(250))
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return bw.Flush()
+}
+
+// WriteSyslog5424 writes an RFC 5424 syslog stream, one message per line as a collector receives
+// it over TCP with newline framing, from hosts web1…webN: sshd failures (failPct percent) among
+// cron, sudo and accepted logins.
+func WriteSyslog5424(w io.Writer, lines, failPct, hosts int, start time.Time, seed uint64) error {
+	if hosts <= 0 {
+		hosts = 100
+	}
+	r := rand.New(rand.NewPCG(seed, seed^0x94d049bb133111eb))
+	bw := bufio.NewWriterSize(w, 256*1024)
+	t := start
+	for n := 0; n < lines; n++ {
+		t = t.Add(time.Duration(r.IntN(3)) * time.Millisecond)
+		host := fmt.Sprintf("web%d", 1+r.IntN(hosts))
+		stamp := t.UTC().Format("2006-01-02T15:04:05.000000Z")
+		var err error
+		if r.IntN(100) < failPct {
+			i := r.IntN(20000)
+			_, err = fmt.Fprintf(bw, "<38>1 %s %s sshd %d - - Failed password for invalid user admin from %d.%d.%d.%d port %d ssh2\n",
+				stamp, host, 1000+n%30000, 70+i>>16%100, i>>8&0xff, i&0xff, 1+i%250, 1024+r.IntN(60000))
+		} else {
+			switch r.IntN(3) {
+			case 0:
+				_, err = fmt.Fprintf(bw, "<86>1 %s %s CRON %d - - pam_unix(cron:session): session opened for user root(uid=0) by (uid=0)\n", stamp, host, 1000+n%30000)
+			case 1:
+				_, err = fmt.Fprintf(bw, "<85>1 %s %s sudo %d - [origin software=\"sudo\"] deploy : TTY=pts/0 ; PWD=/home/deploy ; USER=root ; COMMAND=/usr/bin/true\n", stamp, host, 1000+n%30000)
+			default:
+				_, err = fmt.Fprintf(bw, "<38>1 %s %s sshd %d - - Accepted publickey for deploy from 198.51.100.%d port %d ssh2\n", stamp, host, 1000+n%30000, r.IntN(250), 1024+r.IntN(60000))
+			}
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return bw.Flush()
+}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -93,5 +94,51 @@ func BenchmarkEndToEnd(b *testing.B) {
 			}
 			b.ReportMetric(float64(lines)*float64(b.N)/b.Elapsed().Seconds(), "lines/s")
 		})
+	}
+}
+
+// The other generators are deterministic too, and what they call failures is what our filters
+// count: each generated failure line is caught by the filter for its kind, and nothing else is.
+func TestOtherGenerators(t *testing.T) {
+	start := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	gens := map[string]func(io.Writer, uint64) error{
+		"web": func(w io.Writer, s uint64) error {
+			return WriteWeb(w, WebOptions{Lines: 3000, BadPct: 1, AuthPct: 10, Start: start, Seed: s})
+		},
+		"nginx-error": func(w io.Writer, s uint64) error { return WriteNginxError(w, 3000, 20, 500, start, s) },
+		"syslog5424":  func(w io.Writer, s uint64) error { return WriteSyslog5424(w, 3000, 20, 50, start, s) },
+	}
+	for name, gen := range gens {
+		var a, b, c bytes.Buffer
+		gen(&a, 1)
+		gen(&b, 1)
+		gen(&c, 2)
+		if !bytes.Equal(a.Bytes(), b.Bytes()) || bytes.Equal(a.Bytes(), c.Bytes()) || bytes.Count(a.Bytes(), []byte("\n")) != 3000 {
+			t.Errorf("%s: not deterministic or wrong length", name)
+		}
+	}
+	var buf bytes.Buffer
+	WriteNginxError(&buf, 3000, 20, 500, start, 1)
+	want := strings.Count(buf.String(), "password mismatch") + strings.Count(buf.String(), "was not found in") + strings.Count(buf.String(), "limiting requests")
+	dir := t.TempDir()
+	testconf.Write(t, dir, "")
+	got := 0
+	for _, name := range []string{"nginx-http-auth", "nginx-limit-req"} {
+		data, err := os.ReadFile(filepath.Join(testconf.Shipped(), "filter.d", name+".conf"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(dir, "filter.d", name+".conf"), data, 0o644)
+		log := filepath.Join(dir, name+".log")
+		os.WriteFile(log, buf.Bytes(), 0o644)
+		os.WriteFile(filepath.Join(dir, "jail.conf"), []byte(fmt.Sprintf("[%s]\nenabled = true\nlogpath = %s\nmaxretry = 1000000\n", name, log)), 0o644)
+		st, err := pipeline.Replay(pipeline.ReplayOptions{ConfigDir: dir, Logs: []string{log}}, func(pipeline.ReplayDecision) error { return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		got += int(st.Failures[name])
+	}
+	if got != want || want < 400 {
+		t.Fatalf("the nginx filters counted %d failures in the generated error log, the generator wrote %d", got, want)
 	}
 }

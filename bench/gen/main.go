@@ -24,7 +24,7 @@ func main() {
 	start := flag.String("start", "2026-03-01T00:00:00Z", "time of the first line (RFC 3339)")
 	out := flag.String("o", "-", "output file, - for standard output")
 	fetch := flag.Bool("fetch-fail2ban", false, "unpack Debian's fail2ban package into .cache/fail2ban and print its root")
-	kind := flag.String("kind", "sshd", "sshd (auth.log), web (nginx access log, -bad percent from scanners) or mixed (web with 10% auth and mail lines)")
+	kind := flag.String("kind", "sshd", "sshd (auth.log), web (nginx access log, -bad percent from scanners), mixed (web with 10% auth and mail lines), nginx-error (-fail percent auth failures and limit_req) or syslog5424 (an RFC 5424 stream from many hosts, -fail percent sshd failures)")
 	bad := flag.Float64("bad", 1, "web, mixed: percent of web lines from scanners")
 	flag.Parse()
 	if *fetch {
@@ -59,8 +59,12 @@ func main() {
 			auth = 10
 		}
 		err = bench.WriteWeb(w, bench.WebOptions{Lines: *lines, BadPct: *bad, AuthPct: auth, Attackers: *attackers, Start: t0, Seed: *seed})
+	case "nginx-error":
+		err = bench.WriteNginxError(w, *lines, *fail, *attackers, t0, *seed)
+	case "syslog5424":
+		err = bench.WriteSyslog5424(w, *lines, *fail, 100, t0, *seed)
 	default:
-		fmt.Fprintln(os.Stderr, "-kind: sshd, web or mixed")
+		fmt.Fprintln(os.Stderr, "-kind: sshd, web, mixed, nginx-error or syslog5424")
 		os.Exit(2)
 	}
 	if err != nil {
