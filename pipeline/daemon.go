@@ -68,6 +68,8 @@ type Daemon struct {
 	lagCache sync.Map // source name -> *metrics.Histogram
 
 	auditFile *os.File
+	changed   chan struct{} // nftables reported a deletion
+	stopWatch func()
 
 	reloadMu sync.Mutex
 	stop     chan struct{}
@@ -159,6 +161,19 @@ func Start(opts Options) (*Daemon, error) {
 			eng.stop()
 			return nil, err
 		}
+	}
+	// Deletions in nftables (someone ran nft delete element, or flushed a set) trigger a check
+	// within seconds instead of at the next periodic one.
+	d.changed = make(chan struct{}, 1)
+	if stop, err := d.fw.WatchDeletes(func() {
+		select {
+		case d.changed <- struct{}{}:
+		default:
+		}
+	}); err != nil {
+		d.log.Warn("cannot watch nftables for changes; checking periodically only", "err", err)
+	} else {
+		d.stopWatch = stop
 	}
 	d.done.Add(1)
 	go d.housekeeping()
@@ -405,6 +420,8 @@ func (d *Daemon) housekeeping() {
 	var pending []ingest.Position
 	var pendingCursors map[string]string
 	checks := 0
+	// A burst of deletions is checked once, a moment after it starts (our own unbans notify too).
+	var settle <-chan time.Time
 	var buf []ban.Decision
 	for {
 		select {
@@ -431,6 +448,23 @@ func (d *Daemon) housekeeping() {
 			// the last exact save (never a ban: bans are committed as they happen).
 			d.saveProgress(pending, pendingCursors, nil)
 			pending, pendingCursors = d.current().positions(), d.current().cursors()
+		case <-d.changed:
+			if settle == nil {
+				settle = time.After(500 * time.Millisecond)
+			}
+		case <-settle:
+			settle = nil
+			d.reloadMu.Lock()
+			eng := d.current()
+			if ok, err := d.fw.Present(); err == nil && !ok {
+				d.log.Warn("the nftables table or a jail set was deleted; rebuilding it from the bans in force")
+				if err := d.rebuild(eng); err != nil {
+					d.log.Error("cannot rebuild the nftables table", "err", err)
+				}
+			} else if err == nil {
+				d.reconcile(eng)
+			}
+			d.reloadMu.Unlock()
 		case <-check.C:
 			checks++
 			d.reloadMu.Lock()
@@ -520,6 +554,10 @@ func (d *Daemon) Close() error {
 
 func (d *Daemon) closeParts() error {
 	var errs []error
+	if d.stopWatch != nil {
+		d.stopWatch()
+		d.stopWatch = nil
+	}
 	if d.applier != nil {
 		d.applier.close()
 	}

@@ -492,6 +492,54 @@ func pairIntervals(els []nftables.SetElement) []netip.Prefix {
 	return out
 }
 
+// WatchDeletes calls changed whenever nftables reports that a table, chain, rule, set or set
+// element was deleted — by anyone: element notifications do not say which table they belong to,
+// so the caller checks (cheaply, and not more often than it can afford). It returns a function
+// that stops watching.
+func (n *NFT) WatchDeletes(changed func()) (stop func(), err error) {
+	c, err := nftables.New()
+	if err != nil {
+		return nil, err
+	}
+	// Every event, filtered here: with a narrower action filter the library never delivers the
+	// generation marker that ends each batch of events, and nothing arrives.
+	mon := nftables.NewMonitor(nftables.WithMonitorAction(nftables.MonitorActionAny), nftables.WithMonitorObject(nftables.MonitorObjectAny))
+	events, err := c.AddMonitor(mon)
+	if err != nil {
+		return nil, fmt.Errorf("cannot watch nftables: %w", err)
+	}
+	go func() {
+		for ev := range events {
+			switch ev.Type {
+			case nftables.MonitorEventTypeDelTable, nftables.MonitorEventTypeDelChain, nftables.MonitorEventTypeDelRule,
+				nftables.MonitorEventTypeDelSet, nftables.MonitorEventTypeDelSetElem:
+			default:
+				continue
+			}
+			switch d := ev.Data.(type) {
+			case *nftables.Table:
+				if d.Name != n.opts.Table {
+					continue
+				}
+			case *nftables.Chain:
+				if d.Table == nil || d.Table.Name != n.opts.Table {
+					continue
+				}
+			case *nftables.Set:
+				if d.Table == nil || d.Table.Name != n.opts.Table {
+					continue
+				}
+			case *nftables.Rule:
+				if d.Table == nil || d.Table.Name != n.opts.Table {
+					continue
+				}
+			}
+			changed()
+		}
+	}()
+	return func() { mon.Close() }, nil
+}
+
 // Remove deletes the table (used by tests and on explicit request; a normal stop keeps the bans).
 func (n *NFT) Remove() error {
 	n.mu.Lock()
