@@ -76,6 +76,17 @@ type Policy struct {
 	Increment  Increment
 	// IgnoreCommand, when set, is asked about every address that passed the other checks.
 	IgnoreCommand *IgnoreCommand
+	// Escalate aggregates bans: when Count bans of this jail lie inside one network of Bits
+	// (banprefix6_escalate = 56:3 48:5, banprefix4_escalate = 16:4), that network is banned and
+	// the bans inside it lifted, in one go. Rules of both families may be mixed.
+	Escalate []Escalation
+}
+
+// Escalation is one aggregation rule: Count bans inside a /Bits network ban the network.
+type Escalation struct {
+	V6    bool
+	Bits  int
+	Count int
 }
 
 // Increment is fail2ban's bantime.increment: repeat offenders are banned longer.
@@ -298,9 +309,29 @@ func (m *Manager) decide(jail uint16, addr netip.Addr, pfx netip.Prefix, reason 
 	now := m.now().Unix()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if _, ok := m.active[k]; ok {
+	if _, ok := m.active[k]; ok || m.coveredLocked(jail, pfx) {
 		return Decision{}, ErrAlreadyBanned
 	}
+	return m.banLocked(jail, pfx, now, reason), nil
+}
+
+// coveredLocked reports whether an aggregated ban of jail already holds pfx.
+func (m *Manager) coveredLocked(jail uint16, pfx netip.Prefix) bool {
+	for _, e := range m.pols[jail].Escalate {
+		if e.V6 != pfx.Addr().Is6() || e.Bits >= pfx.Bits() {
+			continue
+		}
+		wide, _ := pfx.Addr().Prefix(e.Bits)
+		if _, ok := m.active[bkey{prefix: wide, jail: jail}]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// banLocked records a ban of pfx in jail, with the jail's ban time and escalation.
+func (m *Manager) banLocked(jail uint16, pfx netip.Prefix, now int64, reason string) Decision {
+	k := bkey{prefix: pfx, jail: jail}
 	pol := &m.pols[jail]
 	previous := m.histJail[k].Count
 	if pol.Increment.OverallJails {
@@ -317,7 +348,49 @@ func (m *Manager) decide(jail uint16, addr netip.Addr, pfx netip.Prefix, reason 
 	a := Active{Jail: jail, Prefix: pfx, Start: now, End: end, Count: h.Count}
 	m.active[k] = a
 	m.Stats[jail].Bans.Add(1)
-	return Decision{Op: OpBan, Jail: jail, Prefix: pfx, Start: now, End: end, Count: a.Count, JailCount: hj.Count, Reason: reason}, nil
+	return Decision{Op: OpBan, Jail: jail, Prefix: pfx, Start: now, End: end, Count: a.Count, JailCount: hj.Count, Reason: reason}
+}
+
+// escalate applies the jail's aggregation rules after a ban of pfx: the decisions it returns ban
+// the wider network and lift the bans inside it (removed from the set in the same transaction:
+// an nftables interval set holds no overlapping elements). Rules cascade (/64s → /56 → /48).
+func (m *Manager) escalate(jail uint16, pfx netip.Prefix) []Decision {
+	pol := &m.pols[jail]
+	if len(pol.Escalate) == 0 {
+		return nil
+	}
+	now := m.now().Unix()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []Decision
+	for _, e := range pol.Escalate {
+		if e.V6 != pfx.Addr().Is6() || e.Bits >= pfx.Bits() || e.Count < 2 {
+			continue
+		}
+		wide, _ := pfx.Addr().Prefix(e.Bits)
+		wk := bkey{prefix: wide, jail: jail}
+		if _, ok := m.active[wk]; ok || m.protectedInside(jail, wide) {
+			continue
+		}
+		var inside []bkey
+		for k := range m.active {
+			if k.jail == jail && k.prefix.Bits() > e.Bits && wide.Contains(k.prefix.Addr()) {
+				inside = append(inside, k)
+			}
+		}
+		if len(inside) < e.Count {
+			continue
+		}
+		for _, k := range inside {
+			a := m.active[k]
+			delete(m.active, k)
+			out = append(out, Decision{Op: OpUnban, Jail: jail, Prefix: k.prefix, Start: a.Start, End: a.End, Count: a.Count,
+				Reason: "aggregated into " + wide.String()})
+		}
+		out = append(out, m.banLocked(jail, wide, now, fmt.Sprintf("%d bans inside", len(inside))))
+		pfx = wide
+	}
+	return out
 }
 
 // Decide appends a ban decision for every crossing whose address is neither protected nor already
@@ -327,6 +400,7 @@ func (m *Manager) Decide(cs []window.Crossing, dst []Decision) []Decision {
 		if d, err := m.decide(c.Jail, c.Addr, c.Prefix, "failures"); err == nil {
 			d.Evidence = &Evidence{Failures: c.Count, Times: c.Times, Match: c.Match}
 			dst = append(dst, d)
+			dst = append(dst, m.escalate(c.Jail, d.Prefix)...)
 		}
 	}
 	return dst

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -233,5 +234,45 @@ func TestIgnoreCommand(t *testing.T) {
 	b, _ := os.ReadFile(calls)
 	if got := strings.Fields(string(b)); fmt.Sprint(got) != "[198.51.100.1 198.51.100.2 198.51.100.3]" {
 		t.Errorf("the program ran for %v; the second 198.51.100.1 should come from the cache", got)
+	}
+}
+
+// Escalation: the third /64 banned inside one /56 bans the /56 and lifts the three; a /64 inside
+// the banned /56 is banned already; a /48 rule counts every ban inside it (the /56 is one), and
+// cascades; a network holding a protected address is never aggregated.
+func TestEscalation(t *testing.T) {
+	c := &clock{time.Unix(1_000_000, 0)}
+	m := New([]Policy{{Name: "a", BanTime: time.Hour, IgnoreIP: []netip.Prefix{netip.MustParsePrefix("2001:db8:ff:ff00::1/128")},
+		Escalate: []Escalation{{V6: true, Bits: 56, Count: 3}, {V6: true, Bits: 48, Count: 3}}}}, Options{Now: c.now, SelfAddrs: []netip.Addr{}})
+	ban64 := func(p string) string {
+		pf := netip.MustParsePrefix(p)
+		var out []string
+		for _, d := range m.Decide([]window.Crossing{{Jail: 0, Addr: pf.Addr().Next(), Prefix: pf, Count: 5}}, nil) {
+			out = append(out, d.Op.String()+" "+d.Prefix.String())
+		}
+		sort.Strings(out)
+		return strings.Join(out, ", ")
+	}
+	ban64("2001:db8:1:100::/64")
+	ban64("2001:db8:1:101::/64")
+	if got, want := ban64("2001:db8:1:1ff::/64"), "ban 2001:db8:1:100::/56, ban 2001:db8:1:1ff::/64, unban 2001:db8:1:100::/64, unban 2001:db8:1:101::/64, unban 2001:db8:1:1ff::/64"; got != want {
+		t.Fatalf("third /64 of a /56:\n got %s\nwant %s", got, want)
+	}
+	if got := ban64("2001:db8:1:1aa::/64"); got != "" {
+		t.Fatalf("a /64 inside the banned /56 was banned again: %s", got)
+	}
+	if got := ban64("2001:db8:1:200::/64"); got != "ban 2001:db8:1:200::/64" {
+		t.Fatalf("first /64 of another /56: %s", got)
+	}
+	if got, want := ban64("2001:db8:1:201::/64"), "ban 2001:db8:1:201::/64, ban 2001:db8:1::/48, unban 2001:db8:1:100::/56, unban 2001:db8:1:200::/64, unban 2001:db8:1:201::/64"; got != want {
+		t.Fatalf("third ban inside the /48:\n got %s\nwant %s", got, want)
+	}
+	if a := m.Active(0, true); len(a) != 1 || a[0].Prefix.String() != "2001:db8:1::/48" {
+		t.Fatalf("active after the cascade: %+v", a)
+	}
+	for _, p := range []string{"2001:db8:ff:ff01::/64", "2001:db8:ff:ff02::/64", "2001:db8:ff:ff03::/64"} {
+		if got := ban64(p); strings.Contains(got, "/56") || strings.Contains(got, "/48") {
+			t.Fatalf("a network holding a protected address was aggregated: %s", got)
+		}
 	}
 }

@@ -112,6 +112,9 @@ type Jail struct {
 	// length (32 and 128: per address). banprefix6 = 64 catches an attacker rotating addresses
 	// inside its /64.
 	BanPrefix4, BanPrefix6 int
+	// Escalate (banprefix6_escalate = 56:3 48:5, banprefix4_escalate = 16:4): when COUNT bans of
+	// the jail lie inside one /BITS, that network is banned instead.
+	Escalate []Escalation
 	// Recidive: the jail's filter is recidive. It counts the bans of the other jails (each ban
 	// is one failure of the banned address) instead of reading a log.
 	Recidive bool
@@ -129,6 +132,12 @@ type Increment struct {
 	MaxTime      time.Duration
 	RndTime      time.Duration
 	OverallJails bool
+}
+
+// Escalation is one banprefix*_escalate rule.
+type Escalation struct {
+	V6          bool
+	Bits, Count int
 }
 
 // LogPath is one logpath entry: a path or glob, read from the start when Head is set.
@@ -413,6 +422,26 @@ func loadJail(dir string, r *reader, opts Options, cfg *Config) *Jail {
 		BanPrefix6: r.int("banprefix6", 128, 16),
 	}
 	j.MaxMatches = r.int("maxmatches", j.MaxRetry, 0)
+	for _, fam := range []struct {
+		key  string
+		v6   bool
+		bits int
+	}{{"banprefix4_escalate", false, 32}, {"banprefix6_escalate", true, 128}} {
+		s, v, ok := r.given(fam.key)
+		if !ok {
+			continue
+		}
+		for _, f := range strings.FieldsFunc(s, func(c rune) bool { return c == ',' || c == ' ' || c == '\n' }) {
+			bs, cs, found := strings.Cut(f, ":")
+			bits, e1 := strconv.Atoi(bs)
+			count, e2 := strconv.Atoi(cs)
+			if !found || e1 != nil || e2 != nil || bits < 8 || bits >= fam.bits || count < 2 {
+				r.errs.AddAt(v, fam.key, fmt.Sprintf("%q: BITS:COUNT, a prefix length shorter than %d and a count of 2 or more (56:3)", f, fam.bits))
+				continue
+			}
+			j.Escalate = append(j.Escalate, Escalation{V6: fam.v6, Bits: bits, Count: count})
+		}
+	}
 	if s, v, ok := r.given("ignorecommand"); ok {
 		argv, err := parseArgv(s)
 		if err != nil {
@@ -430,6 +459,26 @@ func loadJail(dir string, r *reader, opts Options, cfg *Config) *Jail {
 			switch h {
 			case "input":
 				j.MaxMatches = r.int("maxmatches", j.MaxRetry, 0)
+				for _, fam := range []struct {
+					key  string
+					v6   bool
+					bits int
+				}{{"banprefix4_escalate", false, 32}, {"banprefix6_escalate", true, 128}} {
+					s, v, ok := r.given(fam.key)
+					if !ok {
+						continue
+					}
+					for _, f := range strings.FieldsFunc(s, func(c rune) bool { return c == ',' || c == ' ' || c == '\n' }) {
+						bs, cs, found := strings.Cut(f, ":")
+						bits, e1 := strconv.Atoi(bs)
+						count, e2 := strconv.Atoi(cs)
+						if !found || e1 != nil || e2 != nil || bits < 8 || bits >= fam.bits || count < 2 {
+							r.errs.AddAt(v, fam.key, fmt.Sprintf("%q: BITS:COUNT, a prefix length shorter than %d and a count of 2 or more (56:3)", f, fam.bits))
+							continue
+						}
+						j.Escalate = append(j.Escalate, Escalation{V6: fam.v6, Bits: bits, Count: count})
+					}
+				}
 				if s, v, ok := r.given("ignorecommand"); ok {
 					argv, err := parseArgv(s)
 					if err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net/netip"
 	"time"
 
 	"github.com/portcullis/portcullis/ban"
@@ -132,17 +133,47 @@ func (a *applier) commit(batch []change, waiters []chan error) {
 		a.log.Error("cannot commit bans to the store", "err", err)
 	}
 	now := a.now().Unix()
-	var add, del []sink.Element
+	// The batch's net effect on the kernel: a ban lifted later in the same batch (aggregated
+	// into a wider one) never reaches it, and a lifted element banned again is left in place.
+	type key struct {
+		jail   string
+		prefix netip.Prefix
+	}
+	adds, dels := map[key]sink.Element{}, map[key]bool{}
+	var order []key
 	for _, c := range batch {
 		if !c.firewall {
 			continue
 		}
+		k := key{c.ban.Jail, c.ban.Prefix}
 		if c.unban {
-			del = append(del, sink.Element{Jail: c.ban.Jail, Prefix: c.ban.Prefix})
+			if _, pending := adds[k]; pending {
+				delete(adds, k)
+				continue
+			}
+			dels[k] = true
+			order = append(order, k)
 			continue
 		}
 		if el, ok := element(c.ban.Jail, c.ban.Prefix, c.ban.End, now); ok {
+			if dels[k] {
+				delete(dels, k) // still in the kernel: keep it
+			}
+			adds[k] = el
+			order = append(order, k)
+		}
+	}
+	var add, del []sink.Element
+	seen := map[key]bool{}
+	for _, k := range order {
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		if el, ok := adds[k]; ok {
 			add = append(add, el)
+		} else if dels[k] {
+			del = append(del, sink.Element{Jail: k.jail, Prefix: k.prefix})
 		}
 	}
 	if ferr := a.fw.Apply(add, del); ferr != nil {

@@ -394,7 +394,11 @@ func stageConfig(cfg *config.Config) ([]matcher.JailSpec, []window.JailParams, [
 		if j.IgnoreCommand != nil {
 			ic = &ban.IgnoreCommand{Argv: j.IgnoreCommand}
 		}
-		pols[id] = ban.Policy{IgnoreCommand: ic, Name: j.Name, BanTime: j.BanTime, IgnoreIP: j.IgnoreIP, IgnoreSelf: j.IgnoreSelf,
+		var esc []ban.Escalation
+		for _, e := range j.Escalate {
+			esc = append(esc, ban.Escalation{V6: e.V6, Bits: e.Bits, Count: e.Count})
+		}
+		pols[id] = ban.Policy{IgnoreCommand: ic, Escalate: esc, Name: j.Name, BanTime: j.BanTime, IgnoreIP: j.IgnoreIP, IgnoreSelf: j.IgnoreSelf,
 			Increment: ban.Increment{Enabled: in.Enabled, Factor: in.Factor, Formula: in.Formula, Multipliers: in.Multipliers,
 				MaxTime: in.MaxTime, RndTime: in.RndTime, OverallJails: in.OverallJails}}
 	}

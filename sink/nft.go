@@ -348,6 +348,21 @@ func (n *NFT) queue(elems []Element, del bool) error {
 	return nil
 }
 
+// overlapping reports whether an added prefix overlaps a removed one in the same jail.
+func overlapping(add, del []Element) bool {
+	if len(add) == 0 || len(del) == 0 {
+		return false
+	}
+	for _, a := range add {
+		for _, d := range del {
+			if a.Jail == d.Jail && a.Prefix.Overlaps(d.Prefix) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // Apply adds and removes elements in one transaction. If the kernel refuses the batch, each change
 // is retried alone so one bad element cannot hold back the rest; removing an element that already
 // expired is not an error.
@@ -359,6 +374,14 @@ func (n *NFT) Apply(add, del []Element) error {
 	defer n.mu.Unlock()
 	if err := n.queue(del, true); err != nil {
 		return err
+	}
+	if overlapping(add, del) {
+		// Aggregation (a /56 replacing its /64s): removing and adding the same interval
+		// boundaries in one transaction leaves the kernel's interval tree with a stray range, so
+		// the removals go first, in their own transaction, the additions right after.
+		if err := n.conn.Flush(); err != nil && !isNotFound(err) {
+			return fmt.Errorf("cannot remove the elements an aggregated ban replaces: %w", err)
+		}
 	}
 	if err := n.queue(add, false); err != nil {
 		return err

@@ -685,6 +685,35 @@ func TestSystemBanPrefix(t *testing.T) {
 	d.stop(t)
 }
 
+// banprefix6_escalate = 56:2: the second banned /64 of one /56 bans the /56; the kernel set then
+// holds the /56 alone (an interval set holds no overlapping elements: the /64s go in the same
+// transaction).
+func TestSystemBanPrefixEscalation(t *testing.T) {
+	netnstest.Require(t)
+	e := newEnv(t, strings.Replace(systemJails, "[sshd]\n", "[sshd]\nbanprefix6 = 64\nbanprefix6_escalate = 56:2\n", 1))
+	d := e.start()
+	var lines []string
+	for _, a := range []string{"2001:db8:5:100::1", "2001:db8:5:100::2", "2001:db8:5:100::3"} {
+		lines = append(lines, failures(a, 1)...)
+	}
+	e.appendLog(lines...)
+	e.waitBanned("the first /64", "sshd-v6", "2001:db8:5:100::/64", d)
+	lines = nil
+	for _, a := range []string{"2001:db8:5:1ff::1", "2001:db8:5:1ff::2", "2001:db8:5:1ff::3"} {
+		lines = append(lines, failures(a, 1)...)
+	}
+	e.appendLog(lines...)
+	e.waitBanned("the /56", "sshd-v6", "2001:db8:5:100::/56", d)
+	if set := nftSet(t, "sshd-v6"); len(set) != 1 {
+		t.Errorf("the set holds %v, want the /56 alone", set)
+	}
+	out, _, _ := e.cli("banned", "sshd")
+	if strings.Count(strings.TrimSpace(out), "\n") != 0 || !strings.Contains(out, "2001:db8:5:100::/56") {
+		t.Errorf("banned: %s", out)
+	}
+	d.stop(t)
+}
+
 // fail2ban-client style commands: set JAIL banip/unbanip, get JAIL banip [--with-time], get JAIL
 // PARAM, and reload JAIL, which takes only that jail's new definition.
 func TestSystemClientCommands(t *testing.T) {
