@@ -201,3 +201,29 @@ func TestPairIntervals(t *testing.T) {
 		t.Fatalf("paired v6 %s", got)
 	}
 }
+
+// Long and permanent bans never expire early in the kernel: an element takes a ten-year timeout as
+// given, and a permanent ban is an element without one (the set's elements otherwise carry their
+// own timeouts), so nothing needs renewing; the daemon's reconcile re-adds anything that vanished.
+func TestNFTLongAndPermanentBans(t *testing.T) {
+	netnstest.Require(t)
+	n, err := NewNFT(NFTOptions{Table: "pclong"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Remove()
+	tenYears := 10 * 365 * 24 * time.Hour
+	if err := n.Build([]JailSpec{{Name: "j", Protocol: "all", BlockType: "drop", Input: true}}, []Element{
+		{Jail: "j", Prefix: netip.MustParsePrefix("192.0.2.10/32"), Timeout: tenYears},
+		{Jail: "j", Prefix: netip.MustParsePrefix("192.0.2.11/32")},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	got := setElements(t, "pclong", "j-v4")
+	if got["192.0.2.10"] != tenYears {
+		t.Errorf("ten-year ban's kernel timeout %v", got["192.0.2.10"])
+	}
+	if d, ok := got["192.0.2.11"]; !ok || d != 0 {
+		t.Errorf("permanent ban: present %v, timeout %v (want none)", ok, d)
+	}
+}
