@@ -51,11 +51,11 @@ type Decision struct {
 	Evidence *Evidence
 }
 
-// Evidence is what led to a ban: the failures counted and the line of the one that crossed.
+// Evidence is what led to a ban: the failures counted and their lines.
 type Evidence struct {
 	Failures int
 	Times    []uint32 // unix seconds, oldest first
-	Match    string   // the crossing line; empty with maxmatches = 0
+	Matches  []string // the failures' lines, the last maxmatches of them (none with maxmatches = 0)
 }
 
 // Active is a ban in force.
@@ -398,7 +398,7 @@ func (m *Manager) escalate(jail uint16, pfx netip.Prefix) []Decision {
 func (m *Manager) Decide(cs []window.Crossing, dst []Decision) []Decision {
 	for _, c := range cs {
 		if d, err := m.decide(c.Jail, c.Addr, c.Prefix, "failures"); err == nil {
-			d.Evidence = &Evidence{Failures: c.Count, Times: c.Times, Match: c.Match}
+			d.Evidence = &Evidence{Failures: c.Count, Times: c.Times, Matches: c.Matches}
 			dst = append(dst, d)
 			dst = append(dst, m.escalate(c.Jail, d.Prefix)...)
 		}

@@ -214,7 +214,7 @@ type auditRecord struct {
 	Count    uint32   `json:"count"`              // bans of this prefix so far
 	Failures int      `json:"failures,omitempty"` // bans from failures: how many were counted
 	Times    []uint32 `json:"failure_times,omitempty"`
-	Matches  []string `json:"matches,omitempty"` // the line that crossed maxretry (maxmatches > 0)
+	Matches  []string `json:"matches,omitempty"` // the failures' lines, the last maxmatches
 }
 
 // writeAudit appends the batch's decisions to the audit log in one write.
@@ -235,9 +235,7 @@ func (a *applier) writeAudit(batch []change, now int64) {
 		}
 		if ev := c.evidence; ev != nil && !c.unban {
 			r.Failures, r.Times = ev.Failures, ev.Times
-			if ev.Match != "" {
-				r.Matches = []string{ev.Match}
-			}
+			r.Matches = ev.Matches
 		}
 		_ = enc.Encode(r)
 	}

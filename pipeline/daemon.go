@@ -437,7 +437,12 @@ func (d *Daemon) housekeeping() {
 				d.applier.submit(toChanges(buf, eng), nil)
 			}
 		case <-sweep.C:
-			d.current().win.Sweep(d.opts.Now().Unix())
+			eng := d.current()
+			now := d.opts.Now().Unix()
+			eng.win.Sweep(now)
+			if eng.matches != nil {
+				eng.matches.sweep(now, func(j uint16) int64 { return eng.params[j].FindTime })
+			}
 		case <-purge.C:
 			d.reloadMu.Lock()
 			d.purgeHistory(d.current())

@@ -47,6 +47,8 @@ type engine struct {
 	errors   atomic.Uint64 // blocks that failed to scan or panicked, skipped
 	lines    atomic.Uint64 // lines that went through the whole data path
 	recidive []uint16      // jails fed with the other jails' bans
+	params   []window.JailParams
+	matches  *matchStore // the failures' lines for the audit log; nil without one
 	// lag returns the histogram of seconds from a block's arrival to its ban decisions, by source.
 	lag func(source string) *metrics.Histogram
 }
@@ -76,6 +78,10 @@ func newEngine(cfg *config.Config, opts *Options) (*engine, error) {
 	}
 	e.m = m
 	e.recidive = recidiveJails(cfg)
+	e.params = params
+	if cfg.Daemon.AuditLog != "" {
+		e.matches = newMatchStore(100_000)
+	}
 	e.win = window.New(params, window.Options{MaxKeys: opts.MaxKeys})
 	e.bans = ban.New(pols, ban.Options{Now: opts.Now, SelfAddrs: opts.SelfAddrs})
 
@@ -333,11 +339,20 @@ func (e *engine) work(mw *matcher.Worker, own chan *ingest.Block, log *slog.Logg
 			log.Error("matching a block failed; its lines are skipped", "source", b.Source.Name, "lines", n, "err", err)
 			events = events[:0]
 		}
+		if e.matches != nil {
+			// The evidence for the audit log, kept while the block is still there.
+			for i := range events {
+				ev := &events[i]
+				if mm := e.jails[ev.Jail].MaxMatches; mm > 0 && int(ev.Line) < len(b.Lines) {
+					e.matches.add(ev.Jail, e.params[ev.Jail].Key(ev.Addr), string(b.Line(int(ev.Line))), ev.Time, mm)
+				}
+			}
+		}
 		crossings = adder.Add(events, crossings[:0])
-		for i := range crossings {
-			// The evidence for the audit log, taken while the block is still there.
-			if c := &crossings[i]; e.jails[c.Jail].MaxMatches > 0 && int(c.Line) < len(b.Lines) {
-				c.Match = string(b.Line(int(c.Line)))
+		if e.matches != nil {
+			for i := range crossings {
+				c := &crossings[i]
+				c.Matches = e.matches.take(c.Jail, c.Prefix)
 			}
 		}
 		ingest.PutBlock(b)

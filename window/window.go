@@ -31,6 +31,9 @@ type JailParams struct {
 	Prefix4, Prefix6 int
 }
 
+// Key is the counting key of addr in a jail: the address, or its network (banprefix4/6).
+func (p *JailParams) Key(addr netip.Addr) netip.Prefix { return p.keyPrefix(addr) }
+
 // keyPrefix is the counting key of addr in a jail: the address, or its network.
 func (p *JailParams) keyPrefix(addr netip.Addr) netip.Prefix {
 	bits := addr.BitLen()
@@ -51,11 +54,11 @@ type Crossing struct {
 	Time   int64        // time of the failure that crossed, unix seconds
 	Count  int
 	// Line is the crossing failure's line in its block (matcher.Event.Line); Times are the
-	// failures counted, oldest first; Match is for the caller to fill with the line's text while
-	// the block is still there (the audit log's evidence).
-	Line  uint32
-	Times []uint32
-	Match string
+	// failures counted, oldest first; Matches is for the caller to fill with the lines of those
+	// failures (the audit log's evidence, fail2ban's maxmatches).
+	Line    uint32
+	Times   []uint32
+	Matches []string
 }
 
 // key is 18 bytes: the address in 16-byte form (IPv4 mapped) and the jail.
