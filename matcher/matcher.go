@@ -43,6 +43,8 @@ type Options struct {
 	Now func() time.Time
 	// Location is the zone of stamps without one; time.Local when nil.
 	Location *time.Location
+	// CacheDir keeps compiled databases for the next start (see dbcache.go); none when empty.
+	CacheDir string
 }
 
 // Event is one confirmed failure. Line indexes the block's Lines and is valid only while the block is.
@@ -322,9 +324,14 @@ func (m *Matcher) build(cands []cand) error {
 		if len(pats) == 0 {
 			return nil
 		}
+		if db := loadCachedDB(m.opts.CacheDir, pats); db != nil {
+			m.db = db
+			return nil
+		}
 		db, err := hyperscan.NewBlockDatabase(pats...)
 		if err == nil {
 			m.db = db
+			storeCachedDB(m.opts.CacheDir, pats, db)
 			return nil
 		}
 		var ce *hyperscan.CompileError

@@ -6,6 +6,7 @@ package pipeline
 
 import (
 	"context"
+	"os"
 
 	"crypto/tls"
 	"fmt"
@@ -69,7 +70,7 @@ func newEngine(cfg *config.Config, opts *Options) (*engine, error) {
 		e.byName[j.Name] = id
 	}
 	specs, params, pols := stageConfig(cfg)
-	m, err := matcher.New(specs, matcher.Options{Now: opts.Now})
+	m, err := matcher.New(specs, matcher.Options{Now: opts.Now, CacheDir: filepath.Join(opts.DBDir, "hscache")})
 	if err != nil {
 		return nil, err
 	}
@@ -393,6 +394,16 @@ func (e *engine) stop() {
 		e.workers.Wait()
 	}
 	e.m.Close()
+}
+
+// UserCacheDir is where tools run by a user (regex, replay) keep compiled databases:
+// $XDG_CACHE_HOME/portcullis or ~/.cache/portcullis; empty when there is no such folder.
+func UserCacheDir() string {
+	d, err := os.UserCacheDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(d, "portcullis")
 }
 
 // stageConfig turns the enabled jails (jail id = index) into what the matcher, the windows and

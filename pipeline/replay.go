@@ -69,7 +69,7 @@ func Replay(opts ReplayOptions, emit func(ReplayDecision) error) (ReplayStats, e
 	for id := range cfg.Jails {
 		all = all.With(id)
 	}
-	m, err := matcher.New(specs, matcher.Options{Now: opts.Now})
+	m, err := matcher.New(specs, matcher.Options{Now: opts.Now, CacheDir: UserCacheDir()})
 	if err != nil {
 		return st, err
 	}

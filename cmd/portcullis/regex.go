@@ -22,6 +22,7 @@ import (
 	"github.com/portcullis/portcullis/ingest"
 	"github.com/portcullis/portcullis/internal/tzenv"
 	"github.com/portcullis/portcullis/matcher"
+	"github.com/portcullis/portcullis/pipeline"
 )
 
 const regexUsage = `usage: portcullis regex [--json] [--now TIME] [--config DIR] LOG FILTER [IGNOREREGEX]
@@ -155,7 +156,7 @@ func runRegex(o regexOpts, stdout, stderr io.Writer) error {
 		f.IgnoreRegex = append(f.IgnoreRegex, config.Regex{Text: o.ignore, File: "command line", Line: 1})
 	}
 	now := o.now
-	m, err := matcher.New([]matcher.JailSpec{{ID: 0, Name: f.Name, Filter: f}}, matcher.Options{Now: func() time.Time { return now }})
+	m, err := matcher.New([]matcher.JailSpec{{ID: 0, Name: f.Name, Filter: f}}, matcher.Options{Now: func() time.Time { return now }, CacheDir: pipeline.UserCacheDir()})
 	if err != nil {
 		var ce matcher.Errors
 		if errors.As(err, &ce) {

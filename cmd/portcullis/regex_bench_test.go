@@ -14,7 +14,7 @@ import (
 
 // BenchmarkRegexFail2banSSHD runs `portcullis regex` with fail2ban's own sshd.conf over a
 // generated 500,000-line auth log (make bench-compare times fail2ban-regex on the same kind of
-// file). Includes start-up: loading and compiling the filter.
+// file). Includes start-up: loading the filter and compiling it (or loading the cached database).
 func BenchmarkRegexFail2banSSHD(b *testing.B) {
 	if err := f2bcorpus.Ensure(); err != nil {
 		b.Skipf("fail2ban's package is not available: %v", err)
