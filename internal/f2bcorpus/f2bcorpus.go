@@ -74,10 +74,26 @@ func ensure() error {
 		cmd.Dir = dl
 		return cmd.CombinedOutput()
 	}
-	// A few attempts: a mirror or DNS hiccup (seen in CI: "Temporary failure resolving") must not
-	// fail the suite. Between attempts, as root, the package lists are refreshed.
+	// A copy of the package kept in the user's cache from an earlier download (another clone, an
+	// earlier CI step) spares the network; a fresh download is kept there too.
+	kept := ""
+	if d, err := os.UserCacheDir(); err == nil {
+		kept = filepath.Join(d, "portcullis", "debs")
+	}
 	var out []byte
-	for attempt := 0; attempt < 4; attempt++ {
+	if old, _ := filepath.Glob(filepath.Join(kept, "fail2ban_*.deb")); kept != "" && len(old) > 0 {
+		if data, rerr := os.ReadFile(old[len(old)-1]); rerr == nil {
+			err = os.WriteFile(filepath.Join(dl, filepath.Base(old[len(old)-1])), data, 0o644)
+		} else {
+			err = rerr
+		}
+	} else {
+		err = fmt.Errorf("no kept copy")
+	}
+	// Otherwise a few attempts: a mirror or DNS hiccup (seen in CI: "Temporary failure resolving",
+	// for a minute at a time) must not fail the suite. Between attempts, as root, the package lists
+	// are refreshed.
+	for attempt := 0; err != nil && attempt < 6; attempt++ {
 		if attempt > 0 {
 			time.Sleep(time.Duration(attempt*attempt) * 2 * time.Second)
 			if os.Getuid() == 0 {
@@ -87,8 +103,12 @@ func ensure() error {
 				}
 			}
 		}
-		if out, err = download(); err == nil {
-			break
+		if out, err = download(); err == nil && kept != "" {
+			if got, _ := filepath.Glob(filepath.Join(dl, "fail2ban_*.deb")); len(got) > 0 {
+				if data, rerr := os.ReadFile(got[0]); rerr == nil && os.MkdirAll(kept, 0o755) == nil {
+					_ = os.WriteFile(filepath.Join(kept, filepath.Base(got[0])), data, 0o644)
+				}
+			}
 		}
 	}
 	if err != nil {
