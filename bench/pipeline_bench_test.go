@@ -57,8 +57,13 @@ logpath = %s head
 // processed.
 func BenchmarkEndToEnd(b *testing.B) {
 	netnstest.Require(b)
-	for _, pct := range []int{5, 60} {
-		b.Run(fmt.Sprintf("fail=%d%%", pct), func(b *testing.B) {
+	for _, c := range []struct{ pct, workers int }{{5, runtime.NumCPU()}, {60, runtime.NumCPU()}, {5, 1}, {60, 1}} {
+		pct, workers := c.pct, c.workers
+		name := fmt.Sprintf("fail=%d%%", pct)
+		if workers == 1 {
+			name += "/workers=1" // for the both-cores scaling figure
+		}
+		b.Run(name, func(b *testing.B) {
 			const lines = 1_000_000
 			dir := b.TempDir()
 			logPath := filepath.Join(dir, "auth.log")
@@ -80,7 +85,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 				d, err := pipeline.Start(pipeline.Options{
 					ConfigDir: cfg, Socket: filepath.Join(dir, fmt.Sprintf("s%d.sock", i)), DBDir: filepath.Join(dir, fmt.Sprintf("db%d", i)),
 					Metrics: "off", Poll: 5 * time.Millisecond, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-					Workers: runtime.NumCPU(),
+					Workers: workers,
 				})
 				if err != nil {
 					b.Fatal(err)
