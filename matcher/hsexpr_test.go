@@ -12,6 +12,8 @@ func TestHSExpr(t *testing.T) {
 		{`^\s*\S+ sshd\[\d+\]: Failed .* from x`, ` sshd\[\d+\]: Failed .* from x`},
 		{`^"[^"]*(?:sqlmap|Nikto)[^"]*"$`, `(?:sqlmap|Nikto)[^"\n]*"$`},
 		{`^a+(?:ab|cd)x`, `a+(?:ab|cd)x`},
+		{`^x - (a|b) -  WARN`, `x - (a|b) - .* WARN`},
+		{`^a [  ]b`, `a [  ]b`},
 		{`^(?:\[\]\s+)?\[[^]]+\] x`, `(?:\[[^\]\n]*\]\s+)?\[[^]\n]+\] x`},
 		{`^a|\[\] b`, `a|\[[^\]\n]*\] b`},
 		{`^type=x msg=audit\(:\d+\): y`, `type=x msg=audit\([^():\n]*:\d+\): y`},

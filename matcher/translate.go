@@ -112,7 +112,8 @@ func translate(re string, useDNS bool) (translated, error) {
 //   - the leading ^ anchors go (the line still carries its date prefix);
 //   - where a filter expects the hole a cut date leaves inside a line — "[]" in web and Apache
 //     logs ("[14/Aug/2005:11:58:59 +0200]"), "(:" in audit logs ("audit(1124013539.123:321)") —
-//     the date is accepted too; when such a hole is at the top level of the pattern, only what
+//     and two blanks in a row, where a date cut from between two words leaves them — the date is
+//     accepted too; when such a hole is at the top level of the pattern, only what
 //     follows it is scanned for (the part before it, a client address and a few fields every
 //     line of such a log has, costs Hyperscan far more than it filters out);
 //   - negated classes do not cross line ends (no hit can span two lines of a block).
@@ -129,6 +130,7 @@ func hsExpr(expr string) string {
 	}
 	expr = replaceOutsideClasses(expr, `\[\]`, `\[[^\]]*\]`)
 	expr = replaceOutsideClasses(expr, `\(:`, `\([^():]*:`)
+	expr = replaceOutsideClasses(expr, "  ", ` .* `) // (. stops at line ends in Hyperscan)
 	return noNewlineInNegatedClasses(expr)
 }
 
@@ -361,12 +363,12 @@ func replaceOutsideClasses(expr, old, new string) string {
 	inClass := false
 	for i := 0; i < len(expr); i++ {
 		c := expr[i]
+		if !inClass && strings.HasPrefix(expr[i:], old) {
+			b.WriteString(new)
+			i += len(old) - 1
+			continue
+		}
 		if c == '\\' && i+1 < len(expr) {
-			if !inClass && strings.HasPrefix(expr[i:], old) {
-				b.WriteString(new)
-				i += len(old) - 1
-				continue
-			}
 			b.WriteByte(c)
 			b.WriteByte(expr[i+1])
 			i++
