@@ -458,37 +458,6 @@ func loadJail(dir string, r *reader, opts Options, cfg *Config) *Jail {
 		for _, h := range strings.FieldsFunc(strings.ToLower(s), func(c rune) bool { return c == ',' || c == ' ' }) {
 			switch h {
 			case "input":
-				j.MaxMatches = r.int("maxmatches", j.MaxRetry, 0)
-				for _, fam := range []struct {
-					key  string
-					v6   bool
-					bits int
-				}{{"banprefix4_escalate", false, 32}, {"banprefix6_escalate", true, 128}} {
-					s, v, ok := r.given(fam.key)
-					if !ok {
-						continue
-					}
-					for _, f := range strings.FieldsFunc(s, func(c rune) bool { return c == ',' || c == ' ' || c == '\n' }) {
-						bs, cs, found := strings.Cut(f, ":")
-						bits, e1 := strconv.Atoi(bs)
-						count, e2 := strconv.Atoi(cs)
-						if !found || e1 != nil || e2 != nil || bits < 8 || bits >= fam.bits || count < 2 {
-							r.errs.AddAt(v, fam.key, fmt.Sprintf("%q: BITS:COUNT, a prefix length shorter than %d and a count of 2 or more (56:3)", f, fam.bits))
-							continue
-						}
-						j.Escalate = append(j.Escalate, Escalation{V6: fam.v6, Bits: bits, Count: count})
-					}
-				}
-				if s, v, ok := r.given("ignorecommand"); ok {
-					argv, err := parseArgv(s)
-					if err != nil {
-						r.errs.AddAt(v, "ignorecommand", err.Error())
-					} else if !filepath.IsAbs(argv[0]) {
-						r.errs.AddAt(v, "ignorecommand", fmt.Sprintf("%q: give the program's absolute path (it is run without a shell)", argv[0]))
-					} else {
-						j.IgnoreCommand = argv
-					}
-				}
 				j.ChainHookInput = true
 			case "forward":
 				j.ChainHookForward = true

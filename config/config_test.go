@@ -355,3 +355,27 @@ func TestShippedJailsAllLoad(t *testing.T) {
 		}
 	}
 }
+
+// chain_hook, the banprefix escalation rules and maxmatches parse once each, whatever their order.
+func TestFirewallAndAggregationKeys(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "filter.d"), 0o755)
+	os.WriteFile(filepath.Join(dir, "filter.d", "f.conf"), []byte("[Definition]\nfailregex = ^bad <HOST>$\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "jail.conf"), []byte("[j]\nenabled = true\nfilter = f\nlogpath = /dev/null\n"+
+		"chain_hook = input, forward\nbanprefix6 = 64\nbanprefix6_escalate = 56:3 48:8\nbanprefix4_escalate = 16:4\nmaxmatches = 2\n"), 0o644)
+	cfg, err := Load(dir, Options{Resolve: noDNS})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := cfg.Jails[0]
+	if !j.ChainHookInput || !j.ChainHookForward || j.MaxMatches != 2 || j.BanPrefix6 != 64 {
+		t.Fatalf("jail %+v", j)
+	}
+	if got := fmt.Sprint(j.Escalate); got != "[{false 16 4} {true 56 3} {true 48 8}]" {
+		t.Fatalf("escalation rules %s", got)
+	}
+	os.WriteFile(filepath.Join(dir, "jail.conf"), []byte("[j]\nenabled = true\nfilter = f\nlogpath = /dev/null\nchain_hook = sideways\nbanprefix6_escalate = 64:1\n"), 0o644)
+	if _, err := Load(dir, Options{Resolve: noDNS}); err == nil || !strings.Contains(err.Error(), "chain_hook") || !strings.Contains(err.Error(), "banprefix6_escalate") {
+		t.Fatalf("bad keys: %v", err)
+	}
+}
