@@ -38,19 +38,7 @@ func BenchmarkBanLatency(b *testing.B) {
 }
 
 func banLatency(b *testing.B, load int) {
-	dir := b.TempDir()
-	logPath := filepath.Join(dir, "auth.log")
-	if err := os.WriteFile(logPath, nil, 0o644); err != nil {
-		b.Fatal(err)
-	}
-	cfg := filepath.Join(dir, "etc")
-	testconf.Write(b, cfg, "[sshd]\nenabled = true\nport = ssh\nmaxretry = 1\nbantime = 1h\nlogpath = "+logPath+"\n")
-	const table = "pclatency"
-	d, err := pipeline.Start(pipeline.Options{ConfigDir: cfg, Socket: filepath.Join(dir, "s.sock"), DBDir: filepath.Join(dir, "db"),
-		Metrics: "off", Table: table, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		b.Fatal(err)
-	}
+	d, logPath := tailingDaemon(b, "maxretry = 1\nbantime = 1h\n", "pclatency")
 	defer d.Close()
 
 	// Element additions, as the kernel announces them.
@@ -148,4 +136,23 @@ func waitCond(c *sync.Cond, d time.Duration) {
 	t := time.AfterFunc(d, c.Broadcast)
 	c.Wait()
 	t.Stop()
+}
+
+// tailingDaemon starts the daemon with the shipped sshd jail (plus extra keys) following an empty
+// auth.log from its end, its nftables table named table, and returns it with the log's path.
+func tailingDaemon(b *testing.B, extra, table string) (*pipeline.Daemon, string) {
+	b.Helper()
+	dir := b.TempDir()
+	logPath := filepath.Join(dir, "auth.log")
+	if err := os.WriteFile(logPath, nil, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "etc")
+	testconf.Write(b, cfg, "[sshd]\nenabled = true\nport = ssh\n"+extra+"logpath = "+logPath+"\n")
+	d, err := pipeline.Start(pipeline.Options{ConfigDir: cfg, Socket: filepath.Join(dir, "s.sock"), DBDir: filepath.Join(dir, "db"),
+		Metrics: "off", Table: table, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return d, logPath
 }

@@ -3,17 +3,12 @@ package bench
 import (
 	"bytes"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
-	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/portcullis/portcullis/internal/netnstest"
-	"github.com/portcullis/portcullis/internal/testconf"
-	"github.com/portcullis/portcullis/pipeline"
 )
 
 // BenchmarkTailUnderLoad runs the daemon tailing a file (inotify, the shipped sshd jail, Pebble,
@@ -35,21 +30,12 @@ func BenchmarkTailUnderLoad(b *testing.B) {
 
 func tailUnderLoad(b *testing.B, rate int) {
 	const seconds = 3
-	dir := b.TempDir()
-	logPath := filepath.Join(dir, "auth.log")
-	os.WriteFile(logPath, nil, 0o644)
 	var gen bytes.Buffer
 	if err := WriteSSHD(&gen, SSHDOptions{Lines: rate * seconds, FailPct: 5, Attackers: 20000, Start: time.Now(), Seed: 5}); err != nil {
 		b.Fatal(err)
 	}
 	data := gen.Bytes()
-	cfg := filepath.Join(dir, "etc")
-	testconf.Write(b, cfg, "[sshd]\nenabled = true\nport = ssh\nlogpath = "+logPath+"\n")
-	d, err := pipeline.Start(pipeline.Options{ConfigDir: cfg, Socket: filepath.Join(dir, "s.sock"), DBDir: filepath.Join(dir, "db"),
-		Metrics: "off", Table: "pctailload", Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		b.Fatal(err)
-	}
+	d, logPath := tailingDaemon(b, "", "pctailload")
 	defer d.Close()
 	f, err := os.OpenFile(logPath, os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {

@@ -872,10 +872,10 @@ func TestSystemRecidive(t *testing.T) {
 }
 
 // backend = systemd against a real systemd-journald: one runs in a private mount namespace (a
-// tmpfs on /run, so the host's /run is untouched), a process named sshd writes failures to it
-// through journald's stdout stream (systemd-cat running a copy of cat named sshd) (so _COMM=sshd is the journal's own trusted field, matched by
-// the filter's journalmatch), and the daemon, run in the same namespace, bans from journalctl's
-// output; after a restart it resumes after its saved cursor and counts nothing twice.
+// tmpfs on /run, so the host's /run is untouched), a process named sshd (a copy of cat run by
+// systemd-cat) writes failures to it through journald's stdout stream, so _COMM=sshd is the
+// journal's own trusted field, matched by the jail's journalmatch; the daemon, run in the same
+// namespace, bans from journalctl's output, and after a restart resumes after its saved cursor.
 func TestSystemRealJournal(t *testing.T) {
 	netnstest.Require(t)
 	journald := "/lib/systemd/systemd-journald"
