@@ -68,13 +68,19 @@ func (r *filterReport) check(ok bool, format string, args ...any) {
 	}
 }
 
-func TestFail2banCorpus(t *testing.T) {
+// needCorpus fetches fail2ban's package, or skips (not root: it cannot be fetched) or fails.
+func needCorpus(t testing.TB) {
+	t.Helper()
 	if err := f2bcorpus.Ensure(); err != nil {
 		if os.Getuid() != 0 {
 			t.Skipf("fail2ban's corpus is not cached and cannot be fetched without root: %v", err)
 		}
 		t.Fatalf("cannot fetch fail2ban's corpus: %v", err)
 	}
+}
+
+func TestFail2banCorpus(t *testing.T) {
+	needCorpus(t)
 	loc, err := time.LoadLocation("Europe/Berlin")
 	if err != nil {
 		t.Fatal(err)

@@ -68,12 +68,7 @@ func TestOwnFilters(t *testing.T) {
 // name and reports the agreement (a report, not a requirement: where we differ on purpose, the
 // filter's header says why).
 func TestOwnFiltersOnFail2banSamples(t *testing.T) {
-	if err := f2bcorpus.Ensure(); err != nil {
-		if os.Getuid() != 0 {
-			t.Skipf("fail2ban's corpus is not cached and cannot be fetched without root: %v", err)
-		}
-		t.Fatalf("cannot fetch fail2ban's corpus: %v", err)
-	}
+	needCorpus(t)
 	loc, _ := time.LoadLocation("Europe/Berlin")
 	corpusLoc = loc
 	var b strings.Builder
