@@ -86,9 +86,22 @@ func newEngine(cfg *config.Config, opts *Options) (*engine, error) {
 	e.win = window.New(params, window.Options{MaxKeys: opts.MaxKeys})
 	e.bans = ban.New(pols, ban.Options{Now: opts.Now, SelfAddrs: opts.SelfAddrs})
 
+	// A backend = auto jail whose log files do not exist, on a machine with journalctl (Debian 12
+	// has no auth.log without rsyslog), reads the journal instead when its filter says how to
+	// match it — instead, not as well: were the file to appear later, the same events would come
+	// from both and count twice. Installing rsyslog then takes a reload.
+	fallback := make(map[int]bool)
+	for id, j := range cfg.Jails {
+		if !j.Journal && journalFallback(j, cfg.Daemon.Journalctl) {
+			fallback[id] = true
+		}
+	}
 	// One reader per distinct logpath; jails sharing a file share its reader.
 	byPattern := make(map[string]*source)
 	for id, j := range cfg.Jails {
+		if fallback[id] {
+			continue
+		}
 		for _, lp := range j.LogPaths {
 			s, ok := byPattern[lp.Pattern]
 			if !ok {
@@ -120,15 +133,13 @@ func newEngine(cfg *config.Config, opts *Options) (*engine, error) {
 		}
 		s.tailer = ingest.NewTailer(ingest.TailOptions{Pattern: s.pattern, Head: head, Source: s.src, Poll: opts.Poll, Log: opts.Log, Format: format})
 	}
-	// One journalctl per journal jail: each has its own matches. A backend = auto jail whose log
-	// files do not exist, on a machine with journalctl (Debian 12 has no auth.log without
-	// rsyslog), reads the journal instead when its filter says how to match it.
+	// One journalctl per journal jail: each has its own matches.
 	for id, j := range cfg.Jails {
-		if !j.Journal && !journalFallback(j, cfg.Daemon.Journalctl) {
+		if !j.Journal && !fallback[id] {
 			continue
 		}
-		if !j.Journal {
-			opts.Log.Warn("no log file for the jail; reading the systemd journal instead", "jail", j.Name, "journalmatch", j.Filter.JournalMatch)
+		if fallback[id] {
+			opts.Log.Warn("no log file for the jail; reading the systemd journal instead (reload once the file exists)", "jail", j.Name, "logpath", j.LogPaths[0].Pattern, "journalmatch", j.Filter.JournalMatch)
 			j.JournalMatch = j.Filter.JournalMatch
 		}
 		name := "journal:" + j.Name

@@ -68,3 +68,32 @@ func TestJournalFallback(t *testing.T) {
 		t.Fatal("an explicit file backend never switches")
 	}
 }
+
+// A backend = auto jail whose file is missing reads the journal instead of the file — not both,
+// which would count each event twice once the file appears.
+func TestJournalFallbackReplacesTheFile(t *testing.T) {
+	jc := filepath.Join(t.TempDir(), "journalctl")
+	os.WriteFile(jc, []byte("#!/bin/sh\nexec sleep 3600\n"), 0o755)
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "filter.d"), 0o755)
+	os.WriteFile(filepath.Join(dir, "filter.d", "app.conf"), []byte("[Definition]\nfailregex = ^\\s*\\S+ app: denied <HOST>$\njournalmatch = _COMM=app\n"), 0o644)
+	missing := filepath.Join(dir, "missing.log")
+	os.WriteFile(filepath.Join(dir, "jail.conf"), []byte("[app]\nenabled = true\nlogpath = "+missing+"\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "portcullis.conf"), []byte("[Definition]\njournalctl = "+jc+"\n"), 0o644)
+	cfg, err := config.Load(dir, config.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := newEngine(cfg, &Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.m.Close()
+	var names []string
+	for _, s := range e.sources {
+		names = append(names, s.pattern)
+	}
+	if len(names) != 1 || names[0] != "journal:app" {
+		t.Fatalf("sources %v, want the journal alone", names)
+	}
+}

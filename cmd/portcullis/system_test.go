@@ -261,6 +261,9 @@ logpath = @DIR@/auth.log
 [waiting]
 enabled = true
 filter = sshd
+# polling: no journal fallback (with backend = auto and journalctl installed, a jail whose file is
+# missing reads the journal instead); this jail is here to wait for its file.
+backend = polling
 logpath = @DIR@/not-there-yet.log
 `
 
