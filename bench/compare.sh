@@ -90,6 +90,17 @@ for pct in 5 60; do
   measure sh -c "$sg < $log"
   row "$w" "sshguard sshg-parser" "$(grep -c . "$tmp/out" || true) attacks" "$base"
 done
+# (e) the daemon itself, tailing a file a writer appends to at a fixed rate (in a private network
+# namespace, nftables and Pebble included): how far behind it falls and how much CPU it takes.
+{
+  echo
+  echo "| the daemon tailing a file at a fixed rate, sshd 5% failures, 3 s | max lag | catch-up after the writer stops | cores busy (writer included) |"
+  echo "| --- | --- | --- | --- |"
+  go test -run '^$' -bench TailUnderLoad -benchtime 1x ./bench 2>/dev/null | awk '/^BenchmarkTailUnderLoad/ {
+    rate=$1; sub(/.*rate=/, "", rate); sub(/-lines\/s.*/, " lines/s", rate)
+    for (i = 1; i <= NF; i++) { m[$(i+1)] = $i }
+    printf "| %s | %s ms | %s ms | %s |\n", rate, m["max-lag-ms"], m["catch-up-ms"], m["cores-busy"] }'
+} >> "$table"
 cat "$table"
 {
   echo "<!-- written by make bench-compare ($(date -u +%Y-%m-%d), $(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)) -->"
