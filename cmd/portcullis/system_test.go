@@ -218,6 +218,16 @@ func (e *env) cli(args ...string) (string, string, int) {
 	return out.String(), errb.String(), code
 }
 
+// mustCLI runs the client and fails the test unless it exits 0; it returns the client's stdout.
+func (e *env) mustCLI(args ...string) string {
+	e.t.Helper()
+	out, stderr, code := e.cli(args...)
+	if code != 0 {
+		e.t.Fatalf("portcullis %s: exit %d %q %q", strings.Join(args, " "), code, out, stderr)
+	}
+	return out
+}
+
 func (e *env) appendLog(lines ...string) {
 	e.t.Helper()
 	f, err := os.OpenFile(e.log, os.O_WRONLY|os.O_APPEND, 0)
@@ -341,16 +351,14 @@ func TestSystemTailToNftables(t *testing.T) {
 		t.Fatal("a protected address reached the firewall")
 	}
 	// A manual ban is in the set when the command returns.
-	if out, stderr, code := e.cli("ban", "sshd", "198.51.100.77"); code != 0 {
-		t.Fatalf("manual ban: %q %q", out, stderr)
-	}
+	e.mustCLI("ban", "sshd", "198.51.100.77")
 	if _, ok := nftSet(t, "sshd-v4")["198.51.100.77"]; !ok {
 		t.Fatal("manual ban not in the set when the CLI returned")
 	}
 
 	// unban without a jail removes the address from every jail, at once.
-	if out, stderr, code := e.cli("unban", "203.0.113.5"); code != 0 || !strings.Contains(out, "unbanned in sshd") {
-		t.Fatalf("unban: %q %q %d", out, stderr, code)
+	if out := e.mustCLI("unban", "203.0.113.5"); !strings.Contains(out, "unbanned in sshd") {
+		t.Fatalf("unban: %q", out)
 	}
 	if _, ok := nftSet(t, "sshd-v4")["203.0.113.5"]; ok {
 		t.Fatal("203.0.113.5 still in the set after unban")
@@ -402,9 +410,7 @@ func TestSystemTailToNftables(t *testing.T) {
 		t.Fatalf("reload of a broken config: exit %d %q", code, stderr)
 	}
 	os.WriteFile(conf, []byte(strings.Replace(string(good), "[waiting]\nenabled = true", "[waiting]\nenabled = false", 1)), 0o644)
-	if out, stderr, code := e.cli("reload"); code != 0 {
-		t.Fatalf("reload: %q %q", out, stderr)
-	}
+	e.mustCLI("reload")
 	out, _, _ = e.cli("status")
 	if strings.Contains(out, "waiting") {
 		t.Fatalf("after reload the disabled jail is still listed: %q", out)
@@ -413,8 +419,8 @@ func TestSystemTailToNftables(t *testing.T) {
 		t.Fatal("bans lost across reload")
 	}
 	// unban --all lifts every ban, in the store and the kernel.
-	if out, stderr, code := e.cli("unban", "--all"); code != 0 || !strings.Contains(out, "unbanned in sshd") {
-		t.Fatalf("unban --all: %q %q %d", out, stderr, code)
+	if out := e.mustCLI("unban", "--all"); !strings.Contains(out, "unbanned in sshd") {
+		t.Fatalf("unban --all: %q", out)
 	}
 	if got := nftSet(t, "sshd-v4"); len(got) != 0 {
 		t.Fatalf("sshd-v4 after unban --all: %v", got)
@@ -573,9 +579,7 @@ func TestSystemResumesAfterRestart(t *testing.T) {
 		out, _, _ := e.cli("status", "sshd")
 		return strings.Contains(out, "Total failed:\t4")
 	}, d)
-	if out, stderr, code := e.cli("reload"); code != 0 {
-		t.Fatalf("reload: %q %q", out, stderr)
-	}
+	e.mustCLI("reload")
 	e.appendLog(failures("203.0.113.61", 1)...)
 	e.waitBanned("203.0.113.61 banned across a reload", "sshd-v4", "203.0.113.61", d)
 	d.stop(t)
@@ -678,9 +682,7 @@ func TestSystemBanPrefix(t *testing.T) {
 		t.Error("a connection from another address of the banned /64 got through")
 	}
 	// Unbanning one address of it lifts the network ban.
-	if _, stderr, code := e.cli("unban", "sshd", "2001:db8:77:1::42"); code != 0 {
-		t.Fatalf("unban: %s", stderr)
-	}
+	e.mustCLI("unban", "sshd", "2001:db8:77:1::42")
 	e.waitFor("the /64 unbanned", func() bool { return len(nftSet(t, "sshd-v6")) == 0 }, d)
 	if !connects() {
 		t.Error("no connection after the unban")
@@ -725,11 +727,7 @@ func TestSystemClientCommands(t *testing.T) {
 	d := e.start()
 	run := func(args ...string) string {
 		t.Helper()
-		out, stderr, code := e.cli(args...)
-		if code != 0 {
-			t.Fatalf("%v: exit %d %q %q", args, code, out, stderr)
-		}
-		return strings.TrimSpace(out)
+		return strings.TrimSpace(e.mustCLI(args...))
 	}
 	run("set", "sshd", "banip", "203.0.113.120")
 	e.waitBanned("set banip", "sshd-v4", "203.0.113.120", d)
@@ -777,9 +775,7 @@ func TestSystemReconcile(t *testing.T) {
 	e.extra = []string{"--check-every", "1h"}
 	d := e.start()
 	for _, a := range []string{"203.0.113.140", "203.0.113.142"} {
-		if _, stderr, code := e.cli("ban", "sshd", a); code != 0 {
-			t.Fatal(stderr)
-		}
+		e.mustCLI("ban", "sshd", a)
 	}
 	nft := func(args ...string) {
 		t.Helper()
@@ -816,9 +812,7 @@ func TestSystemAuditLog(t *testing.T) {
 	lines := failures("203.0.113.130", 3)
 	e.appendLog(lines...)
 	e.waitBanned("203.0.113.130 banned", "sshd-v4", "203.0.113.130", d)
-	if _, stderr, code := e.cli("unban", "203.0.113.130"); code != 0 {
-		t.Fatal(stderr)
-	}
+	e.mustCLI("unban", "203.0.113.130")
 	type rec struct {
 		Op, Jail, Prefix, Reason string
 		Duration                 int64
@@ -859,9 +853,7 @@ func TestSystemRecidive(t *testing.T) {
 	e := newEnv(t, systemJails+"\n[recidive]\nenabled = true\nmaxretry = 2\nfindtime = 1d\nbantime = 1w\nprotocol = all\n")
 	d := e.start()
 	for _, args := range [][]string{{"ban", "sshd", "203.0.113.99"}, {"unban", "sshd", "203.0.113.99"}, {"ban", "sshd", "203.0.113.99"}} {
-		if out, stderr, code := e.cli(args...); code != 0 {
-			t.Fatalf("%v: %q %q", args, out, stderr)
-		}
+		e.mustCLI(args...)
 	}
 	e.waitBanned("203.0.113.99 banned by recidive after its second ban", "recidive-v4", "203.0.113.99", d)
 	if tmo := nftSet(t, "recidive-v4")["203.0.113.99"]; tmo < 6*24*time.Hour {
