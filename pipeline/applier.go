@@ -72,30 +72,28 @@ func (a *applier) run() {
 	defer close(a.gone)
 	var batch []change
 	var waiters []chan error
+	take := func(r applyReq) {
+		batch = append(batch, r.changes...)
+		if r.done != nil {
+			waiters = append(waiters, r.done)
+		}
+	}
 	for {
-		var first applyReq
+		batch, waiters = batch[:0], waiters[:0]
 		select {
-		case first = <-a.in:
+		case r := <-a.in:
+			take(r)
 		case <-a.quit:
 			// Drain what is queued so no decision is lost on shutdown.
-			batch, waiters = batch[:0], waiters[:0]
 			for {
 				select {
 				case r := <-a.in:
-					batch = append(batch, r.changes...)
-					if r.done != nil {
-						waiters = append(waiters, r.done)
-					}
+					take(r)
 				default:
 					a.commit(batch, waiters)
 					return
 				}
 			}
-		}
-		batch = append(batch[:0], first.changes...)
-		waiters = waiters[:0]
-		if first.done != nil {
-			waiters = append(waiters, first.done)
 		}
 		// Group commit: take whatever else is queued right now, up to maxBatch, and commit. No
 		// timer: an idle daemon commits a lone ban at once, and under a storm the requests that
@@ -104,10 +102,7 @@ func (a *applier) run() {
 		for len(batch) < maxBatch {
 			select {
 			case r := <-a.in:
-				batch = append(batch, r.changes...)
-				if r.done != nil {
-					waiters = append(waiters, r.done)
-				}
+				take(r)
 			default:
 				break gather
 			}
