@@ -285,28 +285,22 @@ func literalAlternatives(body string) bool {
 // lit at the top level of expr (outside groups and classes), or -1 when there is none or expr
 // has a top-level alternation (cutting would then drop alternatives).
 func afterLastTopLevel(expr, lit string) int {
-	depth, inClass, last := 0, false, -1
+	depth, last := 0, -1
 	for i := 0; i < len(expr); i++ {
-		c := expr[i]
-		switch {
+		switch c := expr[i]; {
 		case c == '\\' && i+1 < len(expr):
-			if !inClass && depth == 0 && strings.HasPrefix(expr[i:], lit) {
+			if depth == 0 && strings.HasPrefix(expr[i:], lit) {
 				last = i + len(lit)
 				i += len(lit) - 1
 				continue
 			}
 			i++
-		case inClass:
-			if c == ']' {
-				inClass = false
-			}
 		case c == '[':
-			inClass = true
-			if strings.HasPrefix(expr[i+1:], "^]") {
-				i += 2
-			} else if strings.HasPrefix(expr[i+1:], "]") {
-				i++
+			end := classEnd(expr, i)
+			if end < 0 {
+				return last
 			}
+			i = end - 1
 		case c == '(':
 			depth++
 		case c == ')':
@@ -322,36 +316,27 @@ func afterLastTopLevel(expr, lit string) int {
 // "]" right after "[^" is a member, not the end).
 func noNewlineInNegatedClasses(expr string) string {
 	var b strings.Builder
-	inClass, negated := false, false
 	for i := 0; i < len(expr); i++ {
-		c := expr[i]
-		switch {
+		switch c := expr[i]; {
 		case c == '\\' && i+1 < len(expr):
-			b.WriteByte(c)
-			b.WriteByte(expr[i+1])
+			b.WriteString(expr[i : i+2])
 			i++
-			continue
-		case inClass:
-			if c == ']' {
-				if negated {
-					b.WriteString(`\n`)
-				}
-				inClass = false
-			}
 		case c == '[':
-			inClass, negated = true, strings.HasPrefix(expr[i+1:], "^")
-			n := 1
-			if negated {
-				n = 2
+			end := classEnd(expr, i)
+			if end < 0 {
+				b.WriteString(expr[i:])
+				return b.String()
 			}
-			if strings.HasPrefix(expr[i+n:], "]") { // "[]...]", "[^]...]": the ] is a member
-				n++
+			if expr[i+1] == '^' {
+				b.WriteString(expr[i : end-1])
+				b.WriteString(`\n]`)
+			} else {
+				b.WriteString(expr[i:end])
 			}
-			b.WriteString(expr[i : i+n])
-			i += n - 1
-			continue
+			i = end - 1
+		default:
+			b.WriteByte(c)
 		}
-		b.WriteByte(c)
 	}
 	return b.String()
 }
@@ -360,37 +345,25 @@ func noNewlineInNegatedClasses(expr string) string {
 // character class and not preceded by an escaping backslash.
 func replaceOutsideClasses(expr, old, new string) string {
 	var b strings.Builder
-	inClass := false
 	for i := 0; i < len(expr); i++ {
-		c := expr[i]
-		if !inClass && strings.HasPrefix(expr[i:], old) {
+		switch c := expr[i]; {
+		case strings.HasPrefix(expr[i:], old):
 			b.WriteString(new)
 			i += len(old) - 1
-			continue
-		}
-		if c == '\\' && i+1 < len(expr) {
-			b.WriteByte(c)
-			b.WriteByte(expr[i+1])
+		case c == '\\' && i+1 < len(expr):
+			b.WriteString(expr[i : i+2])
 			i++
-			continue
-		}
-		switch {
-		case c == '[' && !inClass:
-			inClass = true
-			if strings.HasPrefix(expr[i+1:], "]") || strings.HasPrefix(expr[i+1:], "^]") {
-				// "[]...]" and "[^]...]": the first ] is a member.
-				n := 2
-				if expr[i+1] == '^' {
-					n = 3
-				}
-				b.WriteString(expr[i : i+n])
-				i += n - 1
-				continue
+		case c == '[':
+			end := classEnd(expr, i)
+			if end < 0 {
+				b.WriteString(expr[i:])
+				return b.String()
 			}
-		case c == ']' && inClass:
-			inClass = false
+			b.WriteString(expr[i:end])
+			i = end - 1
+		default:
+			b.WriteByte(c)
 		}
-		b.WriteByte(c)
 	}
 	return b.String()
 }
