@@ -109,11 +109,10 @@ func Start(opts Options) (*Daemon, error) {
 		opts.Log.Warn(w)
 	}
 	d := &Daemon{opts: opts, log: opts.Log, started: opts.Now(), stop: make(chan struct{}), lasting: metrics.NewSet()}
-	eng, err := newEngine(cfg, &d.opts)
+	eng, err := d.newEngine(cfg)
 	if err != nil {
 		return nil, err
 	}
-	eng.lag = d.lagHistogram
 	ok := false
 	defer func() {
 		if !ok {
@@ -343,12 +342,11 @@ func (d *Daemon) ReloadJail(name string) error {
 	for _, w := range cfg.Warnings {
 		d.log.Warn(w)
 	}
-	eng, err := newEngine(cfg, &d.opts)
+	eng, err := d.newEngine(cfg)
 	if err != nil {
 		d.log.Error("reload refused", "err", err)
 		return err
 	}
-	eng.lag = d.lagHistogram
 	old := d.current()
 	old.stop()
 	d.applier.flush()
@@ -363,8 +361,7 @@ func (d *Daemon) ReloadJail(name string) error {
 		d.log.Error("reload failed; keeping the previous configuration", "err", err)
 		eng.m.Close()
 		// Bring the old generation back with a fresh engine built from its configuration.
-		if back, err2 := newEngine(old.cfg, &d.opts); err2 == nil {
-			back.lag = d.lagHistogram
+		if back, err2 := d.newEngine(old.cfg); err2 == nil {
 			back.setResume(positionMap(pos))
 			if err3 := d.install(back); err3 != nil {
 				d.log.Error("cannot restore the previous configuration", "err", err3)
@@ -650,6 +647,16 @@ func positionMap(pos []ingest.Position) map[string]ingest.Position {
 		out[p.Path] = p
 	}
 	return out
+}
+
+// newEngine builds an engine generation whose decision lag goes to the daemon's lasting histograms.
+func (d *Daemon) newEngine(cfg *config.Config) (*engine, error) {
+	eng, err := newEngine(cfg, &d.opts)
+	if err != nil {
+		return nil, err
+	}
+	eng.lag = d.lagHistogram
+	return eng, nil
 }
 
 // lagHistogram is the arrival-to-decision histogram of a source.
