@@ -456,34 +456,31 @@ func (d *Daemon) housekeeping() {
 			}
 		case <-settle:
 			settle = nil
-			d.reloadMu.Lock()
-			eng := d.current()
-			if ok, err := d.fw.Present(); err == nil && !ok {
-				d.log.Warn("the nftables table or a jail set was deleted; rebuilding it from the bans in force")
-				if err := d.rebuild(eng); err != nil {
-					d.log.Error("cannot rebuild the nftables table", "err", err)
-				}
-			} else if err == nil {
-				d.reconcile(eng)
-			}
-			d.reloadMu.Unlock()
+			d.checkFirewall(true)
 		case <-check.C:
 			checks++
-			d.reloadMu.Lock()
-			eng := d.current()
-			ok, err := d.fw.Present()
-			if err != nil {
-				d.log.Warn("cannot check the nftables table", "err", err)
-			} else if !ok {
-				d.log.Warn("the nftables table or a jail set is missing (flushed ruleset?); rebuilding it from the bans in force")
-				if err := d.rebuild(eng); err != nil {
-					d.log.Error("cannot rebuild the nftables table", "err", err)
-				}
-			} else if checks%reconcileEvery == 0 {
-				d.reconcile(eng)
-			}
-			d.reloadMu.Unlock()
+			d.checkFirewall(checks%reconcileEvery == 0)
 		}
+	}
+}
+
+// checkFirewall rebuilds the table when it or a jail set is gone and otherwise, with reconcile,
+// brings the sets' elements in line with the bans in force.
+func (d *Daemon) checkFirewall(reconcile bool) {
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
+	eng := d.current()
+	ok, err := d.fw.Present()
+	switch {
+	case err != nil:
+		d.log.Warn("cannot check the nftables table", "err", err)
+	case !ok:
+		d.log.Warn("the nftables table or a jail set is missing (deleted, or the ruleset flushed); rebuilding it from the bans in force")
+		if err := d.rebuild(eng); err != nil {
+			d.log.Error("cannot rebuild the nftables table", "err", err)
+		}
+	case reconcile:
+		d.reconcile(eng)
 	}
 }
 
