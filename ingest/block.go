@@ -74,6 +74,10 @@ type Block struct {
 	Source *Source
 	// Arrived is when the source handed the block over, for the arrival-to-decision lag.
 	Arrived time.Time
+	// Seq numbers blocks in the order they were handed over, across every source. Workers may
+	// finish blocks out of order; a stage keeping lines across blocks (the audit log's matches)
+	// orders them by Seq and the line's index.
+	Seq uint64
 }
 
 // Line returns the bytes of line i; valid until the block is returned to the pool.
@@ -87,12 +91,21 @@ func (b *Block) reset() {
 	b.Lines = b.Lines[:0]
 	b.Source = nil
 	b.Arrived = time.Time{}
+	b.Seq = 0
+}
+
+var blockSeq atomic.Uint64
+
+// stamp marks b as handed over now.
+func (b *Block) stamp() {
+	b.Arrived = time.Now()
+	b.Seq = blockSeq.Add(1)
 }
 
 // handOver stamps b's arrival and sends it to out; when ctx ends first, b goes back to the pool
 // and the result is false.
 func handOver(ctx context.Context, out chan<- *Block, b *Block) bool {
-	b.Arrived = time.Now()
+	b.stamp()
 	select {
 	case out <- b:
 		return true

@@ -300,7 +300,7 @@ func (bt *batcher) add(msg []byte, sender netip.Addr, host []byte, now time.Time
 
 func (bt *batcher) send(mask uint64, b *Block) {
 	delete(bt.open, mask)
-	b.Arrived = time.Now()
+	b.stamp()
 	select {
 	case bt.s.out <- b:
 	default:

@@ -356,7 +356,7 @@ func (e *engine) work(mw *matcher.Worker, own chan *ingest.Block, log *slog.Logg
 			for i := range events {
 				ev := &events[i]
 				if mm := e.jails[ev.Jail].MaxMatches; mm > 0 && int(ev.Line) < len(b.Lines) {
-					e.matches.add(ev.Jail, e.params[ev.Jail].Key(ev.Addr), string(b.Line(int(ev.Line))), ev.Time, mm)
+					e.matches.add(ev.Jail, e.params[ev.Jail].Key(ev.Addr), string(b.Line(int(ev.Line))), ev.Time, b.Seq, ev.Line, mm)
 				}
 			}
 		}

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"net/netip"
+	"slices"
 	"sync"
 )
 
@@ -21,16 +22,28 @@ type matchKey struct {
 }
 
 type matchRing struct {
-	lines []string // oldest first, at most max
-	last  int64    // unix seconds of the newest line
+	lines []matchLine // in reading order, at most max
+	last  int64       // unix seconds of the newest line
+}
+
+// matchLine is a line and where it was read: its block's Seq and its index in the block.
+type matchLine struct {
+	seq  uint64
+	idx  uint32
+	text string
+}
+
+func (l *matchLine) before(seq uint64, idx uint32) bool {
+	return l.seq < seq || l.seq == seq && l.idx < idx
 }
 
 func newMatchStore(maxKeys int) *matchStore {
 	return &matchStore{m: make(map[matchKey]*matchRing), maxKeys: maxKeys}
 }
 
-// add records line for key, keeping the last max lines.
-func (s *matchStore) add(jail uint16, key netip.Prefix, line string, t int64, max int) {
+// add records line for key, keeping the last max lines in reading order (seq and idx: the line's
+// block and its index there; workers may hand lines of one key over out of order).
+func (s *matchStore) add(jail uint16, key netip.Prefix, line string, t int64, seq uint64, idx uint32, max int) {
 	if max <= 0 {
 		return
 	}
@@ -45,10 +58,14 @@ func (s *matchStore) add(jail uint16, key netip.Prefix, line string, t int64, ma
 		r = &matchRing{}
 		s.m[k] = r
 	}
-	if len(r.lines) >= max {
-		r.lines = append(r.lines[:0], r.lines[len(r.lines)-max+1:]...)
+	at := len(r.lines)
+	for at > 0 && !r.lines[at-1].before(seq, idx) {
+		at--
 	}
-	r.lines = append(r.lines, line)
+	r.lines = slices.Insert(r.lines, at, matchLine{seq, idx, line})
+	if len(r.lines) > max {
+		r.lines = append(r.lines[:0], r.lines[len(r.lines)-max:]...)
+	}
 	r.last = max64(r.last, t)
 }
 
@@ -77,7 +94,11 @@ func (s *matchStore) take(jail uint16, key netip.Prefix) []string {
 		return nil
 	}
 	delete(s.m, k)
-	return r.lines
+	out := make([]string, len(r.lines))
+	for i := range r.lines {
+		out[i] = r.lines[i].text
+	}
+	return out
 }
 
 // sweep drops keys whose newest line is older than their jail's findtime.
