@@ -65,13 +65,14 @@ func TestOwnFilters(t *testing.T) {
 }
 
 // TestOwnFiltersOnFail2banSamples runs each of our filters over fail2ban's sample log of the same
-// name and reports the agreement (a report, not a requirement: where we differ on purpose, the
-// filter's header says why).
+// name and reports the agreement. Full agreement is not a requirement (where we differ on purpose,
+// the filter's header says why), but the total may not drop below testdata/ownfilters.ratchet.
 func TestOwnFiltersOnFail2banSamples(t *testing.T) {
 	needCorpus(t)
 	loc, _ := time.LoadLocation("Europe/Berlin")
 	corpusLoc = loc
 	var b strings.Builder
+	passed := 0
 	fmt.Fprintf(&b, "%-22s %7s %7s %9s\n", "filter", "checks", "agree", "agreement")
 	for _, name := range ownFilters(t) {
 		if _, err := os.Stat(filepath.Join(f2bcorpus.LogsDir(), name)); err != nil {
@@ -80,8 +81,10 @@ func TestOwnFiltersOnFail2banSamples(t *testing.T) {
 		}
 		r := runCorpusFilter(name, ownFilterDir, f2bcorpus.LogsDir(), "", loc)
 		fmt.Fprintf(&b, "%-22s %7d %7d %8.1f%%\n", name, r.checks, r.passed, 100*float64(r.passed)/float64(max(r.checks, 1)))
+		passed += r.passed
 	}
 	t.Log("\n" + b.String())
+	checkRatchet(t, "testdata/ownfilters.ratchet", "agreement of our filters with fail2ban's samples", passed)
 }
 
 var hostTagRE = regexp.MustCompile(`<(?:HOST|ADDR|IP4|IP6|SUBNET|CIDR)>`)
