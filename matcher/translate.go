@@ -128,10 +128,7 @@ func hsExpr(expr string) string {
 	if i := literalLead(expr); i > 0 {
 		expr = expr[i:]
 	}
-	expr = replaceOutsideClasses(expr, `\[\]`, `\[[^\]]*\]`)
-	expr = replaceOutsideClasses(expr, `\(:`, `\([^():]*:`)
-	expr = replaceOutsideClasses(expr, "  ", ` .* `) // (. stops at line ends in Hyperscan)
-	return noNewlineInNegatedClasses(expr)
+	return rewriteOutsideClasses(expr)
 }
 
 // literalLead returns where to start scanning so that the pattern begins near its first strong
@@ -312,11 +309,27 @@ func afterLastTopLevel(expr, lit string) int {
 	return last
 }
 
-// noNewlineInNegatedClasses adds \n to every negated character class ("[^...]"), at its end (a
-// "]" right after "[^" is a member, not the end).
-func noNewlineInNegatedClasses(expr string) string {
+// holes are the date holes hsExpr widens, outside character classes, with what they become.
+var holes = [...]struct{ old, new string }{
+	{`\[\]`, `\[[^\]\n]*\]`},
+	{`\(:`, `\([^():\n]*:`},
+	{"  ", ` .* `}, // (. stops at line ends in Hyperscan)
+}
+
+// rewriteOutsideClasses widens the holes outside character classes (an escaped character is not
+// the start of one) and adds \n to every negated class ("[^...]"; a "]" right after "[^" is a
+// member, not the end), in one pass.
+func rewriteOutsideClasses(expr string) string {
 	var b strings.Builder
+next:
 	for i := 0; i < len(expr); i++ {
+		for _, h := range holes {
+			if strings.HasPrefix(expr[i:], h.old) {
+				b.WriteString(h.new)
+				i += len(h.old) - 1
+				continue next
+			}
+		}
 		switch c := expr[i]; {
 		case c == '\\' && i+1 < len(expr):
 			b.WriteString(expr[i : i+2])
@@ -333,33 +346,6 @@ func noNewlineInNegatedClasses(expr string) string {
 			} else {
 				b.WriteString(expr[i:end])
 			}
-			i = end - 1
-		default:
-			b.WriteByte(c)
-		}
-	}
-	return b.String()
-}
-
-// replaceOutsideClasses replaces the literal regex text old by new where it is not inside a
-// character class and not preceded by an escaping backslash.
-func replaceOutsideClasses(expr, old, new string) string {
-	var b strings.Builder
-	for i := 0; i < len(expr); i++ {
-		switch c := expr[i]; {
-		case strings.HasPrefix(expr[i:], old):
-			b.WriteString(new)
-			i += len(old) - 1
-		case c == '\\' && i+1 < len(expr):
-			b.WriteString(expr[i : i+2])
-			i++
-		case c == '[':
-			end := classEnd(expr, i)
-			if end < 0 {
-				b.WriteString(expr[i:])
-				return b.String()
-			}
-			b.WriteString(expr[i:end])
 			i = end - 1
 		default:
 			b.WriteByte(c)
