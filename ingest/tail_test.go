@@ -28,6 +28,16 @@ func newTail(t *testing.T, pattern string, head bool) *tailHarness {
 	return h
 }
 
+// tailEmptyLog tails a new, empty auth.log from its end and checks the first poll finds nothing.
+func tailEmptyLog(t *testing.T) (*tailHarness, string) {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "auth.log")
+	appendTo(t, p, "")
+	h := newTail(t, p, false)
+	h.expect()
+	return h, p
+}
+
 // poll runs one poll and returns the lines delivered.
 func (h *tailHarness) poll() []string {
 	h.t.Helper()
@@ -91,11 +101,7 @@ func TestTailHeadReadsExistingContent(t *testing.T) {
 }
 
 func TestTailRenameRotationDrainsOldFile(t *testing.T) {
-	dir := t.TempDir()
-	p := filepath.Join(dir, "auth.log")
-	appendTo(t, p, "")
-	h := newTail(t, p, false)
-	h.expect()
+	h, p := tailEmptyLog(t)
 	appendTo(t, p, "before\n")
 	h.expect("before")
 	// logrotate: rename, the writer still has the old file open and writes one more line, then a
@@ -116,11 +122,7 @@ func TestTailRenameRotationDrainsOldFile(t *testing.T) {
 }
 
 func TestTailCopyTruncate(t *testing.T) {
-	dir := t.TempDir()
-	p := filepath.Join(dir, "auth.log")
-	appendTo(t, p, "")
-	h := newTail(t, p, false)
-	h.expect()
+	h, p := tailEmptyLog(t)
 	appendTo(t, p, "a fairly long first line\nand a second one\n")
 	h.expect("a fairly long first line", "and a second one")
 	if err := os.Truncate(p, 0); err != nil {
@@ -133,11 +135,7 @@ func TestTailCopyTruncate(t *testing.T) {
 // Truncated and rewritten past the old offset between two polls: the size never looks smaller,
 // only the first bytes changing show it. Every rewritten line is read, from the start.
 func TestTailTruncateAndRewrite(t *testing.T) {
-	dir := t.TempDir()
-	p := filepath.Join(dir, "auth.log")
-	appendTo(t, p, "")
-	h := newTail(t, p, false)
-	h.expect()
+	h, p := tailEmptyLog(t)
 	appendTo(t, p, "first generation 1\nfirst generation 2\n")
 	h.expect("first generation 1", "first generation 2")
 	if err := os.WriteFile(p, []byte("second generation, a longer line 1\nsecond generation 2\n"), 0o644); err != nil {
@@ -193,11 +191,7 @@ func TestTailMissingFileAppearsAndGlob(t *testing.T) {
 }
 
 func TestTailCountsBadLines(t *testing.T) {
-	dir := t.TempDir()
-	p := filepath.Join(dir, "auth.log")
-	appendTo(t, p, "")
-	h := newTail(t, p, false)
-	h.expect()
+	h, p := tailEmptyLog(t)
 	appendTo(t, p, "good\n"+strings.Repeat("z", 70*1024)+"\n\x00\x01\x02garbage\ngood again\n")
 	h.expect("good", "good again")
 	if h.src.Stats.Overlong.Load() != 1 || h.src.Stats.Binary.Load() != 1 || h.src.Stats.Lines.Load() != 4 {
