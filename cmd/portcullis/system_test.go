@@ -256,6 +256,15 @@ func failures(addr string, n int) []string {
 	return out
 }
 
+// sshdOnly starts a configuration of one sshd jail, its source to be added.
+const sshdOnly = `
+[DEFAULT]
+maxretry = 3
+bantime = 1h
+[sshd]
+enabled = true
+port = ssh`
+
 const systemJails = `
 [DEFAULT]
 ignoreip = 127.0.0.1/8 192.0.2.0/24
@@ -506,13 +515,7 @@ func TestSystemStockFail2banConfig(t *testing.T) {
 // logpath = syslog and syslog_program = sshd bans them.
 func TestSystemSyslogToNftables(t *testing.T) {
 	netnstest.Require(t)
-	e := newEnv(t, `
-[DEFAULT]
-maxretry = 3
-bantime = 1h
-[sshd]
-enabled = true
-port = ssh
+	e := newEnv(t, sshdOnly+`
 logpath = syslog
 syslog_program = sshd
 `)
@@ -589,13 +592,7 @@ func TestSystemResumesAfterRestart(t *testing.T) {
 // no journal) with the filter's journalmatch, bans, and a restart resumes after the saved cursor.
 func TestSystemJournalBackend(t *testing.T) {
 	netnstest.Require(t)
-	e := newEnv(t, `
-[DEFAULT]
-maxretry = 3
-bantime = 1h
-[sshd]
-enabled = true
-port = ssh
+	e := newEnv(t, sshdOnly+`
 backend = systemd
 `)
 	var entries []string
@@ -884,13 +881,7 @@ func TestSystemRealJournal(t *testing.T) {
 			t.Skipf("no %s (util-linux): %v", tool, err)
 		}
 	}
-	e := newEnv(t, `
-[DEFAULT]
-maxretry = 3
-bantime = 1h
-[sshd]
-enabled = true
-port = ssh
+	e := newEnv(t, sshdOnly+`
 backend = systemd
 journalmatch = _COMM=sshd
 `)
