@@ -56,6 +56,3 @@ func Require(t testing.TB) {
 		t.Fatal("system test run outside a private network namespace; call netnstest.Main from TestMain")
 	}
 }
-
-// Inside reports whether this process runs in the private namespace Main made.
-func Inside() bool { return os.Getenv(envMark) == "1" }
