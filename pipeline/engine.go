@@ -70,7 +70,11 @@ func newEngine(cfg *config.Config, opts *Options) (*engine, error) {
 		e.byName[j.Name] = id
 	}
 	specs, params, pols := stageConfig(cfg)
-	m, err := matcher.New(specs, matcher.Options{Now: opts.Now, CacheDir: filepath.Join(opts.DBDir, "hscache")})
+	var cache string // no database directory (tests): nothing is cached, never in the working directory
+	if opts.DBDir != "" {
+		cache = filepath.Join(opts.DBDir, "hscache")
+	}
+	m, err := matcher.New(specs, matcher.Options{Now: opts.Now, CacheDir: cache})
 	if err != nil {
 		return nil, err
 	}
