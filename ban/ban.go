@@ -384,13 +384,17 @@ func (m *Manager) escalate(jail uint16, pfx netip.Prefix) []Decision {
 		for _, k := range inside {
 			a := m.active[k]
 			delete(m.active, k)
-			out = append(out, Decision{Op: OpUnban, Jail: jail, Prefix: k.prefix, Start: a.Start, End: a.End, Count: a.Count,
-				Reason: "aggregated into " + wide.String()})
+			out = append(out, a.unban("aggregated into "+wide.String()))
 		}
 		out = append(out, m.banLocked(jail, wide, now, fmt.Sprintf("%d bans inside", len(inside))))
 		pfx = wide
 	}
 	return out
+}
+
+// unban is the decision lifting a.
+func (a Active) unban(reason string) Decision {
+	return Decision{Op: OpUnban, Jail: a.Jail, Prefix: a.Prefix, Start: a.Start, End: a.End, Count: a.Count, Reason: reason}
 }
 
 // Decide appends a ban decision for every crossing whose address is neither protected nor already
@@ -421,7 +425,7 @@ func (m *Manager) Unban(jail uint16, all bool, prefix netip.Prefix, reason strin
 		// An address also lifts the network ban (banprefix) that holds it.
 		if (k.prefix == prefix || single && k.prefix.Contains(prefix.Addr())) && (all || k.jail == jail) {
 			delete(m.active, k)
-			out = append(out, Decision{Op: OpUnban, Jail: k.jail, Prefix: k.prefix, Start: a.Start, End: a.End, Count: a.Count, Reason: reason})
+			out = append(out, a.unban(reason))
 		}
 	}
 	return out
@@ -435,7 +439,7 @@ func (m *Manager) Expire(dst []Decision) []Decision {
 	for k, a := range m.active {
 		if a.End != 0 && a.End <= now {
 			delete(m.active, k)
-			dst = append(dst, Decision{Op: OpUnban, Jail: k.jail, Prefix: k.prefix, Start: a.Start, End: a.End, Count: a.Count, Reason: "expired"})
+			dst = append(dst, a.unban("expired"))
 		}
 	}
 	return dst
@@ -452,7 +456,7 @@ func (m *Manager) Restore(list []Active, history map[netip.Prefix]History) []Dec
 	}
 	for _, a := range list {
 		if a.End != 0 && a.End <= now {
-			expired = append(expired, Decision{Op: OpUnban, Jail: a.Jail, Prefix: a.Prefix, Start: a.Start, End: a.End, Count: a.Count, Reason: "expired"})
+			expired = append(expired, a.unban("expired"))
 			continue
 		}
 		m.active[bkey{prefix: a.Prefix, jail: a.Jail}] = a
