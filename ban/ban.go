@@ -179,6 +179,9 @@ type Manager struct {
 	hist   map[netip.Prefix]History
 	// histJail counts bans per jail and prefix, for bantime.increment without overalljails.
 	histJail map[bkey]History
+	// inWide counts the active bans strictly inside each network of an escalation rule (keyed by
+	// jail and network), so a ban checks its rules without scanning every active ban.
+	inWide map[bkey]int
 }
 
 // History is how often a prefix was banned and when it was last banned (unix seconds).
@@ -203,7 +206,7 @@ func New(pols []Policy, opts Options) *Manager {
 		opts.SelfAddrs = LocalAddrs()
 	}
 	m := &Manager{pols: pols, now: opts.Now, Stats: make([]JailStats, len(pols)),
-		active: make(map[bkey]Active), hist: make(map[netip.Prefix]History), histJail: make(map[bkey]History)}
+		active: make(map[bkey]Active), hist: make(map[netip.Prefix]History), histJail: make(map[bkey]History), inWide: make(map[bkey]int)}
 	for _, a := range opts.SelfAddrs {
 		a = a.Unmap()
 		m.self = append(m.self, netip.PrefixFrom(a, a.BitLen()))
@@ -346,9 +349,40 @@ func (m *Manager) banLocked(jail uint16, pfx netip.Prefix, now int64, reason str
 	h.Count, h.Last, hj.Count, hj.Last = h.Count+1, now, hj.Count+1, now
 	m.hist[pfx], m.histJail[k] = h, hj
 	a := Active{Jail: jail, Prefix: pfx, Start: now, End: end, Count: h.Count}
-	m.active[k] = a
+	m.setActiveLocked(k, a)
 	m.Stats[jail].Bans.Add(1)
 	return Decision{Op: OpBan, Jail: jail, Prefix: pfx, Start: now, End: end, Count: a.Count, JailCount: hj.Count, Reason: reason}
+}
+
+// setActiveLocked and deleteActiveLocked change the active bans and keep inWide in step.
+func (m *Manager) setActiveLocked(k bkey, a Active) {
+	if _, ok := m.active[k]; !ok {
+		m.countWideLocked(k, 1)
+	}
+	m.active[k] = a
+}
+
+func (m *Manager) deleteActiveLocked(k bkey) {
+	if _, ok := m.active[k]; ok {
+		m.countWideLocked(k, -1)
+		delete(m.active, k)
+	}
+}
+
+func (m *Manager) countWideLocked(k bkey, d int) {
+	if int(k.jail) >= len(m.pols) {
+		return
+	}
+	for _, e := range m.pols[k.jail].Escalate {
+		if e.V6 != k.prefix.Addr().Is6() || e.Bits >= k.prefix.Bits() {
+			continue
+		}
+		wide, _ := k.prefix.Addr().Prefix(e.Bits)
+		wk := bkey{prefix: wide, jail: k.jail}
+		if m.inWide[wk] += d; m.inWide[wk] <= 0 {
+			delete(m.inWide, wk)
+		}
+	}
 }
 
 // escalate applies the jail's aggregation rules after a ban of pfx: the decisions it returns ban
@@ -369,7 +403,7 @@ func (m *Manager) escalate(jail uint16, pfx netip.Prefix) []Decision {
 		}
 		wide, _ := pfx.Addr().Prefix(e.Bits)
 		wk := bkey{prefix: wide, jail: jail}
-		if _, ok := m.active[wk]; ok || m.protectedInside(jail, wide) {
+		if _, ok := m.active[wk]; ok || m.inWide[wk] < e.Count || m.protectedInside(jail, wide) {
 			continue
 		}
 		var inside []bkey
@@ -383,7 +417,7 @@ func (m *Manager) escalate(jail uint16, pfx netip.Prefix) []Decision {
 		}
 		for _, k := range inside {
 			a := m.active[k]
-			delete(m.active, k)
+			m.deleteActiveLocked(k)
 			out = append(out, a.unban("aggregated into "+wide.String()))
 		}
 		out = append(out, m.banLocked(jail, wide, now, fmt.Sprintf("%d bans inside", len(inside))))
@@ -424,7 +458,7 @@ func (m *Manager) Unban(jail uint16, all bool, prefix netip.Prefix, reason strin
 	for k, a := range m.active {
 		// An address also lifts the network ban (banprefix) that holds it.
 		if (k.prefix == prefix || single && k.prefix.Contains(prefix.Addr())) && (all || k.jail == jail) {
-			delete(m.active, k)
+			m.deleteActiveLocked(k)
 			out = append(out, a.unban(reason))
 		}
 	}
@@ -438,7 +472,7 @@ func (m *Manager) Expire(dst []Decision) []Decision {
 	defer m.mu.Unlock()
 	for k, a := range m.active {
 		if a.End != 0 && a.End <= now {
-			delete(m.active, k)
+			m.deleteActiveLocked(k)
 			dst = append(dst, a.unban("expired"))
 		}
 	}
@@ -459,7 +493,7 @@ func (m *Manager) Restore(list []Active, history map[netip.Prefix]History) []Dec
 			expired = append(expired, a.unban("expired"))
 			continue
 		}
-		m.active[bkey{prefix: a.Prefix, jail: a.Jail}] = a
+		m.setActiveLocked(bkey{prefix: a.Prefix, jail: a.Jail}, a)
 		if h := m.hist[a.Prefix]; h.Count < a.Count {
 			m.hist[a.Prefix] = History{Count: a.Count, Last: max(h.Last, a.Start)}
 		}

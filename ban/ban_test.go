@@ -276,3 +276,39 @@ func TestEscalation(t *testing.T) {
 		}
 	}
 }
+
+// Escalation counts only bans still in force: unbanned and expired ones inside the network do not
+// count towards its rule, restored ones do.
+func TestEscalationCountsBansInForce(t *testing.T) {
+	c := &clock{time.Unix(1_000_000, 0)}
+	pol := Policy{Name: "a", BanTime: time.Hour, Escalate: []Escalation{{V6: true, Bits: 48, Count: 3}}}
+	m := New([]Policy{pol}, Options{Now: c.now, SelfAddrs: []netip.Addr{}})
+	ban := func(a string) (wide bool) {
+		for _, d := range m.Decide([]window.Crossing{{Jail: 0, Addr: netip.MustParseAddr(a), Count: 5}}, nil) {
+			wide = wide || d.Op == OpBan && d.Prefix.Bits() == 48
+		}
+		return wide
+	}
+	ban("2001:db8:1::1")
+	ban("2001:db8:1::2")
+	m.Unban(0, false, netip.MustParsePrefix("2001:db8:1::2/128"), "manual")
+	if ban("2001:db8:1::3") {
+		t.Fatal("an unbanned address counted towards the /48")
+	}
+	c.t = c.t.Add(2 * time.Hour)
+	m.Expire(nil)
+	ban("2001:db8:1::4")
+	if ban("2001:db8:1::5") {
+		t.Fatal("expired bans counted towards the /48")
+	}
+	if !ban("2001:db8:1::6") {
+		t.Fatal("the third ban in force inside the /48 did not escalate")
+	}
+
+	m = New([]Policy{pol}, Options{Now: c.now, SelfAddrs: []netip.Addr{}})
+	end := c.t.Add(time.Hour).Unix()
+	m.Restore([]Active{{Prefix: netip.MustParsePrefix("2001:db8:2::1/128"), End: end}, {Prefix: netip.MustParsePrefix("2001:db8:2::2/128"), End: end}}, nil)
+	if !ban("2001:db8:2::3") {
+		t.Fatal("restored bans did not count towards the /48")
+	}
+}
