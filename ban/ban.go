@@ -4,6 +4,7 @@
 package ban
 
 import (
+	"container/heap"
 	"errors"
 	"fmt"
 	"math"
@@ -182,6 +183,9 @@ type Manager struct {
 	// inWide counts the active bans strictly inside each network of an escalation rule (keyed by
 	// jail and network), so a ban checks its rules without scanning every active ban.
 	inWide map[bkey]int
+	// ends orders the bans that end by their end time, so Expire looks only at the ones due. An
+	// entry whose ban was lifted or changed since is stale and dropped when it comes up.
+	ends endHeap
 }
 
 // History is how often a prefix was banned and when it was last banned (unix seconds).
@@ -360,6 +364,9 @@ func (m *Manager) setActiveLocked(k bkey, a Active) {
 		m.countWideLocked(k, 1)
 	}
 	m.active[k] = a
+	if a.End != 0 {
+		heap.Push(&m.ends, endEntry{end: a.End, key: k})
+	}
 }
 
 func (m *Manager) deleteActiveLocked(k bkey) {
@@ -470,13 +477,33 @@ func (m *Manager) Expire(dst []Decision) []Decision {
 	now := m.now().Unix()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for k, a := range m.active {
-		if a.End != 0 && a.End <= now {
-			m.deleteActiveLocked(k)
+	for len(m.ends) > 0 && m.ends[0].end <= now {
+		e := heap.Pop(&m.ends).(endEntry)
+		if a, ok := m.active[e.key]; ok && a.End == e.end {
+			m.deleteActiveLocked(e.key)
 			dst = append(dst, a.unban("expired"))
 		}
 	}
 	return dst
+}
+
+// endEntry is one ban's end time in Manager.ends.
+type endEntry struct {
+	end int64
+	key bkey
+}
+
+type endHeap []endEntry
+
+func (h endHeap) Len() int           { return len(h) }
+func (h endHeap) Less(i, j int) bool { return h[i].end < h[j].end }
+func (h endHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *endHeap) Push(x any)        { *h = append(*h, x.(endEntry)) }
+func (h *endHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
 }
 
 // Restore loads bans kept from an earlier run; ones already over are returned as unbans.

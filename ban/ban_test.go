@@ -312,3 +312,34 @@ func TestEscalationCountsBansInForce(t *testing.T) {
 		t.Fatal("restored bans did not count towards the /48")
 	}
 }
+
+// A ban lifted by hand and made again later ends at its new time, not at the first ban's.
+func TestExpireAfterUnbanAndReban(t *testing.T) {
+	c := &clock{time.Unix(1_000_000, 0)}
+	m := newManager(c)
+	ds := m.Decide([]window.Crossing{cross(0, "198.51.100.9")}, nil)
+	if len(ds) != 1 {
+		t.Fatalf("first ban: %+v", ds)
+	}
+	firstEnd := ds[0].End
+	p := netip.MustParsePrefix("198.51.100.9/32")
+	if u := m.Unban(0, false, p, "manual"); len(u) != 1 {
+		t.Fatalf("unban: %+v", u)
+	}
+	c.t = c.t.Add(300 * time.Second)
+	ds = m.Decide([]window.Crossing{cross(0, "198.51.100.9")}, nil)
+	if len(ds) != 1 || ds[0].End <= firstEnd {
+		t.Fatalf("second ban %+v must end after %d", ds, firstEnd)
+	}
+	c.t = time.Unix(firstEnd, 0)
+	if x := m.Expire(nil); len(x) != 0 {
+		t.Fatalf("the second ban expired at the first one's end: %+v", x)
+	}
+	c.t = time.Unix(ds[0].End, 0)
+	if x := m.Expire(nil); len(x) != 1 || x[0].Prefix != p || x[0].End != ds[0].End {
+		t.Fatalf("expiry at the second ban's end: %+v", x)
+	}
+	if x := m.Expire(nil); len(x) != 0 || len(m.ends) != 0 {
+		t.Fatalf("left behind: %+v, %d end entries", x, len(m.ends))
+	}
+}
