@@ -7,9 +7,9 @@ export PATH := /usr/local/go/bin:$(HOME)/go/bin:$(PATH)
 export DEBIAN_FRONTEND := noninteractive
 GO    ?= go
 BIN   := bin/portcullis
-# Hyperscan (cgo, pinned gohs v1.2.2 links it; gohs has a C++ file, hence g++), nftables for the nft CLI used by tests and
+# Hyperscan (cgo, pinned gohs v1.2.2 links it; gohs has a C++ file, hence g++), PCRE2 (cgo, confirms Hyperscan's hits), nftables for the nft CLI used by tests and
 # operators, iproute2 + util-linux for the private network namespaces of the system tests.
-DEB_PACKAGES := libhyperscan-dev pkg-config gcc g++ nftables iproute2 util-linux
+DEB_PACKAGES := libhyperscan-dev libpcre2-dev pkg-config gcc g++ nftables iproute2 util-linux
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 FUZZTIME ?= 30s
 

@@ -115,6 +115,11 @@ type Matcher struct {
 	Stats        []JailStats // indexed by jail ID
 	// Warnings lists regexes that run prefiltered or without Hyperscan.
 	Warnings []string
+	// RegexLimit counts matches PCRE2 gave up on (backtracking limits), which Go's regexp or
+	// regexp2 then answered.
+	RegexLimit atomic.Uint64
+	// pairs is the most capture groups (plus one) of any PCRE2 regex: the size of match data.
+	pairs int
 }
 
 // CompileError names the filter, the regex and why it could not be compiled.
@@ -270,17 +275,40 @@ func New(jails []JailSpec, opts Options) (*Matcher, error) {
 	if len(errs) > 0 {
 		return nil, errs
 	}
+	for i := range m.jails {
+		jr := &m.jails[i]
+		all := append(append([]rx{}, jr.fail...), jr.ignore...)
+		if jr.pref != nil {
+			all = append(all, *jr.pref)
+		}
+		for _, r := range all {
+			if r.pc != nil {
+				m.pairs = max(m.pairs, r.pc.pairs)
+			}
+		}
+	}
 	if err := m.build(cands); err != nil {
 		return nil, err
 	}
 	return m, nil
 }
 
-// Close frees the database.
+// Close frees the database and the compiled regexes; no worker may use the matcher after.
 func (m *Matcher) Close() {
 	if m.db != nil {
 		m.db.Close()
 		m.db = nil
+	}
+	for i := range m.jails {
+		jr := &m.jails[i]
+		if jr.pref != nil {
+			jr.pref.pc.free()
+		}
+		for _, list := range [2][]rx{jr.fail, jr.ignore} {
+			for j := range list {
+				list[j].pc.free()
+			}
+		}
 	}
 }
 
@@ -388,6 +416,25 @@ type Worker struct {
 	// the last failregex match in a maxlines buffer, for removing its lines
 	matched              bool
 	matchStart, matchEnd int
+
+	// PCRE2: the block's confirming matches run in one cgo call between collecting the lines
+	// Hyperscan hit (jobs) and deciding them; pre is the current job's range of requests.
+	px         *pcreBatch
+	batching   bool
+	jobs       []job
+	jobCands   []uint32
+	pre        [2]int
+	pcreErrors uint64
+}
+
+// job is one (line, jail) whose candidates wait for the batch.
+type job struct {
+	t    time.Time
+	li   uint32
+	jail uint16
+	cand [2]int32 // w.jobCands[cand[0]:cand[1]]
+	text [2]int32 // w.px.buf[text[0]:text[1]]
+	reqs [2]int32 // w.px.reqs[reqs[0]:reqs[1]]
 }
 
 // CollectCounts makes collected Details carry no captured fields, which is cheaper when only
@@ -411,6 +458,12 @@ func (m *Matcher) NewWorker() (*Worker, error) {
 		w.scratch = s
 	}
 	w.handler = w.onMatch
+	px, err := newPCREBatch(m.pairs)
+	if err != nil {
+		w.Close()
+		return nil, err
+	}
+	w.px = px
 	return w, nil
 }
 
@@ -420,6 +473,7 @@ func (w *Worker) Close() {
 		_ = w.scratch.Free()
 		w.scratch = nil
 	}
+	w.px.free()
 }
 
 func (w *Worker) onMatch(id uint, _, to uint64, _ uint, _ interface{}) error {
@@ -456,7 +510,7 @@ func (w *Worker) otherMatches(jr *jailRx, text []byte, skip int) int {
 	content := text
 	var pc captures
 	if jr.pref != nil {
-		if !jr.pref.exec(text, &pc) {
+		if !w.exec(jr.pref, text, &pc) {
 			return 0
 		}
 		if c := pc.get("content"); c != nil {
@@ -466,7 +520,7 @@ func (w *Worker) otherMatches(jr *jailRx, text []byte, skip int) int {
 	n := 0
 	var c captures
 	for i := range jr.fail {
-		if i == skip || !jr.fail[i].exec(content, &c) {
+		if i == skip || !w.exec(&jr.fail[i], content, &c) {
 			continue
 		}
 		if c.get("nofail") != nil || pc.get("nofail") != nil || c.get("mlfid") != nil || pc.get("mlfid") != nil {
@@ -516,8 +570,11 @@ func (w *Worker) Match(b *ingest.Block, dst []Event) ([]Event, error) {
 			now = m.opts.Now()
 		}
 		slices.Sort(w.cand) // ids are laid out jail by jail, failregex before ignoreregex
+		w.batching = true
 		dst = w.confirmLine(b.Line(li), uint32(li), jails, now, w.fixed, dst, -1, nil)
+		w.batching = false
 	}
+	dst = w.decideJobs(dst)
 	dst = w.slowJails(b, jails, dst)
 	w.flushStats()
 	return dst, nil
@@ -549,6 +606,10 @@ func (w *Worker) flushStats() {
 		s.NoDate.Add(c.noDate)
 		s.BadAddr.Add(c.badAddr)
 		*c = jailCounts{}
+	}
+	if w.pcreErrors > 0 {
+		w.m.RegexLimit.Add(w.pcreErrors)
+		w.pcreErrors = 0
 	}
 }
 
@@ -681,11 +742,83 @@ func (w *Worker) confirmLine(line []byte, li uint32, jails ingest.JailSet, now, 
 			}
 			continue
 		}
+		if w.batching {
+			w.queue(jail, group, text, li, t)
+			continue
+		}
 		if ev, ok := w.confirm(jail, group, text, li, t, detail); ok {
 			dst = append(dst, ev)
 		}
 	}
 	return dst
+}
+
+// queue copies a (line, jail) and its candidate regexes into the block's batch: the prefregex on
+// the text, each failregex on the prefregex's <F-CONTENT> (or the text), each ignoreregex Hyperscan
+// hit on both.
+func (w *Worker) queue(jail uint16, group []uint32, text []byte, li uint32, t time.Time) {
+	x, m := w.px, w.m
+	jr := &m.jails[jail]
+	j := job{t: t, li: li, jail: jail}
+	j.cand[0] = int32(len(w.jobCands))
+	w.jobCands = append(w.jobCands, group...)
+	j.cand[1] = int32(len(w.jobCands))
+	j.text[0] = int32(len(x.buf))
+	x.buf = append(x.buf, text...)
+	j.text[1] = int32(len(x.buf))
+	j.reqs[0] = int32(len(x.reqs))
+	off, n := int(j.text[0]), len(text)
+	dep, grp := -1, 0
+	if jr.pref != nil && jr.pref.pc != nil {
+		p := x.add(jr.pref.pc, off, n, -1, 0)
+		if i := slices.Index(jr.pref.names, "content"); i >= 0 {
+			dep, grp = p, jr.pref.pc.named[i]
+		}
+	}
+	if jr.pref == nil || jr.pref.pc != nil {
+		for _, id := range group {
+			ref := m.refs[id]
+			switch {
+			case !ref.ignore && jr.fail[ref.idx].pc != nil:
+				x.add(jr.fail[ref.idx].pc, off, n, dep, grp)
+			case ref.ignore && jr.ignore[ref.idx].pc != nil:
+				x.add(jr.ignore[ref.idx].pc, off, n, -1, 0)
+				if dep >= 0 {
+					x.add(jr.ignore[ref.idx].pc, off, n, dep, grp)
+				}
+			}
+		}
+	}
+	j.reqs[1] = int32(len(x.reqs))
+	w.jobs = append(w.jobs, j)
+}
+
+// decideJobs runs the block's batch (one cgo call) and confirms the queued lines in order.
+func (w *Worker) decideJobs(dst []Event) []Event {
+	if len(w.jobs) == 0 {
+		return dst
+	}
+	x := w.px
+	x.run()
+	for _, j := range w.jobs {
+		w.pre = [2]int{int(j.reqs[0]), int(j.reqs[1])}
+		text := x.buf[j.text[0]:j.text[1]]
+		if ev, ok := w.confirm(j.jail, w.jobCands[j.cand[0]:j.cand[1]], text, j.li, j.t, nil); ok {
+			dst = append(dst, ev)
+		}
+	}
+	w.pre = [2]int{}
+	w.jobs, w.jobCands = w.jobs[:0], w.jobCands[:0]
+	x.reset()
+	return dst
+}
+
+// batched is the batch's result of p on text for the job being decided, if it was queued.
+func (w *Worker) batched(p *pcre, text []byte) (pxResult, []int32, bool) {
+	if w.pre[1] == 0 {
+		return pxResult{}, nil, false
+	}
+	return w.px.find(w.pre[0], w.pre[1], p, text)
 }
 
 // confirm applies a jail's prefregex, ignoreregexes and the failregexes Hyperscan reported (all of
@@ -706,7 +839,7 @@ func (w *Worker) confirm(jail uint16, group []uint32, text []byte, li uint32, t 
 	content := text
 	w.pcaps.names, w.pcaps.vals = nil, w.pcaps.vals[:0]
 	if jr.pref != nil {
-		if !jr.pref.exec(text, &w.pcaps) {
+		if !w.exec(jr.pref, text, &w.pcaps) {
 			return Event{}, false
 		}
 		if c := w.pcaps.get("content"); c != nil {
@@ -719,7 +852,7 @@ func (w *Worker) confirm(jail uint16, group []uint32, text []byte, li uint32, t 
 			if group != nil && !hitIgnore(m, group, i) {
 				continue
 			}
-			if r.matches(text) || (jr.pref != nil && r.matches(content)) {
+			if w.matches(r, text) || (jr.pref != nil && w.matches(r, content)) {
 				return true
 			}
 		}
@@ -727,7 +860,7 @@ func (w *Worker) confirm(jail uint16, group []uint32, text []byte, li uint32, t 
 	}
 	try := func(idx int) (Event, bool) {
 		r := &jr.fail[idx]
-		if !r.exec(content, &w.caps) {
+		if !w.exec(r, content, &w.caps) {
 			return Event{}, false
 		}
 		if ignored() {

@@ -3,6 +3,7 @@ package matcher
 import (
 	"fmt"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/dlclark/regexp2"
@@ -18,12 +19,36 @@ type rx struct {
 	re2   *regexp2.Regexp
 	names []string // named groups, in pattern order
 	goIdx []int    // Go: submatch index of each name
+	// pc answers first when set (see usePCRE); re or re2 answer when PCRE2 reports an error
+	// (a match that hit its backtracking limits).
+	pc *pcre
 }
 
 // regexp2Timeout bounds one backtracking match, so a hostile line cannot stall a worker.
 const regexp2Timeout = 100 * time.Millisecond
 
 func compileRx(text, expr string) (rx, error) {
+	r, err := compileRxOnly(text, expr)
+	if err == nil && usePCRE(expr) {
+		// A pattern PCRE2 refuses still works through re or re2.
+		r.pc, _ = compilePCRE(expr, r.names)
+	}
+	return r, err
+}
+
+// usePCRE: PCRE2 runs patterns in byte mode, where it agrees with Go's regexp on ASCII patterns
+// (\w, \d, \s and \b are ASCII in both; a negated class or . takes any byte). A pattern with other
+// text, or with Python's \Z (PCRE2's \z), stays with Go's regexp or regexp2.
+func usePCRE(expr string) bool {
+	for i := 0; i < len(expr); i++ {
+		if expr[i] >= 0x80 {
+			return false
+		}
+	}
+	return !strings.Contains(expr, `\Z`)
+}
+
+func compileRxOnly(text, expr string) (rx, error) {
 	r := rx{text: text, expr: expr}
 	if re, err := regexp.Compile(expr); err == nil {
 		r.re = re
@@ -67,8 +92,8 @@ func (c *captures) get(name string) []byte {
 	return nil
 }
 
-// exec matches text (search, as Python's re.search) and fills c.
-func (r *rx) exec(text []byte, c *captures) bool {
+// execGo matches text (search, as Python's re.search) with Go's regexp or regexp2 and fills c.
+func (r *rx) execGo(text []byte, c *captures) bool {
 	c.names = r.names
 	c.vals = c.vals[:0]
 	if r.re != nil {
@@ -104,8 +129,8 @@ func (r *rx) exec(text []byte, c *captures) bool {
 	return true
 }
 
-// matches reports whether text matches, without captures.
-func (r *rx) matches(text []byte) bool {
+// matchesGo reports whether text matches, without captures, with Go's regexp or regexp2.
+func (r *rx) matchesGo(text []byte) bool {
 	if r.re != nil {
 		return r.re.Match(text)
 	}
@@ -126,4 +151,64 @@ func runeToByte(s string, runes int) int {
 		n++
 	}
 	return len(s)
+}
+
+// crossCheck, set only by tests, is shown every answer PCRE2 gives (captures nil for matches).
+var crossCheck func(r *rx, text []byte, matched bool, c *captures)
+
+// exec matches r on text (search, as Python's re.search) and fills c: from the block's batch when
+// the batch holds this regex on this very text, else by a match now.
+func (w *Worker) exec(r *rx, text []byte, c *captures) bool {
+	if r.pc == nil {
+		return r.execGo(text, c)
+	}
+	q, ov, ok := w.batched(r.pc, text)
+	if !ok {
+		q, ov = w.px.one(r.pc, text)
+	}
+	if crossCheck != nil && q.rc() >= pxNoMatch {
+		defer func() { crossCheck(r, text, q.rc() > 0, c) }()
+	}
+	switch {
+	case q.rc() > 0:
+		base := q.off() // ov holds offsets into what text is a part of, from base
+		c.names = r.names
+		c.vals = c.vals[:0]
+		c.start, c.end = int(ov[0])-base, int(ov[1])-base
+		for _, g := range r.pc.named {
+			if s := ov[2*g]; s >= 0 {
+				c.vals = append(c.vals, text[int(s)-base:int(ov[2*g+1])-base])
+			} else {
+				c.vals = append(c.vals, nil)
+			}
+		}
+		return true
+	case q.rc() == pxNoMatch:
+		c.names, c.vals = r.names, c.vals[:0]
+		return false
+	}
+	w.pcreErrors++
+	return r.execGo(text, c)
+}
+
+// matches reports whether r matches text, without captures.
+func (w *Worker) matches(r *rx, text []byte) bool {
+	if r.pc == nil {
+		return r.matchesGo(text)
+	}
+	q, _, ok := w.batched(r.pc, text)
+	if !ok {
+		q, _ = w.px.one(r.pc, text)
+	}
+	if crossCheck != nil && q.rc() >= pxNoMatch {
+		crossCheck(r, text, q.rc() > 0, nil)
+	}
+	switch {
+	case q.rc() > 0:
+		return true
+	case q.rc() == pxNoMatch:
+		return false
+	}
+	w.pcreErrors++
+	return r.matchesGo(text)
 }

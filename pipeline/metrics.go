@@ -82,6 +82,7 @@ func (d *Daemon) writeMetrics(w writer) {
 	counter("portcullis_window_refused_total", eng.win.Refused.Load())
 	counter("portcullis_window_evicted_total", eng.win.Evicted.Load())
 	counter("portcullis_scan_errors_total", eng.errors.Load())
+	counter("portcullis_regex_limit_total", eng.m.RegexLimit.Load())
 	counter("portcullis_lines_processed_total", eng.lines.Load())
 	gauge("portcullis_uptime_seconds", d.opts.Now().Sub(d.started).Seconds())
 	set.WritePrometheus(w)

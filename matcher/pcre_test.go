@@ -1,0 +1,109 @@
+package matcher
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/portcullis/portcullis/internal/f2bcorpus"
+)
+
+// PCRE2 confirms the lines Hyperscan hits; Go's regexp (or regexp2) is the reference it must agree
+// with. Every regex answer PCRE2 gives while fail2ban's corpus runs through fail2ban's filters, and
+// our samples and fail2ban's through our filters, is checked against Go's: match or not, the
+// whole match and every named group.
+func TestPCREAgreesWithGo(t *testing.T) {
+	needCorpus(t)
+	loc, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	corpusLoc = loc
+	answers, differ := 0, 0
+	var notes []string
+	crossCheck = func(r *rx, text []byte, matched bool, c *captures) {
+		answers++
+		var g captures
+		goMatched := r.execGo(text, &g)
+		why := ""
+		switch {
+		case goMatched != matched:
+			why = fmt.Sprintf("PCRE2 matched=%v, Go matched=%v", matched, goMatched)
+		case c != nil && matched && (g.start != c.start || g.end != c.end):
+			why = fmt.Sprintf("whole match [%d,%d) against Go's [%d,%d)", c.start, c.end, g.start, g.end)
+		case c != nil && matched:
+			for i, n := range g.names {
+				a, b := c.vals[i], g.vals[i]
+				if (a == nil) != (b == nil) || !bytes.Equal(a, b) {
+					why = fmt.Sprintf("group %s = %q against Go's %q", n, a, b)
+					break
+				}
+			}
+		}
+		if why != "" {
+			differ++
+			if len(notes) < 20 {
+				notes = append(notes, fmt.Sprintf("%s\n    regex %s\n    text  %q", why, r.expr, text))
+			}
+		}
+	}
+	defer func() { crossCheck = nil }()
+
+	entries, err := os.ReadDir(f2bcorpus.FilterDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		name, ok := strings.CutSuffix(e.Name(), ".conf")
+		if ok && !strings.HasSuffix(name, "common") && !strings.HasPrefix(name, "zzz-") {
+			runCorpusFilter(name, f2bcorpus.FilterDir(), f2bcorpus.LogsDir(), "", loc)
+		}
+	}
+	for _, name := range ownFilters(t) {
+		runCorpusFilter(name, ownFilterDir, ownSamples, ".log", loc)
+		if _, err := os.Stat(filepath.Join(f2bcorpus.LogsDir(), name)); err == nil {
+			runCorpusFilter(name, ownFilterDir, f2bcorpus.LogsDir(), "", loc)
+		}
+	}
+	t.Logf("%d PCRE2 answers checked against Go's regexp", answers)
+	if answers < 1000 {
+		t.Fatalf("only %d PCRE2 answers: is PCRE2 in use?", answers)
+	}
+	if differ > 0 {
+		t.Fatalf("%d of %d answers differ:\n%s", differ, answers, strings.Join(notes, "\n"))
+	}
+}
+
+// A line that makes a pattern backtrack past PCRE2's limits gets Go's (linear) answer, and the
+// fallback is counted.
+func TestPCRELimitFallsBackToGo(t *testing.T) {
+	r, err := compileRx("test", `^(?P<run>(?:a|aa)+)$`)
+	if err != nil || r.pc == nil {
+		t.Fatalf("compile: %v, PCRE2 %v", err, r.pc != nil)
+	}
+	defer r.pc.free()
+	px, err := newPCREBatch(r.pc.pairs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer px.free()
+	w := &Worker{px: px}
+	var c captures
+	if !w.exec(&r, []byte("aaaa"), &c) || string(c.get("run")) != "aaaa" || w.pcreErrors != 0 {
+		t.Fatalf("plain match: %q, errors %d", c.get("run"), w.pcreErrors)
+	}
+	hostile := []byte(strings.Repeat("a", 60) + "!")
+	if w.exec(&r, hostile, &c) {
+		t.Fatal("matched a line that ends in !")
+	}
+	if w.pcreErrors != 1 {
+		t.Fatalf("PCRE2 gave an answer within its limits (%d errors): the test needs a harder line", w.pcreErrors)
+	}
+	if w.matches(&r, hostile) || w.pcreErrors != 2 {
+		t.Fatalf("matches: errors %d", w.pcreErrors)
+	}
+}
