@@ -1,6 +1,7 @@
 package matcher
 
 import (
+	"fmt"
 	"net/netip"
 	"path/filepath"
 	"strings"
@@ -346,5 +347,32 @@ func TestPerJailDNSAndZone(t *testing.T) {
 	r1, _ = w.Explain(1, ip)
 	if d := r0.Time.Sub(r1.Time); d != 5*time.Hour+30*time.Minute {
 		t.Fatalf("logtimezone: UTC stamp %v, IST stamp %v, difference %v", r0.Time, r1.Time, d)
+	}
+}
+
+// A full multi-line cache drops expired connections first, then the oldest, and leaves room so
+// the next inserts do not each pay for a scan of the cache.
+func TestMultiLineCacheEviction(t *testing.T) {
+	s := newMLState()
+	for i := range mlMaxEntries {
+		// All within mlMaxAge of each other: nothing expires, the oldest must make room.
+		s.merge(fmt.Sprint("old", i), map[string]string{"ip4": "192.0.2.1"}, int64(i*mlMaxAge/mlMaxEntries), false)
+	}
+	if len(s.cache) != mlMaxEntries {
+		t.Fatalf("%d entries before the cache is full", len(s.cache))
+	}
+	now := int64(mlMaxAge)
+	s.merge("new", map[string]string{"ip4": "192.0.2.2"}, now, false)
+	if n := len(s.cache); n != mlMaxEntries*9/10+1 {
+		t.Fatalf("%d entries after eviction, want %d", n, mlMaxEntries*9/10+1)
+	}
+	if _, ok := s.cache["old0"]; ok {
+		t.Fatal("the oldest connection survived eviction")
+	}
+	if _, ok := s.cache[fmt.Sprint("old", mlMaxEntries-1)]; !ok {
+		t.Fatal("the newest connection was evicted")
+	}
+	if _, ok := s.cache["new"]; !ok {
+		t.Fatal("the new connection is not cached")
 	}
 }

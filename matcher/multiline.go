@@ -164,14 +164,18 @@ func (s *mlState) mergeLocked(id string, cur map[string]string, now int64) *mlEn
 	return fail
 }
 
-// evict drops expired entries, or the oldest half when none expired.
+// evict makes room in a full cache: it drops the expired entries and, when that frees less than
+// a tenth of the cache, the oldest entries down to nine tenths. The headroom matters: with more
+// live connections than the cache holds, freeing one entry per insert cost a scan of the whole
+// cache per line.
 func (s *mlState) evict(now int64) {
 	for k, e := range s.cache {
 		if now-e.last > mlMaxAge {
 			delete(s.cache, k)
 		}
 	}
-	if len(s.cache) < mlMaxEntries {
+	keep := mlMaxEntries * 9 / 10
+	if len(s.cache) <= keep {
 		return
 	}
 	ages := make([]int64, 0, len(s.cache))
@@ -179,9 +183,18 @@ func (s *mlState) evict(now int64) {
 		ages = append(ages, e.last)
 	}
 	slices.Sort(ages)
-	cut := ages[len(ages)/2]
+	cut := ages[len(ages)-keep] // entries last seen before cut go
 	for k, e := range s.cache {
-		if e.last <= cut {
+		if e.last < cut {
+			delete(s.cache, k)
+		}
+	}
+	// Ties at cut: drop as many as it takes, in map order.
+	for k, e := range s.cache {
+		if len(s.cache) <= keep {
+			break
+		}
+		if e.last == cut {
 			delete(s.cache, k)
 		}
 	}
