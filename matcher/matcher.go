@@ -425,6 +425,7 @@ type Worker struct {
 	jobCands   []uint32
 	pre        [2]int
 	pcreErrors uint64
+	mlCur      fieldList // one line's groups for the multi-line merge, reused
 }
 
 // job is one (line, jail) whose candidates wait for the batch.
@@ -886,7 +887,7 @@ func (w *Worker) confirm(jail uint16, group []uint32, text []byte, li uint32, t 
 		}
 		if jr.ml != nil {
 			if mlfid := firstCapture("mlfid", &w.caps, &w.pcaps); mlfid != nil {
-				return w.multiLine(jail, jr, idx, string(mlfid), li, t, detail)
+				return w.multiLine(jail, jr, idx, mlfid, li, t, detail)
 			}
 		}
 		nofail := w.caps.get("nofail") != nil || w.pcaps.get("nofail") != nil
@@ -930,17 +931,37 @@ func firstCapture(name string, cs ...*captures) []byte {
 
 // multiLine merges a match that carries an <F-MLFID> into its connection's state and reports the
 // merged failure, if it is one.
-func (w *Worker) multiLine(jail uint16, jr *jailRx, idx int, mlfid string, li uint32, t time.Time, detail *Result) (Event, bool) {
-	cur := make(map[string]string)
+func (w *Worker) multiLine(jail uint16, jr *jailRx, idx int, mlfid []byte, li uint32, t time.Time, detail *Result) (Event, bool) {
+	// The groups are views of the line, valid for this call: merge copies what it keeps.
+	cur := w.mlCur[:0]
+	alt := false
 	for _, c := range [2]*captures{&w.pcaps, &w.caps} { // failregex groups override prefregex ones
 		for i, n := range c.names {
 			if i < len(c.vals) && c.vals[i] != nil {
-				cur[n] = string(c.vals[i])
+				v := unsafe.String(unsafe.SliceData(c.vals[i]), len(c.vals[i]))
+				if j := slices.IndexFunc(cur, func(f field) bool { return f.name == n }); j >= 0 {
+					cur[j].val = v
+				} else {
+					cur = append(cur, field{n, v})
+				}
+				alt = alt || strings.HasPrefix(n, "alt_")
 			}
 		}
 	}
-	mergeAlt(cur) // fail2ban merges alternates before the multi-line merge
-	r := jr.ml.merge(mlfid, cur, t.Unix(), detail != nil && !w.noFields)
+	if alt {
+		// fail2ban merges alternates before the multi-line merge (a rare case: through a map).
+		fm := make(map[string]string, len(cur))
+		for _, f := range cur {
+			fm[f.name] = f.val
+		}
+		mergeAlt(fm)
+		cur = cur[:0]
+		for k, v := range fm {
+			cur = append(cur, field{k, v})
+		}
+	}
+	w.mlCur = cur
+	r := jr.ml.merge(unsafe.String(unsafe.SliceData(mlfid), len(mlfid)), &w.mlCur, t.Unix(), detail != nil && !w.noFields)
 	var addr netip.Addr
 	if r.id != "" && r.fields["dns"] != r.id {
 		if a, err := netip.ParseAddr(r.id); err == nil {

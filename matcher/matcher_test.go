@@ -356,13 +356,13 @@ func TestMultiLineCacheEviction(t *testing.T) {
 	s := newMLState()
 	for i := range mlMaxEntries {
 		// All within mlMaxAge of each other: nothing expires, the oldest must make room.
-		s.merge(fmt.Sprint("old", i), map[string]string{"ip4": "192.0.2.1"}, int64(i*mlMaxAge/mlMaxEntries), false)
+		s.merge(fmt.Sprint("old", i), &fieldList{{"ip4", "192.0.2.1"}}, int64(i*mlMaxAge/mlMaxEntries), false)
 	}
 	if len(s.cache) != mlMaxEntries {
 		t.Fatalf("%d entries before the cache is full", len(s.cache))
 	}
 	now := int64(mlMaxAge)
-	s.merge("new", map[string]string{"ip4": "192.0.2.2"}, now, false)
+	s.merge("new", &fieldList{{"ip4", "192.0.2.2"}}, now, false)
 	if n := len(s.cache); n != mlMaxEntries*9/10+1 {
 		t.Fatalf("%d entries after eviction, want %d", n, mlMaxEntries*9/10+1)
 	}

@@ -2,6 +2,7 @@ package matcher
 
 import (
 	"slices"
+	"strings"
 	"sync"
 )
 
@@ -22,12 +23,52 @@ const (
 )
 
 type mlEntry struct {
-	fields        map[string]string
+	fields        fieldList
 	users         []string // every user seen on the connection
 	pending       bool     // a failure without an id is waiting for one
 	matches       int      // lines that make up the failure (fail2ban's "attempts")
 	nofailMatches int      // helper lines seen before the failure
 	last          int64    // log time of the last line
+}
+
+// fieldList is a connection's named groups: a handful, so a slice searched in order beats a map
+// (no hashing, one allocation per connection instead of a map's buckets).
+type fieldList []field
+
+type field struct{ name, val string }
+
+func (f fieldList) get(name string) (string, bool) {
+	for i := range f {
+		if f[i].name == name {
+			return f[i].val, true
+		}
+	}
+	return "", false
+}
+
+func (f fieldList) val(name string) string { v, _ := f.get(name); return v }
+
+// set stores a copy of val unless the same value is there already.
+func (f *fieldList) set(name, val string) {
+	for i := range *f {
+		if (*f)[i].name == name {
+			if (*f)[i].val != val {
+				(*f)[i].val = strings.Clone(val)
+			}
+			return
+		}
+	}
+	*f = append(*f, field{name, strings.Clone(val)})
+}
+
+func (f *fieldList) del(name string) bool {
+	for i := range *f {
+		if (*f)[i].name == name {
+			*f = slices.Delete(*f, i, i+1)
+			return true
+		}
+	}
+	return false
 }
 
 func newMLState() *mlState { return &mlState{cache: make(map[string]*mlEntry)} }
@@ -37,7 +78,7 @@ func (e *mlEntry) addUser(u string) []string {
 		return e.users
 	}
 	if !slices.Contains(e.users, u) {
-		e.users = append(e.users, u)
+		e.users = append(e.users, strings.Clone(u))
 	}
 	return e.users
 }
@@ -51,25 +92,26 @@ type mlResult struct {
 	id       string // ip4, ip6, dns or fid; empty: pending, waiting for a line that names it
 }
 
-// merge folds the groups of one matching line (cur; consumed) into the connection's entry, as
-// fail2ban's Filter._mergeFailure does, and returns the merged failure. A failure that still has
-// no id is marked pending.
+// merge folds the groups of one matching line (cur) into the connection's entry, as fail2ban's
+// Filter._mergeFailure does, and returns the merged failure. A failure that still has no id is
+// marked pending. id and cur's values may be views of the line: merge copies what it keeps, and
+// may change cur.
 // With copyOut the merged groups and users are copied into the result.
-func (s *mlState) merge(id string, cur map[string]string, now int64, copyOut bool) mlResult {
+func (s *mlState) merge(id string, cur *fieldList, now int64, copyOut bool) mlResult {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e := s.mergeLocked(id, cur, now)
 	r := mlResult{attempts: e.matches}
 	if copyOut {
 		r.fields = make(map[string]string, len(e.fields))
-		for k, v := range e.fields {
-			r.fields[k] = v
+		for _, f := range e.fields {
+			r.fields[f.name] = f.val
 		}
 		r.users = slices.Clone(e.users)
 	}
-	_, r.nofail = e.fields["nofail"]
+	_, r.nofail = e.fields.get("nofail")
 	for _, g := range idGroups {
-		if v := e.fields[g]; v != "" {
+		if v := e.fields.val(g); v != "" {
 			r.id = v
 			break
 		}
@@ -80,7 +122,7 @@ func (s *mlState) merge(id string, cur map[string]string, now int64, copyOut boo
 	return r
 }
 
-func (s *mlState) mergeLocked(id string, cur map[string]string, now int64) *mlEntry {
+func (s *mlState) mergeLocked(id string, cur *fieldList, now int64) *mlEntry {
 	const (
 		fNoFail   = 1
 		fForget   = 2
@@ -88,19 +130,18 @@ func (s *mlState) mergeLocked(id string, cur map[string]string, now int64) *mlEn
 		fGained   = 8
 	)
 	flags := 0
-	_, nofail := cur["nofail"]
-	gv, gained := cur["mlfgained"]
+	_, nofail := cur.get("nofail")
+	gv, gained := cur.get("mlfgained")
 	if gained {
 		flags |= fGained | fNoFail
 		if !nofail {
-			cur["nofail"] = gv
+			*cur = append(*cur, field{"nofail", gv})
 		}
 	} else if nofail {
 		flags |= fNoFail
 	}
-	if _, forget := cur["mlfforget"]; forget {
+	if cur.del("mlfforget") {
 		flags |= fForget
-		delete(cur, "mlfforget")
 	}
 	e := s.cache[id]
 	if e != nil && now-e.last > mlMaxAge {
@@ -110,14 +151,12 @@ func (s *mlState) mergeLocked(id string, cur map[string]string, now int64) *mlEn
 	var users []string
 	var fail *mlEntry
 	if e != nil {
-		users = e.addUser(cur["user"])
-		if _, ok := e.fields["nofail"]; ok {
+		users = e.addUser(cur.val("user"))
+		if e.fields.del("nofail") {
 			flags |= fHadState
-			delete(e.fields, "nofail")
 		}
-		if _, ok := e.fields["mlfgained"]; ok {
+		if e.fields.del("mlfgained") {
 			flags |= fHadState
-			delete(e.fields, "mlfgained")
 		}
 		if flags&fGained != 0 {
 			e.pending = false
@@ -125,8 +164,8 @@ func (s *mlState) mergeLocked(id string, cur map[string]string, now int64) *mlEn
 		if flags&fHadState == 0 && !e.pending {
 			e.matches = 0 // already reported with an earlier failure
 		}
-		for k, v := range cur {
-			e.fields[k] = v
+		for _, f := range *cur {
+			e.fields.set(f.name, f.val)
 		}
 		e.last = now
 		fail = e
@@ -134,21 +173,25 @@ func (s *mlState) mergeLocked(id string, cur map[string]string, now int64) *mlEn
 			delete(s.cache, id)
 		}
 	} else {
-		fail = &mlEntry{fields: cur, last: now}
+		fields := make(fieldList, 0, len(*cur))
+		for _, f := range *cur {
+			fields.set(f.name, f.val)
+		}
+		fail = &mlEntry{fields: fields, last: now}
 		if flags&fForget == 0 {
-			users = fail.addUser(cur["user"])
+			users = fail.addUser(cur.val("user"))
 			if len(s.cache) >= mlMaxEntries {
 				s.evict(now)
 			}
-			s.cache[id] = fail
+			s.cache[strings.Clone(id)] = fail
 		}
 	}
 	wasPending := fail.pending
 	fail.pending = false
 	if wasPending || len(users) > 1 {
 		// Pending failures or another user on the same connection: this is no longer a helper.
-		delete(fail.fields, "nofail")
-		delete(fail.fields, "mlfgained")
+		fail.fields.del("nofail")
+		fail.fields.del("mlfgained")
 		flags &^= fGained | fNoFail
 	}
 	if flags&fNoFail == 0 {
