@@ -132,15 +132,16 @@ func hsExpr(expr string) string {
 }
 
 // literalLead returns where to start scanning: at the start of the pattern's best strong literal
-// — a run of 4 or more literal characters at the top level, or a group of literal alternatives of
-// 4 or more characters each. The first one is taken unless a later one is at least twice as long
-// (and 8 characters or more): `\[client ` over `(?:error|warn|…)` in Apache's error lines,
-// ": client denied by server configuration: " over both. What follows a top-level position is a
-// superset of the whole pattern (every match contains a match of it, ending at the same place),
-// and Hyperscan finds a pattern that starts at a rare literal far faster than one that starts
-// with a repetition or a class every line satisfies (`"[^"]*" 401` in access logs: 6× faster as
-// `" 401`; the Apache error prefix before "[client": 3.4×). Patterns with back-references or
-// conditionals keep their start (a cut could drop the group they refer to); 0 means no cut.
+// — a run of 4 or more literal characters at the top level, or a group each of whose alternatives
+// holds such a run (its score: the shortest of those runs). The first one is taken unless a later
+// one scores at least twice as much (and 8 or more): `\[client ` over `(?:error|warn|…)` in
+// Apache's error lines, ": client denied by server configuration: " over both. What follows a
+// top-level position is a superset of the whole pattern (every match contains a match of it,
+// ending at the same place), and Hyperscan finds a pattern that starts at a rare literal far
+// faster than one that starts with a repetition or a class every line satisfies (`"[^"]*" 401` in
+// access logs: 6× faster as `" 401`; the Apache error prefix before "[client": 3.4×). Patterns
+// with back-references or conditionals keep their start (a cut could drop the group they refer
+// to); 0 means no cut.
 func literalLead(expr string) int {
 	if strings.Contains(expr, "(?P=") || strings.Contains(expr, "(?(") {
 		return 0
@@ -151,17 +152,28 @@ func literalLead(expr string) int {
 			best, bestScore = at, score
 		}
 	}
+	ok := literalRuns(expr, func(at, score int) { consider(at, score) })
+	if !ok {
+		return 0
+	}
+	return best
+}
+
+// literalRuns calls found for every strong literal at the top level of expr, in order: runs of 4
+// or more literal characters (at their first character, scored by length) and groups scored by
+// groupScore (at the group, when 4 or more). It reports false when expr has a top-level
+// alternation or cannot be read.
+func literalRuns(expr string, found func(at, score int)) bool {
 	run, runStart := 0, 0
 	endRun := func() {
 		if run >= 4 {
-			consider(runStart, run)
+			found(runStart, run)
 		}
 		run = 0
 	}
 	for i := 0; i < len(expr); {
 		start := i
-		literal, strong := false, false
-		strongScore := 0
+		literal, group := false, 0
 		switch c := expr[i]; {
 		case c == '\\' && i+1 < len(expr):
 			n := expr[i+1]
@@ -172,13 +184,12 @@ func literalLead(expr string) int {
 		case c == '(':
 			end := groupEnd(expr, i)
 			if end < 0 {
-				return 0
+				return false
 			}
-			strongScore = literalAlternatives(expr[i+1 : end-1])
-			strong = strongScore >= 4
+			group = groupScore(expr[i+1 : end-1])
 			i = end
 		case c == '|':
-			return 0 // a top-level alternation: no single lead
+			return false // a top-level alternation: no single lead
 		case c == '.' || c == '^' || c == '$' || c == ')':
 			i++
 		default:
@@ -186,7 +197,7 @@ func literalLead(expr string) int {
 			i++
 		}
 		if i < 0 || i > len(expr) {
-			return 0
+			return false
 		}
 		// A quantifier after the atom.
 		quantified := false
@@ -213,12 +224,12 @@ func literalLead(expr string) int {
 			continue
 		}
 		endRun()
-		if strong && !quantified {
-			consider(start, strongScore)
+		if group >= 4 && !quantified {
+			found(start, group)
 		}
 	}
 	endRun()
-	return best
+	return true
 }
 
 // classEnd returns the offset after the character class starting at expr[i] == '['.
@@ -263,33 +274,55 @@ func groupEnd(expr string, i int) int {
 	return -1
 }
 
-// literalAlternatives returns the length of the shortest alternative when a group's body is "?:"
-// and alternatives of literal characters only (escaped punctuation counts as literal), else 0.
-func literalAlternatives(body string) int {
-	body, ok := strings.CutPrefix(body, "?:")
-	if !ok {
+// groupScore scores a group by its body (after "(", before ")"): the shortest, over its
+// alternatives, of each alternative's longest top-level literal run — every match of the group
+// contains a literal that long. Lookarounds and conditionals score 0.
+func groupScore(body string) int {
+	switch {
+	case strings.HasPrefix(body, "?:"):
+		body = body[2:]
+	case strings.HasPrefix(body, "?P<"):
+		j := strings.IndexByte(body, '>')
+		if j < 0 {
+			return 0
+		}
+		body = body[j+1:]
+	case strings.HasPrefix(body, "?"):
 		return 0
 	}
 	shortest := -1
-	for _, alt := range strings.Split(body, "|") {
-		n := 0
-		for k := 0; k < len(alt); k++ {
-			c := alt[k]
-			switch {
-			case c == '\\' && k+1 < len(alt):
-				d := alt[k+1]
-				if d >= 'a' && d <= 'z' || d >= 'A' && d <= 'Z' || d >= '0' && d <= '9' {
+	depth, altStart := 0, 0
+	for i := 0; i <= len(body); i++ {
+		if i < len(body) {
+			switch body[i] {
+			case '\\':
+				i++
+				continue
+			case '[':
+				if i = classEnd(body, i) - 1; i < 0 {
 					return 0
 				}
-				k++
-			case strings.IndexByte(`.[](){}*+?^$`, c) >= 0:
-				return 0
+				continue
+			case '(':
+				depth++
+				continue
+			case ')':
+				depth--
+				continue
+			case '|':
+				if depth != 0 {
+					continue
+				}
+			default:
+				continue
 			}
-			n++
 		}
-		if shortest < 0 || n < shortest {
-			shortest = n
+		longest := 0
+		literalRuns(body[altStart:i], func(_, score int) { longest = max(longest, score) })
+		if shortest < 0 || longest < shortest {
+			shortest = longest
 		}
+		altStart = i + 1
 	}
 	return max(shortest, 0)
 }
