@@ -1,8 +1,16 @@
 package matcher
 
 import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/portcullis/portcullis/config"
+	"github.com/portcullis/portcullis/ingest"
 )
 
 // FuzzParseDate: never panics, never reads past the line, and a found stamp is a sane time.
@@ -21,6 +29,58 @@ func FuzzParseDate(f *testing.F) {
 		}
 		if ts.Year() < 1 || ts.Year() > 10000 {
 			t.Fatalf("implausible year %d", ts.Year())
+		}
+	})
+}
+
+// FuzzPCREAgreesWithGo feeds lines through Match (PCRE2 batches the confirmations) with our sshd,
+// postfix and dovecot filters loaded, and holds every PCRE2 answer to Go's regexp.
+func FuzzPCREAgreesWithGo(f *testing.F) {
+	for _, name := range []string{"sshd", "postfix", "dovecot"} {
+		data, err := os.ReadFile(filepath.Join(ownSamples, name+".log"))
+		if err != nil {
+			f.Fatal(err)
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			if line != "" && !strings.HasPrefix(line, "#") {
+				f.Add([]byte(line))
+			}
+		}
+	}
+	var specs []JailSpec
+	for i, name := range []string{"sshd", "postfix", "dovecot"} {
+		flt, errs := config.LoadFilter(ownFilterDir, name, nil)
+		if errs != nil {
+			f.Fatal(errs)
+		}
+		specs = append(specs, JailSpec{ID: i, Name: name, Filter: flt})
+	}
+	m := newMatcher(f, specs...)
+	w, err := m.NewWorker()
+	if err != nil {
+		f.Fatal(err)
+	}
+	var differ string
+	crossCheck = func(r *rx, text []byte, matched bool, c *captures) {
+		var g captures
+		if gm := r.execGo(text, &g); gm != matched {
+			differ = fmt.Sprintf("PCRE2 matched=%v, Go %v: %s on %q", matched, gm, r.expr, text)
+		} else if c != nil && matched && (g.start != c.start || g.end != c.end || fmt.Sprint(g.vals) != fmt.Sprint(c.vals)) {
+			differ = fmt.Sprintf("captures differ: %s on %q", r.expr, text)
+		}
+	}
+	f.Cleanup(func() { crossCheck = nil })
+	all := ingest.NewJailSet(0, 1, 2)
+	f.Fuzz(func(t *testing.T, line []byte) {
+		if bytes.ContainsAny(line, "\n\r") {
+			return
+		}
+		differ = ""
+		if _, err := w.Match(block(all, string(line)), nil); err != nil {
+			t.Fatal(err)
+		}
+		if differ != "" {
+			t.Fatal(differ)
 		}
 	})
 }
