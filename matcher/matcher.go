@@ -98,6 +98,19 @@ type jailRx struct {
 	slow bool
 }
 
+// each calls f on every confirming regex of the jail: prefregex, failregexes, ignoreregexes.
+func (jr *jailRx) each(f func(r *rx)) {
+	if jr.pref != nil {
+		f(jr.pref)
+	}
+	for i := range jr.fail {
+		f(&jr.fail[i])
+	}
+	for i := range jr.ignore {
+		f(&jr.ignore[i])
+	}
+}
+
 type patRef struct {
 	jail   uint16
 	idx    uint16
@@ -260,32 +273,20 @@ func New(jails []JailSpec, opts Options) (*Matcher, error) {
 		}
 		jr.fail = add("failregex", j.Filter.FailRegex, false)
 		jr.ignore = add("ignoreregex", j.Filter.IgnoreRegex, true)
-		for _, r := range append(append([]rx{}, jr.fail...), jr.ignore...) {
-			if strings.Contains(r.expr, "(?P<mlfid>") {
+		jr.each(func(r *rx) {
+			if jr.ml == nil && strings.Contains(r.expr, "(?P<mlfid>") {
 				jr.ml = newMLState()
 			}
-		}
-		if jr.pref != nil && strings.Contains(jr.pref.expr, "(?P<mlfid>") {
-			jr.ml = newMLState()
-		}
+			if r.pc != nil {
+				m.pairs = max(m.pairs, r.pc.pairs)
+			}
+		})
 		for i, p := range jpats {
 			cands = append(cands, cand{pat: p, ref: jrefs[i]})
 		}
 	}
 	if len(errs) > 0 {
 		return nil, errs
-	}
-	for i := range m.jails {
-		jr := &m.jails[i]
-		all := append(append([]rx{}, jr.fail...), jr.ignore...)
-		if jr.pref != nil {
-			all = append(all, *jr.pref)
-		}
-		for _, r := range all {
-			if r.pc != nil {
-				m.pairs = max(m.pairs, r.pc.pairs)
-			}
-		}
 	}
 	if err := m.build(cands); err != nil {
 		return nil, err
@@ -300,15 +301,7 @@ func (m *Matcher) Close() {
 		m.db = nil
 	}
 	for i := range m.jails {
-		jr := &m.jails[i]
-		if jr.pref != nil {
-			jr.pref.pc.free()
-		}
-		for _, list := range [2][]rx{jr.fail, jr.ignore} {
-			for j := range list {
-				list[j].pc.free()
-			}
-		}
+		m.jails[i].each(func(r *rx) { r.pc.free() })
 	}
 }
 
@@ -420,7 +413,6 @@ type Worker struct {
 	// PCRE2: the block's confirming matches run in one cgo call between collecting the lines
 	// Hyperscan hit (jobs) and deciding them; pre is the current job's range of requests.
 	px         *pcreBatch
-	batching   bool
 	jobs       []job
 	jobCands   []uint32
 	pre        [2]int
@@ -571,9 +563,7 @@ func (w *Worker) Match(b *ingest.Block, dst []Event) ([]Event, error) {
 			now = m.opts.Now()
 		}
 		slices.Sort(w.cand) // ids are laid out jail by jail, failregex before ignoreregex
-		w.batching = true
-		dst = w.confirmLine(b.Line(li), uint32(li), jails, now, w.fixed, dst, -1, nil)
-		w.batching = false
+		w.queueLine(b.Line(li), uint32(li), jails, now, w.fixed)
 	}
 	dst = w.decideJobs(dst)
 	dst = w.slowJails(b, jails, dst)
@@ -707,10 +697,10 @@ func (w *Worker) dateOf(jr *jailRx, line []byte, now time.Time) (time.Time, []by
 	return t, w.textBuf, true
 }
 
-// confirmLine runs the candidate patterns of one line, jail by jail. With detail set, only jail
-// `only` is considered and its outcome is described there. A non-zero fixed time skips date
-// detection (journal entries).
-func (w *Worker) confirmLine(line []byte, li uint32, jails ingest.JailSet, now, fixed time.Time, dst []Event, only int, detail *Result) []Event {
+// queueLine queues the candidate patterns of one line for the block's batch, jail by jail, with
+// the date each jail's templates find (lines without one are counted and dropped). A non-zero
+// fixed time skips date detection (journal entries).
+func (w *Worker) queueLine(line []byte, li uint32, jails ingest.JailSet, now, fixed time.Time) {
 	m := w.m
 	var lastDates *dateDetector
 	t := fixed
@@ -726,7 +716,7 @@ func (w *Worker) confirmLine(line []byte, li uint32, jails ingest.JailSet, now, 
 		}
 		group := w.cand[k:end]
 		k = end
-		if !jails.Has(int(jail)) || (only >= 0 && int(jail) != only) {
+		if !jails.Has(int(jail)) {
 			continue
 		}
 		if jd := m.jails[jail].dates; fixed.IsZero() && jd != lastDates {
@@ -738,20 +728,10 @@ func (w *Worker) confirmLine(line []byte, li uint32, jails ingest.JailSet, now, 
 		}
 		if text == nil {
 			w.stats[jail].noDate++
-			if detail != nil {
-				detail.NoDate = true
-			}
 			continue
 		}
-		if w.batching {
-			w.queue(jail, group, text, li, t)
-			continue
-		}
-		if ev, ok := w.confirm(jail, group, text, li, t, detail); ok {
-			dst = append(dst, ev)
-		}
+		w.queue(jail, group, text, li, t)
 	}
-	return dst
 }
 
 // queue copies a (line, jail) and its candidate regexes into the block's batch: the prefregex on
@@ -939,7 +919,7 @@ func (w *Worker) multiLine(jail uint16, jr *jailRx, idx int, mlfid []byte, li ui
 		for i, n := range c.names {
 			if i < len(c.vals) && c.vals[i] != nil {
 				v := unsafe.String(unsafe.SliceData(c.vals[i]), len(c.vals[i]))
-				if j := slices.IndexFunc(cur, func(f field) bool { return f.name == n }); j >= 0 {
+				if j := cur.index(n); j >= 0 {
 					cur[j].val = v
 				} else {
 					cur = append(cur, field{n, v})

@@ -37,11 +37,18 @@ type fieldList []field
 
 type field struct{ name, val string }
 
-func (f fieldList) get(name string) (string, bool) {
+func (f fieldList) index(name string) int {
 	for i := range f {
 		if f[i].name == name {
-			return f[i].val, true
+			return i
 		}
+	}
+	return -1
+}
+
+func (f fieldList) get(name string) (string, bool) {
+	if i := f.index(name); i >= 0 {
+		return f[i].val, true
 	}
 	return "", false
 }
@@ -50,25 +57,20 @@ func (f fieldList) val(name string) string { v, _ := f.get(name); return v }
 
 // set stores a copy of val unless the same value is there already.
 func (f *fieldList) set(name, val string) {
-	for i := range *f {
-		if (*f)[i].name == name {
-			if (*f)[i].val != val {
-				(*f)[i].val = strings.Clone(val)
-			}
-			return
-		}
+	switch i := f.index(name); {
+	case i < 0:
+		*f = append(*f, field{name, strings.Clone(val)})
+	case (*f)[i].val != val:
+		(*f)[i].val = strings.Clone(val)
 	}
-	*f = append(*f, field{name, strings.Clone(val)})
 }
 
 func (f *fieldList) del(name string) bool {
-	for i := range *f {
-		if (*f)[i].name == name {
-			*f = slices.Delete(*f, i, i+1)
-			return true
-		}
+	i := f.index(name)
+	if i >= 0 {
+		*f = slices.Delete(*f, i, i+1)
 	}
-	return false
+	return i >= 0
 }
 
 func newMLState() *mlState { return &mlState{cache: make(map[string]*mlEntry)} }
@@ -173,9 +175,9 @@ func (s *mlState) mergeLocked(id string, cur *fieldList, now int64) *mlEntry {
 			delete(s.cache, id)
 		}
 	} else {
-		fields := make(fieldList, 0, len(*cur))
-		for _, f := range *cur {
-			fields.set(f.name, f.val)
+		fields := make(fieldList, len(*cur))
+		for i, f := range *cur {
+			fields[i] = field{f.name, strings.Clone(f.val)}
 		}
 		fail = &mlEntry{fields: fields, last: now}
 		if flags&fForget == 0 {

@@ -132,9 +132,6 @@ const (
 
 // compilePCRE compiles expr and maps names (the groups rx reports) to group numbers.
 func compilePCRE(expr string, names []string) (*pcre, error) {
-	if len(expr) == 0 {
-		return nil, fmt.Errorf("empty pattern")
-	}
 	var errc C.int
 	var erroff C.size_t
 	cs := C.CString(expr)

@@ -28,27 +28,6 @@ type rx struct {
 const regexp2Timeout = 100 * time.Millisecond
 
 func compileRx(text, expr string) (rx, error) {
-	r, err := compileRxOnly(text, expr)
-	if err == nil && usePCRE(expr) {
-		// A pattern PCRE2 refuses still works through re or re2.
-		r.pc, _ = compilePCRE(expr, r.names)
-	}
-	return r, err
-}
-
-// usePCRE: PCRE2 runs patterns in byte mode, where it agrees with Go's regexp on ASCII patterns
-// (\w, \d, \s and \b are ASCII in both; a negated class or . takes any byte). A pattern with other
-// text, or with Python's \Z (PCRE2's \z), stays with Go's regexp or regexp2.
-func usePCRE(expr string) bool {
-	for i := 0; i < len(expr); i++ {
-		if expr[i] >= 0x80 {
-			return false
-		}
-	}
-	return !strings.Contains(expr, `\Z`)
-}
-
-func compileRxOnly(text, expr string) (rx, error) {
 	r := rx{text: text, expr: expr}
 	if re, err := regexp.Compile(expr); err == nil {
 		r.re = re
@@ -58,7 +37,6 @@ func compileRxOnly(text, expr string) (rx, error) {
 				r.goIdx = append(r.goIdx, i)
 			}
 		}
-		return r, nil
 	} else {
 		re2, err2 := regexp2.Compile(toRegexp2(expr), regexp2.RE2)
 		if err2 != nil {
@@ -72,7 +50,23 @@ func compileRxOnly(text, expr string) (rx, error) {
 			}
 		}
 	}
+	if usePCRE(expr) {
+		// A pattern PCRE2 refuses still works through re or re2.
+		r.pc, _ = compilePCRE(expr, r.names)
+	}
 	return r, nil
+}
+
+// usePCRE: PCRE2 runs patterns in byte mode, where it agrees with Go's regexp on ASCII patterns
+// (\w, \d, \s and \b are ASCII in both; a negated class or . takes any byte). A pattern with other
+// text, or with Python's \Z (PCRE2's \z), stays with Go's regexp or regexp2.
+func usePCRE(expr string) bool {
+	for i := 0; i < len(expr); i++ {
+		if expr[i] >= 0x80 {
+			return false
+		}
+	}
+	return !strings.Contains(expr, `\Z`)
 }
 
 // captures holds the named groups of one match. A worker reuses it; values point into the matched
@@ -162,18 +156,13 @@ func (w *Worker) exec(r *rx, text []byte, c *captures) bool {
 	if r.pc == nil {
 		return r.execGo(text, c)
 	}
-	q, ov, ok := w.batched(r.pc, text)
+	q, ov, ok := w.pcreRun(r.pc, text)
 	if !ok {
-		q, ov = w.px.one(r.pc, text)
+		return r.execGo(text, c)
 	}
-	if crossCheck != nil && q.rc() >= pxNoMatch {
-		defer func() { crossCheck(r, text, q.rc() > 0, c) }()
-	}
-	switch {
-	case q.rc() > 0:
+	c.names, c.vals = r.names, c.vals[:0]
+	if q.rc() > 0 {
 		base := q.off() // ov holds offsets into what text is a part of, from base
-		c.names = r.names
-		c.vals = c.vals[:0]
 		c.start, c.end = int(ov[0])-base, int(ov[1])-base
 		for _, g := range r.pc.named {
 			if s := ov[2*g]; s >= 0 {
@@ -182,13 +171,11 @@ func (w *Worker) exec(r *rx, text []byte, c *captures) bool {
 				c.vals = append(c.vals, nil)
 			}
 		}
-		return true
-	case q.rc() == pxNoMatch:
-		c.names, c.vals = r.names, c.vals[:0]
-		return false
 	}
-	w.pcreErrors++
-	return r.execGo(text, c)
+	if crossCheck != nil {
+		crossCheck(r, text, q.rc() > 0, c)
+	}
+	return q.rc() > 0
 }
 
 // matches reports whether r matches text, without captures.
@@ -196,19 +183,26 @@ func (w *Worker) matches(r *rx, text []byte) bool {
 	if r.pc == nil {
 		return r.matchesGo(text)
 	}
-	q, _, ok := w.batched(r.pc, text)
+	q, _, ok := w.pcreRun(r.pc, text)
 	if !ok {
-		q, _ = w.px.one(r.pc, text)
+		return r.matchesGo(text)
 	}
-	if crossCheck != nil && q.rc() >= pxNoMatch {
+	if crossCheck != nil {
 		crossCheck(r, text, q.rc() > 0, nil)
 	}
-	switch {
-	case q.rc() > 0:
-		return true
-	case q.rc() == pxNoMatch:
-		return false
+	return q.rc() > 0
+}
+
+// pcreRun answers p on text from the block's batch or by a match now. ok is false, and the error
+// counted, when PCRE2 gave up (its backtracking limits): Go's regexp answers then.
+func (w *Worker) pcreRun(p *pcre, text []byte) (q pxResult, ov []int32, ok bool) {
+	q, ov, ok = w.batched(p, text)
+	if !ok {
+		q, ov = w.px.one(p, text)
+	}
+	if q.rc() > 0 || q.rc() == pxNoMatch {
+		return q, ov, true
 	}
 	w.pcreErrors++
-	return r.matchesGo(text)
+	return q, ov, false
 }

@@ -152,8 +152,7 @@ func literalLead(expr string) int {
 			best, bestScore = at, score
 		}
 	}
-	ok := literalRuns(expr, func(at, score int) { consider(at, score) })
-	if !ok {
+	if !literalRuns(expr, consider) {
 		return 0
 	}
 	return best
