@@ -62,11 +62,8 @@ func FuzzPCREAgreesWithGo(f *testing.F) {
 	}
 	var differ string
 	crossCheck = func(r *rx, text []byte, matched bool, c *captures) {
-		var g captures
-		if gm := r.execGo(text, &g); gm != matched {
-			differ = fmt.Sprintf("PCRE2 matched=%v, Go %v: %s on %q", matched, gm, r.expr, text)
-		} else if c != nil && matched && (g.start != c.start || g.end != c.end || fmt.Sprint(g.vals) != fmt.Sprint(c.vals)) {
-			differ = fmt.Sprintf("captures differ: %s on %q", r.expr, text)
+		if why := disagreement(r, text, matched, c); why != "" && differ == "" {
+			differ = fmt.Sprintf("%s: %s on %q", why, r.expr, text)
 		}
 	}
 	f.Cleanup(func() { crossCheck = nil })

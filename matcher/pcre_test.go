@@ -27,24 +27,7 @@ func TestPCREAgreesWithGo(t *testing.T) {
 	var notes []string
 	crossCheck = func(r *rx, text []byte, matched bool, c *captures) {
 		answers++
-		var g captures
-		goMatched := r.execGo(text, &g)
-		why := ""
-		switch {
-		case goMatched != matched:
-			why = fmt.Sprintf("PCRE2 matched=%v, Go matched=%v", matched, goMatched)
-		case c != nil && matched && (g.start != c.start || g.end != c.end):
-			why = fmt.Sprintf("whole match [%d,%d) against Go's [%d,%d)", c.start, c.end, g.start, g.end)
-		case c != nil && matched:
-			for i, n := range g.names {
-				a, b := c.vals[i], g.vals[i]
-				if (a == nil) != (b == nil) || !bytes.Equal(a, b) {
-					why = fmt.Sprintf("group %s = %q against Go's %q", n, a, b)
-					break
-				}
-			}
-		}
-		if why != "" {
+		if why := disagreement(r, text, matched, c); why != "" {
 			differ++
 			if len(notes) < 20 {
 				notes = append(notes, fmt.Sprintf("%s\n    regex %s\n    text  %q", why, r.expr, text))
@@ -76,6 +59,27 @@ func TestPCREAgreesWithGo(t *testing.T) {
 	if differ > 0 {
 		t.Fatalf("%d of %d answers differ:\n%s", differ, answers, strings.Join(notes, "\n"))
 	}
+}
+
+// disagreement says how Go's regexp answers r on text differently from PCRE2's answer (matched,
+// and the captures c when there are any), or "" when they agree.
+func disagreement(r *rx, text []byte, matched bool, c *captures) string {
+	var g captures
+	goMatched := r.execGo(text, &g)
+	switch {
+	case goMatched != matched:
+		return fmt.Sprintf("PCRE2 matched=%v, Go matched=%v", matched, goMatched)
+	case c == nil || !matched:
+		return ""
+	case g.start != c.start || g.end != c.end:
+		return fmt.Sprintf("whole match [%d,%d) against Go's [%d,%d)", c.start, c.end, g.start, g.end)
+	}
+	for i, n := range g.names {
+		if a, b := c.vals[i], g.vals[i]; (a == nil) != (b == nil) || !bytes.Equal(a, b) {
+			return fmt.Sprintf("group %s = %q against Go's %q", n, a, b)
+		}
+	}
+	return ""
 }
 
 // A line that makes a pattern backtrack past PCRE2's limits gets Go's (linear) answer, and the
