@@ -48,3 +48,36 @@ func BenchmarkConfirm(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkConfirmRegex: one sshd failregex with its captures on one failure line (date cut), by
+// PCRE2 (one match, as a batch of one) and by Go's regexp, the reference it replaced.
+func BenchmarkConfirmRegex(b *testing.B) {
+	m := newMatcher(b, JailSpec{ID: 0, Name: "sshd", Filter: shippedSSHD(b)})
+	w, err := m.NewWorker()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer w.Close()
+	r := &m.jails[0].fail[0]
+	if r.pc == nil {
+		b.Fatal("the sshd failregex is not compiled by PCRE2")
+	}
+	text := []byte("web1 sshd[1234]: Failed password for invalid user admin from 203.0.113.7 port 51234 ssh2")
+	var c captures
+	b.Run("pcre2", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if !w.exec(r, text, &c) || string(c.get("ip4")) != "203.0.113.7" {
+				b.Fatal("no match")
+			}
+		}
+	})
+	b.Run("go-regexp", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if !r.execGo(text, &c) || string(c.get("ip4")) != "203.0.113.7" {
+				b.Fatal("no match")
+			}
+		}
+	})
+}
