@@ -198,6 +198,13 @@ func (e *env) waitFor(what string, cond func() bool, d *daemon) {
 }
 
 // waitBanned waits for addr to be an element of the kernel set.
+// waitFailures waits until `status JAIL` reports exactly n failures.
+func (e *env) waitFailures(what, jail string, n int, d *daemon) {
+	e.t.Helper()
+	want := fmt.Sprintf("Total failed:\t%d\n", n)
+	e.waitFor(what, func() bool { out, _, _ := e.cli("status", jail); return strings.Contains(out, want) }, d)
+}
+
 func (e *env) waitBanned(what, set, addr string, d *daemon) {
 	e.t.Helper()
 	e.waitFor(what, func() bool { _, ok := nftSet(e.t, set)[addr]; return ok }, d)
@@ -307,10 +314,7 @@ func TestSystemTailToNftables(t *testing.T) {
 
 	// Two failures do not ban; the third does, with the kernel timeout equal to bantime.
 	e.appendLog(failures("203.0.113.5", 2)...)
-	e.waitFor("two failures to be counted", func() bool {
-		out, _, _ := e.cli("status", "sshd")
-		return strings.Contains(out, "Total failed:\t2")
-	}, d)
+	e.waitFailures("two failures to be counted", "sshd", 2, d)
 	if _, ok := nftSet(t, "sshd-v4")["203.0.113.5"]; ok {
 		t.Fatal("banned after two failures with maxretry = 3")
 	}
@@ -558,10 +562,7 @@ func TestSystemResumesAfterRestart(t *testing.T) {
 	e := newEnv(t, systemJails)
 	d := e.start()
 	e.appendLog(failures("203.0.113.60", 1)...)
-	e.waitFor("the first failure", func() bool {
-		out, _, _ := e.cli("status", "sshd")
-		return strings.Contains(out, "Total failed:\t1")
-	}, d)
+	e.waitFailures("the first failure", "sshd", 1, d)
 	d.stop(t)
 	// Written while portcullis was down: two more failures. With the one counted before the
 	// restart (saved with the file position) they make maxretry = 3.
@@ -578,10 +579,7 @@ func TestSystemResumesAfterRestart(t *testing.T) {
 	}
 	// A reload carries the counts too: two failures before it and one after ban.
 	e.appendLog(failures("203.0.113.61", 2)...)
-	e.waitFor("two failures of .61", func() bool {
-		out, _, _ := e.cli("status", "sshd")
-		return strings.Contains(out, "Total failed:\t4")
-	}, d)
+	e.waitFailures("two failures of .61", "sshd", 4, d)
 	e.mustCLI("reload")
 	e.appendLog(failures("203.0.113.61", 1)...)
 	e.waitBanned("203.0.113.61 banned across a reload", "sshd-v4", "203.0.113.61", d)
@@ -936,10 +934,7 @@ journalmatch = _COMM=sshd
 	}
 	d := e.start()
 	write(msg("203.0.113.90", 0), msg("203.0.113.90", 1))
-	e.waitFor("two failures from the journal", func() bool {
-		out, _, _ := e.cli("status", "sshd")
-		return strings.Contains(out, "Total failed:\t2")
-	}, d)
+	e.waitFailures("two failures from the journal", "sshd", 2, d)
 	d.stop(t)
 	// Written while the daemon is down: the third failure. The restart resumes after the saved
 	// cursor (the first two are not read again) and the saved count makes it the third.
@@ -1040,10 +1035,7 @@ func TestSystemRestartMidStream(t *testing.T) {
 	// The last run reads the rest: wait until it has counted exactly what is left, then stop.
 	rest := written.Load() - int64(counted)
 	d := e.start()
-	e.waitFor(fmt.Sprintf("the last %d failures", rest), func() bool {
-		out, _, _ := e.cli("status", "sshd")
-		return strings.Contains(out, fmt.Sprintf("Total failed:\t%d\n", rest))
-	}, d)
+	e.waitFailures(fmt.Sprintf("the last %d failures", rest), "sshd", int(rest), d)
 	d.stop(t)
 	m := totalRE.FindStringSubmatch(d.stderr.String())
 	if m == nil {
