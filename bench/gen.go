@@ -26,7 +26,6 @@ func WriteSSHD(w io.Writer, o SSHDOptions) error {
 		o.Attackers = 1000
 	}
 	r := rand.New(rand.NewPCG(o.Seed, o.Seed^0x9e3779b97f4a7c15))
-	bw := bufio.NewWriterSize(w, 256*1024)
 	t := o.Start
 	attacker := func() string {
 		i := r.IntN(o.Attackers)
@@ -36,7 +35,7 @@ func WriteSSHD(w io.Writer, o SSHDOptions) error {
 		return fmt.Sprintf("%d.%d.%d.%d", 11+i>>16%200, i>>8&0xff, i&0xff, 1+i%250)
 	}
 	users := []string{"root", "admin", "test", "oracle", "ubuntu", "git", "postgres", "user1", "support"}
-	for n := 0; n < o.Lines; n++ {
+	return writeLines(w, o.Lines, func(bw *bufio.Writer, n int) error {
 		t = t.Add(time.Duration(r.IntN(5)) * time.Millisecond)
 		stamp := t.Format(time.Stamp)
 		// Every line is its own connection (pids are never reused within a run, as on a real
@@ -72,11 +71,8 @@ func WriteSSHD(w io.Writer, o SSHDOptions) error {
 				_, err = fmt.Fprintf(bw, "%s host1 sshd[%d]: Received disconnect from 198.51.100.%d port %d:11: disconnected by user\n", stamp, pid, r.IntN(250), port)
 			}
 		}
-		if err != nil {
-			return err
-		}
-	}
-	return bw.Flush()
+		return err
+	})
 }
 
 // WebOptions describe a generated web access log (nginx/Apache combined format).
@@ -98,7 +94,6 @@ func WriteWeb(w io.Writer, o WebOptions) error {
 		o.Attackers = 1000
 	}
 	r := rand.New(rand.NewPCG(o.Seed, o.Seed^0x5851f42d4c957f2d))
-	bw := bufio.NewWriterSize(w, 256*1024)
 	t := o.Start
 	client := func() string {
 		i := r.IntN(50000)
@@ -118,7 +113,7 @@ func WriteWeb(w io.Writer, o WebOptions) error {
 		"Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)", "curl/8.5.0"}
 	probes := []string{"/wp-login.php", "/phpmyadmin/index.php", "/.env", "/.git/config", "/xmlrpc.php", "/cgi-bin/luci", "/vendor/phpunit/phpunit/src/Util/PHP/eval-stdin.php"}
 	users := []string{"root", "admin", "test", "info", "support"}
-	for n := 0; n < o.Lines; n++ {
+	return writeLines(w, o.Lines, func(bw *bufio.Writer, n int) error {
 		t = t.Add(time.Duration(r.IntN(3)) * time.Millisecond)
 		var err error
 		if o.AuthPct > 0 && r.IntN(100) < o.AuthPct {
@@ -152,11 +147,8 @@ func WriteWeb(w io.Writer, o WebOptions) error {
 				_, err = fmt.Fprintf(bw, "%s - - [%s] \"GET %s HTTP/1.1\" 200 %d \"https://example.org/\" \"%s\"\n", client(), stamp, pages[r.IntN(len(pages))], 200+r.IntN(50000), uas[r.IntN(len(uas))])
 			}
 		}
-		if err != nil {
-			return err
-		}
-	}
-	return bw.Flush()
+		return err
+	})
 }
 
 // WriteNginxError writes an nginx error log: basic-auth failures (wrong password, unknown user)
@@ -167,9 +159,8 @@ func WriteNginxError(w io.Writer, lines, failPct, attackers int, start time.Time
 		attackers = 1000
 	}
 	r := rand.New(rand.NewPCG(seed, seed^0x2545f4914f6cdd1d))
-	bw := bufio.NewWriterSize(w, 256*1024)
 	t := start
-	for n := 0; n < lines; n++ {
+	return writeLines(w, lines, func(bw *bufio.Writer, n int) error {
 		t = t.Add(time.Duration(r.IntN(5)) * time.Millisecond)
 		stamp := t.Format("2006/01/02 15:04:05")
 		i := r.IntN(attackers)
@@ -189,11 +180,8 @@ func WriteNginxError(w io.Writer, lines, failPct, attackers int, start time.Time
 		} else {
 			_, err = fmt.Fprintf(bw, "%s [error] 1234#1234: *%d upstream timed out (110: Connection timed out) while reading response header from upstream, client: 198.51.100.%d, server: example.org, request: \"GET /api HTTP/1.1\", upstream: \"http://127.0.0.1:8080/api\", host: \"example.org\"\n", stamp, n, r.IntN(250))
 		}
-		if err != nil {
-			return err
-		}
-	}
-	return bw.Flush()
+		return err
+	})
 }
 
 // WriteSyslog5424 writes an RFC 5424 syslog stream, one message per line as a collector receives
@@ -204,9 +192,8 @@ func WriteSyslog5424(w io.Writer, lines, failPct, hosts int, start time.Time, se
 		hosts = 100
 	}
 	r := rand.New(rand.NewPCG(seed, seed^0x94d049bb133111eb))
-	bw := bufio.NewWriterSize(w, 256*1024)
 	t := start
-	for n := 0; n < lines; n++ {
+	return writeLines(w, lines, func(bw *bufio.Writer, n int) error {
 		t = t.Add(time.Duration(r.IntN(3)) * time.Millisecond)
 		host := fmt.Sprintf("web%d", 1+r.IntN(hosts))
 		stamp := t.UTC().Format("2006-01-02T15:04:05.000000Z")
@@ -225,7 +212,16 @@ func WriteSyslog5424(w io.Writer, lines, failPct, hosts int, start time.Time, se
 				_, err = fmt.Fprintf(bw, "<38>1 %s %s sshd %d - - Accepted publickey for deploy from 198.51.100.%d port %d ssh2\n", stamp, host, 1000+n%30000, r.IntN(250), 1024+r.IntN(60000))
 			}
 		}
-		if err != nil {
+		return err
+	})
+}
+
+// writeLines is the generators' frame: one buffered writer, line called for n = 0…lines-1, the
+// first error returned.
+func writeLines(w io.Writer, lines int, line func(bw *bufio.Writer, n int) error) error {
+	bw := bufio.NewWriterSize(w, 256*1024)
+	for n := range lines {
+		if err := line(bw, n); err != nil {
 			return err
 		}
 	}
