@@ -30,7 +30,7 @@ func dbCacheKey(pats []*hyperscan.Pattern) string {
 }
 
 // loadCachedDB returns the cached database for pats, or nil.
-func loadCachedDB(dir string, pats []*hyperscan.Pattern) hyperscan.BlockDatabase {
+func loadCachedDB(dir string, pats []*hyperscan.Pattern) *hxDB {
 	if dir == "" {
 		return nil
 	}
@@ -38,20 +38,20 @@ func loadCachedDB(dir string, pats []*hyperscan.Pattern) hyperscan.BlockDatabase
 	if err != nil {
 		return nil
 	}
-	db, err := hyperscan.UnmarshalBlockDatabase(data)
+	db, err := newHXDB(data)
 	if err != nil {
 		return nil
 	}
 	return db
 }
 
-// storeCachedDB writes db for pats (atomically) and prunes the folder to the newest databases.
-func storeCachedDB(dir string, pats []*hyperscan.Pattern, db hyperscan.BlockDatabase) {
+// storeCachedDB writes the serialized database for pats (atomically) and prunes the folder to the
+// newest databases.
+func storeCachedDB(dir string, pats []*hyperscan.Pattern, data []byte) {
 	if dir == "" {
 		return
 	}
-	data, err := db.Marshal()
-	if err != nil || os.MkdirAll(dir, 0o700) != nil {
+	if os.MkdirAll(dir, 0o700) != nil {
 		return
 	}
 	name := filepath.Join(dir, "hs-"+dbCacheKey(pats)+".db")

@@ -121,7 +121,7 @@ type patRef struct {
 // through one Worker per goroutine.
 type Matcher struct {
 	defaultDates *dateDetector
-	db           hyperscan.BlockDatabase
+	db           *hxDB
 	refs         []patRef
 	jails        []jailRx // indexed by jail ID
 	opts         Options
@@ -296,10 +296,8 @@ func New(jails []JailSpec, opts Options) (*Matcher, error) {
 
 // Close frees the database and the compiled regexes; no worker may use the matcher after.
 func (m *Matcher) Close() {
-	if m.db != nil {
-		m.db.Close()
-		m.db = nil
-	}
+	m.db.close()
+	m.db = nil
 	for i := range m.jails {
 		m.jails[i].each(func(r *rx) { r.pc.free() })
 	}
@@ -351,8 +349,15 @@ func (m *Matcher) build(cands []cand) error {
 		}
 		db, err := hyperscan.NewBlockDatabase(pats...)
 		if err == nil {
-			m.db = db
-			storeCachedDB(m.opts.CacheDir, pats, db)
+			data, err := db.Marshal()
+			db.Close()
+			if err == nil {
+				m.db, err = newHXDB(data)
+			}
+			if err != nil {
+				return fmt.Errorf("cannot build the Hyperscan database of %d patterns: %w", len(pats), err)
+			}
+			storeCachedDB(m.opts.CacheDir, pats, data)
 			return nil
 		}
 		var ce *hyperscan.CompileError
@@ -379,18 +384,12 @@ func (m *Matcher) build(cands []cand) error {
 	}
 }
 
-type hit struct {
-	id uint32
-	to uint32
-}
-
 // Worker holds one goroutine's Hyperscan scratch and reusable buffers. It is not safe for
 // concurrent use.
 type Worker struct {
 	m       *Matcher
-	scratch *hyperscan.Scratch
-	handler hyperscan.MatchHandler
-	hits    []hit
+	hx      *hxScanner
+	hits    []hit // the last scan's matches, in the scanner's C memory
 	cand    []uint32
 	stats   []jailCounts
 	textBuf []byte   // a line with its date cut out of the middle
@@ -444,13 +443,12 @@ type jailCounts struct{ matched, ignored, noDate, badAddr uint64 }
 func (m *Matcher) NewWorker() (*Worker, error) {
 	w := &Worker{m: m, stats: make([]jailCounts, len(m.jails))}
 	if m.db != nil {
-		s, err := hyperscan.NewScratch(m.db)
+		s, err := m.db.newScanner()
 		if err != nil {
-			return nil, fmt.Errorf("cannot allocate Hyperscan scratch: %w", err)
+			return nil, err
 		}
-		w.scratch = s
+		w.hx = s
 	}
-	w.handler = w.onMatch
 	px, err := newPCREBatch(m.pairs)
 	if err != nil {
 		w.Close()
@@ -462,16 +460,10 @@ func (m *Matcher) NewWorker() (*Worker, error) {
 
 // Close frees the worker's scratch.
 func (w *Worker) Close() {
-	if w.scratch != nil {
-		_ = w.scratch.Free()
-		w.scratch = nil
-	}
+	w.hx.free()
+	w.hx = nil
+	w.hits = nil
 	w.px.free()
-}
-
-func (w *Worker) onMatch(id uint, _, to uint64, _ uint, _ interface{}) error {
-	w.hits = append(w.hits, hit{id: uint32(id), to: uint32(to)})
-	return nil
 }
 
 // Result is the detailed outcome of one line for one jail, for `portcullis regex` and tests.
@@ -572,13 +564,15 @@ func (w *Worker) Match(b *ingest.Block, dst []Event) ([]Event, error) {
 }
 
 func (w *Worker) scan(b *ingest.Block) error {
-	w.hits = w.hits[:0]
+	w.hits = nil
 	if w.m.db == nil || len(b.Lines) == 0 {
 		return nil
 	}
-	if err := w.m.db.Scan(b.Buf, w.scratch, w.handler, nil); err != nil {
-		return fmt.Errorf("hyperscan scan: %w", err)
+	hits, err := w.hx.scan(w.m.db, b.Buf)
+	if err != nil {
+		return err
 	}
+	w.hits = hits
 	if !slices.IsSortedFunc(w.hits, func(a, b hit) int { return int(a.to) - int(b.to) }) {
 		slices.SortFunc(w.hits, func(a, b hit) int { return int(a.to) - int(b.to) })
 	}
