@@ -3,27 +3,34 @@ package matcher
 import "testing"
 
 // The Hyperscan form of a pattern: anchors gone, date holes accept the date, the part before a
-// top-level "[]" dropped, negated classes kept within a line.
+// top-level "[]" dropped, negated classes kept within a line; the rarest-looking literal alone when
+// one has 5 letters and digits, else from the first strong literal on.
 func TestHSExpr(t *testing.T) {
 	for _, c := range []struct{ in, want string }{
 		{`^\s*\S+ sshd: x`, ` sshd: x`},
 		{`^X - \S+ \[\] "[^"]*" 400`, `" 400`},
-		{`^\[[^]]+\] failed (a|b)`, `\] failed (a|b)`},
-		{`^\s*\S+ sshd\[\d+\]: Failed .* from x`, ` sshd\[\d+\]: Failed .* from x`},
-		{`^"[^"]*(?:sqlmap|Nikto)[^"]*"$`, `(?:sqlmap|Nikto)[^"\n]*"$`},
+		{`^\[[^]]+\] failed (a|b)`, `\] failed `},                // the rare literal alone
+		{`^\s*\S+ sshd\[\d+\]: Failed .* from x`, `\]: Failed `}, // "sshd" has 4 letters: every auth.log line
+		{`^"[^"]*(?:sqlmap|Nikto)[^"]*"$`, `(?:sqlmap|Nikto)`},
 		{`^a+(?:ab|cd)x`, `a+(?:ab|cd)x`},
 		{`^x - (a|b) -  WARN`, ` - .* WARN`}, // the later run is twice as long
 		{`^x - (a|b) - WARN`, `x - (a|b) - WARN`},
 		// Apache's error prefix: the longest literal wins over the earlier, shorter ones.
 		{`^\s*\[\] \[(?:\w+:)?(?:error|crit|warn)\] \[client (?P<ip4>\S+)\] (?:AH01630|AH01797): client denied by server configuration: \S*$`,
-			`: client denied by server configuration: \S*$`},
-		{`^\s*\[\] \[(?:\w+:)?(?:error|crit|warn)\] \[client (?P<ip4>\S+)\] denied`, `\] \[client (?P<ip4>\S+)\] denied`},
+			`: client denied by server configuration: `},
+		{`^\s*\[\] \[(?:\w+:)?(?:error|crit|warn)\] \[client (?P<ip4>\S+)\] denied`, `\] denied`}, // the last of equals
 		{`^"(?:GET|POST) /(?:[^ "]*/)?(?:wp-login\.php|\.env)[^ "]* HTTP/\d(?:\.\d)?" 404`, `(?:wp-login\.php|\.env)[^ "\n]* HTTP/\d(?:\.\d)?" 404`},
 		{`^(?P<x>\w+) ab (?P=x) abcdefghij`, `(?P<x>\w+) ab (?P=x) abcdefghij`}, // a back-reference keeps its group
 		{`^a [  ]b`, `a [  ]b`},
 		{`^(?:\[\]\s+)?\[[^]]+\] x`, `(?:\[[^\]\n]*\]\s+)?\[[^]\n]+\] x`},
 		{`^a|\[\] b`, `a|\[[^\]\n]*\] b`},
-		{`^type=x msg=audit\(:\d+\): y`, `type=x msg=audit\([^():\n]*:\d+\): y`},
+		{`^type=x msg=audit\(:\d+\): y`, `type=x msg=audit\([^():\n]*:`}, // the hole in the literal accepts the date
+		// No literal with 5 letters and digits: from the first strong one on (" HTTP/" is in every line).
+		{`^\S+ "(?:GET|POST) [^ ]* HTTP/\d\.\d" 444`, ` HTTP/\d\.\d" 444`},
+		// An inline flag applies to the whole pattern in Python: no cut.
+		{`^(?i)\s*\S+ sshd: Failed password`, `(?i)\s*\S+ sshd: Failed password`},
+		{`^\s*\S+ sshd: (?:(?i)x|y) Failed password`, `\s*\S+ sshd: (?:(?i)x|y) Failed password`},
+		{`^\s*\S+ sshd: (?i:x|y) Failed password`, ` Failed password`}, // a scoped flag is a group
 		{`[\[\]] [^\n] []a] [^]a]`, `[\[\]] [^\n\n] []a] [^]a\n]`},
 	} {
 		if got := hsExpr(c.in); got != c.want {

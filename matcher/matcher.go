@@ -64,13 +64,15 @@ type JailStats struct {
 	BadAddr atomic.Uint64 // failures whose id is not an IP address (a host name, an F-ID), not bannable
 }
 
-// Mode says how a regex runs.
+// Mode says how a regex runs. In every mode a line Hyperscan reports is decided by the confirming
+// regex (PCRE2, or Go's regexp where PCRE2 cannot take it).
 type Mode uint8
 
 const (
-	// Exact: Hyperscan compiled the pattern as it is.
+	// Exact: Hyperscan compiled the pattern's scan form (hsExpr: its rarest literal, or the
+	// pattern from its first strong literal on) as it is.
 	Exact Mode = iota
-	// Prefilter: Hyperscan compiled an approximation (HS_FLAG_PREFILTER); Go confirms.
+	// Prefilter: Hyperscan compiled an approximation of the scan form (HS_FLAG_PREFILTER).
 	Prefilter
 	// Fallback: Hyperscan could not take it; its jail's lines all go through Go regexp.
 	Fallback
