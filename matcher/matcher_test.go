@@ -352,29 +352,40 @@ func TestPerJailDNSAndZone(t *testing.T) {
 	}
 }
 
-// A full multi-line cache drops expired connections first, then the oldest, and leaves room so
-// the next inserts do not each pay for a scan of the cache.
+// The multi-line cache is bounded: connections not seen for a generation are dropped, and a
+// connection seen again survives while the ones around it go; an expired one reads as new.
 func TestMultiLineCacheEviction(t *testing.T) {
 	s := newMLState()
-	for i := range mlMaxEntries {
-		// All within mlMaxAge of each other: nothing expires, the oldest must make room.
-		s.merge(fmt.Sprint("old", i), &fieldList{{"ip4", "192.0.2.1"}}, int64(i*mlMaxAge/mlMaxEntries), false)
+	ip := func() *fieldList { return &fieldList{{"ip4", "192.0.2.1"}} }
+	seen := func(id string) bool { _, e := s.lookup(id, 0); return e != nil }
+	for i := range mlGeneration {
+		s.merge(fmt.Sprint("a", i), ip(), 0, false)
 	}
-	if len(s.cache) != mlMaxEntries {
-		t.Fatalf("%d entries before the cache is full", len(s.cache))
+	for i := range mlGeneration {
+		s.merge(fmt.Sprint("b", i), ip(), 0, false)
+		if i == 10 {
+			s.merge("a0", ip(), 0, false) // a0 is seen again in b's generation
+		}
 	}
-	now := int64(mlMaxAge)
-	s.merge("new", &fieldList{{"ip4", "192.0.2.2"}}, now, false)
-	if n := len(s.cache); n != mlMaxEntries*9/10+1 {
-		t.Fatalf("%d entries after eviction, want %d", n, mlMaxEntries*9/10+1)
+	if n := s.len(); n > mlMaxEntries {
+		t.Fatalf("%d entries, more than %d", n, mlMaxEntries)
 	}
-	if _, ok := s.cache["old0"]; ok {
-		t.Fatal("the oldest connection survived eviction")
+	s.merge("c0", ip(), 0, false) // a new generation: the a's not seen since go
+	if n := s.len(); n > mlMaxEntries || n < mlGeneration {
+		t.Fatalf("%d entries after a new generation", n)
 	}
-	if _, ok := s.cache[fmt.Sprint("old", mlMaxEntries-1)]; !ok {
-		t.Fatal("the newest connection was evicted")
+	if seen("a1") || seen(fmt.Sprint("a", mlGeneration-1)) {
+		t.Fatal("a connection not seen for a generation survived")
 	}
-	if _, ok := s.cache["new"]; !ok {
-		t.Fatal("the new connection is not cached")
+	for _, id := range []string{"a0", "b0", fmt.Sprint("b", mlGeneration-1), "c0"} {
+		if !seen(id) {
+			t.Fatalf("%s was dropped", id)
+		}
+	}
+	if _, e := s.lookup("c0", mlMaxAge+1); e != nil {
+		t.Fatal("an expired connection was found")
+	}
+	if seen("c0") {
+		t.Fatal("an expired connection was kept")
 	}
 }
