@@ -52,15 +52,25 @@ func BenchmarkCompileAllFail2banFilters(b *testing.B) {
 		patterns += len(j.Filter.FailRegex) + len(j.Filter.IgnoreRegex)
 	}
 	b.ReportAllocs()
+	var modes [3]int // failregexes by mode, from the last build
 	for i := 0; i < b.N; i++ {
 		m, err := New(jails, Options{})
 		if err != nil {
 			b.Fatal(err)
 		}
+		modes = [3]int{}
+		for _, j := range jails {
+			for _, md := range m.Modes(j.ID) {
+				modes[md]++
+			}
+		}
 		m.Close()
 	}
 	b.ReportMetric(float64(len(jails)), "filters")
 	b.ReportMetric(float64(patterns), "regexes")
+	for md, n := range modes {
+		b.ReportMetric(float64(n), Mode(md).String()+"-failregexes")
+	}
 }
 
 // Every filter fail2ban ships that loads must also compile, together, into one database.
