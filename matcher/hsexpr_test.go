@@ -27,6 +27,11 @@ func TestHSExpr(t *testing.T) {
 		{`^type=x msg=audit\(:\d+\): y`, `type=x msg=audit\([^():\n]*:`}, // the hole in the literal accepts the date
 		// No literal with 5 letters and digits: from the first strong one on (" HTTP/" is in every line).
 		{`^\S+ "(?:GET|POST) [^ ]* HTTP/\d\.\d" 444`, ` HTTP/\d\.\d" 444`},
+		// Groups around literal text continue the run; a group's literal form keeps its literals only.
+		{`^(?P<nofail>Received (?P<mlfforget>disconnect)) from \S+`, `Received disconnect from `},
+		{`^x (?P<f>(?P<g>Accepted \w+)) for \S+`, `Accepted `},
+		{`^\S+: (?P<f>(?:Connection (?:closed|reset)|Disconnected)) by`, `: (?:Connection (?:closed|reset)|Disconnected) by`},
+		{`^x: (?:Connection (?:closed|reset)|Disconnected) \S+ (?:Authentication refused|Login failed)`, `(?:Authentication refused|Login failed)`}, // 10 beats 9
 		// An inline flag applies to the whole pattern in Python: no cut.
 		{`^(?i)\s*\S+ sshd: Failed password`, `(?i)\s*\S+ sshd: Failed password`},
 		{`^\s*\S+ sshd: (?:(?i)x|y) Failed password`, `\s*\S+ sshd: (?:(?i)x|y) Failed password`},

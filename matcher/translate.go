@@ -131,18 +131,18 @@ func hsExpr(expr string) string {
 	if i := afterLastTopLevel(expr, `\[\]`); i > 0 && i < len(expr) {
 		expr = expr[i:]
 	}
-	if at, end := rareLiteral(expr); end > at {
-		expr = expr[at:end]
+	if lit := rareLiteral(expr); lit != "" {
+		expr = lit
 	} else if i := literalLead(expr); i > 0 {
 		expr = expr[i:]
 	}
 	return rewriteOutsideClasses(expr)
 }
 
-// rareLiteral returns where the pattern's rarest-looking literal is — the top-level literal run
-// or all-alternatives-literal group (as literalRuns finds them) with the most letters and digits,
-// the last among equals (a log line goes from its generic header to its specific message) — when
-// it has at least minRareAlnum of them; else at == end. Hyperscan
+// rareLiteral returns the pattern's rarest-looking literal — the top-level literal run or
+// all-alternatives-literal group (as literalRuns finds them) with the most letters and digits, the
+// last among equals (a log line goes from its generic header to its specific message), in its pure
+// literal form (literalText) — when it has at least minRareAlnum of them; else "". Hyperscan
 // then scans for that literal alone and the confirming regex (PCRE2) decides every line that holds
 // it: a literal costs Hyperscan only its literal matcher, while the rest of a pattern runs an
 // automaton from every place its literals are found, which measured 0.3–1 µs per line that holds
@@ -151,19 +151,52 @@ func hsExpr(expr string) string {
 // digits, not length, measure rarity: " HTTP/" is in every access-log line and "sshd" in every
 // line of auth.log, and both have 4; "Failed " (6) or "nvalid|llegal" (6) are only in failures.
 // Back-references and conditionals keep the whole pattern, as in literalLead.
-func rareLiteral(expr string) (at, end int) {
+func rareLiteral(expr string) string {
 	if strings.Contains(expr, "(?P=") || strings.Contains(expr, "(?(") {
-		return 0, 0
+		return ""
 	}
-	best := 0
+	at, end, score := bestLiteral(expr)
+	if score < minRareAlnum {
+		return ""
+	}
+	return literalText(expr[at:end])
+}
+
+// bestLiteral returns the top-level strong literal of expr with the most letters and digits, the
+// last among equals.
+func bestLiteral(expr string) (at, end, best int) {
 	if !literalRuns(expr, alnumScore, func(a, e, score int) {
 		if score >= best {
 			at, end, best = a, e, score
 		}
-	}) || best < minRareAlnum {
-		return 0, 0
+	}) {
+		return 0, 0, 0
 	}
-	return at, end
+	return at, end, best
+}
+
+// literalText is the pure literal form of a strong literal: a run as it is; a group as the
+// alternation of each alternative's best literal, so that what surrounds those literals inside the
+// group (Python's "Accepted \w+" in a named group) gives Hyperscan no automaton to run and no match
+// end per character of a repetition.
+func literalText(lit string) string {
+	if p, ok := pureLiteral(lit); ok {
+		return p // a run, its groups made non-capturing
+	}
+	alts := alternatives(lit[1 : len(lit)-1])
+	parts := make([]string, len(alts))
+	for i, alt := range alts {
+		if p, ok := pureLiteral(alt); ok {
+			parts[i] = p // "Received (?P<mlfforget>disconnect)" whole, not its best part alone
+			continue
+		}
+		at, end, _ := bestLiteral(alt)
+		parts[i] = literalText(alt[at:end])
+	}
+	if len(parts) == 1 {
+		return parts[0]
+	}
+	return "(?:" + strings.Join(parts, "|") + ")"
 }
 
 // minRareAlnum is how many letters and digits a literal needs for Hyperscan to scan for it alone.
@@ -245,7 +278,8 @@ func literalRuns(expr string, measure func(run string) int, found func(at, end, 
 	run, runStart, runEnd := 0, 0, 0
 	endRun := func() {
 		if run >= 4 {
-			if score := measure(expr[runStart:runEnd]); score > 0 {
+			text, _ := pureLiteral(expr[runStart:runEnd])
+			if score := pureScore(text, measure); score > 0 {
 				found(runStart, runEnd, score)
 			}
 		}
@@ -253,7 +287,7 @@ func literalRuns(expr string, measure func(run string) int, found func(at, end, 
 	}
 	for i := 0; i < len(expr); {
 		start := i
-		literal, group := false, 0
+		literal, group, width := false, 0, 1
 		switch c := expr[i]; {
 		case c == '\\' && i+1 < len(expr):
 			n := expr[i+1]
@@ -266,7 +300,16 @@ func literalRuns(expr string, measure func(run string) int, found func(at, end, 
 			if end < 0 {
 				return false
 			}
-			group = groupScore(expr[i+1:end-1], measure)
+			if alts := alternatives(expr[i+1 : end-1]); len(alts) == 1 {
+				if p, ok := pureLiteral(alts[0]); ok {
+					// A group around literal text only ("<F-MLFFORGET>disconnect</F-MLFFORGET>")
+					// continues the run around it.
+					literal, width = true, pureScore(p, lengthScore)
+				}
+			}
+			if !literal {
+				group = groupScore(expr[i+1:end-1], measure)
+			}
 			i = end
 		case c == '|':
 			return false // a top-level alternation: no single lead
@@ -300,7 +343,7 @@ func literalRuns(expr string, measure func(run string) int, found func(at, end, 
 			if run == 0 {
 				runStart = start
 			}
-			run++
+			run += width
 			runEnd = i
 			continue
 		}
@@ -359,53 +402,135 @@ func groupEnd(expr string, i int) int {
 // alternatives, of each alternative's best-scoring strong literal — every match of the group
 // contains a literal that good. Lookarounds and conditionals score 0.
 func groupScore(body string, measure func(run string) int) int {
+	alts := alternatives(body)
+	if alts == nil {
+		return 0
+	}
+	lowest := -1
+	for _, alt := range alts {
+		best := 0
+		literalRuns(alt, measure, func(_, _, score int) { best = max(best, score) })
+		if lowest < 0 || best < lowest {
+			lowest = best
+		}
+	}
+	return max(lowest, 0)
+}
+
+// pureLiteral reports whether alt is literal characters and groups of such only, none of them
+// quantified, and returns it with its groups as non-capturing ones.
+func pureLiteral(alt string) (string, bool) {
+	var out strings.Builder
+	for i := 0; i < len(alt); {
+		start := i
+		switch c := alt[i]; {
+		case c == '\\' && i+1 < len(alt):
+			if n := alt[i+1]; n >= 'a' && n <= 'z' || n >= 'A' && n <= 'Z' || n >= '0' && n <= '9' {
+				return "", false
+			}
+			i += 2
+			out.WriteString(alt[start:i])
+		case c == '(':
+			end := groupEnd(alt, i)
+			if end < 0 {
+				return "", false
+			}
+			alts := alternatives(alt[i+1 : end-1])
+			if alts == nil {
+				return "", false
+			}
+			parts := make([]string, len(alts))
+			for j, a := range alts {
+				p, ok := pureLiteral(a)
+				if !ok {
+					return "", false
+				}
+				parts[j] = p
+			}
+			i = end
+			if len(parts) == 1 {
+				out.WriteString(parts[0])
+			} else {
+				out.WriteString("(?:" + strings.Join(parts, "|") + ")")
+			}
+		case strings.IndexByte(`[.^$|)*+?{`, c) >= 0:
+			return "", false
+		default:
+			i++
+			out.WriteString(alt[start:i])
+		}
+		if i < len(alt) && strings.IndexByte("*+?{", alt[i]) >= 0 {
+			return "", false
+		}
+	}
+	return out.String(), out.Len() > 0
+}
+
+// pureScore scores a pure literal (pureLiteral's form): its characters outside groups by measure,
+// plus, for each group, its lowest-scoring alternative — what every match contains.
+func pureScore(p string, measure func(run string) int) int {
+	score, from := 0, 0
+	for i := 0; i < len(p); i++ {
+		switch p[i] {
+		case '\\':
+			i++
+		case '(':
+			end := groupEnd(p, i)
+			if end < 0 {
+				return 0
+			}
+			score += measure(p[from:i])
+			lowest := -1
+			for _, a := range alternatives(p[i+1 : end-1]) {
+				if sc := pureScore(a, measure); lowest < 0 || sc < lowest {
+					lowest = sc
+				}
+			}
+			score += max(lowest, 0)
+			i, from = end-1, end
+		}
+	}
+	return score + measure(p[from:])
+}
+
+// alternatives splits a group's body (after "(", before ")") into its top-level alternatives,
+// without the group's "?:" or "?P<name>"; nil for lookarounds, conditionals, flag groups and
+// bodies that cannot be read.
+func alternatives(body string) []string {
 	switch {
 	case strings.HasPrefix(body, "?:"):
 		body = body[2:]
 	case strings.HasPrefix(body, "?P<"):
 		j := strings.IndexByte(body, '>')
 		if j < 0 {
-			return 0
+			return nil
 		}
 		body = body[j+1:]
 	case strings.HasPrefix(body, "?"):
-		return 0
+		return nil
 	}
-	shortest := -1
+	var alts []string
 	depth, altStart := 0, 0
-	for i := 0; i <= len(body); i++ {
-		if i < len(body) {
-			switch body[i] {
-			case '\\':
-				i++
-				continue
-			case '[':
-				if i = classEnd(body, i) - 1; i < 0 {
-					return 0
-				}
-				continue
-			case '(':
-				depth++
-				continue
-			case ')':
-				depth--
-				continue
-			case '|':
-				if depth != 0 {
-					continue
-				}
-			default:
-				continue
+	for i := 0; i < len(body); i++ {
+		switch body[i] {
+		case '\\':
+			i++
+		case '[':
+			if i = classEnd(body, i) - 1; i < 0 {
+				return nil
+			}
+		case '(':
+			depth++
+		case ')':
+			depth--
+		case '|':
+			if depth == 0 {
+				alts = append(alts, body[altStart:i])
+				altStart = i + 1
 			}
 		}
-		longest := 0
-		literalRuns(body[altStart:i], measure, func(_, _, score int) { longest = max(longest, score) })
-		if shortest < 0 || longest < shortest {
-			shortest = longest
-		}
-		altStart = i + 1
 	}
-	return max(shortest, 0)
+	return append(alts, body[altStart:])
 }
 
 // afterLastTopLevel returns the offset just after the last occurrence of the literal regex text
