@@ -945,6 +945,9 @@ func (w *Worker) multiLine(jail uint16, jr *jailRx, idx int, mlfid []byte, li ui
 		}
 	}
 	if detail != nil && r.id != "" {
+		if r.idView {
+			r.id = strings.Clone(r.id)
+		}
 		detail.Matched, detail.NoFail, detail.Regex, detail.ID, detail.Addr = !r.nofail, r.nofail, idx, r.id, addr
 		detail.Time = t.Truncate(time.Second)
 		detail.Fields, detail.Users, detail.Attempts = r.fields, r.users, r.attempts

@@ -142,6 +142,7 @@ type mlResult struct {
 	attempts int
 	nofail   bool
 	id       string // ip4, ip6, dns or fid; empty: pending, waiting for a line that names it
+	idView   bool   // id is a view of the line (a connection that ended on its first line)
 }
 
 // merge folds the groups of one matching line (cur) into the connection's entry, as fail2ban's
@@ -152,12 +153,13 @@ type mlResult struct {
 func (s *mlState) merge(id string, cur *fieldList, now int64, copyOut bool) mlResult {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e := s.mergeLocked(id, cur, now)
-	r := mlResult{attempts: e.matches}
+	var scratch mlEntry
+	e := s.mergeLocked(id, cur, now, &scratch)
+	r := mlResult{attempts: e.matches, idView: e == &scratch}
 	if copyOut {
 		r.fields = make(map[string]string, len(e.fields))
 		for _, f := range e.fields {
-			r.fields[f.name] = f.val
+			r.fields[f.name] = strings.Clone(f.val) // a scratch entry's are views of the line
 		}
 		r.users = slices.Clone(e.users)
 	}
@@ -174,7 +176,10 @@ func (s *mlState) merge(id string, cur *fieldList, now int64, copyOut bool) mlRe
 	return r
 }
 
-func (s *mlState) mergeLocked(id string, cur *fieldList, now int64) *mlEntry {
+// mergeLocked returns the connection's entry after the merge. A connection that ends on its first
+// line (a disconnect of a connection never seen) is not cached: its merge runs in scratch, over
+// cur's values (views of the line), and costs no allocation.
+func (s *mlState) mergeLocked(id string, cur *fieldList, now int64, scratch *mlEntry) *mlEntry {
 	const (
 		fNoFail   = 1
 		fForget   = 2
@@ -220,18 +225,19 @@ func (s *mlState) mergeLocked(id string, cur *fieldList, now int64) *mlEntry {
 		if flags&fForget != 0 {
 			s.remove(k)
 		}
+	} else if flags&fForget != 0 {
+		fail = scratch
+		fail.fields, fail.last = *cur, now
 	} else {
 		fields := make(fieldList, len(*cur))
 		for i, f := range *cur {
 			fields[i] = field{f.name, strings.Clone(f.val)}
 		}
 		fail = &mlEntry{fields: fields, last: now}
-		if flags&fForget == 0 {
-			users = fail.addUser(cur.val("user"))
-			fail.id = strings.Clone(id)
-			s.remove(k) // a colliding entry
-			s.insert(k, fail)
-		}
+		users = fail.addUser(cur.val("user"))
+		fail.id = strings.Clone(id)
+		s.remove(k) // a colliding entry
+		s.insert(k, fail)
 	}
 	wasPending := fail.pending
 	fail.pending = false
