@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -925,16 +924,7 @@ func (w *Worker) multiLine(jail uint16, jr *jailRx, idx int, mlfid []byte, li ui
 		}
 	}
 	if alt {
-		// fail2ban merges alternates before the multi-line merge (a rare case: through a map).
-		fm := make(map[string]string, len(cur))
-		for _, f := range cur {
-			fm[f.name] = f.val
-		}
-		mergeAlt(fm)
-		cur = cur[:0]
-		for k, v := range fm {
-			cur = append(cur, field{k, v})
-		}
+		cur = mergeAltList(cur) // fail2ban merges alternates before the multi-line merge
 	}
 	w.mlCur = cur
 	r := jr.ml.merge(unsafe.String(unsafe.SliceData(mlfid), len(mlfid)), &w.mlCur, t.Unix(), detail != nil && !w.noFields)
@@ -1041,13 +1031,45 @@ func mergeAlt(fields map[string]string) {
 	}
 	slices.Sort(names)
 	for _, n := range names {
-		if m := altNameRE.FindStringSubmatch(n); m != nil && fields[n] != "" && fields[m[1]] == "" {
-			fields[m[1]] = fields[n]
+		if base := altBase(n); fields[n] != "" && fields[base] == "" {
+			fields[base] = fields[n]
 		}
 	}
 }
 
-var altNameRE = regexp.MustCompile(`^alt_(.*?)(?:_\d+)?$`)
+// mergeAltList is mergeAlt on a line's groups, in place.
+func mergeAltList(f fieldList) fieldList {
+	var alts [8]int
+	names := alts[:0]
+	for i := range f {
+		if strings.HasPrefix(f[i].name, "alt_") {
+			names = append(names, i)
+		}
+	}
+	slices.SortFunc(names, func(a, b int) int { return strings.Compare(f[a].name, f[b].name) })
+	for _, i := range names {
+		base := altBase(f[i].name)
+		if f[i].val == "" || f.val(base) != "" {
+			continue
+		}
+		if j := f.index(base); j >= 0 {
+			f[j].val = f[i].val
+		} else {
+			f = append(f, field{base, f[i].val})
+		}
+	}
+	return f
+}
+
+// altBase is the group an alternate fills: alt_user, alt_user_2 → user (fail2ban's
+// ^alt_(.*?)(?:_\d+)?$).
+func altBase(name string) string {
+	base := strings.TrimPrefix(name, "alt_")
+	if i := strings.LastIndexByte(base, '_'); i >= 0 && i+1 < len(base) && strings.Trim(base[i+1:], "0123456789") == "" {
+		base = base[:i]
+	}
+	return base
+}
 
 // slowJails handles jails whose regexes could not all go into Hyperscan: every line is tried.
 func (w *Worker) slowJails(b *ingest.Block, jails ingest.JailSet, dst []Event) []Event {

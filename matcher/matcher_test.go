@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -387,5 +388,19 @@ func TestMultiLineCacheEviction(t *testing.T) {
 	}
 	if seen("c0") {
 		t.Fatal("an expired connection was kept")
+	}
+}
+
+// altBase names the group an alternate fills exactly as fail2ban's ^alt_(.*?)(?:_\d+)?$ does.
+func TestAltBase(t *testing.T) {
+	re := regexp.MustCompile(`^alt_(.*?)(?:_\d+)?$`)
+	for _, n := range []string{"alt_user", "alt_user_2", "alt_user_12", "alt_a_1_2", "alt_user_", "alt_12", "alt__3", "alt_", "alt_x_y", "alt_x_2y"} {
+		if want := re.FindStringSubmatch(n)[1]; altBase(n) != want {
+			t.Errorf("altBase(%q) = %q, want %q", n, altBase(n), want)
+		}
+	}
+	f := mergeAltList(fieldList{{"alt_user_2", "b"}, {"user", ""}, {"alt_user", "a"}, {"ip4", "192.0.2.1"}})
+	if f.val("user") != "a" {
+		t.Fatalf("merged %v: the first alternate in name order fills user", f)
 	}
 }
