@@ -111,3 +111,46 @@ func TestPCRELimitFallsBackToGo(t *testing.T) {
 		t.Fatalf("matches: errors %d", w.pcreErrors)
 	}
 }
+
+// Python's \s takes the vertical tab, and so must every engine that answers for it (the fuzz target
+// found Go's regexp saying no where PCRE2 and Python say yes).
+func TestPythonSpace(t *testing.T) {
+	for _, c := range []struct {
+		expr, line string
+		want       bool
+	}{
+		{`^a\sb$`, "a\vb", true},
+		{`^a\Sb$`, "a\vb", false},
+		{`^a[\s]b$`, "a\vb", true},
+		{`^a[^\s]b$`, "a\vb", false},
+		{`^a\\sb$`, `a\sb`, true},
+		{`^a[]\s]b$`, "a]b", true},
+		{`^(?=a)a\sb$`, "a\vb", true}, // regexp2
+	} {
+		r, err := compileRx(c.expr, c.expr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.pc == nil && !strings.Contains(c.expr, "(?=") {
+			t.Fatalf("%s: PCRE2 did not take it", c.expr)
+		}
+		var w Worker
+		if r.pc != nil {
+			if w.px, err = newPCREBatch(r.pc.pairs); err != nil {
+				t.Fatal(err)
+			}
+			defer w.px.free()
+			defer r.pc.free()
+		}
+		var caps captures
+		if got := w.exec(&r, []byte(c.line), &caps); got != c.want {
+			t.Errorf("%s on %q: %v, want %v (Python's answer)", c.expr, c.line, got, c.want)
+		}
+		pc := r.pc
+		r.pc = nil // Go's answer too
+		defer func() { r.pc = pc }()
+		if got := w.exec(&r, []byte(c.line), &caps); got != c.want {
+			t.Errorf("%s on %q through Go: %v, want %v", c.expr, c.line, got, c.want)
+		}
+	}
+}

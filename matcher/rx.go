@@ -29,7 +29,8 @@ const regexp2Timeout = 100 * time.Millisecond
 
 func compileRx(text, expr string) (rx, error) {
 	r := rx{text: text, expr: expr}
-	if re, err := regexp.Compile(expr); err == nil {
+	goExpr := pythonSpace(expr)
+	if re, err := regexp.Compile(goExpr); err == nil {
 		r.re = re
 		for i, n := range re.SubexpNames() {
 			if n != "" {
@@ -38,7 +39,7 @@ func compileRx(text, expr string) (rx, error) {
 			}
 		}
 	} else {
-		re2, err2 := regexp2.Compile(toRegexp2(expr), regexp2.RE2)
+		re2, err2 := regexp2.Compile(toRegexp2(goExpr), regexp2.RE2)
 		if err2 != nil {
 			return r, fmt.Errorf("neither Go regexp (%v) nor regexp2 (%v) can compile it", err, err2)
 		}
@@ -55,6 +56,55 @@ func compileRx(text, expr string) (rx, error) {
 		r.pc, _ = compilePCRE(expr, r.names)
 	}
 	return r, nil
+}
+
+// pythonSpace gives Go's regexp and regexp2 (in its RE2 mode) Python's \s, which takes the
+// vertical tab too (so does PCRE2's): \s becomes [\t\n\v\f\r ] and \S its negation outside
+// classes, and a class holding \s gets \v beside it. \S inside a class is left as it is (there a
+// vertical tab still counts as not a space).
+func pythonSpace(expr string) string {
+	if !strings.Contains(expr, `\s`) && !strings.Contains(expr, `\S`) {
+		return expr
+	}
+	var b strings.Builder
+	inClass := false
+	for i := 0; i < len(expr); i++ {
+		c := expr[i]
+		switch {
+		case c == '\\' && i+1 < len(expr):
+			n := expr[i+1]
+			i++
+			switch {
+			case n == 's' && inClass:
+				b.WriteString(`\s\v`)
+			case n == 's':
+				b.WriteString(`[\t\n\v\f\r ]`)
+			case n == 'S' && !inClass:
+				b.WriteString(`[^\t\n\v\f\r ]`)
+			default:
+				b.WriteByte(c)
+				b.WriteByte(n)
+			}
+			continue
+		case c == '[' && !inClass:
+			inClass = true
+			b.WriteByte(c)
+			// A ] right after [ or [^ is a member, not the end.
+			if i+1 < len(expr) && expr[i+1] == '^' {
+				b.WriteByte('^')
+				i++
+			}
+			if i+1 < len(expr) && expr[i+1] == ']' {
+				b.WriteByte(']')
+				i++
+			}
+			continue
+		case c == ']' && inClass:
+			inClass = false
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
 }
 
 // usePCRE: PCRE2 runs patterns in byte mode, where it agrees with Go's regexp on ASCII patterns
