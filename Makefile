@@ -74,6 +74,7 @@ fuzz: deps
 	$(GO) test -run '^$$' -fuzz FuzzJSONFormat -fuzztime $(FUZZTIME) ./ingest
 	$(GO) test -run '^$$' -fuzz FuzzParseDate -fuzztime $(FUZZTIME) ./matcher
 	$(GO) test -run '^$$' -fuzz FuzzPCREAgreesWithGo -fuzztime $(FUZZTIME) ./matcher
+	$(GO) test -run '^$$' -fuzz FuzzScanMissesNothing -fuzztime $(FUZZTIME) ./matcher
 	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime $(FUZZTIME) ./config
 
 clean:

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -78,6 +79,71 @@ func FuzzPCREAgreesWithGo(f *testing.F) {
 		}
 		if differ != "" {
 			t.Fatal(differ)
+		}
+	})
+}
+
+// FuzzScanMissesNothing holds Hyperscan's scan forms (hsExpr: a regex's rarest literal, or the
+// regex from its first strong literal on) to being supersets: every jail of our library reads each
+// line through Match, where only the regexes Hyperscan reports are tried, and through slowLine,
+// where every regex is, on a second matcher; the failures found must be the same. The seeds are
+// every sample line of every filter, so `go test` runs them all.
+func FuzzScanMissesNothing(f *testing.F) {
+	var specs []JailSpec
+	for _, name := range ownFilters(f) {
+		if name == "recidive" {
+			continue
+		}
+		flt, errs := config.LoadFilter(ownFilterDir, name, nil)
+		if errs != nil {
+			f.Fatal(errs)
+		}
+		specs = append(specs, JailSpec{ID: len(specs), Name: name, Filter: flt})
+		data, err := os.ReadFile(filepath.Join(ownSamples, name+".log"))
+		if err != nil {
+			f.Fatal(err)
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			if line != "" && !strings.HasPrefix(line, "#") {
+				f.Add([]byte(line))
+			}
+		}
+	}
+	scanned, every := newMatcher(f, specs...), newMatcher(f, specs...)
+	ws, err := scanned.NewWorker()
+	if err != nil {
+		f.Fatal(err)
+	}
+	we, err := every.NewWorker()
+	if err != nil {
+		f.Fatal(err)
+	}
+	var all ingest.JailSet
+	for _, s := range specs {
+		all = all.With(s.ID)
+	}
+	f.Fuzz(func(t *testing.T, line []byte) {
+		if bytes.ContainsAny(line, "\n\r") {
+			return
+		}
+		got, err := ws.Match(block(all, string(line)), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want []Event
+		for _, s := range specs {
+			want = we.slowLine(s.ID, line, 0, fixedNow, time.Time{}, want, nil)
+		}
+		key := func(evs []Event) []string {
+			var out []string
+			for _, e := range evs {
+				out = append(out, fmt.Sprintf("%s[%d] %s", specs[e.Jail].Name, e.Regex, e.Addr))
+			}
+			slices.Sort(out)
+			return out
+		}
+		if g, w := key(got), key(want); !slices.Equal(g, w) {
+			t.Fatalf("%q: through the scan %v, trying every regex %v", line, g, w)
 		}
 	})
 }
