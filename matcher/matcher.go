@@ -418,6 +418,7 @@ type Worker struct {
 	pre        [2]int
 	pcreErrors uint64
 	mlCur      fieldList // one line's groups for the multi-line merge, reused
+	explaining bool      // in Explain: every outcome is described, no shortcut taken
 }
 
 // job is one (line, jail) whose candidates wait for the batch.
@@ -612,6 +613,8 @@ func (w *Worker) ExplainAt(jail int, line []byte, t time.Time) (Result, error) {
 }
 
 func (w *Worker) explain(jail int, line []byte, fixed time.Time) (res Result, err error) {
+	w.explaining = true
+	defer func() { w.explaining = false }()
 	m := w.m
 	jr := &m.jails[jail]
 	now := m.opts.Now()
@@ -907,6 +910,13 @@ func firstCapture(name string, cs ...*captures) []byte {
 // multiLine merges a match that carries an <F-MLFID> into its connection's state and reports the
 // merged failure, if it is one.
 func (w *Worker) multiLine(jail uint16, jr *jailRx, idx int, mlfid []byte, li uint32, t time.Time, detail *Result) (Event, bool) {
+	if !w.explaining && endsUnknown(&w.caps, &w.pcaps) && !jr.ml.known(unsafe.String(unsafe.SliceData(mlfid), len(mlfid)), t.Unix()) {
+		// A helper line (<F-NOFAIL> or <F-MLFGAINED>) that ends a connection never seen, or seen
+		// too long ago: fail2ban's merge leaves nothing behind and counts nothing. Most of the
+		// noise fail2ban's sshd.conf matches is this (disconnects, preauth closes, accepted
+		// logins of connections whose earlier lines it does not track).
+		return Event{}, false
+	}
 	// The groups are views of the line, valid for this call: merge copies what it keeps.
 	cur := w.mlCur[:0]
 	alt := false
@@ -949,6 +959,13 @@ func (w *Worker) multiLine(jail uint16, jr *jailRx, idx int, mlfid []byte, li ui
 		return Event{}, false
 	}
 	return w.emit(jail, idx, li, t, addr)
+}
+
+// endsUnknown reports whether a match ends its connection (<F-MLFFORGET>) as a helper (<F-NOFAIL>
+// or <F-MLFGAINED>): for a connection not in the cache, merging it has no effect.
+func endsUnknown(cs ...*captures) bool {
+	return firstCapture("mlfforget", cs...) != nil &&
+		(firstCapture("nofail", cs...) != nil || firstCapture("mlfgained", cs...) != nil)
 }
 
 // emit turns a counted failure into an Event when its id is an address; ids that are host names

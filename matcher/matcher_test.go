@@ -404,3 +404,46 @@ func TestAltBase(t *testing.T) {
 		t.Fatalf("merged %v: the first alternate in name order fills user", f)
 	}
 }
+
+// A helper line that ends a connection (<F-NOFAIL> with <F-MLFFORGET>) forgets a connection it
+// knows and leaves nothing for one it does not (the shortcut that skips the merge then); Explain
+// still describes such a line.
+func TestMultiLineHelperEndsConnection(t *testing.T) {
+	f := &config.Filter{Name: "ml",
+		PrefRegex: &config.Regex{Text: `^\s*\S+ sshd\[<F-MLFID>\d+</F-MLFID>\]: <F-CONTENT>.+</F-CONTENT>$`},
+		FailRegex: []config.Regex{
+			{Text: `^<F-NOFAIL>Connection from</F-NOFAIL> <HOST>$`},
+			{Text: `^Failed password for \S+$`},
+			{Text: `^<F-NOFAIL><F-MLFFORGET>Disconnected</F-MLFFORGET></F-NOFAIL>$`},
+		}}
+	m := newMatcher(t, JailSpec{ID: 0, Name: "ml", Filter: f})
+	w, err := m.NewWorker()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	l := func(pid int, msg string) string { return fmt.Sprintf("Nov 24 10:01:02 h sshd[%d]: %s", pid, msg) }
+	evs, err := w.Match(block(ingest.NewJailSet(0),
+		l(2, "Disconnected"), // never seen: nothing
+		l(1, "Connection from 192.0.2.1"),
+		l(1, "Failed password for root"), // the host from the connection line
+		l(1, "Disconnected"),             // forgets pid 1
+		l(1, "Failed password for root"), // no host any more: pending, no event
+		l(3, "Connection from 192.0.2.3"),
+		l(3, "Disconnected"),
+		l(3, "Failed password for admin"),
+	), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 1 || evs[0].Addr != netip.MustParseAddr("192.0.2.1") || evs[0].Line != 2 {
+		t.Fatalf("events %+v, want one for 192.0.2.1 on line 2", evs)
+	}
+	res, err := w.Explain(0, []byte(l(4, "Disconnected")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Regex != 2 || res.Matched || !res.Pending && !res.NoFail {
+		t.Fatalf("Explain of a disconnect of an unknown connection: %+v", res)
+	}
+}

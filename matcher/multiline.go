@@ -125,6 +125,15 @@ func (s *mlState) remove(k uint64) {
 
 func (s *mlState) len() int { return len(s.cur) + len(s.old) }
 
+// known reports whether id is a live connection (with lookup's effects: an expired entry goes, a
+// found one moves to the current generation, as a merge would do).
+func (s *mlState) known(id string, now int64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, e := s.lookup(id, now)
+	return e != nil
+}
+
 func (e *mlEntry) addUser(u string) []string {
 	if u == "" {
 		return e.users
