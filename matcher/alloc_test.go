@@ -28,11 +28,7 @@ func noiseLines(n int) []string {
 // longer costs the same allocations.
 func TestMatchAllocationsDoNotGrowWithLines(t *testing.T) {
 	m := newMatcher(t, JailSpec{ID: 0, Name: "sshd", Filter: shippedSSHD(t)})
-	w, err := m.NewWorker()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
+	w := newWorker(t, m)
 	small := block(ingest.NewJailSet(0), noiseLines(10)...)
 	large := block(ingest.NewJailSet(0), noiseLines(1000)...)
 	var dst []Event

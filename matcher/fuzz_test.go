@@ -3,14 +3,10 @@ package matcher
 import (
 	"bytes"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/portcullis/portcullis/config"
 	"github.com/portcullis/portcullis/ingest"
 )
 
@@ -37,30 +33,12 @@ func FuzzParseDate(f *testing.F) {
 // FuzzPCREAgreesWithGo feeds lines through Match (PCRE2 batches the confirmations) with our sshd,
 // postfix and dovecot filters loaded, and holds every PCRE2 answer to Go's regexp.
 func FuzzPCREAgreesWithGo(f *testing.F) {
-	for _, name := range []string{"sshd", "postfix", "dovecot"} {
-		data, err := os.ReadFile(filepath.Join(ownSamples, name+".log"))
-		if err != nil {
-			f.Fatal(err)
-		}
-		for _, line := range strings.Split(string(data), "\n") {
-			if line != "" && !strings.HasPrefix(line, "#") {
-				f.Add([]byte(line))
-			}
-		}
-	}
 	var specs []JailSpec
 	for i, name := range []string{"sshd", "postfix", "dovecot"} {
-		flt, errs := config.LoadFilter(ownFilterDir, name, nil)
-		if errs != nil {
-			f.Fatal(errs)
-		}
-		specs = append(specs, JailSpec{ID: i, Name: name, Filter: flt})
+		addSamples(f, name)
+		specs = append(specs, JailSpec{ID: i, Name: name, Filter: ownFilter(f, name)})
 	}
-	m := newMatcher(f, specs...)
-	w, err := m.NewWorker()
-	if err != nil {
-		f.Fatal(err)
-	}
+	w := newWorker(f, newMatcher(f, specs...))
 	var differ string
 	crossCheck = func(r *rx, text []byte, matched bool, c *captures) {
 		if why := disagreement(r, text, matched, c); why != "" && differ == "" {
@@ -89,39 +67,12 @@ func FuzzPCREAgreesWithGo(f *testing.F) {
 // where every regex is, on a second matcher; the failures found must be the same. The seeds are
 // every sample line of every filter, so `go test` runs them all.
 func FuzzScanMissesNothing(f *testing.F) {
-	var specs []JailSpec
-	for _, name := range ownFilters(f) {
-		if name == "recidive" {
-			continue
-		}
-		flt, errs := config.LoadFilter(ownFilterDir, name, nil)
-		if errs != nil {
-			f.Fatal(errs)
-		}
-		specs = append(specs, JailSpec{ID: len(specs), Name: name, Filter: flt})
-		data, err := os.ReadFile(filepath.Join(ownSamples, name+".log"))
-		if err != nil {
-			f.Fatal(err)
-		}
-		for _, line := range strings.Split(string(data), "\n") {
-			if line != "" && !strings.HasPrefix(line, "#") {
-				f.Add([]byte(line))
-			}
-		}
-	}
-	scanned, every := newMatcher(f, specs...), newMatcher(f, specs...)
-	ws, err := scanned.NewWorker()
-	if err != nil {
-		f.Fatal(err)
-	}
-	we, err := every.NewWorker()
-	if err != nil {
-		f.Fatal(err)
-	}
-	var all ingest.JailSet
+	specs := librarySpecs(f)
 	for _, s := range specs {
-		all = all.With(s.ID)
+		addSamples(f, s.Name)
 	}
+	ws, we := newWorker(f, newMatcher(f, specs...)), newWorker(f, newMatcher(f, specs...))
+	all := jailSet(specs)
 	f.Fuzz(func(t *testing.T, line []byte) {
 		if bytes.ContainsAny(line, "\n\r") {
 			return

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/portcullis/portcullis/bench"
-	"github.com/portcullis/portcullis/config"
 	"github.com/portcullis/portcullis/ingest"
 )
 
@@ -44,16 +43,7 @@ func BenchmarkLibraryScan(b *testing.B) {
 		jails []JailSpec
 	}{{"sshd-only", sshdSpec(b, specs)}, {fmt.Sprintf("all-%d-jails", len(specs)), specs}} {
 		b.Run(set.name, func(b *testing.B) {
-			m, err := New(set.jails, Options{Location: time.UTC})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer m.Close()
-			w, err := m.NewWorker()
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer w.Close()
+			w := newWorker(b, newMatcherWith(b, Options{Location: time.UTC}, set.jails...))
 			b.SetBytes(int64(len(buf)))
 			hits := 0
 			b.ResetTimer()
@@ -83,27 +73,16 @@ func sshdSpec(b *testing.B, specs []JailSpec) []JailSpec {
 	return nil
 }
 
-// libraryInput generates the stream (authPct% auth and mail lines, the rest web access lines) and
-// loads every filter of the library but recidive as a jail.
 var libraryStart = time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
 
+// libraryInput generates the stream (authPct% auth and mail lines, the rest web access lines) and
+// the library's jails.
 func libraryInput(b *testing.B, authPct int) ([]byte, []JailSpec) {
 	var buf bytes.Buffer
 	if err := bench.WriteWeb(&buf, bench.WebOptions{Lines: 200_000, BadPct: 1, AuthPct: authPct, Attackers: 5000, Start: libraryStart, Seed: 3}); err != nil {
 		b.Fatal(err)
 	}
-	var specs []JailSpec
-	for _, name := range ownFilters(b) {
-		if name == "recidive" {
-			continue // fed by the daemon's own bans, never by log lines
-		}
-		f, errs := config.LoadFilter(ownFilterDir, name, nil)
-		if errs != nil {
-			b.Fatal(errs)
-		}
-		specs = append(specs, JailSpec{ID: len(specs), Name: name, Filter: f})
-	}
-	return buf.Bytes(), specs
+	return buf.Bytes(), librarySpecs(b)
 }
 
 func libraryBench(b *testing.B, authPct int) {
@@ -135,27 +114,15 @@ func libraryBlocks(buf []byte) (blocks []*ingest.Block, lines int) {
 // line, and returns the lines per second.
 func runLibrary(b *testing.B, jails []JailSpec, blocks []*ingest.Block, lines int, size int64) float64 {
 	now := libraryStart.Add(time.Hour)
-	m, err := New(jails, Options{Now: func() time.Time { return now }, Location: time.UTC})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer m.Close()
-	w, err := m.NewWorker()
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer w.Close()
-	var all ingest.JailSet
-	for _, j := range jails {
-		all = all.With(j.ID)
-	}
-	src := &ingest.Source{Name: "mixed", Jails: all, Stats: &ingest.SourceStats{}}
+	w := newWorker(b, newMatcherWith(b, Options{Now: func() time.Time { return now }, Location: time.UTC}, jails...))
+	src := &ingest.Source{Name: "mixed", Jails: jailSet(jails), Stats: &ingest.SourceStats{}}
 	for _, blk := range blocks {
 		blk.Source = src
 	}
 	b.SetBytes(size)
 	b.ReportAllocs()
 	var ev []Event
+	var err error
 	found := 0
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {

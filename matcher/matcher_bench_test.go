@@ -40,19 +40,15 @@ func BenchmarkMatchSSHD(b *testing.B) {
 	for _, pct := range []int{0, 5, 60, 100} {
 		b.Run(fmt.Sprintf("fail=%d%%", pct), func(b *testing.B) {
 			m := newMatcher(b, JailSpec{ID: 0, Name: "sshd", Filter: shippedSSHD(b)})
-			w, err := m.NewWorker()
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer w.Close()
+			w := newWorker(b, m)
 			blk, n := sshdBlock(pct)
 			var dst []Event
 			b.SetBytes(int64(len(blk.Buf)))
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				dst, err = w.Match(blk, dst[:0])
-				if err != nil {
+				var err error
+				if dst, err = w.Match(blk, dst[:0]); err != nil {
 					b.Fatal(err)
 				}
 			}

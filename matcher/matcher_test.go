@@ -28,12 +28,38 @@ func shippedSSHD(t testing.TB) *config.Filter {
 
 func newMatcher(t testing.TB, jails ...JailSpec) *Matcher {
 	t.Helper()
-	m, err := New(jails, Options{Now: func() time.Time { return fixedNow }, Location: time.UTC})
+	return newMatcherWith(t, Options{Now: func() time.Time { return fixedNow }, Location: time.UTC}, jails...)
+}
+
+// newMatcherWith compiles jails with opts; the matcher is closed when the test ends.
+func newMatcherWith(t testing.TB, opts Options, jails ...JailSpec) *Matcher {
+	t.Helper()
+	m, err := New(jails, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(m.Close)
 	return m
+}
+
+// newWorker is a worker of m, closed when the test ends (before m, which newMatcher closes).
+func newWorker(t testing.TB, m *Matcher) *Worker {
+	t.Helper()
+	w, err := m.NewWorker()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Close)
+	return w
+}
+
+// jailSet is the set of the jails' ids.
+func jailSet(jails []JailSpec) ingest.JailSet {
+	var s ingest.JailSet
+	for _, j := range jails {
+		s = s.With(j.ID)
+	}
+	return s
 }
 
 // block builds a block of lines read by the given jails.
@@ -263,11 +289,7 @@ func TestPythonDialect(t *testing.T) {
 	if modes[0] != Exact || modes[1] != Prefilter || modes[2] != Prefilter || modes[3] != Exact {
 		t.Fatalf("modes %v", modes)
 	}
-	w, err := m.NewWorker()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
+	w := newWorker(t, m)
 	f2 := func(line string, want Result) {
 		t.Helper()
 		got, err := w.Explain(0, []byte("Nov 24 10:01:02"+line))
@@ -318,11 +340,7 @@ func TestExplainCountsOtherMatches(t *testing.T) {
 		{Text: `^<F-NOFAIL>\s*\S+ app: login</F-NOFAIL> failed from <HOST>$`},
 	}}
 	m := newMatcher(t, JailSpec{ID: 0, Name: "dup", Filter: f})
-	w, err := m.NewWorker()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
+	w := newWorker(t, m)
 	res, err := w.Explain(0, []byte("Nov 24 10:01:02 h app: login failed from 203.0.113.1"))
 	if err != nil || !res.Matched || res.Regex != 0 || res.Others != 1 {
 		t.Fatalf("got %+v, %v; want regex 0 with one other (the nofail helper does not count)", res, err)
@@ -334,11 +352,7 @@ func TestPerJailDNSAndZone(t *testing.T) {
 	f := &config.Filter{Name: "x", FailRegex: []config.Regex{{Text: `^\s*\S+ app: denied <HOST>$`}}}
 	ist := time.FixedZone("IST", 5*3600+1800)
 	m := newMatcher(t, JailSpec{ID: 0, Name: "names", Filter: f}, JailSpec{ID: 1, Name: "nonames", Filter: f, NoDNS: true, Location: ist})
-	w, err := m.NewWorker()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
+	w := newWorker(t, m)
 	line := []byte("Nov 24 10:01:02 h app: denied bad.example.org")
 	r0, _ := w.Explain(0, line)
 	r1, _ := w.Explain(1, line)
@@ -417,11 +431,7 @@ func TestMultiLineHelperEndsConnection(t *testing.T) {
 			{Text: `^<F-NOFAIL><F-MLFFORGET>Disconnected</F-MLFFORGET></F-NOFAIL>$`},
 		}}
 	m := newMatcher(t, JailSpec{ID: 0, Name: "ml", Filter: f})
-	w, err := m.NewWorker()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
+	w := newWorker(t, m)
 	l := func(pid int, msg string) string { return fmt.Sprintf("Nov 24 10:01:02 h sshd[%d]: %s", pid, msg) }
 	evs, err := w.Match(block(ingest.NewJailSet(0),
 		l(2, "Disconnected"), // never seen: nothing

@@ -42,6 +42,42 @@ func ownFilters(t testing.TB) []string {
 	return out
 }
 
+// ownFilter loads one filter of the library.
+func ownFilter(t testing.TB, name string) *config.Filter {
+	t.Helper()
+	f, errs := config.LoadFilter(ownFilterDir, name, nil)
+	if errs != nil {
+		t.Fatal(errs)
+	}
+	return f
+}
+
+// librarySpecs is every filter of the library as a jail, but recidive (fed by the daemon's own
+// bans, never by log lines).
+func librarySpecs(t testing.TB) []JailSpec {
+	t.Helper()
+	var specs []JailSpec
+	for _, name := range ownFilters(t) {
+		if name != "recidive" {
+			specs = append(specs, JailSpec{ID: len(specs), Name: name, Filter: ownFilter(t, name)})
+		}
+	}
+	return specs
+}
+
+// addSamples seeds f with the log lines of the library's sample for filter name.
+func addSamples(f *testing.F, name string) {
+	data, err := os.ReadFile(filepath.Join(ownSamples, name+".log"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if line != "" && !strings.HasPrefix(line, "#") {
+			f.Add([]byte(line))
+		}
+	}
+}
+
 func TestOwnFilters(t *testing.T) {
 	loc, err := time.LoadLocation("Europe/Berlin") // the corpus's clock: see conformance_test.go
 	if err != nil {

@@ -35,11 +35,7 @@ func BenchmarkDateDetect(b *testing.B) {
 // per line.
 func BenchmarkConfirm(b *testing.B) {
 	m := newMatcher(b, JailSpec{ID: 0, Name: "sshd", Filter: shippedSSHD(b)})
-	w, err := m.NewWorker()
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer w.Close()
+	w := newWorker(b, m)
 	line := []byte("Nov 24 10:01:02 web1 sshd[1234]: Failed password for invalid user admin from 203.0.113.7 port 51234 ssh2")
 	b.ReportAllocs()
 	for b.Loop() {
@@ -53,11 +49,7 @@ func BenchmarkConfirm(b *testing.B) {
 // PCRE2 (one match, as a batch of one) and by Go's regexp, the reference it replaced.
 func BenchmarkConfirmRegex(b *testing.B) {
 	m := newMatcher(b, JailSpec{ID: 0, Name: "sshd", Filter: shippedSSHD(b)})
-	w, err := m.NewWorker()
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer w.Close()
+	w := newWorker(b, m)
 	r := &m.jails[0].fail[0]
 	if r.pc == nil {
 		b.Fatal("the sshd failregex is not compiled by PCRE2")
