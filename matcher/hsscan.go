@@ -72,6 +72,10 @@ type hit struct {
 	to uint32
 }
 
+// The scan hands C's hx_hit array to Go as []hit: the two must be the same size (this fails to
+// compile otherwise).
+var _ [unsafe.Sizeof(hit{})]byte = [unsafe.Sizeof(C.hx_hit{})]byte{}
+
 // hxDB is a compiled block-mode database.
 type hxDB struct{ p *C.hs_database_t }
 

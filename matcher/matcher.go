@@ -910,7 +910,8 @@ func firstCapture(name string, cs ...*captures) []byte {
 // multiLine merges a match that carries an <F-MLFID> into its connection's state and reports the
 // merged failure, if it is one.
 func (w *Worker) multiLine(jail uint16, jr *jailRx, idx int, mlfid []byte, li uint32, t time.Time, detail *Result) (Event, bool) {
-	if !w.explaining && endsUnknown(&w.caps, &w.pcaps) && !jr.ml.known(unsafe.String(unsafe.SliceData(mlfid), len(mlfid)), t.Unix()) {
+	id := unsafe.String(unsafe.SliceData(mlfid), len(mlfid)) // a view: the cache copies what it keeps
+	if !w.explaining && endsUnknown(&w.caps, &w.pcaps) && !jr.ml.known(id, t.Unix()) {
 		// A helper line (<F-NOFAIL> or <F-MLFGAINED>) that ends a connection never seen, or seen
 		// too long ago: fail2ban's merge leaves nothing behind and counts nothing. Most of the
 		// noise fail2ban's sshd.conf matches is this (disconnects, preauth closes, accepted
@@ -937,7 +938,7 @@ func (w *Worker) multiLine(jail uint16, jr *jailRx, idx int, mlfid []byte, li ui
 		cur = mergeAltList(cur) // fail2ban merges alternates before the multi-line merge
 	}
 	w.mlCur = cur
-	r := jr.ml.merge(unsafe.String(unsafe.SliceData(mlfid), len(mlfid)), &w.mlCur, t.Unix(), detail != nil && !w.noFields)
+	r := jr.ml.merge(id, &w.mlCur, t.Unix(), detail != nil && !w.noFields)
 	var addr netip.Addr
 	if r.id != "" && r.fields["dns"] != r.id {
 		if a, err := netip.ParseAddr(r.id); err == nil {
@@ -1035,26 +1036,19 @@ func fillDetail(d *Result, idx int, id string, addr netip.Addr, t time.Time, nof
 	mergeAlt(d.Fields)
 }
 
-// mergeAlt applies fail2ban's alternates: alt_user, alt_user_2 … fill user when it is empty.
+// mergeAlt is mergeAltList on a map of groups (Details).
 func mergeAlt(fields map[string]string) {
-	var names []string
-	for n := range fields {
-		if strings.HasPrefix(n, "alt_") {
-			names = append(names, n)
-		}
+	var f fieldList
+	for n, v := range fields {
+		f = append(f, field{n, v})
 	}
-	if len(names) == 0 {
-		return
-	}
-	slices.Sort(names)
-	for _, n := range names {
-		if base := altBase(n); fields[n] != "" && fields[base] == "" {
-			fields[base] = fields[n]
-		}
+	for _, x := range mergeAltList(f) {
+		fields[x.name] = x.val
 	}
 }
 
-// mergeAltList is mergeAlt on a line's groups, in place.
+// mergeAltList applies fail2ban's alternates to a line's groups, in place: alt_user, alt_user_2 …
+// (in name order) fill user when it is empty.
 func mergeAltList(f fieldList) fieldList {
 	var alts [8]int
 	names := alts[:0]

@@ -67,42 +67,38 @@ func pythonSpace(expr string) string {
 		return expr
 	}
 	var b strings.Builder
-	inClass := false
 	for i := 0; i < len(expr); i++ {
-		c := expr[i]
-		switch {
+		switch c := expr[i]; {
 		case c == '\\' && i+1 < len(expr):
-			n := expr[i+1]
-			i++
-			switch {
-			case n == 's' && inClass:
-				b.WriteString(`\s\v`)
-			case n == 's':
+			switch expr[i+1] {
+			case 's':
 				b.WriteString(`[\t\n\v\f\r ]`)
-			case n == 'S' && !inClass:
+			case 'S':
 				b.WriteString(`[^\t\n\v\f\r ]`)
 			default:
-				b.WriteByte(c)
-				b.WriteByte(n)
+				b.WriteString(expr[i : i+2])
 			}
-			continue
-		case c == '[' && !inClass:
-			inClass = true
+			i++
+		case c == '[':
+			end := classEnd(expr, i)
+			if end < 0 {
+				b.WriteString(expr[i:])
+				return b.String()
+			}
+			for j := i; j < end; j++ { // inside the class, \v beside \s
+				b.WriteByte(expr[j])
+				if expr[j] == '\\' && j+1 < end {
+					j++
+					b.WriteByte(expr[j])
+					if expr[j] == 's' {
+						b.WriteString(`\v`)
+					}
+				}
+			}
+			i = end - 1
+		default:
 			b.WriteByte(c)
-			// A ] right after [ or [^ is a member, not the end.
-			if i+1 < len(expr) && expr[i+1] == '^' {
-				b.WriteByte('^')
-				i++
-			}
-			if i+1 < len(expr) && expr[i+1] == ']' {
-				b.WriteByte(']')
-				i++
-			}
-			continue
-		case c == ']' && inClass:
-			inClass = false
 		}
-		b.WriteByte(c)
 	}
 	return b.String()
 }

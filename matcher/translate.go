@@ -131,6 +131,10 @@ func hsExpr(expr string) string {
 	if i := afterLastTopLevel(expr, `\[\]`); i > 0 && i < len(expr) {
 		expr = expr[i:]
 	}
+	if strings.Contains(expr, "(?P=") || strings.Contains(expr, "(?(") {
+		// Back-references and conditionals: a cut could drop the group they refer to.
+		return rewriteOutsideClasses(expr)
+	}
 	if lit := rareLiteral(expr); lit != "" {
 		expr = lit
 	} else if i := literalLead(expr); i > 0 {
@@ -150,11 +154,7 @@ func hsExpr(expr string) string {
 // … [<HOST>]…" on postfix's) against 0.2–0.3 µs for PCRE2 to decide such a line. Letters and
 // digits, not length, measure rarity: " HTTP/" is in every access-log line and "sshd" in every
 // line of auth.log, and both have 4; "Failed " (6) or "nvalid|llegal" (6) are only in failures.
-// Back-references and conditionals keep the whole pattern, as in literalLead.
 func rareLiteral(expr string) string {
-	if strings.Contains(expr, "(?P=") || strings.Contains(expr, "(?(") {
-		return ""
-	}
 	at, end, score := bestLiteral(expr)
 	if score < minRareAlnum {
 		return ""
@@ -186,12 +186,12 @@ func literalText(lit string) string {
 	alts := alternatives(lit[1 : len(lit)-1])
 	parts := make([]string, len(alts))
 	for i, alt := range alts {
-		if p, ok := pureLiteral(alt); ok {
-			parts[i] = p // "Received (?P<mlfforget>disconnect)" whole, not its best part alone
-			continue
+		// A literal alternative whole ("Received (?P<mlfforget>disconnect)"), else its best part.
+		if _, ok := pureLiteral(alt); !ok {
+			at, end, _ := bestLiteral(alt)
+			alt = alt[at:end]
 		}
-		at, end, _ := bestLiteral(alt)
-		parts[i] = literalText(alt[at:end])
+		parts[i] = literalText(alt)
 	}
 	if len(parts) == 1 {
 		return parts[0]
@@ -207,11 +207,15 @@ const minRareAlnum = 5
 func alnumScore(run string) int {
 	n := 0
 	for i := 0; i < len(run); i++ {
-		if c := run[i]; c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' {
+		if isAlnum(run[i]) {
 			n++
 		}
 	}
 	return n
+}
+
+func isAlnum(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
 }
 
 // lengthScore scores a literal run by its characters (an escaped character counts once).
@@ -251,13 +255,9 @@ func inlineFlags(expr string) bool {
 // top-level position is a superset of the whole pattern (every match contains a match of it,
 // ending at the same place), and Hyperscan finds a pattern that starts at a rare literal far
 // faster than one that starts with a repetition or a class every line satisfies (`"[^"]*" 401` in
-// access logs: 6× faster as `" 401`; the Apache error prefix before "[client": 3.4×). Patterns
-// with back-references or conditionals keep their start (a cut could drop the group they refer
-// to); 0 means no cut.
+// access logs: 6× faster as `" 401`; the Apache error prefix before "[client": 3.4×). 0 means no
+// cut.
 func literalLead(expr string) int {
-	if strings.Contains(expr, "(?P=") || strings.Contains(expr, "(?(") {
-		return 0
-	}
 	best, bestScore := 0, 0
 	consider := func(at, _, score int) {
 		if bestScore == 0 || score >= 8 && score >= 2*bestScore {
@@ -290,8 +290,7 @@ func literalRuns(expr string, measure func(run string) int, found func(at, end, 
 		literal, group, width := false, 0, 1
 		switch c := expr[i]; {
 		case c == '\\' && i+1 < len(expr):
-			n := expr[i+1]
-			literal = !(n >= 'a' && n <= 'z' || n >= 'A' && n <= 'Z' || n >= '0' && n <= '9')
+			literal = !isAlnum(expr[i+1]) // \d, \w, \b … are classes and anchors, \. a character
 			i += 2
 		case c == '[':
 			i = classEnd(expr, i)
@@ -425,7 +424,7 @@ func pureLiteral(alt string) (string, bool) {
 		start := i
 		switch c := alt[i]; {
 		case c == '\\' && i+1 < len(alt):
-			if n := alt[i+1]; n >= 'a' && n <= 'z' || n >= 'A' && n <= 'Z' || n >= '0' && n <= '9' {
+			if isAlnum(alt[i+1]) {
 				return "", false
 			}
 			i += 2
