@@ -322,15 +322,22 @@ func (m *Manager) decide(jail uint16, addr netip.Addr, pfx netip.Prefix, reason 
 	return m.banLocked(jail, pfx, now, reason), nil
 }
 
+// wider is the network of rule e that holds pfx in jail, when e is of pfx's family and wider.
+func (e Escalation) wider(jail uint16, pfx netip.Prefix) (bkey, bool) {
+	if e.V6 != pfx.Addr().Is6() || e.Bits >= pfx.Bits() {
+		return bkey{}, false
+	}
+	wide, _ := pfx.Addr().Prefix(e.Bits)
+	return bkey{prefix: wide, jail: jail}, true
+}
+
 // coveredLocked reports whether an aggregated ban of jail already holds pfx.
 func (m *Manager) coveredLocked(jail uint16, pfx netip.Prefix) bool {
 	for _, e := range m.pols[jail].Escalate {
-		if e.V6 != pfx.Addr().Is6() || e.Bits >= pfx.Bits() {
-			continue
-		}
-		wide, _ := pfx.Addr().Prefix(e.Bits)
-		if _, ok := m.active[bkey{prefix: wide, jail: jail}]; ok {
-			return true
+		if wk, ok := e.wider(jail, pfx); ok {
+			if _, banned := m.active[wk]; banned {
+				return true
+			}
 		}
 	}
 	return false
@@ -381,11 +388,10 @@ func (m *Manager) countWideLocked(k bkey, d int) {
 		return
 	}
 	for _, e := range m.pols[k.jail].Escalate {
-		if e.V6 != k.prefix.Addr().Is6() || e.Bits >= k.prefix.Bits() {
+		wk, ok := e.wider(k.jail, k.prefix)
+		if !ok {
 			continue
 		}
-		wide, _ := k.prefix.Addr().Prefix(e.Bits)
-		wk := bkey{prefix: wide, jail: k.jail}
 		if m.inWide[wk] += d; m.inWide[wk] <= 0 {
 			delete(m.inWide, wk)
 		}
@@ -405,11 +411,11 @@ func (m *Manager) escalate(jail uint16, pfx netip.Prefix) []Decision {
 	defer m.mu.Unlock()
 	var out []Decision
 	for _, e := range pol.Escalate {
-		if e.V6 != pfx.Addr().Is6() || e.Bits >= pfx.Bits() || e.Count < 2 {
+		wk, ok := e.wider(jail, pfx) // pfx: the ban, or the network it escalated to (cascade)
+		if !ok || e.Count < 2 {
 			continue
 		}
-		wide, _ := pfx.Addr().Prefix(e.Bits)
-		wk := bkey{prefix: wide, jail: jail}
+		wide := wk.prefix
 		if _, ok := m.active[wk]; ok || m.inWide[wk] < e.Count || m.protectedInside(jail, wide) {
 			continue
 		}
