@@ -22,7 +22,7 @@ type matchKey struct {
 }
 
 type matchRing struct {
-	lines []matchLine // in reading order, at most max
+	lines []matchLine // in reading order, at most keep
 	last  int64       // unix seconds of the newest line
 }
 
@@ -41,10 +41,10 @@ func newMatchStore(maxKeys int) *matchStore {
 	return &matchStore{m: make(map[matchKey]*matchRing), maxKeys: maxKeys}
 }
 
-// add records line for key, keeping the last max lines in reading order (seq and idx: the line's
+// add records line for key, keeping the last keep lines in reading order (seq and idx: the line's
 // block and its index there; workers may hand lines of one key over out of order).
-func (s *matchStore) add(jail uint16, key netip.Prefix, line string, t int64, seq uint64, idx uint32, max int) {
-	if max <= 0 {
+func (s *matchStore) add(jail uint16, key netip.Prefix, line string, t int64, seq uint64, idx uint32, keep int) {
+	if keep <= 0 {
 		return
 	}
 	k := matchKey{jail, key}
@@ -63,10 +63,10 @@ func (s *matchStore) add(jail uint16, key netip.Prefix, line string, t int64, se
 		at--
 	}
 	r.lines = slices.Insert(r.lines, at, matchLine{seq, idx, line})
-	if len(r.lines) > max {
-		r.lines = append(r.lines[:0], r.lines[len(r.lines)-max:]...)
+	if len(r.lines) > keep {
+		r.lines = append(r.lines[:0], r.lines[len(r.lines)-keep:]...)
 	}
-	r.last = max64(r.last, t)
+	r.last = max(r.last, t)
 }
 
 // evictOldestLocked drops the stalest of a few sampled keys.
@@ -110,11 +110,4 @@ func (s *matchStore) sweep(now int64, findTime func(jail uint16) int64) {
 			delete(s.m, k)
 		}
 	}
-}
-
-func max64(a, b int64) int64 {
-	if a > b {
-		return a
-	}
-	return b
 }

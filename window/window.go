@@ -32,10 +32,7 @@ type JailParams struct {
 }
 
 // Key is the counting key of addr in a jail: the address, or its network (banprefix4/6).
-func (p *JailParams) Key(addr netip.Addr) netip.Prefix { return p.keyPrefix(addr) }
-
-// keyPrefix is the counting key of addr in a jail: the address, or its network.
-func (p *JailParams) keyPrefix(addr netip.Addr) netip.Prefix {
+func (p *JailParams) Key(addr netip.Addr) netip.Prefix {
 	bits := addr.BitLen()
 	if b := p.Prefix6; addr.Is6() && b > 0 && b < bits {
 		bits = b
@@ -180,7 +177,7 @@ func (a *Adder) Add(events []matcher.Event, dst []Crossing) []Crossing {
 		k := events[i].Addr
 		if w.prefixes {
 			if j := int(events[i].Jail); j < len(w.jails) {
-				k = w.jails[j].keyPrefix(k).Addr()
+				k = w.jails[j].Key(k).Addr()
 			}
 			a.keys = append(a.keys, k)
 		}
@@ -256,7 +253,7 @@ func secs(t int64) uint32 {
 func (w *Window) add(sh *shard, ev *matcher.Event, keyAddr netip.Addr) (Crossing, bool) {
 	p := &w.jails[ev.Jail]
 	if p.MaxRetry == 1 {
-		return Crossing{Jail: ev.Jail, Addr: ev.Addr, Prefix: p.keyPrefix(ev.Addr), Time: ev.Time, Count: 1, Line: ev.Line, Times: []uint32{secs(ev.Time)}}, true
+		return Crossing{Jail: ev.Jail, Addr: ev.Addr, Prefix: p.Key(ev.Addr), Time: ev.Time, Count: 1, Line: ev.Line, Times: []uint32{secs(ev.Time)}}, true
 	}
 	k := keyOf(ev.Jail, keyAddr)
 	t := secs(ev.Time)
@@ -273,7 +270,7 @@ func (w *Window) add(sh *shard, ev *matcher.Event, keyAddr netip.Addr) (Crossing
 		if crossed {
 			delete(sh.m, k)
 			w.Tracked.Add(-1)
-			return Crossing{Jail: ev.Jail, Addr: ev.Addr, Prefix: p.keyPrefix(ev.Addr), Time: int64(hi), Count: n,
+			return Crossing{Jail: ev.Jail, Addr: ev.Addr, Prefix: p.Key(ev.Addr), Time: int64(hi), Count: n,
 				Line: ev.Line, Times: ringTimes(nil, e.t[:p.MaxRetry], next, n)}, true
 		}
 		e.next, e.n = uint8(next), uint8(n)
@@ -297,7 +294,7 @@ func (w *Window) add(sh *shard, ev *matcher.Event, keyAddr netip.Addr) (Crossing
 	}
 	delete(sh.big, k)
 	w.Tracked.Add(-1)
-	return Crossing{Jail: ev.Jail, Addr: ev.Addr, Prefix: p.keyPrefix(ev.Addr), Time: int64(hi), Count: n,
+	return Crossing{Jail: ev.Jail, Addr: ev.Addr, Prefix: p.Key(ev.Addr), Time: int64(hi), Count: n,
 		Line: ev.Line, Times: ringTimes(nil, e.t, next, n)}, true
 }
 
@@ -358,7 +355,7 @@ func (w *Window) Count(jail uint16, addr netip.Addr, now int64) int {
 	if int(jail) >= len(w.jails) {
 		return 0
 	}
-	addr = w.jails[jail].keyPrefix(addr).Addr()
+	addr = w.jails[jail].Key(addr).Addr()
 	sh := &w.shards[shardOf(jail, addr)]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -374,7 +371,7 @@ func (w *Window) Count(jail uint16, addr netip.Addr, now int64) int {
 // Forget drops every key of addr (a manual ban or unban resets its count).
 func (w *Window) Forget(addr netip.Addr) {
 	for j := range w.jails {
-		ka := w.jails[j].keyPrefix(addr).Addr()
+		ka := w.jails[j].Key(addr).Addr()
 		sh := &w.shards[shardOf(uint16(j), ka)]
 		k := keyOf(uint16(j), ka)
 		sh.mu.Lock()
@@ -503,7 +500,7 @@ func (w *Window) Load(h *Held, now int64) bool {
 	if len(times) == 0 {
 		return false
 	}
-	ka := p.keyPrefix(h.Addr).Addr() // banprefix may have changed since the snapshot
+	ka := p.Key(h.Addr).Addr() // banprefix may have changed since the snapshot
 	k := keyOf(h.Jail, ka)
 	sh := &w.shards[shardOf(h.Jail, ka)]
 	sh.mu.Lock()
