@@ -539,25 +539,23 @@ func (n *NFT) WatchDeletes(changed func()) (stop func(), err error) {
 			default:
 				continue
 			}
+			var t *nftables.Table
 			switch d := ev.Data.(type) {
 			case *nftables.Table:
-				if d.Name != n.opts.Table {
-					continue
-				}
+				t = d
 			case *nftables.Chain:
-				if d.Table == nil || d.Table.Name != n.opts.Table {
-					continue
-				}
+				t = d.Table
 			case *nftables.Set:
-				if d.Table == nil || d.Table.Name != n.opts.Table {
-					continue
-				}
+				t = d.Table
 			case *nftables.Rule:
-				if d.Table == nil || d.Table.Name != n.opts.Table {
-					continue
-				}
+				t = d.Table
+			default: // set elements: their table is not said
+				changed()
+				continue
 			}
-			changed()
+			if t != nil && t.Name == n.opts.Table {
+				changed()
+			}
 		}
 	}()
 	return func() { mon.Close() }, nil
