@@ -128,49 +128,7 @@ func (a *applier) commit(batch []change, waiters []chan error) {
 		a.log.Error("cannot commit bans to the store", "err", err)
 	}
 	now := a.now().Unix()
-	// The batch's net effect on the kernel: a ban lifted later in the same batch (aggregated
-	// into a wider one) never reaches it, and a lifted element banned again is left in place.
-	type key struct {
-		jail   string
-		prefix netip.Prefix
-	}
-	adds, dels := map[key]sink.Element{}, map[key]bool{}
-	var order []key
-	for _, c := range batch {
-		if !c.firewall {
-			continue
-		}
-		k := key{c.ban.Jail, c.ban.Prefix}
-		if c.unban {
-			if _, pending := adds[k]; pending {
-				delete(adds, k)
-				continue
-			}
-			dels[k] = true
-			order = append(order, k)
-			continue
-		}
-		if el, ok := element(c.ban.Jail, c.ban.Prefix, c.ban.End, now); ok {
-			if dels[k] {
-				delete(dels, k) // still in the kernel: keep it
-			}
-			adds[k] = el
-			order = append(order, k)
-		}
-	}
-	var add, del []sink.Element
-	seen := map[key]bool{}
-	for _, k := range order {
-		if seen[k] {
-			continue
-		}
-		seen[k] = true
-		if el, ok := adds[k]; ok {
-			add = append(add, el)
-		} else if dels[k] {
-			del = append(del, sink.Element{Jail: k.jail, Prefix: k.prefix})
-		}
-	}
+	add, del := netEffect(batch, now)
 	if ferr := a.fw.Apply(add, del); ferr != nil {
 		a.log.Error("cannot apply bans to nftables", "err", ferr)
 		if err == nil {
@@ -194,6 +152,51 @@ func (a *applier) commit(batch []change, waiters []chan error) {
 	for _, w := range waiters {
 		w <- err
 	}
+}
+
+// netEffect is what a batch changes in the kernel's sets, key by key in order of first change: the
+// first change of a key says whether its element is there before the batch (an unban: it is; a
+// ban: it is not, or the key would not be banned again), the last whether it should be after. So a
+// ban lifted later in the same batch (aggregated into a wider one) never reaches the kernel, an
+// element lifted and banned again is added over itself, and one lifted, banned and lifted again is
+// removed. Expiries (firewall false) are left out: the kernel dropped those elements itself.
+func netEffect(batch []change, now int64) (add, del []sink.Element) {
+	type key struct {
+		jail   string
+		prefix netip.Prefix
+	}
+	type state struct {
+		before, after bool
+		el            sink.Element
+	}
+	states := map[key]*state{}
+	var order []key
+	for _, c := range batch {
+		if !c.firewall {
+			continue
+		}
+		k := key{c.ban.Jail, c.ban.Prefix}
+		st := states[k]
+		if st == nil {
+			st = &state{before: c.unban}
+			states[k] = st
+			order = append(order, k)
+		}
+		if c.unban {
+			st.after = false
+		} else {
+			st.el, st.after = element(c.ban.Jail, c.ban.Prefix, c.ban.End, now)
+		}
+	}
+	for _, k := range order {
+		switch st := states[k]; {
+		case st.after:
+			add = append(add, st.el)
+		case st.before:
+			del = append(del, sink.Element{Jail: k.jail, Prefix: k.prefix})
+		}
+	}
+	return add, del
 }
 
 // auditRecord is one line of the audit log.
