@@ -66,41 +66,28 @@ func pythonSpace(expr string) string {
 	if !strings.Contains(expr, `\s`) && !strings.Contains(expr, `\S`) {
 		return expr
 	}
-	var b strings.Builder
-	for i := 0; i < len(expr); i++ {
-		switch c := expr[i]; {
-		case c == '\\' && i+1 < len(expr):
-			switch expr[i+1] {
-			case 's':
-				b.WriteString(`[\t\n\v\f\r ]`)
-			case 'S':
-				b.WriteString(`[^\t\n\v\f\r ]`)
-			default:
-				b.WriteString(expr[i : i+2])
-			}
-			i++
-		case c == '[':
-			end := classEnd(expr, i)
-			if end < 0 {
-				b.WriteString(expr[i:])
-				return b.String()
-			}
-			for j := i; j < end; j++ { // inside the class, \v beside \s
-				b.WriteByte(expr[j])
-				if expr[j] == '\\' && j+1 < end {
-					j++
-					b.WriteByte(expr[j])
-					if expr[j] == 's' {
-						b.WriteString(`\v`)
-					}
+	return rewriteRegex(expr, func(rest string) (string, int) {
+		switch {
+		case strings.HasPrefix(rest, `\s`):
+			return `[\t\n\v\f\r ]`, 2
+		case strings.HasPrefix(rest, `\S`):
+			return `[^\t\n\v\f\r ]`, 2
+		}
+		return "", 0
+	}, func(class string) string {
+		var b strings.Builder
+		for j := 0; j < len(class); j++ {
+			b.WriteByte(class[j])
+			if class[j] == '\\' && j+1 < len(class) {
+				j++
+				b.WriteByte(class[j])
+				if class[j] == 's' {
+					b.WriteString(`\v`) // \v beside \s
 				}
 			}
-			i = end - 1
-		default:
-			b.WriteByte(c)
 		}
-	}
-	return b.String()
+		return b.String()
+	})
 }
 
 // usePCRE: PCRE2 runs patterns in byte mode, where it agrees with Go's regexp on ASCII patterns

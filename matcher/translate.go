@@ -574,35 +574,48 @@ var holes = [...]struct{ old, new string }{
 // the start of one) and adds \n to every negated class ("[^...]"; a "]" right after "[^" is a
 // member, not the end), in one pass.
 func rewriteOutsideClasses(expr string) string {
-	var b strings.Builder
-next:
-	for i := 0; i < len(expr); i++ {
+	return rewriteRegex(expr, func(rest string) (string, int) {
 		for _, h := range holes {
-			if strings.HasPrefix(expr[i:], h.old) {
-				b.WriteString(h.new)
-				i += len(h.old) - 1
-				continue next
+			if strings.HasPrefix(rest, h.old) {
+				return h.new, len(h.old)
 			}
+		}
+		return "", 0
+	}, func(class string) string {
+		if class[1] == '^' {
+			return class[:len(class)-1] + `\n]`
+		}
+		return class
+	})
+}
+
+// rewriteRegex copies expr, letting outside replace what starts at each position outside character
+// classes (it returns the replacement and how many bytes it stands for, 0 to leave the position
+// alone: an escaped pair or a character is then copied) and class replace each whole class. An
+// unterminated class is copied as it is.
+func rewriteRegex(expr string, outside func(rest string) (string, int), class func(class string) string) string {
+	var b strings.Builder
+	for i := 0; i < len(expr); {
+		if out, n := outside(expr[i:]); n > 0 {
+			b.WriteString(out)
+			i += n
+			continue
 		}
 		switch c := expr[i]; {
 		case c == '\\' && i+1 < len(expr):
 			b.WriteString(expr[i : i+2])
-			i++
+			i += 2
 		case c == '[':
 			end := classEnd(expr, i)
 			if end < 0 {
 				b.WriteString(expr[i:])
 				return b.String()
 			}
-			if expr[i+1] == '^' {
-				b.WriteString(expr[i : end-1])
-				b.WriteString(`\n]`)
-			} else {
-				b.WriteString(expr[i:end])
-			}
-			i = end - 1
+			b.WriteString(class(expr[i:end]))
+			i = end
 		default:
 			b.WriteByte(c)
+			i++
 		}
 	}
 	return b.String()

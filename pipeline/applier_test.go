@@ -17,7 +17,9 @@ func TestNetEffect(t *testing.T) {
 	ban := func(s string, end int64) change {
 		return change{ban: store.Ban{Jail: "sshd", Prefix: p(s), End: end}, firewall: true}
 	}
-	unban := func(s string) change { return change{unban: true, ban: store.Ban{Jail: "sshd", Prefix: p(s)}, firewall: true} }
+	unban := func(s string) change {
+		return change{unban: true, ban: store.Ban{Jail: "sshd", Prefix: p(s)}, firewall: true}
+	}
 	expiry := func(s string) change { return change{unban: true, ban: store.Ban{Jail: "sshd", Prefix: p(s)}} }
 	show := func(els []sink.Element) []string {
 		var out []string
