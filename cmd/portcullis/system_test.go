@@ -31,6 +31,12 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if netnstest.Outside() {
+		// The namespace the tests run in has only loopback: fetch fail2ban's package (for
+		// TestSystemStockFail2banConfig) while the host's network is still there. A failure here
+		// is reported by the test itself, which tries again.
+		_ = f2bcorpus.Ensure()
+	}
 	netnstest.MainWith(m, func() {
 		if binPath != "" {
 			os.RemoveAll(filepath.Dir(binPath))

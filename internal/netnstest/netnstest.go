@@ -14,11 +14,16 @@ const envMark = "PORTCULLIS_TEST_NETNS"
 // Main is MainWith without a cleanup.
 func Main(m *testing.M) { MainWith(m, nil) }
 
+// Outside reports whether this process is the one MainWith will re-run under `unshare -n`: the
+// place for work that needs the host's network (a package download) before the tests move into a
+// namespace that has only loopback.
+func Outside() bool { return os.Getuid() == 0 && os.Getenv(envMark) == "" }
+
 // MainWith is called from TestMain; cleanup (if any) runs after the tests, in the process that ran
 // them. As root, outside a namespace, it re-runs the test binary under
 // `unshare -n` (loopback brought up) and exits with its status; otherwise it runs the tests here.
 func MainWith(m *testing.M, cleanup func()) {
-	if os.Getuid() == 0 && os.Getenv(envMark) == "" {
+	if Outside() {
 		self, err := os.Executable()
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "netnstest: cannot find the test binary:", err)
