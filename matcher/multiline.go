@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"unsafe"
 )
 
 // mlState is a jail's multi-line failure cache, keyed by <F-MLFID> (a connection or session id),
@@ -24,6 +25,7 @@ type mlState struct {
 	mu       sync.Mutex
 	seed     maphash.Seed
 	cur, old map[uint64]*mlEntry
+	scratch  mlEntry // a connection that ends on its first line is merged here (under mu)
 }
 
 const (
@@ -40,6 +42,40 @@ type mlEntry struct {
 	matches       int      // lines that make up the failure (fail2ban's "attempts")
 	nofailMatches int      // helper lines seen before the failure
 	last          int64    // log time of the last line
+
+	// A new connection is one allocation of the entry and one of its text: fields and users
+	// start in these arrays, and id and the values are views of one copy (newMLEntry).
+	fieldsArr [6]field
+	usersArr  [1]string
+}
+
+// newMLEntry caches a connection first seen with the groups cur (views of the line): the id and
+// every value are copied into one buffer, the entry's groups and its user list start inside it.
+func newMLEntry(id string, cur fieldList, now int64) *mlEntry {
+	n := len(id)
+	for _, f := range cur {
+		n += len(f.val)
+	}
+	text := make([]byte, 0, n)
+	keep := func(v string) string {
+		if v == "" {
+			return ""
+		}
+		at := len(text)
+		text = append(text, v...)
+		return unsafe.String(&text[at], len(v))
+	}
+	e := &mlEntry{last: now}
+	e.id = keep(id)
+	e.fields = e.fieldsArr[:0]
+	for _, f := range cur {
+		e.fields = append(e.fields, field{f.name, keep(f.val)})
+	}
+	e.users = e.usersArr[:0]
+	if u := e.fields.val("user"); u != "" {
+		e.users = append(e.users, u)
+	}
+	return e
 }
 
 // fieldList is a connection's named groups: a handful, so a slice searched in order beats a map
@@ -162,9 +198,9 @@ type mlResult struct {
 func (s *mlState) merge(id string, cur *fieldList, now int64, copyOut bool) mlResult {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var scratch mlEntry
-	e := s.mergeLocked(id, cur, now, &scratch)
-	r := mlResult{attempts: e.matches, idView: e == &scratch}
+	s.scratch = mlEntry{}
+	e := s.mergeLocked(id, cur, now, &s.scratch)
+	r := mlResult{attempts: e.matches, idView: e == &s.scratch}
 	if copyOut {
 		r.fields = make(map[string]string, len(e.fields))
 		for _, f := range e.fields {
@@ -238,13 +274,8 @@ func (s *mlState) mergeLocked(id string, cur *fieldList, now int64, scratch *mlE
 		fail = scratch
 		fail.fields, fail.last = *cur, now
 	} else {
-		fields := make(fieldList, len(*cur))
-		for i, f := range *cur {
-			fields[i] = field{f.name, strings.Clone(f.val)}
-		}
-		fail = &mlEntry{fields: fields, last: now}
-		users = fail.addUser(cur.val("user"))
-		fail.id = strings.Clone(id)
+		fail = newMLEntry(id, *cur, now)
+		users = fail.users
 		s.remove(k) // a colliding entry
 		s.insert(k, fail)
 	}
