@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"regexp/syntax"
 	"slices"
 	"strings"
 	"sync"
@@ -97,6 +98,12 @@ type jailRx struct {
 	// slow: some regex of this jail could not go into Hyperscan; every line of the jail's blocks is
 	// tried with Go regexp instead (correct, slower, warned about at load).
 	slow bool
+	// canDefer: the connection id (<F-MLFID>) comes from the prefregex alone (PCRE2 group
+	// mlfidGroup), whose <F-CONTENT> (contentGroup) the failregexes read; a line whose candidates
+	// all end a connection as helpers can then wait for its id before its failregexes run
+	// (Worker.planDeferred).
+	canDefer                 bool
+	mlfidGroup, contentGroup int
 }
 
 // each calls f on every confirming regex of the jail: prefregex, failregexes, ignoreregexes.
@@ -282,6 +289,7 @@ func New(jails []JailSpec, opts Options) (*Matcher, error) {
 				m.pairs = max(m.pairs, r.pc.pairs)
 			}
 		})
+		jr.planDeferral()
 		for i, p := range jpats {
 			cands = append(cands, cand{pat: p, ref: jrefs[i]})
 		}
@@ -317,6 +325,60 @@ func (m *Matcher) Modes(jail int) []Mode {
 	for _, r := range m.jails[jail].fail {
 		out = append(out, r.mode)
 	}
+	return out
+}
+
+// planDeferral decides whether the jail's lines may wait for their connection id (canDefer) and
+// which failregexes only ever end a connection as helpers (rx.endsHelper).
+func (jr *jailRx) planDeferral() {
+	if jr.ml == nil || jr.pref == nil || jr.pref.pc == nil || jr.maxLines > 1 {
+		return
+	}
+	mlfid, content := slices.Index(jr.pref.names, "mlfid"), slices.Index(jr.pref.names, "content")
+	if mlfid < 0 || content < 0 {
+		return
+	}
+	for i := range jr.fail {
+		if slices.Contains(jr.fail[i].names, "mlfid") {
+			return // the id could come from the failregex: only its match tells
+		}
+	}
+	jr.canDefer = true
+	jr.mlfidGroup, jr.contentGroup = jr.pref.pc.named[mlfid], jr.pref.pc.named[content]
+	for i := range jr.fail {
+		r := &jr.fail[i]
+		always := alwaysCaptured(r.expr)
+		r.endsHelper = r.pc != nil && always["mlfforget"] && (always["nofail"] || always["mlfgained"])
+	}
+}
+
+// alwaysCaptured returns the named groups that take part in every match of expr: those reached
+// from the top through concatenations, groups and repeats of at least one (not through an
+// alternation or an optional part). A pattern Go's parser does not take (lookaround, conditionals)
+// gives none.
+func alwaysCaptured(expr string) map[string]bool {
+	re, err := syntax.Parse(expr, syntax.Perl)
+	if err != nil {
+		return nil
+	}
+	out := map[string]bool{}
+	var walk func(r *syntax.Regexp)
+	walk = func(r *syntax.Regexp) {
+		switch {
+		case r.Op == syntax.OpCapture:
+			if r.Name != "" {
+				out[r.Name] = true
+			}
+			walk(r.Sub[0])
+		case r.Op == syntax.OpConcat:
+			for _, sub := range r.Sub {
+				walk(sub)
+			}
+		case r.Op == syntax.OpPlus, r.Op == syntax.OpRepeat && r.Min >= 1:
+			walk(r.Sub[0])
+		}
+	}
+	walk(re)
 	return out
 }
 
@@ -416,6 +478,9 @@ type Worker struct {
 	jobs       []job
 	jobCands   []uint32
 	pre        [2]int
+	pre2       [2]int // the current job's requests queued after the batch's first run
+	deferred   int    // jobs of the block waiting for their connection id
+	blockIDs   map[mlKey]struct{}
 	pcreErrors uint64
 	mlCur      fieldList // one line's groups for the multi-line merge, reused
 	explaining bool      // in Explain: every outcome is described, no shortcut taken
@@ -429,6 +494,16 @@ type job struct {
 	cand [2]int32 // w.jobCands[cand[0]:cand[1]]
 	text [2]int32 // w.px.buf[text[0]:text[1]]
 	reqs [2]int32 // w.px.reqs[reqs[0]:reqs[1]]
+	more [2]int32 // w.px.reqs[more[0]:more[1]]: its failregexes, when deferred and needed
+	// deferred: only the prefregex was queued (every candidate ends a connection as a helper);
+	// skip: its connection is unknown, so whatever matches changes nothing.
+	deferred, skip bool
+}
+
+// mlKey is a connection of a jail within one block.
+type mlKey struct {
+	jail uint16
+	hash uint64
 }
 
 // CollectCounts makes collected Details carry no captured fields, which is cheaper when only
@@ -754,7 +829,10 @@ func (w *Worker) queue(jail uint16, group []uint32, text []byte, li uint32, t ti
 			dep, grp = p, jr.pref.pc.named[i]
 		}
 	}
-	if jr.pref == nil || jr.pref.pc != nil {
+	if jr.canDefer && w.allEndHelpers(jr, group) {
+		j.deferred = true
+		w.deferred++
+	} else if jr.pref == nil || jr.pref.pc != nil {
 		for _, id := range group {
 			ref := m.refs[id]
 			switch {
@@ -772,24 +850,112 @@ func (w *Worker) queue(jail uint16, group []uint32, text []byte, li uint32, t ti
 	w.jobs = append(w.jobs, j)
 }
 
-// decideJobs runs the block's batch (one cgo call) and confirms the queued lines in order.
+// allEndHelpers reports whether every candidate of a line is a failregex that ends a connection
+// as a helper (no ignoreregex among them).
+func (w *Worker) allEndHelpers(jr *jailRx, group []uint32) bool {
+	for _, id := range group {
+		ref := w.m.refs[id]
+		if ref.ignore || !jr.fail[ref.idx].endsHelper {
+			return false
+		}
+	}
+	return len(group) > 0
+}
+
+// decideJobs runs the block's batch (one cgo call, two when lines were deferred) and confirms
+// the queued lines in order.
 func (w *Worker) decideJobs(dst []Event) []Event {
 	if len(w.jobs) == 0 {
 		return dst
 	}
 	x := w.px
-	x.run()
+	x.run(0)
+	if w.deferred > 0 {
+		from := len(x.reqs)
+		w.planDeferred()
+		x.run(from)
+	}
 	for _, j := range w.jobs {
+		if j.skip {
+			continue
+		}
 		w.pre = [2]int{int(j.reqs[0]), int(j.reqs[1])}
+		w.pre2 = [2]int{int(j.more[0]), int(j.more[1])}
 		text := x.buf[j.text[0]:j.text[1]]
 		if ev, ok := w.confirm(j.jail, w.jobCands[j.cand[0]:j.cand[1]], text, j.li, j.t, nil); ok {
 			dst = append(dst, ev)
 		}
 	}
-	w.pre = [2]int{}
+	w.pre, w.pre2, w.deferred = [2]int{}, [2]int{}, 0
 	w.jobs, w.jobCands = w.jobs[:0], w.jobCands[:0]
 	x.reset()
 	return dst
+}
+
+// planDeferred settles the deferred jobs once the batch has run their prefregexes. Most noise
+// that fail2ban's sshd.conf matches is a helper that ends a connection it never saw (a
+// disconnect, a preauth close, an accepted login): whatever its failregex says, fail2ban's merge
+// leaves nothing behind and counts nothing. Such a job waited with only its prefregex queued;
+// now its connection id is known, and it is skipped when that connection is neither cached nor
+// named by an earlier line of this block (which its decision, in order, could find cached).
+// The others get their failregexes queued, for the batch's second run.
+func (w *Worker) planDeferred() {
+	m, x := w.m, w.px
+	if w.blockIDs == nil {
+		w.blockIDs = make(map[mlKey]struct{})
+	}
+	clear(w.blockIDs)
+	unsure := false // a prefregex PCRE2 gave up on: its line's id is not known here
+	for i := range w.jobs {
+		j := &w.jobs[i]
+		jr := &m.jails[j.jail]
+		if !jr.canDefer {
+			continue
+		}
+		p := &x.reqs[j.reqs[0]] // the prefregex comes first
+		if p.rc <= 0 {
+			// No prefregex match: the line is nothing to this jail. An error leaves the answer
+			// to Go's regexp, later, and the id it may find to nobody here.
+			if int32(p.rc) != pxNoMatch {
+				unsure = true
+			} else if j.deferred {
+				j.skip = true
+			}
+			continue
+		}
+		s, e := x.ovec[int(p.ov)+2*jr.mlfidGroup], x.ovec[int(p.ov)+2*jr.mlfidGroup+1]
+		if s < 0 {
+			if j.deferred {
+				w.queueFail(j, jr) // no id: the line is read as a plain one
+			}
+			continue
+		}
+		id := unsafe.String(&x.buf[s], int(e-s))
+		key := mlKey{j.jail, jr.ml.hash(id)}
+		_, seen := w.blockIDs[key]
+		switch {
+		case !j.deferred, seen, unsure:
+			w.blockIDs[key] = struct{}{}
+			if j.deferred {
+				w.queueFail(j, jr)
+			}
+		case jr.ml.live(key.hash, id, j.t.Unix()):
+			w.blockIDs[key] = struct{}{}
+			w.queueFail(j, jr)
+		default:
+			j.skip = true
+		}
+	}
+}
+
+// queueFail queues a deferred job's failregexes on its prefregex's <F-CONTENT>.
+func (w *Worker) queueFail(j *job, jr *jailRx) {
+	x := w.px
+	j.more[0] = int32(len(x.reqs))
+	for _, id := range w.jobCands[j.cand[0]:j.cand[1]] {
+		x.add(jr.fail[w.m.refs[id].idx].pc, 0, 0, int(j.reqs[0]), jr.contentGroup)
+	}
+	j.more[1] = int32(len(x.reqs))
 }
 
 // batched is the batch's result of p on text for the job being decided, if it was queued.
@@ -797,7 +963,10 @@ func (w *Worker) batched(p *pcre, text []byte) (pxResult, []int32, bool) {
 	if w.pre[1] == 0 {
 		return pxResult{}, nil, false
 	}
-	return w.px.find(w.pre[0], w.pre[1], p, text)
+	if q, ov, ok := w.px.find(w.pre[0], w.pre[1], p, text); ok || w.pre2[1] == 0 {
+		return q, ov, ok
+	}
+	return w.px.find(w.pre2[0], w.pre2[1], p, text)
 }
 
 // confirm applies a jail's prefregex, ignoreregexes and the failregexes Hyperscan reported (all of

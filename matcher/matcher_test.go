@@ -2,8 +2,10 @@ package matcher
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/portcullis/portcullis/config"
 	"github.com/portcullis/portcullis/ingest"
+	"github.com/portcullis/portcullis/internal/f2bcorpus"
 	"github.com/portcullis/portcullis/internal/testconf"
 )
 
@@ -455,5 +458,82 @@ func TestMultiLineHelperEndsConnection(t *testing.T) {
 	}
 	if res.Regex != 2 || res.Matched || !res.Pending && !res.NoFail {
 		t.Fatalf("Explain of a disconnect of an unknown connection: %+v", res)
+	}
+}
+
+// Lines whose candidates all end a connection as helpers wait for their connection id and are
+// skipped when it is unknown (planDeferred). That must change nothing: fail2ban's sshd.conf over
+// a stream of interleaved connections, cut into blocks of every size, gives the same failures,
+// details and cache as the same matcher with deferral turned off.
+func TestDeferredHelpersChangeNothing(t *testing.T) {
+	needCorpus(t)
+	f, errs := config.LoadFilter(f2bcorpus.FilterDir(), "sshd", nil)
+	if errs != nil {
+		t.Fatal(errs)
+	}
+	rnd := rand.New(rand.NewPCG(7, 7))
+	msgs := []string{
+		"Connection from %[1]s port %[2]d on 10.0.0.1 port 22",
+		"Failed password for invalid user %[3]s from %[1]s port %[2]d ssh2",
+		"Failed password for %[3]s from %[1]s port %[2]d ssh2",
+		"Invalid user %[3]s from %[1]s port %[2]d",
+		"Connection closed by authenticating user %[3]s %[1]s port %[2]d [preauth]",
+		"Connection closed by %[1]s port %[2]d [preauth]",
+		"Disconnected from user %[3]s %[1]s port %[2]d",
+		"Received disconnect from %[1]s port %[2]d:11: Bye Bye [preauth]",
+		"Accepted publickey for %[3]s from %[1]s port %[2]d ssh2: ED25519 SHA256:abc",
+		"pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=%[1]s  user=%[3]s",
+		"Disconnecting: Too many authentication failures [preauth]",
+	}
+	var lines []string
+	for i := range 3000 {
+		pid := 100 + rnd.IntN(40) // a few dozen connections live at a time, each of many lines
+		ip := fmt.Sprintf("192.0.2.%d", pid%50)
+		user := []string{"root", "admin", "deploy"}[rnd.IntN(3)]
+		msg := fmt.Sprintf(msgs[rnd.IntN(len(msgs))], ip, 1000+pid, user)
+		lines = append(lines, fmt.Sprintf("Nov 24 10:%02d:%02d h sshd[%d]: %s", i/60%60, i%60, pid, msg))
+	}
+	type outcome struct {
+		events  []Event
+		details []Result
+		cached  int
+	}
+	run := func(deferral bool, size int) outcome {
+		m := newMatcher(t, JailSpec{ID: 0, Name: "sshd", Filter: f})
+		if !m.jails[0].canDefer {
+			t.Fatal("fail2ban's sshd.conf should allow deferral")
+		}
+		m.jails[0].canDefer = deferral
+		w := newWorker(t, m)
+		w.Collect = true
+		var o outcome
+		for at := 0; at < len(lines); at += size {
+			w.Details = w.Details[:0]
+			evs, err := w.Match(block(ingest.NewJailSet(0), lines[at:min(at+size, len(lines))]...), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, ev := range evs {
+				ev.Line += uint32(at)
+				o.events = append(o.events, ev)
+			}
+			for _, d := range w.Details {
+				d.Line += uint32(at)
+				o.details = append(o.details, d)
+			}
+		}
+		o.cached = m.jails[0].ml.len()
+		return o
+	}
+	want := run(false, len(lines))
+	if len(want.events) < 100 {
+		t.Fatalf("only %d failures: the stream does not exercise the merge", len(want.events))
+	}
+	for _, size := range []int{1, 2, 7, 64, 500, len(lines)} {
+		got := run(true, size)
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("blocks of %d lines: %d events, %d details, %d cached; without deferral %d, %d, %d",
+				size, len(got.events), len(got.details), got.cached, len(want.events), len(want.details), want.cached)
+		}
 	}
 }

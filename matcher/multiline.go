@@ -124,9 +124,31 @@ func newMLState() *mlState {
 	return &mlState{seed: maphash.MakeSeed(), cur: make(map[uint64]*mlEntry), old: make(map[uint64]*mlEntry)}
 }
 
+// hash is id's key in the cache.
+func (s *mlState) hash(id string) uint64 { return maphash.String(s.seed, id) }
+
+// live reports whether id (whose key is k) is a live connection, without moving it between
+// generations; an expired entry is removed, as lookup would.
+func (s *mlState) live(k uint64, id string, now int64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.cur[k]
+	if e == nil {
+		e = s.old[k]
+	}
+	if e == nil || e.id != id {
+		return false
+	}
+	if now-e.last > mlMaxAge {
+		s.remove(k)
+		return false
+	}
+	return true
+}
+
 // lookup returns the live entry for id (moving it to the current generation) and id's key.
 func (s *mlState) lookup(id string, now int64) (uint64, *mlEntry) {
-	k := maphash.String(s.seed, id)
+	k := s.hash(id)
 	e, old := s.cur[k], false
 	if e == nil {
 		e, old = s.old[k], true

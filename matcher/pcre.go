@@ -74,8 +74,9 @@ static void px_ctx_free(px_ctx *x) {
 	free(x);
 }
 
-static void px_run(px_req *r, int n, const uint8_t *buf, int32_t *ovec, px_ctx *x) {
-	for (int i = 0; i < n; i++) {
+// px_run runs requests [from, n) of r; a request may depend on any earlier one.
+static void px_run(px_req *r, int from, int n, const uint8_t *buf, int32_t *ovec, px_ctx *x) {
+	for (int i = from; i < n; i++) {
 		px_req *q = &r[i];
 		if (q->dep >= 0) {
 			px_req *d = &r[q->dep];
@@ -239,15 +240,16 @@ func request(p *pcre, off, n, dep, group, ov int) pxReq {
 	}
 }
 
-// run matches every queued request: one cgo call for the whole batch.
-func (x *pcreBatch) run() {
-	if len(x.reqs) == 0 {
+// run matches the requests queued since the last run (from on): one cgo call for all of them.
+// The batch is run at most twice per block (see Worker.planDeferred).
+func (x *pcreBatch) run(from int) {
+	if from >= len(x.reqs) {
 		return
 	}
 	if len(x.buf) == 0 {
 		x.buf = append(x.buf, 0) // a valid pointer for empty subjects
 	}
-	C.px_run(&x.reqs[0], C.int(len(x.reqs)), (*C.uint8_t)(unsafe.Pointer(&x.buf[0])), (*C.int32_t)(unsafe.Pointer(&x.ovec[0])), x.ctx)
+	C.px_run(&x.reqs[0], C.int(from), C.int(len(x.reqs)), (*C.uint8_t)(unsafe.Pointer(&x.buf[0])), (*C.int32_t)(unsafe.Pointer(&x.ovec[0])), x.ctx)
 }
 
 // one matches p against text now, outside the block's batch (which it leaves alone).
@@ -258,7 +260,7 @@ func (x *pcreBatch) one(p *pcre, text []byte) (pxResult, []int32) {
 	if len(text) > 0 {
 		base = &text[0]
 	}
-	C.px_run(&x.oneReq[0], 1, (*C.uint8_t)(unsafe.Pointer(base)), (*C.int32_t)(unsafe.Pointer(&x.oneOv[0])), x.ctx)
+	C.px_run(&x.oneReq[0], 0, 1, (*C.uint8_t)(unsafe.Pointer(base)), (*C.int32_t)(unsafe.Pointer(&x.oneOv[0])), x.ctx)
 	return pxResult{x.oneReq[0]}, x.oneOv
 }
 

@@ -22,6 +22,9 @@ type rx struct {
 	// pc answers first when set (see usePCRE); re or re2 answer when PCRE2 reports an error
 	// (a match that hit its backtracking limits).
 	pc *pcre
+	// endsHelper: a failregex of a multi-line jail whose every match ends its connection
+	// (<F-MLFFORGET>) as a helper (<F-NOFAIL> or <F-MLFGAINED>); see jailRx.planDeferral.
+	endsHelper bool
 }
 
 // regexp2Timeout bounds one backtracking match, so a hostile line cannot stall a worker.
