@@ -43,3 +43,20 @@ func TestHSExpr(t *testing.T) {
 		}
 	}
 }
+
+// Among a jail's failregexes, each is scanned for a rare literal the others lack when it has one:
+// a failure and a helper that both hold "Received disconnect from " stay apart.
+func TestHSExprAmong(t *testing.T) {
+	failure := `^Received (?P<mlfforget>disconnect) from (?P<ip4>\S+): 3: .*: Auth fail$`
+	helper := `^(?P<nofail>Received (?P<mlfforget>disconnect)) from (?P<ip4>\S+): 11:`
+	for _, c := range []struct{ expr, other, want string }{
+		{failure, helper, `: Auth fail`},
+		{helper, failure, `Received disconnect from `}, // nothing of its own: the best one
+		{failure, `^x`, `Received disconnect from `},
+		{`^(?:Accepted|Failed) password for x`, `^Failed publickey`, ` password for x`},
+	} {
+		if got := hsExprAmong(c.expr, []string{groupless(c.other)}); got != c.want {
+			t.Errorf("hsExprAmong(%q, %q)\n got %q\nwant %q", c.expr, c.other, got, c.want)
+		}
+	}
+}

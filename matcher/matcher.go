@@ -212,13 +212,29 @@ func New(jails []JailSpec, opts Options) (*Matcher, error) {
 		}
 		var jpats []*hyperscan.Pattern
 		var jrefs []patRef
+		// The jail's failregexes as translated (and groupless), for each to pick a literal the
+		// others lack.
+		var failExprs, failFlat []string
+		failTr := make([]translated, len(j.Filter.FailRegex))
+		failErr := make([]error, len(j.Filter.FailRegex))
+		for i, r := range j.Filter.FailRegex {
+			if failTr[i], failErr[i] = translate(r.Text, !j.NoDNS); failErr[i] == nil {
+				failExprs, failFlat = append(failExprs, failTr[i].expr), append(failFlat, groupless(failTr[i].expr))
+			}
+		}
 		add := func(kind string, list []config.Regex, ignore bool) []rx {
 			out := make([]rx, 0, len(list))
 			for i, r := range list {
 				fail := func(reason string) {
 					errs = append(errs, &CompileError{Jail: j.Name, Filter: j.Filter.Name, File: r.File, Line: r.Line, Kind: kind, Index: i, Reason: reason})
 				}
-				tr, err := translate(r.Text, !j.NoDNS)
+				var tr translated
+				var err error
+				if ignore {
+					tr, err = translate(r.Text, !j.NoDNS)
+				} else {
+					tr, err = failTr[i], failErr[i]
+				}
 				if err != nil {
 					fail(err.Error())
 					continue
@@ -237,7 +253,15 @@ func New(jails []JailSpec, opts Options) (*Matcher, error) {
 					fail(err.Error())
 					continue
 				}
-				hsx := hsExpr(tr.expr)
+				var others []string
+				if !ignore {
+					for k, o := range failExprs {
+						if o != tr.expr {
+							others = append(others, failFlat[k])
+						}
+					}
+				}
+				hsx := hsExprAmong(tr.expr, others)
 				p := hyperscan.NewPattern(hsx, hsFlags)
 				if _, err := p.Info(); err == nil {
 					c.mode = Exact

@@ -123,7 +123,11 @@ func translate(re string, useDNS bool) (translated, error) {
 //
 // Dates cut elsewhere inside a line are not covered; the filter tests run every sample through
 // this same scan, so a filter that needs more shows up there.
-func hsExpr(expr string) string {
+func hsExpr(expr string) string { return hsExprAmong(expr, nil) }
+
+// hsExprAmong is hsExpr for one of a jail's failregexes, the others being others (groupless):
+// its rare literal is one none of the others holds, when it has such a literal (rareLiteral).
+func hsExprAmong(expr string, others []string) string {
 	expr = strings.TrimLeft(expr, "^")
 	if inlineFlags(expr) {
 		return rewriteOutsideClasses(expr) // a cut could drop the flag, or take a literal it governs
@@ -135,7 +139,7 @@ func hsExpr(expr string) string {
 		// Back-references and conditionals: a cut could drop the group they refer to.
 		return rewriteOutsideClasses(expr)
 	}
-	if lit := rareLiteral(expr); lit != "" {
+	if lit := rareLiteral(expr, others); lit != "" {
 		expr = lit
 	} else if i := literalLead(expr); i > 0 {
 		expr = expr[i:]
@@ -154,12 +158,76 @@ func hsExpr(expr string) string {
 // … [<HOST>]…" on postfix's) against 0.2–0.3 µs for PCRE2 to decide such a line. Letters and
 // digits, not length, measure rarity: " HTTP/" is in every access-log line and "sshd" in every
 // line of auth.log, and both have 4; "Failed " (6) or "nvalid|llegal" (6) are only in failures.
-func rareLiteral(expr string) string {
-	at, end, score := bestLiteral(expr)
-	if score < minRareAlnum {
+//
+// Among the literals with that many, one that none of the jail's other failregexes (others)
+// holds comes first: fail2ban's sshd.conf has "Received disconnect from " both in a failure
+// ("…: Auth fail") and in the helper every ordinary logout matches, so scanning both for it made
+// every logout a candidate for the failure too, and kept the helper's lines from being settled
+// by their connection id alone (Worker.planDeferred). The failure's own ": Auth fail" is rare
+// enough and sets the two apart.
+func rareLiteral(expr string, others []string) string {
+	var best, own string
+	bestScore, ownScore := 0, 0
+	if !literalRuns(expr, alnumScore, func(at, end, score int) {
+		if score < minRareAlnum {
+			return
+		}
+		lit := literalText(expr[at:end])
+		if score >= bestScore {
+			best, bestScore = lit, score
+		}
+		if score >= ownScore && len(others) > 0 && !sharedLiteral(lit, others) {
+			own, ownScore = lit, score
+		}
+	}) {
 		return ""
 	}
-	return literalText(expr[at:end])
+	if own != "" {
+		return own
+	}
+	return best
+}
+
+// sharedLiteral reports whether the text of lit (literalText's form), or of one of its
+// alternatives, stands in one of others (groupless), groups ignored.
+func sharedLiteral(lit string, others []string) bool {
+	alts := []string{lit}
+	if strings.HasPrefix(lit, "(?:") && groupEnd(lit, 0) == len(lit) {
+		alts = alternatives(lit[1 : len(lit)-1])
+	}
+	for _, a := range alts {
+		a = groupless(a)
+		for _, o := range others {
+			if strings.Contains(o, a) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// groupless is expr without the syntax of its groups: "(?P<name>", "(?:", "(" and ")".
+func groupless(expr string) string {
+	var b strings.Builder
+	for i := 0; i < len(expr); i++ {
+		switch c := expr[i]; {
+		case c == '\\' && i+1 < len(expr):
+			b.WriteString(expr[i : i+2])
+			i++
+		case c == '(':
+			if strings.HasPrefix(expr[i:], "(?P<") {
+				if j := strings.IndexByte(expr[i:], '>'); j > 0 {
+					i += j
+				}
+			} else if strings.HasPrefix(expr[i:], "(?:") {
+				i += 2
+			}
+		case c == ')':
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
 }
 
 // bestLiteral returns the top-level strong literal of expr with the most letters and digits, the
