@@ -96,8 +96,12 @@ func translate(re string, useDNS bool) (translated, error) {
 	if err != nil {
 		return t, err
 	}
-	// Python reads "{,n}" as "{0,n}"; Go and Hyperscan would take it literally.
-	t.expr = pyOpenRepeatRE.ReplaceAllString(out, "${1}{0,$2}")
+	// Python reads "{,n}" as "{0,n}"; Go and Hyperscan would take it literally. (The rewrite
+	// backtracks over the whole expanded pattern: run it only where it can apply.)
+	t.expr = out
+	if strings.Contains(out, "{,") {
+		t.expr = pyOpenRepeatRE.ReplaceAllString(out, "${1}{0,$2}")
+	}
 	for _, g := range []string{"(?P<ip4>", "(?P<ip6>", "(?P<dns>", "(?P<fid>"} {
 		if strings.Contains(out, g) {
 			t.hasHost = true
