@@ -3,6 +3,8 @@ package matcher
 import (
 	"testing"
 	"time"
+
+	"github.com/portcullis/portcullis/config"
 )
 
 func TestParseDate(t *testing.T) {
@@ -51,5 +53,42 @@ func TestParseDateAllocatesNothing(t *testing.T) {
 		parseDate(line2, now, time.UTC)
 	}); n != 0 {
 		t.Fatalf("parseDate allocates %v times per call", n)
+	}
+}
+
+// The worker's stamp cache answers exactly as the templates do: for a repeated stamp, and not for
+// lines whose first 15 bytes are not the whole stamp (a year or a fraction after it, a blank
+// before it), another zone or another "now".
+func TestStampCacheAgreesWithTemplates(t *testing.T) {
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &config.Filter{Name: "x", FailRegex: []config.Regex{{Text: `^\S+ x: <HOST>$`}}}
+	m := newMatcher(t, JailSpec{ID: 0, Name: "utc", Filter: f}, JailSpec{ID: 1, Name: "berlin", Filter: f, Location: berlin})
+	w := newWorker(t, m)
+	lines := []string{
+		"Mar  1 10:00:00 h x: 192.0.2.1",
+		"Mar  1 10:00:00 h x: 192.0.2.2",
+		"Mar  1 10:00:00 2025 h x: 192.0.2.3",
+		"Mar  1 10:00:00.250 h x: 192.0.2.4",
+		" Mar  1 10:00:00 h x: 192.0.2.5",
+		"Mar  1 10:00:00 h x: 192.0.2.6",
+		"Dec 31 23:59:59 h x: 192.0.2.7", // a year back from March
+		"Mar  1 10:00:01 h x: 192.0.2.8",
+		"Mar  1 10:00:00 h x: 192.0.2.9", // as the first: the next jail, or "now", starts cached
+	}
+	for _, now := range []time.Time{fixedNow, fixedNow.Add(-300 * 24 * time.Hour)} {
+		for _, jail := range []int{0, 1, 0} {
+			jr := &m.jails[jail]
+			for _, l := range lines {
+				gotT, gotText, gotOK := w.dateOf(jr, []byte(l), now)
+				wantT, start, end, wantOK := jr.dates.find([]byte(l), now, jr.loc)
+				wantText := l[:start] + l[end:]
+				if gotOK != wantOK || !gotT.Equal(wantT) || string(gotText) != wantText {
+					t.Errorf("jail %s, now %v, %q: got %v %q %v, want %v %q %v", jr.name, now, l, gotT, gotText, gotOK, wantT, wantText, wantOK)
+				}
+			}
+		}
 	}
 }

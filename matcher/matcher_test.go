@@ -375,7 +375,7 @@ func TestPerJailDNSAndZone(t *testing.T) {
 func TestMultiLineCacheEviction(t *testing.T) {
 	s := newMLState()
 	ip := func() *fieldList { return &fieldList{{"ip4", "192.0.2.1"}} }
-	seen := func(id string) bool { _, e := s.lookup(id, 0); return e != nil }
+	seen := func(id string) bool { _, e, _ := s.lookup(id, 0); return e != nil }
 	for i := range mlGeneration {
 		s.merge(fmt.Sprint("a", i), ip(), 0, false)
 	}
@@ -400,7 +400,7 @@ func TestMultiLineCacheEviction(t *testing.T) {
 			t.Fatalf("%s was dropped", id)
 		}
 	}
-	if _, e := s.lookup("c0", mlMaxAge+1); e != nil {
+	if _, e, _ := s.lookup("c0", mlMaxAge+1); e != nil {
 		t.Fatal("an expired connection was found")
 	}
 	if seen("c0") {

@@ -156,27 +156,29 @@ func (s *mlState) live(k uint64, id string, now int64) bool {
 	return true
 }
 
-// lookup returns the live entry for id (moving it to the current generation) and id's key.
-func (s *mlState) lookup(id string, now int64) (uint64, *mlEntry) {
-	k := s.hash(id)
+// lookup returns the live entry for id (moving it to the current generation) and id's key;
+// taken reports another connection under that key (whose id hashes the same), which an insert
+// must replace.
+func (s *mlState) lookup(id string, now int64) (k uint64, e *mlEntry, taken bool) {
+	k = s.hash(id)
 	e, old := s.cur[k], false
 	if e == nil {
 		e, old = s.old[k], true
 	}
 	switch {
 	case e == nil:
-		return k, nil
+		return k, nil, false
 	case e.id != id:
-		return k, nil // another connection whose id hashes the same: it is replaced
+		return k, nil, true
 	case now-e.last > mlMaxAge:
 		s.remove(k)
-		return k, nil
+		return k, nil, false
 	}
 	if old {
 		delete(s.old, k)
 		s.insert(k, e)
 	}
-	return k, e
+	return k, e, false
 }
 
 func (s *mlState) insert(k uint64, e *mlEntry) {
@@ -198,7 +200,7 @@ func (s *mlState) len() int { return len(s.cur) + len(s.old) }
 func (s *mlState) known(id string, now int64) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	_, e := s.lookup(id, now)
+	_, e, _ := s.lookup(id, now)
 	return e != nil
 }
 
@@ -277,7 +279,7 @@ func (s *mlState) mergeLocked(id string, cur *fieldList, now int64, scratch *mlE
 	if cur.del("mlfforget") {
 		flags |= fForget
 	}
-	k, e := s.lookup(id, now)
+	k, e, taken := s.lookup(id, now)
 	var users []string
 	var fail *mlEntry
 	if e != nil {
@@ -310,7 +312,9 @@ func (s *mlState) mergeLocked(id string, cur *fieldList, now int64, scratch *mlE
 	} else {
 		fail = newMLEntry(id, *cur, now)
 		users = fail.users
-		s.remove(k) // a colliding entry
+		if taken {
+			s.remove(k)
+		}
 		s.insert(k, fail)
 	}
 	wasPending := fail.pending
