@@ -508,7 +508,7 @@ type Worker struct {
 	pcreErrors uint64
 	mlCur      fieldList // one line's groups for the multi-line merge, reused
 	stamp      stampCache
-	explaining bool      // in Explain: every outcome is described, no shortcut taken
+	explaining bool // in Explain: every outcome is described, no shortcut taken
 }
 
 // job is one (line, jail) whose candidates wait for the batch.
