@@ -502,9 +502,9 @@ type Worker struct {
 	jobs       []job
 	jobCands   []uint32
 	pre        [2]int
-	pre2       [2]int // the current job's requests queued after the batch's first run
-	deferred   int    // jobs of the block waiting for their connection id
-	blockIDs   map[mlKey]struct{}
+	pre2       [2]int              // the current job's requests queued after the batch's first run
+	deferred   int                 // jobs of the block waiting for their connection id
+	blockIDs   map[uint64]struct{} // blockKey of the connections the block's lines name
 	pcreErrors uint64
 	mlCur      fieldList // one line's groups for the multi-line merge, reused
 	stamp      stampCache
@@ -525,11 +525,9 @@ type job struct {
 	deferred, skip bool
 }
 
-// mlKey is a connection of a jail within one block.
-type mlKey struct {
-	jail uint16
-	hash uint64
-}
+// blockKey is a connection's key (its hash in the jail's cache) mixed with its jail. Two
+// connections of a block that share one only make a line less likely to be skipped.
+func blockKey(jail uint16, hash uint64) uint64 { return hash ^ uint64(jail)*0x9e3779b97f4a7c15 }
 
 // CollectCounts makes collected Details carry no captured fields, which is cheaper when only
 // the failures are counted.
@@ -965,7 +963,7 @@ func (w *Worker) decideJobs(dst []Event) []Event {
 func (w *Worker) planDeferred() {
 	m, x := w.m, w.px
 	if w.blockIDs == nil {
-		w.blockIDs = make(map[mlKey]struct{})
+		w.blockIDs = make(map[uint64]struct{})
 	}
 	clear(w.blockIDs)
 	unsure := false // a prefregex PCRE2 gave up on: its line's id is not known here
@@ -994,7 +992,8 @@ func (w *Worker) planDeferred() {
 			continue
 		}
 		id := unsafe.String(&x.buf[s], int(e-s))
-		key := mlKey{j.jail, jr.ml.hash(id)}
+		hash := jr.ml.hash(id)
+		key := blockKey(j.jail, hash)
 		_, seen := w.blockIDs[key]
 		switch {
 		case !j.deferred, seen, unsure:
@@ -1002,7 +1001,7 @@ func (w *Worker) planDeferred() {
 			if j.deferred {
 				w.queueFail(j, jr)
 			}
-		case jr.ml.live(key.hash, id, j.t.Unix()):
+		case jr.ml.live(hash, id, j.t.Unix()):
 			w.blockIDs[key] = struct{}{}
 			w.queueFail(j, jr)
 		default:
