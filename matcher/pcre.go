@@ -109,6 +109,7 @@ import "C"
 
 import (
 	"fmt"
+	"sync"
 	"unsafe"
 )
 
@@ -122,6 +123,22 @@ type pcre struct {
 	code  *C.pcre2_code
 	pairs int   // capture groups + 1 (the whole match)
 	named []int // group number of each rx name, in rx.names order
+	// dotAll: compiled with (?s) for text without newlines (pcreForm); text with one is matched
+	// by the pattern as written (asWritten compiles it, once, when first needed).
+	dotAll    bool
+	asWritten func() *pcre
+	nlOnce    sync.Once
+	nl        *pcre
+}
+
+// forNewlines is p for text that holds a newline: p itself, or the pattern as written when p
+// was compiled with (?s); nil when PCRE2 cannot have it.
+func (p *pcre) forNewlines() *pcre {
+	if !p.dotAll {
+		return p
+	}
+	p.nlOnce.Do(func() { p.nl = p.asWritten() })
+	return p.nl
 }
 
 // Limits for one match: a line that would make a pattern backtrack without end gets an error,
@@ -172,6 +189,9 @@ func compilePCRE(expr string, names []string) (*pcre, error) {
 }
 
 func (p *pcre) free() {
+	if p != nil && p.nl != nil {
+		p.nl.free()
+	}
 	if p != nil && p.code != nil {
 		C.pcre2_code_free(p.code)
 		p.code = nil

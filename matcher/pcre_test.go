@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis/portcullis/config"
 	"github.com/portcullis/portcullis/internal/f2bcorpus"
 )
 
@@ -151,6 +152,43 @@ func TestPythonSpace(t *testing.T) {
 		defer func() { r.pc = pc }()
 		if got := w.exec(&r, []byte(c.line), &caps); got != c.want {
 			t.Errorf("%s on %q through Go: %v, want %v", c.expr, c.line, got, c.want)
+		}
+	}
+}
+
+// A one-line jail's regexes run in PCRE2 with "." taking any byte (pcreForm), which is Python's
+// "." only on text without a newline: text with one is matched by the pattern as written.
+func TestPCREDotAllOnlyWithoutNewlines(t *testing.T) {
+	f := &config.Filter{Name: "x", FailRegex: []config.Regex{{Text: `^a.b <HOST> <F-REST>.+</F-REST>$`}}}
+	m := newMatcher(t, JailSpec{ID: 0, Name: "x", Filter: f})
+	r := &m.jails[0].fail[0]
+	if r.pc == nil || !r.pc.dotAll {
+		t.Fatalf("PCRE2 %+v", r.pc)
+	}
+	if ml, err := compileRx(`x`, `(?m)^a.b$`); err != nil || ml.pc == nil || ml.pc.dotAll {
+		t.Fatalf("a maxlines pattern: %v, PCRE2 %+v", err, ml.pc)
+	}
+	w := newWorker(t, m)
+	for _, c := range []struct {
+		text string
+		want bool
+		rest string
+	}{
+		{"axb 192.0.2.1 tail", true, "tail"},
+		{"a\nb 192.0.2.1 tail", false, ""},
+		{"axb 192.0.2.1 tail\nmore", false, ""}, // "$" before a final newline only: "more" follows
+		{"axb 192.0.2.1 tail\n", true, "tail"},
+	} {
+		var caps captures
+		got, rest := w.exec(r, []byte(c.text), &caps), ""
+		if got {
+			rest = string(caps.get("rest"))
+		}
+		if got != c.want || rest != c.rest {
+			t.Errorf("%q: matched %v rest %q, want %v %q", c.text, got, rest, c.want, c.rest)
+		}
+		if w.pcreErrors != 0 {
+			t.Fatalf("%q counted as a PCRE2 error", c.text)
 		}
 	}
 }
