@@ -26,7 +26,16 @@ type mlState struct {
 	seed     maphash.Seed
 	cur, old map[uint64]*mlEntry
 	scratch  mlEntry // a connection that ends on its first line is merged here (under mu)
+	// seen has a bit set for the key of every entry in cur or old (and for some removed since):
+	// a clear bit answers "not cached" from one 128 KiB array instead of two misses in maps of
+	// 50,000 entries each — most lookups of fail2ban's sshd.conf are for connections never seen.
+	seen []uint64
 }
+
+const mlSeenBits = 1 << 20
+
+func (s *mlState) mark(k uint64)        { s.seen[k%mlSeenBits/64] |= 1 << (k % 64) }
+func (s *mlState) marked(k uint64) bool { return s.seen[k%mlSeenBits/64]&(1<<(k%64)) != 0 }
 
 const (
 	mlMaxAge     = 5 * 60
@@ -131,7 +140,8 @@ func (f *fieldList) del(name string) bool {
 }
 
 func newMLState() *mlState {
-	return &mlState{seed: maphash.MakeSeed(), cur: make(map[uint64]*mlEntry), old: make(map[uint64]*mlEntry)}
+	return &mlState{seed: maphash.MakeSeed(), cur: make(map[uint64]*mlEntry), old: make(map[uint64]*mlEntry),
+		seen: make([]uint64, mlSeenBits/64)}
 }
 
 // hash is id's key in the cache.
@@ -142,6 +152,9 @@ func (s *mlState) hash(id string) uint64 { return maphash.String(s.seed, id) }
 func (s *mlState) live(k uint64, id string, now int64) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if !s.marked(k) {
+		return false
+	}
 	e := s.cur[k]
 	if e == nil {
 		e = s.old[k]
@@ -161,6 +174,9 @@ func (s *mlState) live(k uint64, id string, now int64) bool {
 // must replace.
 func (s *mlState) lookup(id string, now int64) (k uint64, e *mlEntry, taken bool) {
 	k = s.hash(id)
+	if !s.marked(k) {
+		return k, nil, false
+	}
 	e, old := s.cur[k], false
 	if e == nil {
 		e, old = s.old[k], true
@@ -184,8 +200,13 @@ func (s *mlState) lookup(id string, now int64) (k uint64, e *mlEntry, taken bool
 func (s *mlState) insert(k uint64, e *mlEntry) {
 	if len(s.cur) >= mlGeneration {
 		s.old, s.cur = s.cur, make(map[uint64]*mlEntry, mlGeneration)
+		clear(s.seen) // the dropped generation's keys go; the kept one's are marked again
+		for k := range s.old {
+			s.mark(k)
+		}
 	}
 	s.cur[k] = e
+	s.mark(k)
 }
 
 func (s *mlState) remove(k uint64) {
