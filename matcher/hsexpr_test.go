@@ -20,7 +20,9 @@ func TestHSExpr(t *testing.T) {
 			`: client denied by server configuration: `},
 		{`^\s*\[\] \[(?:\w+:)?(?:error|crit|warn)\] \[client (?P<ip4>\S+)\] denied`, `\] denied`}, // the last of equals
 		{`^"(?:GET|POST) /(?:[^ "]*/)?(?:wp-login\.php|\.env)[^ "]* HTTP/\d(?:\.\d)?" 404`, `(?:wp-login\.php|\.env)[^ "\n]* HTTP/\d(?:\.\d)?" 404`},
-		{`^(?P<x>\w+) ab (?P=x) abcdefghij`, `(?P<x>\w+) ab (?P=x) abcdefghij`}, // a back-reference keeps its group
+		{`^(?P<x>\w+) ab (?P=x) abcdefghij`, ` abcdefghij`},           // a rare literal alone refers to no group
+		{`^(?P<x>\w+) ab (?P=x) -abcd`, `(?P<x>\w+) ab (?P=x) -abcd`}, // no rare literal: a back-reference keeps its group
+		{`^Failed (?P<c>x )?(?(c)a|b) from`, `Failed `},
 		{`^a [  ]b`, `a [  ]b`},
 		{`^(?:\[\]\s+)?\[[^]]+\] x`, `(?:\[[^\]\n]*\]\s+)?\[[^]\n]+\] x`},
 		{`^a|\[\] b`, `a|\[[^\]\n]*\] b`},
