@@ -92,3 +92,24 @@ func TestStampCacheAgreesWithTemplates(t *testing.T) {
 		}
 	}
 }
+
+// The default templates are compiled when a line first needs them (dateDetector.all): they must
+// compile, and a line only they can read must find its date through a fresh detector.
+func TestDefaultTemplatesCompileWhenNeeded(t *testing.T) {
+	for _, p := range []string{"", "{^LN-BEG}"} {
+		d, err := newDateDetector(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.templates != nil {
+			t.Fatalf("%q: templates compiled at start", p)
+		}
+		line := []byte("@4000000063a29e0d1c4a2ba4 sshd[1]: x") // TAI64N: no fast path
+		if _, start, end, ok := d.find(line, fixedNow, time.UTC); !ok || start != 0 || end != 25 {
+			t.Fatalf("%q: TAI64N stamp found %v at %d-%d", p, ok, start, end)
+		}
+		if n := len(d.all()); n < 15 {
+			t.Fatalf("%q: %d templates", p, n)
+		}
+	}
+}

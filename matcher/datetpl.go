@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -99,6 +100,22 @@ type dateDetector struct {
 	last atomic.Int32
 	none bool // {NONE}: lines carry no date; the time is now
 	fast bool // the syslog/ISO fast path may answer first (default templates)
+	// lazy compiles the default templates, once, when a line first needs more than the fast
+	// path: most logs never do, and compiling them was a quarter of regex's start-up.
+	lazy     func() error
+	lazyOnce sync.Once
+}
+
+// all returns the templates, compiling the deferred defaults first if need be.
+func (d *dateDetector) all() []*dateTemplate {
+	if d.lazy != nil {
+		d.lazyOnce.Do(func() {
+			if err := d.lazy(); err != nil {
+				panic(fmt.Sprintf("fail2ban's default date templates do not compile: %v", err))
+			}
+		})
+	}
+	return d.templates
 }
 
 // newDateDetector builds the detector of a datepattern ("" for fail2ban's defaults).
@@ -112,6 +129,11 @@ func newDateDetector(pattern string) (*dateDetector, error) {
 	}
 	if len(lines) == 0 {
 		lines = []string{""}
+	}
+	if len(lines) == 1 && (lines[0] == "" || lines[0] == "{^LN-BEG}") {
+		onlyStart := lines[0] != ""
+		d.fast, d.lazy = true, func() error { return d.addDefaults(onlyStart) }
+		return d, nil
 	}
 	for _, p := range lines {
 		switch {
@@ -274,22 +296,23 @@ func (d *dateDetector) find(line []byte, now time.Time, loc *time.Location) (tim
 			return t, start, end, true
 		}
 	}
-	if len(d.templates) == 0 {
+	templates := d.all()
+	if len(templates) == 0 {
 		return time.Time{}, 0, 0, false
 	}
 	s := string(line)
 	first := int(d.last.Load())
-	for k := -1; k < len(d.templates); k++ {
+	for k := -1; k < len(templates); k++ {
 		i := k
 		if k < 0 {
 			i = first
 		} else if k == first {
 			continue // tried first
 		}
-		if i >= len(d.templates) {
+		if i >= len(templates) {
 			continue
 		}
-		t := d.templates[i]
+		t := templates[i]
 		m, err := t.re.FindStringMatch(s)
 		if err != nil || m == nil {
 			continue
@@ -465,7 +488,7 @@ func (m *Matcher) DateHits(jail int) []DateHit {
 	if n := d.fastHits.Load(); n > 0 {
 		out = append(out, DateHit{Template: "{^LN-BEG} syslog / ISO 8601 (fast path)", Hits: n})
 	}
-	for _, t := range d.templates {
+	for _, t := range d.all() {
 		if n := t.hits.Load(); n > 0 {
 			out = append(out, DateHit{Template: t.name, Hits: n})
 		}
