@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"net"
 	"os"
@@ -135,5 +136,29 @@ func TestUDPSender(t *testing.T) {
 			t.Fatal(err)
 		}
 		sent += k
+	}
+}
+
+// BenchmarkParseSyslog is the parse alone, without sockets: an RFC 3164 and an RFC 5424 message
+// read into their fields and written back as the classic line the filters read.
+func BenchmarkParseSyslog(b *testing.B) {
+	now := time.Date(2026, 1, 1, 0, 10, 0, 0, time.UTC)
+	for _, c := range []struct{ name, msg string }{
+		{"rfc3164", string(benchSyslogMsg)},
+		{"rfc5424", `<38>1 2026-01-01T00:10:00.123Z web1 sshd 12345 - [meta sequenceId="1"] Failed password for invalid user admin from 203.0.113.7 port 40022 ssh2`},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			msg := []byte(c.msg)
+			var line []byte
+			b.SetBytes(int64(len(msg)))
+			b.ReportAllocs()
+			for b.Loop() {
+				m := ParseSyslog(msg, now, time.UTC)
+				line = AppendClassicLine(line[:0], &m, now, nil, time.UTC)
+			}
+			if !bytes.Contains(line, []byte(" sshd[12345]: Failed password")) {
+				b.Fatalf("parsed into %q", line)
+			}
+		})
 	}
 }

@@ -20,6 +20,7 @@ func BenchmarkDateDetect(b *testing.B) {
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			line := []byte(c.line)
+			b.SetBytes(int64(len(line)))
 			b.ReportAllocs()
 			for b.Loop() {
 				if _, _, _, ok := d.find(line, now, time.UTC); !ok {
@@ -37,6 +38,7 @@ func BenchmarkConfirm(b *testing.B) {
 	m := newMatcher(b, JailSpec{ID: 0, Name: "sshd", Filter: shippedSSHD(b)})
 	w := newWorker(b, m)
 	line := []byte("Nov 24 10:01:02 web1 sshd[1234]: Failed password for invalid user admin from 203.0.113.7 port 51234 ssh2")
+	b.SetBytes(int64(len(line)))
 	b.ReportAllocs()
 	for b.Loop() {
 		if res, err := w.Explain(0, line); err != nil || !res.Matched {
@@ -57,6 +59,7 @@ func BenchmarkConfirmRegex(b *testing.B) {
 	text := []byte("web1 sshd[1234]: Failed password for invalid user admin from 203.0.113.7 port 51234 ssh2")
 	var c captures
 	b.Run("pcre2", func(b *testing.B) {
+		b.SetBytes(int64(len(text)))
 		b.ReportAllocs()
 		for b.Loop() {
 			if !w.exec(r, text, &c) || string(c.get("ip4")) != "203.0.113.7" {
@@ -65,6 +68,7 @@ func BenchmarkConfirmRegex(b *testing.B) {
 		}
 	})
 	b.Run("go-regexp", func(b *testing.B) {
+		b.SetBytes(int64(len(text)))
 		b.ReportAllocs()
 		for b.Loop() {
 			if !r.execGo(text, &c) || string(c.get("ip4")) != "203.0.113.7" {

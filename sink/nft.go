@@ -20,6 +20,7 @@ import (
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
 	"github.com/mdlayher/netlink"
+	"github.com/mdlayher/netlink/nltest"
 	"golang.org/x/sys/unix"
 
 	"github.com/portcullis/portcullis/config"
@@ -51,6 +52,8 @@ type NFTOptions struct {
 	Chunk int
 	// DefaultBuffers keeps the socket's default buffer sizes (tests of the in-parts fallback).
 	DefaultBuffers bool
+	// testDial, for benchmarks, hands the netlink messages to a stand-in instead of the kernel.
+	testDial nltest.Func
 }
 
 // NFT is the nftables sink. It is safe for concurrent use.
@@ -107,7 +110,10 @@ func NewNFT(opts NFTOptions) (*NFT, error) {
 		return nil
 	}
 	var connOpts []nftables.ConnOption
-	if !opts.DefaultBuffers {
+	switch {
+	case opts.testDial != nil:
+		connOpts = append(connOpts, nftables.WithTestDial(opts.testDial))
+	case !opts.DefaultBuffers:
 		connOpts = append(connOpts, nftables.WithSockOptions(bigBuffers))
 	}
 	c, err := nftables.New(connOpts...)

@@ -79,6 +79,9 @@ func BenchmarkCommit(b *testing.B) {
 	}
 	defer s.Close()
 	changes := make([]Change, 64)
+	// Bytes: the keys and values written and synced per batch (a ban and its history each).
+	p := netip.MustParsePrefix("10.0.0.1/32")
+	b.SetBytes(64 * int64(len(banKey("sshd", p))+20+len(histKey(p))+12))
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
 		for j := range changes {
