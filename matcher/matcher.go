@@ -98,12 +98,14 @@ type jailRx struct {
 	// slow: some regex of this jail could not go into Hyperscan; every line of the jail's blocks is
 	// tried with Go regexp instead (correct, slower, warned about at load).
 	slow bool
+	// contentGroup: the PCRE2 group of the prefregex's <F-CONTENT>, which the failregexes read
+	// (-1: none, or no PCRE2 prefregex).
+	contentGroup int
 	// canDefer: the connection id (<F-MLFID>) comes from the prefregex alone (PCRE2 group
-	// mlfidGroup), whose <F-CONTENT> (contentGroup) the failregexes read; a line whose candidates
-	// all end a connection as helpers can then wait for its id before its failregexes run
-	// (Worker.planDeferred).
-	canDefer                 bool
-	mlfidGroup, contentGroup int
+	// mlfidGroup); a line whose candidates all end a connection as helpers can then wait for its
+	// id before its failregexes run (Worker.planDeferred).
+	canDefer   bool
+	mlfidGroup int
 }
 
 // each calls f on every confirming regex of the jail: prefregex, failregexes, ignoreregexes.
@@ -355,11 +357,17 @@ func (m *Matcher) Modes(jail int) []Mode {
 // planDeferral decides whether the jail's lines may wait for their connection id (canDefer) and
 // which failregexes only ever end a connection as helpers (rx.endsHelper).
 func (jr *jailRx) planDeferral() {
-	if jr.ml == nil || jr.pref == nil || jr.pref.pc == nil || jr.maxLines > 1 {
+	jr.contentGroup = -1
+	if jr.pref != nil && jr.pref.pc != nil {
+		if i := slices.Index(jr.pref.names, "content"); i >= 0 {
+			jr.contentGroup = jr.pref.pc.named[i]
+		}
+	}
+	if jr.ml == nil || jr.pref == nil || jr.pref.pc == nil || jr.maxLines > 1 || jr.contentGroup < 0 {
 		return
 	}
-	mlfid, content := slices.Index(jr.pref.names, "mlfid"), slices.Index(jr.pref.names, "content")
-	if mlfid < 0 || content < 0 {
+	mlfid := slices.Index(jr.pref.names, "mlfid")
+	if mlfid < 0 {
 		return
 	}
 	for i := range jr.fail {
@@ -368,7 +376,7 @@ func (jr *jailRx) planDeferral() {
 		}
 	}
 	jr.canDefer = true
-	jr.mlfidGroup, jr.contentGroup = jr.pref.pc.named[mlfid], jr.pref.pc.named[content]
+	jr.mlfidGroup = jr.pref.pc.named[mlfid]
 	for i := range jr.fail {
 		r := &jr.fail[i]
 		always := alwaysCaptured(r.expr)
@@ -502,9 +510,9 @@ type Worker struct {
 	jobs       []job
 	jobCands   []uint32
 	pre        [2]int
-	pre2       [2]int              // the current job's requests queued after the batch's first run
-	deferred   int                 // jobs of the block waiting for their connection id
-	blockIDs   map[uint64]struct{} // blockKey of the connections the block's lines name
+	pre2       [2]int // the current job's requests queued after the batch's first run
+	deferred   int    // jobs of the block waiting for their connection id
+	blockIDs   keySet // blockKey of the connections the block's lines name
 	pcreErrors uint64
 	mlCur      fieldList // one line's groups for the multi-line merge, reused
 	stamp      stampCache
@@ -523,6 +531,47 @@ type job struct {
 	// deferred: only the prefregex was queued (every candidate ends a connection as a helper);
 	// skip: its connection is unknown, so whatever matches changes nothing.
 	deferred, skip bool
+}
+
+// keySet is a set of integers for one block, open-addressed: reset sizes it for the
+// block's jobs (at most half full) and forgets the last block's keys by a generation count, so it
+// costs neither a map's hashing and growth nor a clear per block.
+type keySet struct {
+	keys []uint64
+	gens []uint32
+	gen  uint32
+	mask uint64
+}
+
+func (s *keySet) reset(most int) {
+	size := 1024
+	for size < 2*most {
+		size *= 2
+	}
+	if len(s.keys) < size {
+		s.keys, s.gens, s.gen = make([]uint64, size), make([]uint32, size), 0
+	}
+	s.mask = uint64(len(s.keys) - 1)
+	if s.gen++; s.gen == 0 { // wrapped: old stamps could read as current
+		clear(s.gens)
+		s.gen = 1
+	}
+}
+
+// slot is where k is, or the empty slot where it would go.
+func (s *keySet) slot(k uint64) uint64 {
+	i := (k * 0x9e3779b97f4a7c15) >> 32 & s.mask
+	for s.gens[i] == s.gen && s.keys[i] != k {
+		i = (i + 1) & s.mask
+	}
+	return i
+}
+
+func (s *keySet) has(k uint64) bool { return s.gens[s.slot(k)] == s.gen }
+
+func (s *keySet) add(k uint64) {
+	i := s.slot(k)
+	s.keys[i], s.gens[i] = k, s.gen
 }
 
 // blockKey is a connection's key (its hash in the jail's cache) mixed with its jail. Two
@@ -886,8 +935,8 @@ func (w *Worker) queue(jail uint16, group []uint32, text []byte, li uint32, t ti
 	dep, grp := -1, 0
 	if jr.pref != nil && jr.pref.pc != nil {
 		p := x.add(jr.pref.pc, off, n, -1, 0)
-		if i := slices.Index(jr.pref.names, "content"); i >= 0 {
-			dep, grp = p, jr.pref.pc.named[i]
+		if jr.contentGroup >= 0 {
+			dep, grp = p, jr.contentGroup
 		}
 	}
 	if jr.canDefer && w.allEndHelpers(jr, group) {
@@ -962,10 +1011,7 @@ func (w *Worker) decideJobs(dst []Event) []Event {
 // The others get their failregexes queued, for the batch's second run.
 func (w *Worker) planDeferred() {
 	m, x := w.m, w.px
-	if w.blockIDs == nil {
-		w.blockIDs = make(map[uint64]struct{})
-	}
-	clear(w.blockIDs)
+	w.blockIDs.reset(len(w.jobs))
 	unsure := false // a prefregex PCRE2 gave up on: its line's id is not known here
 	for i := range w.jobs {
 		j := &w.jobs[i]
@@ -994,15 +1040,15 @@ func (w *Worker) planDeferred() {
 		id := unsafe.String(&x.buf[s], int(e-s))
 		hash := jr.ml.hash(id)
 		key := blockKey(j.jail, hash)
-		_, seen := w.blockIDs[key]
+		seen := w.blockIDs.has(key)
 		switch {
 		case !j.deferred, seen, unsure:
-			w.blockIDs[key] = struct{}{}
+			w.blockIDs.add(key)
 			if j.deferred {
 				w.queueFail(j, jr)
 			}
 		case jr.ml.live(hash, id, j.t.Unix()):
-			w.blockIDs[key] = struct{}{}
+			w.blockIDs.add(key)
 			w.queueFail(j, jr)
 		default:
 			j.skip = true

@@ -539,3 +539,35 @@ func TestDeferredHelpersChangeNothing(t *testing.T) {
 		}
 	}
 }
+
+// keySet: what was added this block is there, what was added in an earlier block is not, across
+// a growth and a wrap of its generation count.
+func TestKeySet(t *testing.T) {
+	var s keySet
+	s.reset(10)
+	for k := uint64(0); k < 10; k++ {
+		s.add(k * 1024)
+	}
+	for k := uint64(0); k < 10; k++ {
+		if !s.has(k*1024) || s.has(k*1024+1) {
+			t.Fatalf("key %d after one block", k*1024)
+		}
+	}
+	for round := 0; round < 3; round++ {
+		if round == 1 {
+			s.gen = ^uint32(0) // the next reset wraps the count
+		}
+		s.reset(5000) // grows at round 0
+		if s.has(0) || s.has(9*1024) || s.has(5000) {
+			t.Fatalf("round %d: a key of an earlier block is still there", round)
+		}
+		for k := uint64(1); k <= 5000; k++ {
+			s.add(k)
+		}
+		if !s.has(1) || !s.has(5000) || s.has(5001) {
+			t.Fatalf("round %d: wrong members", round)
+		}
+		s.add(0)
+		s.add(9 * 1024)
+	}
+}
