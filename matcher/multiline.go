@@ -52,10 +52,11 @@ type mlEntry struct {
 	nofailMatches int      // helper lines seen before the failure
 	last          int64    // log time of the last line
 
-	// A new connection is one allocation of the entry and one of its text: fields and users
-	// start in these arrays, and id and the values are views of one copy (newMLEntry).
+	// A new connection is one allocation: fields and users start in these arrays, and id and the
+	// values are views of one copy, in textArr when they fit (newMLEntry).
 	fieldsArr [5]field
 	usersArr  [1]string
+	textArr   [64]byte
 }
 
 // lineOnly names the groups that describe one line, not its connection: the prefregex's
@@ -73,7 +74,11 @@ func newMLEntry(id string, cur fieldList, now int64) *mlEntry {
 			n += len(f.val)
 		}
 	}
-	text := make([]byte, 0, n)
+	e := &mlEntry{last: now}
+	text := e.textArr[:0]
+	if n > len(e.textArr) {
+		text = make([]byte, 0, n)
+	}
 	keep := func(v string) string {
 		if v == "" {
 			return ""
@@ -82,7 +87,6 @@ func newMLEntry(id string, cur fieldList, now int64) *mlEntry {
 		text = append(text, v...)
 		return unsafe.String(&text[at], len(v))
 	}
-	e := &mlEntry{last: now}
 	e.id = keep(id)
 	e.fields = e.fieldsArr[:0]
 	for _, f := range cur {
