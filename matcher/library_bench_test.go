@@ -45,6 +45,7 @@ func BenchmarkLibraryScan(b *testing.B) {
 		b.Run(set.name, func(b *testing.B) {
 			w := newWorker(b, newMatcherWith(b, Options{Location: time.UTC}, set.jails...))
 			b.SetBytes(int64(len(buf)))
+			b.ReportAllocs()
 			hits := 0
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
