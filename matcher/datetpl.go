@@ -279,8 +279,15 @@ func compileDateTemplate(p string, builtin bool) (*dateTemplate, error) {
 
 // find returns the first template's date in line: the time, and where its text starts and ends.
 func (d *dateDetector) find(line []byte, now time.Time, loc *time.Location) (time.Time, int, int, bool) {
+	t, start, end, ok, _ := d.findFast(line, now, loc)
+	return t, start, end, ok
+}
+
+// findFast is find, and whether the syslog/ISO fast path read the date (what the worker's stamp
+// cache may keep).
+func (d *dateDetector) findFast(line []byte, now time.Time, loc *time.Location) (time.Time, int, int, bool, bool) {
 	if d.none {
-		return now, 0, 0, true
+		return now, 0, 0, true, false
 	}
 	if d.fast {
 		if t, end, ok := parseDate(line, now, loc); ok {
@@ -289,16 +296,16 @@ func (d *dateDetector) find(line []byte, now time.Time, loc *time.Location) (tim
 			for start < end && (line[start] == ' ' || line[start] == '\t') {
 				start++
 			}
-			return t, start, end, true
+			return t, start, end, true, true
 		}
 		if t, start, end, ok := parseCLF(line, loc); ok {
 			d.fastHits.Add(1)
-			return t, start, end, true
+			return t, start, end, true, false
 		}
 	}
 	templates := d.all()
 	if len(templates) == 0 {
-		return time.Time{}, 0, 0, false
+		return time.Time{}, 0, 0, false, false
 	}
 	s := string(line)
 	first := int(d.last.Load())
@@ -327,7 +334,7 @@ func (d *dateDetector) find(line []byte, now time.Time, loc *time.Location) (tim
 			// A template that matches an empty date ("^WARNING:()**") says: this line has no
 			// date of its own; the caller takes the last one.
 			t.hits.Add(1)
-			return time.Time{}, start, end, true
+			return time.Time{}, start, end, true, false
 		}
 		ts, ok := t.time(m, now, loc)
 		if !ok {
@@ -337,9 +344,9 @@ func (d *dateDetector) find(line []byte, now time.Time, loc *time.Location) (tim
 		if i != first {
 			d.last.Store(int32(i))
 		}
-		return ts, start, end, true
+		return ts, start, end, true, false
 	}
-	return time.Time{}, 0, 0, false
+	return time.Time{}, 0, 0, false, false
 }
 
 func group(m *regexp2.Match, name string) string {

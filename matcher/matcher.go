@@ -825,8 +825,9 @@ func (w *Worker) dateOf(jr *jailRx, line []byte, now time.Time) (time.Time, []by
 		jr.dates.fastHits.Add(1)
 		t, start, end, ok = c.t, 0, len(c.text), true
 	} else {
-		t, start, end, ok = jr.dates.find(line, now, jr.loc)
-		if ok && start == 0 && end == len(c.text) && jr.dates.fast && plainStamp(line) {
+		var fast bool
+		t, start, end, ok, fast = jr.dates.findFast(line, now, jr.loc)
+		if fast && start == 0 && end == len(c.text) && plainStamp(line) {
 			*c = stampCache{d: jr.dates, loc: jr.loc, now: now, t: t}
 			copy(c.text[:], line)
 		}
