@@ -104,6 +104,7 @@ type dateDetector struct {
 	// path: most logs never do, and compiling them was a quarter of regex's start-up.
 	lazy     func() error
 	lazyOnce sync.Once
+	compiled atomic.Bool // the lazy templates exist (set once lazyOnce has run)
 }
 
 // all returns the templates, compiling the deferred defaults first if need be.
@@ -113,6 +114,7 @@ func (d *dateDetector) all() []*dateTemplate {
 			if err := d.lazy(); err != nil {
 				panic(fmt.Sprintf("fail2ban's default date templates do not compile: %v", err))
 			}
+			d.compiled.Store(true)
 		})
 	}
 	return d.templates
@@ -495,7 +497,10 @@ func (m *Matcher) DateHits(jail int) []DateHit {
 	if n := d.fastHits.Load(); n > 0 {
 		out = append(out, DateHit{Template: "{^LN-BEG} syslog / ISO 8601 (fast path)", Hits: n})
 	}
-	for _, t := range d.all() {
+	if d.lazy != nil && !d.compiled.Load() {
+		return out // no line needed a template: none was compiled, none found a date
+	}
+	for _, t := range d.templates {
 		if n := t.hits.Load(); n > 0 {
 			out = append(out, DateHit{Template: t.name, Hits: n})
 		}
