@@ -1010,8 +1010,9 @@ func (w *Worker) decideJobs(dst []Event) []Event {
 // that fail2ban's sshd.conf matches is a helper that ends a connection it never saw (a
 // disconnect, a preauth close, an accepted login): whatever its failregex says, fail2ban's merge
 // leaves nothing behind and counts nothing. Such a job waited with only its prefregex queued;
-// now its connection id is known, and it is skipped when that connection is neither cached nor
-// named by an earlier line of this block (which its decision, in order, could find cached).
+// now its connection id is known, and it is skipped when that connection is neither cached (even
+// expired: its decision drops it) nor named by an earlier line of this block (which its decision,
+// in order, could find cached).
 // The others get their failregexes queued, for the batch's second run.
 func (w *Worker) planDeferred() {
 	m, x := w.m, w.px
@@ -1051,7 +1052,7 @@ func (w *Worker) planDeferred() {
 			if j.deferred {
 				w.queueFail(j, jr)
 			}
-		case jr.ml.live(hash, id, j.t.Unix()):
+		case jr.ml.cached(hash, id):
 			w.blockIDs.add(key)
 			w.queueFail(j, jr)
 		default:

@@ -473,7 +473,6 @@ func TestDeferredHelpersChangeNothing(t *testing.T) {
 	if errs != nil {
 		t.Fatal(errs)
 	}
-	rnd := rand.New(rand.NewPCG(7, 7))
 	msgs := []string{
 		"Connection from %[1]s port %[2]d on 10.0.0.1 port 22",
 		"Failed password for invalid user %[3]s from %[1]s port %[2]d ssh2",
@@ -487,20 +486,26 @@ func TestDeferredHelpersChangeNothing(t *testing.T) {
 		"pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=%[1]s  user=%[3]s",
 		"Disconnecting: Too many authentication failures [preauth]",
 	}
-	var lines []string
-	for i := range 3000 {
-		pid := 100 + rnd.IntN(40) // a few dozen connections live at a time, each of many lines
-		ip := fmt.Sprintf("192.0.2.%d", pid%50)
-		user := []string{"root", "admin", "deploy"}[rnd.IntN(3)]
-		msg := fmt.Sprintf(msgs[rnd.IntN(len(msgs))], ip, 1000+pid, user)
-		lines = append(lines, fmt.Sprintf("Nov 24 10:%02d:%02d h sshd[%d]: %s", i/60%60, i%60, pid, msg))
+	// A few dozen connections live at a time, each of many lines, or a few hundred of a few
+	// lines each; a line a second, so connections also expire (mlMaxAge).
+	stream := func(seed uint64, conns int) []string {
+		rnd := rand.New(rand.NewPCG(seed, seed))
+		var lines []string
+		for i := range 3000 {
+			pid := 100 + rnd.IntN(conns)
+			ip := fmt.Sprintf("192.0.2.%d", pid%250)
+			user := []string{"root", "admin", "deploy"}[rnd.IntN(3)]
+			msg := fmt.Sprintf(msgs[rnd.IntN(len(msgs))], ip, 1000+pid, user)
+			lines = append(lines, fmt.Sprintf("Nov 24 %02d:%02d:%02d h sshd[%d]: %s", 10+i/3600, i/60%60, i%60, pid, msg))
+		}
+		return lines
 	}
 	type outcome struct {
 		events  []Event
 		details []Result
 		cached  int
 	}
-	run := func(deferral bool, size int) outcome {
+	run := func(lines []string, deferral bool, size int) outcome {
 		m := newMatcher(t, JailSpec{ID: 0, Name: "sshd", Filter: f})
 		if !m.jails[0].canDefer {
 			t.Fatal("fail2ban's sshd.conf should allow deferral")
@@ -527,15 +532,21 @@ func TestDeferredHelpersChangeNothing(t *testing.T) {
 		o.cached = m.jails[0].ml.len()
 		return o
 	}
-	want := run(false, len(lines))
-	if len(want.events) < 100 {
-		t.Fatalf("only %d failures: the stream does not exercise the merge", len(want.events))
-	}
-	for _, size := range []int{1, 2, 7, 64, 500, len(lines)} {
-		got := run(true, size)
-		if !reflect.DeepEqual(got, want) {
-			t.Errorf("blocks of %d lines: %d events, %d details, %d cached; without deferral %d, %d, %d",
-				size, len(got.events), len(got.details), got.cached, len(want.events), len(want.details), want.cached)
+	for _, c := range []struct {
+		seed  uint64
+		conns int
+	}{{7, 40}, {8, 40}, {9, 400}} {
+		lines := stream(c.seed, c.conns)
+		want := run(lines, false, len(lines))
+		if len(want.events) < 100 {
+			t.Fatalf("only %d failures: the stream does not exercise the merge", len(want.events))
+		}
+		for _, size := range []int{1, 2, 7, 64, 500, len(lines)} {
+			got := run(lines, true, size)
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("seed %d, %d connections, blocks of %d lines: %d events, %d details, %d cached; without deferral %d, %d, %d",
+					c.seed, c.conns, size, len(got.events), len(got.details), got.cached, len(want.events), len(want.details), want.cached)
+			}
 		}
 	}
 }

@@ -151,9 +151,10 @@ func newMLState() *mlState {
 // hash is id's key in the cache.
 func (s *mlState) hash(id string) uint64 { return maphash.String(s.seed, id) }
 
-// live reports whether id (whose key is k) is a live connection, without moving it between
-// generations; an expired entry is removed, as lookup would.
-func (s *mlState) live(k uint64, id string, now int64) bool {
+// cached reports whether the cache holds an entry for id (whose key is k), live or expired,
+// changing nothing: an expired entry is for the line's own decision to find (and drop), as it
+// would without deferral, so that the cache ends up the same.
+func (s *mlState) cached(k uint64, id string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.marked(k) {
@@ -163,14 +164,7 @@ func (s *mlState) live(k uint64, id string, now int64) bool {
 	if e == nil {
 		e = s.old[k]
 	}
-	if e == nil || e.id != id {
-		return false
-	}
-	if now-e.last > mlMaxAge {
-		s.remove(k)
-		return false
-	}
-	return true
+	return e != nil && e.id == id
 }
 
 // lookup returns the live entry for id (moving it to the current generation) and id's key;
