@@ -947,21 +947,28 @@ func (w *Worker) queue(jail uint16, group []uint32, text []byte, li uint32, t ti
 		j.deferred = true
 		w.deferred++
 	} else if jr.pref == nil || jr.pref.pc != nil {
-		for _, id := range group {
-			ref := m.refs[id]
-			switch {
-			case !ref.ignore && jr.fail[ref.idx].pc != nil:
-				x.add(jr.fail[ref.idx].pc, off, n, dep, grp)
-			case ref.ignore && jr.ignore[ref.idx].pc != nil:
-				x.add(jr.ignore[ref.idx].pc, off, n, -1, 0)
-				if dep >= 0 {
-					x.add(jr.ignore[ref.idx].pc, off, n, dep, grp)
-				}
-			}
-		}
+		w.queueCands(jr, group, off, n, dep, grp)
 	}
 	j.reqs[1] = int32(len(x.reqs))
 	w.jobs = append(w.jobs, j)
+}
+
+// queueCands queues a line's candidate regexes: each failregex on the prefregex's <F-CONTENT>
+// (request dep's group grp) or, with no dep, on buf[off:off+n]; each ignoreregex on both.
+func (w *Worker) queueCands(jr *jailRx, group []uint32, off, n, dep, grp int) {
+	x := w.px
+	for _, id := range group {
+		ref := w.m.refs[id]
+		switch {
+		case !ref.ignore && jr.fail[ref.idx].pc != nil:
+			x.add(jr.fail[ref.idx].pc, off, n, dep, grp)
+		case ref.ignore && jr.ignore[ref.idx].pc != nil:
+			x.add(jr.ignore[ref.idx].pc, off, n, -1, 0)
+			if dep >= 0 {
+				x.add(jr.ignore[ref.idx].pc, off, n, dep, grp)
+			}
+		}
+	}
 }
 
 // allEndHelpers reports whether every candidate of a line is a failregex that ends a connection
@@ -1045,30 +1052,22 @@ func (w *Worker) planDeferred() {
 		id := unsafe.String(&x.buf[s], int(e-s))
 		hash := jr.ml.hash(id)
 		key := blockKey(j.jail, hash)
-		seen := w.blockIDs.has(key)
-		switch {
-		case !j.deferred, seen, unsure:
-			w.blockIDs.add(key)
-			if j.deferred {
-				w.queueFail(j, jr)
-			}
-		case jr.ml.cached(hash, id):
-			w.blockIDs.add(key)
-			w.queueFail(j, jr)
-		default:
+		if j.deferred && !unsure && !w.blockIDs.has(key) && !jr.ml.cached(hash, id) {
 			j.skip = true
+			continue
+		}
+		w.blockIDs.add(key)
+		if j.deferred {
+			w.queueFail(j, jr)
 		}
 	}
 }
 
 // queueFail queues a deferred job's failregexes on its prefregex's <F-CONTENT>.
 func (w *Worker) queueFail(j *job, jr *jailRx) {
-	x := w.px
-	j.more[0] = int32(len(x.reqs))
-	for _, id := range w.jobCands[j.cand[0]:j.cand[1]] {
-		x.add(jr.fail[w.m.refs[id].idx].pc, 0, 0, int(j.reqs[0]), jr.contentGroup)
-	}
-	j.more[1] = int32(len(x.reqs))
+	j.more[0] = int32(len(w.px.reqs))
+	w.queueCands(jr, w.jobCands[j.cand[0]:j.cand[1]], 0, 0, int(j.reqs[0]), jr.contentGroup)
+	j.more[1] = int32(len(w.px.reqs))
 }
 
 // batched is the batch's result of p on text for the job being decided, if it was queued.
