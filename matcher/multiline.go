@@ -251,7 +251,6 @@ type mlResult struct {
 func (s *mlState) merge(id string, cur *fieldList, now int64, copyOut bool) mlResult {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.scratch = mlEntry{}
 	e := s.mergeLocked(id, cur, now, &s.scratch)
 	r := mlResult{attempts: e.matches, idView: e == &s.scratch}
 	if copyOut {
@@ -326,8 +325,8 @@ func (s *mlState) mergeLocked(id string, cur *fieldList, now int64, scratch *mlE
 			s.remove(k)
 		}
 	} else if flags&fForget != 0 {
+		*scratch = mlEntry{fields: *cur, last: now} // nothing of the last connection merged here
 		fail = scratch
-		fail.fields, fail.last = *cur, now
 	} else {
 		fail = newMLEntry(id, *cur, now)
 		users = fail.users
