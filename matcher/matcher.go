@@ -214,29 +214,29 @@ func New(jails []JailSpec, opts Options) (*Matcher, error) {
 		}
 		var jpats []*hyperscan.Pattern
 		var jrefs []patRef
-		// The jail's failregexes as translated (and groupless), for each to pick a literal the
-		// others lack.
-		var failExprs, failFlat []string
-		failTr := make([]translated, len(j.Filter.FailRegex))
-		failErr := make([]error, len(j.Filter.FailRegex))
-		for i, r := range j.Filter.FailRegex {
-			if failTr[i], failErr[i] = translate(r.Text, !j.NoDNS); failErr[i] == nil {
-				failExprs, failFlat = append(failExprs, failTr[i].expr), append(failFlat, groupless(failTr[i].expr))
+		translateAll := func(list []config.Regex) ([]translated, []error) {
+			trs, errs := make([]translated, len(list)), make([]error, len(list))
+			for i, r := range list {
+				trs[i], errs[i] = translate(r.Text, !j.NoDNS)
+			}
+			return trs, errs
+		}
+		// The jail's failregexes, translated before any is compiled: each picks a literal the
+		// others lack (their text without group syntax, failFlat).
+		failTr, failErr := translateAll(j.Filter.FailRegex)
+		failFlat := make([]string, len(failTr))
+		for i := range failTr {
+			if failErr[i] == nil {
+				failFlat[i] = groupless(failTr[i].expr)
 			}
 		}
-		add := func(kind string, list []config.Regex, ignore bool) []rx {
+		add := func(kind string, list []config.Regex, trs []translated, trErrs []error, ignore bool) []rx {
 			out := make([]rx, 0, len(list))
 			for i, r := range list {
 				fail := func(reason string) {
 					errs = append(errs, &CompileError{Jail: j.Name, Filter: j.Filter.Name, File: r.File, Line: r.Line, Kind: kind, Index: i, Reason: reason})
 				}
-				var tr translated
-				var err error
-				if ignore {
-					tr, err = translate(r.Text, !j.NoDNS)
-				} else {
-					tr, err = failTr[i], failErr[i]
-				}
+				tr, err := trs[i], trErrs[i]
 				if err != nil {
 					fail(err.Error())
 					continue
@@ -257,13 +257,13 @@ func New(jails []JailSpec, opts Options) (*Matcher, error) {
 				}
 				var others []string
 				if !ignore {
-					for k, o := range failExprs {
-						if o != tr.expr {
+					for k, o := range failTr {
+						if failErr[k] == nil && o.expr != tr.expr {
 							others = append(others, failFlat[k])
 						}
 					}
 				}
-				hsx := hsExprAmong(tr.expr, others)
+				hsx := hsExpr(tr.expr, others)
 				p := hyperscan.NewPattern(hsx, hsFlags)
 				if _, err := p.Info(); err == nil {
 					c.mode = Exact
@@ -305,8 +305,9 @@ func New(jails []JailSpec, opts Options) (*Matcher, error) {
 				jr.pref = &c
 			}
 		}
-		jr.fail = add("failregex", j.Filter.FailRegex, false)
-		jr.ignore = add("ignoreregex", j.Filter.IgnoreRegex, true)
+		jr.fail = add("failregex", j.Filter.FailRegex, failTr, failErr, false)
+		ignTr, ignErr := translateAll(j.Filter.IgnoreRegex)
+		jr.ignore = add("ignoreregex", j.Filter.IgnoreRegex, ignTr, ignErr, true)
 		jr.each(func(r *rx) {
 			if jr.ml == nil && strings.Contains(r.expr, "(?P<mlfid>") {
 				jr.ml = newMLState()

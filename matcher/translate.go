@@ -127,11 +127,10 @@ func translate(re string, useDNS bool) (translated, error) {
 //
 // Dates cut elsewhere inside a line are not covered; the filter tests run every sample through
 // this same scan, so a filter that needs more shows up there.
-func hsExpr(expr string) string { return hsExprAmong(expr, nil) }
-
-// hsExprAmong is hsExpr for one of a jail's failregexes, the others being others (groupless):
-// its rare literal is one none of the others holds, when it has such a literal (rareLiteral).
-func hsExprAmong(expr string, others []string) string {
+//
+// others are the jail's other failregexes (groupless; none for an ignoreregex): the rare literal
+// is one none of them holds, when the pattern has such a literal (rareLiteral).
+func hsExpr(expr string, others []string) string {
 	expr = strings.TrimLeft(expr, "^")
 	if inlineFlags(expr) {
 		return rewriteOutsideClasses(expr) // a cut could drop the flag, or take a literal it governs
