@@ -56,6 +56,9 @@ func TestHSExprAmong(t *testing.T) {
 		{helper, failure, `Received disconnect from `}, // nothing of its own: the best one
 		{failure, `^x`, `Received disconnect from `},
 		{`^(?:Accepted|Failed) password for x`, `^Failed publickey`, ` password for x`},
+		// A group is shared when one of its alternatives is: the pattern's own run wins.
+		{`^(?:Accepted|Rejected) for ab`, `^Rejected`, ` for ab`},
+		{`^(?:Accepted|Rejected) for ab`, `^Refused`, `(?:Accepted|Rejected)`},
 	} {
 		if got := hsExpr(c.expr, []string{groupless(c.other)}); got != c.want {
 			t.Errorf("hsExpr(%q, %q)\n got %q\nwant %q", c.expr, c.other, got, c.want)
