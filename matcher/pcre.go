@@ -123,21 +123,25 @@ type pcre struct {
 	code  *C.pcre2_code
 	pairs int   // capture groups + 1 (the whole match)
 	named []int // group number of each rx name, in rx.names order
-	// dotAll: compiled with (?s) for text without newlines (pcreForm); text with one is matched
-	// by the pattern as written (asWritten compiles it, once, when first needed).
-	dotAll    bool
-	asWritten func() *pcre
-	nlOnce    sync.Once
-	nl        *pcre
+	// written is the pattern as written when p was compiled with (?s) for text without newlines
+	// (pcreForm), with the names it reports; nl is that pattern compiled, once, when text with a
+	// newline first needs it.
+	written string
+	names   []string
+	nlOnce  sync.Once
+	nl      *pcre
 }
+
+// dotAll reports whether p was compiled with (?s), for text without newlines.
+func (p *pcre) dotAll() bool { return p.written != "" }
 
 // forNewlines is p for text that holds a newline: p itself, or the pattern as written when p
 // was compiled with (?s); nil when PCRE2 cannot have it.
 func (p *pcre) forNewlines() *pcre {
-	if !p.dotAll {
+	if !p.dotAll() {
 		return p
 	}
-	p.nlOnce.Do(func() { p.nl = p.asWritten() })
+	p.nlOnce.Do(func() { p.nl, _ = compilePCRE(p.written, p.names) })
 	return p.nl
 }
 

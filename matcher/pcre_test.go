@@ -162,10 +162,10 @@ func TestPCREDotAllOnlyWithoutNewlines(t *testing.T) {
 	f := &config.Filter{Name: "x", FailRegex: []config.Regex{{Text: `^a.b <HOST> <F-REST>.+</F-REST>$`}}}
 	m := newMatcher(t, JailSpec{ID: 0, Name: "x", Filter: f})
 	r := &m.jails[0].fail[0]
-	if r.pc == nil || !r.pc.dotAll {
+	if r.pc == nil || !r.pc.dotAll() {
 		t.Fatalf("PCRE2 %+v", r.pc)
 	}
-	if ml, err := compileRx(`x`, `(?m)^a.b$`); err != nil || ml.pc == nil || ml.pc.dotAll {
+	if ml, err := compileRx(`x`, `(?m)^a.b$`); err != nil || ml.pc == nil || ml.pc.dotAll() {
 		t.Fatalf("a maxlines pattern: %v, PCRE2 %+v", err, ml.pc)
 	}
 	w := newWorker(t, m)

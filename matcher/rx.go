@@ -57,14 +57,9 @@ func compileRx(text, expr string) (rx, error) {
 	}
 	if usePCRE(expr) {
 		// A pattern PCRE2 refuses still works through re or re2.
-		r.pc, _ = compilePCRE(pcreForm(expr), r.names)
-		if r.pc != nil && pcreForm(expr) != expr {
-			names := r.names
-			r.pc.dotAll = true
-			r.pc.asWritten = func() *pcre {
-				p, _ := compilePCRE(expr, names)
-				return p
-			}
+		form := pcreForm(expr)
+		if r.pc, _ = compilePCRE(form, r.names); r.pc != nil && form != expr {
+			r.pc.written, r.pc.names = expr, r.names
 		}
 	}
 	return r, nil
@@ -256,7 +251,7 @@ func (w *Worker) matches(r *rx, text []byte) bool {
 func (w *Worker) pcreRun(p *pcre, text []byte) (q pxResult, ov []int32, ok bool) {
 	q, ov, ok = w.batched(p, text) // a block's lines hold no newline
 	if !ok {
-		if p.dotAll && bytes.IndexByte(text, '\n') >= 0 {
+		if p.dotAll() && bytes.IndexByte(text, '\n') >= 0 {
 			if p = p.forNewlines(); p == nil {
 				return pxResult{}, nil, false // Go's regexp answers
 			}
