@@ -83,7 +83,7 @@ func TestStampCacheAgreesWithTemplates(t *testing.T) {
 			jr := &m.jails[jail]
 			for _, l := range lines {
 				gotT, gotText, gotOK := w.dateOf(jr, []byte(l), now)
-				wantT, start, end, wantOK := jr.dates.find([]byte(l), now, jr.loc)
+				wantT, start, end, wantOK, _ := jr.dates.find([]byte(l), now, jr.loc)
 				wantText := l[:start] + l[end:]
 				if gotOK != wantOK || !gotT.Equal(wantT) || string(gotText) != wantText {
 					t.Errorf("jail %s, now %v, %q: got %v %q %v, want %v %q %v", jr.name, now, l, gotT, gotText, gotOK, wantT, wantText, wantOK)
@@ -105,7 +105,7 @@ func TestDefaultTemplatesCompileWhenNeeded(t *testing.T) {
 			t.Fatalf("%q: templates compiled at start", p)
 		}
 		line := []byte("@4000000063a29e0d1c4a2ba4 sshd[1]: x") // TAI64N: no fast path
-		if _, start, end, ok := d.find(line, fixedNow, time.UTC); !ok || start != 0 || end != 25 {
+		if _, start, end, ok, _ := d.find(line, fixedNow, time.UTC); !ok || start != 0 || end != 25 {
 			t.Fatalf("%q: TAI64N stamp found %v at %d-%d", p, ok, start, end)
 		}
 		if n := len(d.all()); n < 15 {

@@ -279,15 +279,9 @@ func compileDateTemplate(p string, builtin bool) (*dateTemplate, error) {
 	return t, nil
 }
 
-// find returns the first template's date in line: the time, and where its text starts and ends.
-func (d *dateDetector) find(line []byte, now time.Time, loc *time.Location) (time.Time, int, int, bool) {
-	t, start, end, ok, _ := d.findFast(line, now, loc)
-	return t, start, end, ok
-}
-
-// findFast is find, and whether the syslog/ISO fast path read the date (what the worker's stamp
-// cache may keep).
-func (d *dateDetector) findFast(line []byte, now time.Time, loc *time.Location) (time.Time, int, int, bool, bool) {
+// find returns the first template's date in line: the time, where its text starts and ends, and
+// whether the syslog/ISO fast path read it (what the worker's stamp cache may keep).
+func (d *dateDetector) find(line []byte, now time.Time, loc *time.Location) (time.Time, int, int, bool, bool) {
 	if d.none {
 		return now, 0, 0, true, false
 	}

@@ -830,7 +830,7 @@ func (w *Worker) dateOf(jr *jailRx, line []byte, now time.Time) (time.Time, []by
 		t, start, end, ok = c.t, 0, len(c.text), true
 	} else {
 		var fast bool
-		t, start, end, ok, fast = jr.dates.findFast(line, now, jr.loc)
+		t, start, end, ok, fast = jr.dates.find(line, now, jr.loc)
 		if fast && start == 0 && end == len(c.text) && plainStamp(line) {
 			*c = stampCache{d: jr.dates, loc: jr.loc, now: now, t: t}
 			copy(c.text[:], line)

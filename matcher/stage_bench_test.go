@@ -23,7 +23,7 @@ func BenchmarkDateDetect(b *testing.B) {
 			b.SetBytes(int64(len(line)))
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, _, _, ok := d.find(line, now, time.UTC); !ok {
+				if _, _, _, ok, _ := d.find(line, now, time.UTC); !ok {
 					b.Fatal("no date")
 				}
 			}
