@@ -581,4 +581,12 @@ func TestKeySet(t *testing.T) {
 		s.add(0)
 		s.add(9 * 1024)
 	}
+	// A wrapped count must not read the slots never stamped (0) as this block's: key 0 lives there.
+	var fresh keySet
+	fresh.reset(10)
+	fresh.gen = ^uint32(0)
+	fresh.reset(10)
+	if fresh.has(0) {
+		t.Fatal("after the generation count wrapped, an empty set holds key 0")
+	}
 }
