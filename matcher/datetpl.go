@@ -101,7 +101,8 @@ type dateDetector struct {
 	none bool // {NONE}: lines carry no date; the time is now
 	fast bool // the syslog/ISO fast path may answer first (default templates)
 	// lazy compiles the default templates, once, when a line first needs more than the fast
-	// path: most logs never do, and compiling them was a quarter of regex's start-up.
+	// path: most logs never do, and compiling them took a fifth of the matcher's set-up for
+	// fail2ban's sshd.conf (1.8 of 8.3 ms).
 	lazy     func() error
 	lazyOnce sync.Once
 	compiled atomic.Bool // the lazy templates exist (set once lazyOnce has run)
