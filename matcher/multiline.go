@@ -157,14 +157,19 @@ func (s *mlState) hash(id string) uint64 { return maphash.String(s.seed, id) }
 func (s *mlState) cached(k uint64, id string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.marked(k) {
-		return false
-	}
-	e := s.cur[k]
-	if e == nil {
-		e = s.old[k]
-	}
+	e, _ := s.get(k)
 	return e != nil && e.id == id
+}
+
+// get returns the entry under key k, whichever its id, and whether it is in the old generation.
+func (s *mlState) get(k uint64) (e *mlEntry, old bool) {
+	if !s.marked(k) {
+		return nil, false
+	}
+	if e = s.cur[k]; e == nil {
+		e, old = s.old[k], true
+	}
+	return e, old
 }
 
 // lookup returns the live entry for id (moving it to the current generation) and id's key;
@@ -172,13 +177,7 @@ func (s *mlState) cached(k uint64, id string) bool {
 // must replace.
 func (s *mlState) lookup(id string, now int64) (k uint64, e *mlEntry, taken bool) {
 	k = s.hash(id)
-	if !s.marked(k) {
-		return k, nil, false
-	}
-	e, old := s.cur[k], false
-	if e == nil {
-		e, old = s.old[k], true
-	}
+	e, old := s.get(k)
 	switch {
 	case e == nil:
 		return k, nil, false
