@@ -20,6 +20,13 @@ func TestHSExpr(t *testing.T) {
 			`: client denied by server configuration: `},
 		{`^\s*\[\] \[(?:\w+:)?(?:error|crit|warn)\] \[client (?P<ip4>\S+)\] denied`, `\] denied`}, // the last of equals
 		{`^"(?:GET|POST) /(?:[^ "]*/)?(?:wp-login\.php|\.env)[^ "]* HTTP/\d(?:\.\d)?" 404`, `(?:wp-login\.php|\.env)[^ "\n]* HTTP/\d(?:\.\d)?" 404`},
+		// A list of three or more names before a repetition: the names alone (Hyperscan started
+		// from " HTTP/" when given the tail); before fixed text, or too short, the cut keeps its tail.
+		{`^"GET /(?:[^ "]*/)?(?:wp-login\.php|\.env|pma/)[^ "]* HTTP/\d(?:\.\d)?" 404`, `(?:wp-login\.php|\.env|pma/)`},
+		{`^"[^"]*(?:sqlmap|Nikto|ZmEu)[^"]*"$`, `(?:sqlmap|Nikto|ZmEu)`},
+		{`^\S+ (?:TCP_DENIED|TAG_NONE|NONE)/(?:400|403) \d+`, `(?:TCP_DENIED|TAG_NONE|NONE)/(?:400|403) \d+`},
+		{`^"GET /(?:wp-login\.php|\.env|pma)[^ "]* HTTP/\d"`, `"GET /(?:wp-login\.php|\.env|pma)[^ "\n]* HTTP/\d"`}, // "pma": 3 characters
+		{`^"GET /(?:wp-login\.php|\.env|pma/)\d HTTP/\d"`, `"GET /(?:wp-login\.php|\.env|pma/)\d HTTP/\d"`},
 		{`^(?P<x>\w+) ab (?P=x) abcdefghij`, ` abcdefghij`},           // a rare literal alone refers to no group
 		{`^(?P<x>\w+) ab (?P=x) -abcd`, `(?P<x>\w+) ab (?P=x) -abcd`}, // no rare literal: a back-reference keeps its group
 		{`^Failed (?P<c>x )?(?(c)a|b) from`, `Failed `},

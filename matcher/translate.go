@@ -172,11 +172,24 @@ func hsExpr(expr string, others []string) string {
 // every logout a candidate for the failure too, and kept the helper's lines from being settled
 // by their connection id alone (Worker.planDeferred). The failure's own ": Auth fail" is rare
 // enough and sets the two apart.
+//
+// With no such literal, a list of names — a group of at least three literal alternatives, each of
+// four or more characters with three or more letters and digits ("\.env", "pma/", "HNAP1" among
+// the probe paths of nginx-botsearch) — followed by an unbounded repetition is scanned for alone.
+// What follows the repetition in an access-log filter is generic (" HTTP/1.1" 404), and
+// Hyperscan, given the cut with its tail, started from the " HTTP/" every line holds:
+// nginx-botsearch's scan of the mixed collector stream took 16 ms per 200,000 lines with every jail
+// loaded, 9.3–9.7 ms scanning for the names alone. A list followed by fixed text keeps it (squid's
+// "(?:TCP_DENIED|…|NONE)/(?:400|403|407) ": "NONE" alone is in every line a cache answered,
+// as HIER_NONE).
 func rareLiteral(expr string, others []string) string {
-	var best, own string
+	var best, own, names string
 	bestScore, ownScore := 0, 0
 	if !literalRuns(expr, alnumScore, func(at, end, score int) {
 		if score < minRareAlnum {
+			if names == "" && nameList(expr[at:end]) && repeats(expr[end:]) {
+				names = literalText(expr[at:end])
+			}
 			return
 		}
 		lit := literalText(expr[at:end])
@@ -189,10 +202,49 @@ func rareLiteral(expr string, others []string) string {
 	}) {
 		return ""
 	}
-	if own != "" {
+	switch {
+	case own != "":
 		return own
+	case best != "":
+		return best
 	}
-	return best
+	return names
+}
+
+// repeats reports whether expr starts with an atom repeated without bound ("[^ "]*", ".+").
+func repeats(expr string) bool {
+	i := 1
+	switch {
+	case expr == "":
+		return false
+	case expr[0] == '\\':
+		i = 2
+	case expr[0] == '[':
+		i = classEnd(expr, 0)
+	case expr[0] == '(':
+		i = groupEnd(expr, 0)
+	}
+	return i > 0 && i < len(expr) && (expr[i] == '*' || expr[i] == '+')
+}
+
+// nameList reports whether lit, a strong literal as literalRuns finds it, is a group of at least
+// three pure literal alternatives, each with four or more characters and three or more letters
+// and digits.
+func nameList(lit string) bool {
+	if !strings.HasPrefix(lit, "(") || groupEnd(lit, 0) != len(lit) {
+		return false
+	}
+	alts := alternatives(lit[1 : len(lit)-1])
+	if len(alts) < 3 {
+		return false
+	}
+	for _, a := range alts {
+		p, ok := pureLiteral(a)
+		if !ok || pureScore(p, lengthScore) < 4 || pureScore(p, alnumScore) < 3 {
+			return false
+		}
+	}
+	return true
 }
 
 // sharedLiteral reports whether the text of lit (literalText's form), or of one of its
