@@ -238,6 +238,18 @@ func TestHyperscanFallbackAndErrors(t *testing.T) {
 	if err == nil {
 		t.Fatal("want an error")
 	}
+	// An address tag used twice is a duplicate group name, which Python refuses: an error, not a
+	// regex whose second address can never be read.
+	twice := &config.Filter{Name: "twice", File: "filter.d/twice.conf", FailRegex: []config.Regex{
+		{Text: `^x (?:\[<HOST>\]|<HOST>)$`, File: "filter.d/twice.conf", Line: 7},
+		{Text: `^y <F-USER>\S+</F-USER> <F-USER>\S+</F-USER> <HOST>$`, File: "filter.d/twice.conf", Line: 8},
+	}}
+	_, terr := New([]JailSpec{{ID: 0, Name: "j", Filter: twice}}, Options{})
+	for _, want := range []string{`filter.d/twice.conf:7: jail j, filter twice: failregex[0]: group "ip4" is defined twice`, `filter.d/twice.conf:8: jail j, filter twice: failregex[1]: group "user" is defined twice`} {
+		if terr == nil || !strings.Contains(terr.Error(), want) {
+			t.Errorf("error %v lacks %q", terr, want)
+		}
+	}
 	for _, want := range []string{"filter.d/py.conf:4: jail j, filter py: failregex[1]: neither Go regexp", "filter.d/py.conf:5: jail j, filter py: failregex[2]: has no <HOST>"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q lacks %q", err, want)

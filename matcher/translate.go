@@ -107,7 +107,37 @@ func translate(re string, useDNS bool) (translated, error) {
 			t.hasHost = true
 		}
 	}
+	if name := twiceNamed(out); name != "" {
+		// Python refuses it ("redefinition of group name"), so fail2ban does not load the filter;
+		// PCRE2 refuses it too, and the fallback matched nothing for the second one.
+		return t, fmt.Errorf("group %q is defined twice (an address tag or <F-%s> used twice?)", name, strings.ToUpper(name))
+	}
 	return t, nil
+}
+
+// twiceNamed returns the first group name expr defines twice, or "".
+func twiceNamed(expr string) string {
+	seen := map[string]bool{}
+	for rest := expr; ; {
+		i := strings.Index(rest, "(?P<")
+		if i < 0 {
+			return ""
+		}
+		if i > 0 && rest[i-1] == '\\' {
+			rest = rest[i+4:]
+			continue
+		}
+		rest = rest[i+4:]
+		j := strings.IndexByte(rest, '>')
+		if j < 0 {
+			return ""
+		}
+		name := rest[:j]
+		if seen[name] {
+			return name
+		}
+		seen[name] = true
+	}
 }
 
 // hsExpr turns a translated regex into what Hyperscan scans for. Hyperscan scans whole lines, date
