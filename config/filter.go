@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -125,6 +126,10 @@ func LoadFilter(filterDir, name string, args map[string]string) (*Filter, Errors
 			errs.AddAt(v, key, terr.Error())
 			return "", v
 		}
+		if msg := undefinedVariant(s, def, dflt); msg != "" {
+			errs.AddAt(v, key, msg)
+			return "", v
+		}
 		return s, v
 	}
 	f := &Filter{Name: name, File: conf}
@@ -212,6 +217,33 @@ func substituteTags(s string, lookup lookupFunc) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("tag substitution nested more than 20 deep (a loop?)")
+}
+
+// undefinedVariant explains a tag left in s whose name is PREFIX-VALUE when the filter defines other
+// PREFIX- options: <mdre-<mode>> with a mode the filter does not have (filter = sshd[mode=agressive])
+// would otherwise stay literal text and fail later as a regex with no address.
+func undefinedVariant(s string, secs ...*Section) string {
+	for _, m := range tagRE.FindAllStringSubmatch(s, -1) {
+		prefix, value, ok := strings.Cut(m[1], "-")
+		if !ok || MatcherTags[m[1]] || strings.HasPrefix(m[1], "F-") {
+			continue
+		}
+		var have []string
+		for _, sec := range secs {
+			if sec == nil {
+				continue // a filter without [DEFAULT]
+			}
+			for _, k := range sec.Keys() {
+				if strings.HasPrefix(k, strings.ToLower(prefix)+"-") && !slices.Contains(have, k) {
+					have = append(have, k)
+				}
+			}
+		}
+		if len(have) > 0 {
+			return fmt.Sprintf("<%s> is not defined; the filter has %s (%q: a mode or argument it does not know?)", m[1], strings.Join(have, ", "), value)
+		}
+	}
+	return ""
 }
 
 func replaceTagsOnce(s string, repl func(name, prev string) (string, bool)) string {
