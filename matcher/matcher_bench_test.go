@@ -14,7 +14,7 @@ func failLine(i int) string {
 	case 1:
 		return fmt.Sprintf("Nov 24 10:02:%02d web1 sshd[%d]: Invalid user test%d from 2001:db8:%x::%x port %d", i%60, 5000+i, i, i%65535, i%4096+1, 30000+i%30000)
 	default:
-		return fmt.Sprintf("Nov 24 10:02:%02d web1 sshd[%d]: pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=198.18.%d.%d  user=root", i%60, 5000+i, i/250%250, i%250)
+		return fmt.Sprintf("Nov 24 10:02:%02d web1 sshd[%d]: Connection closed by authenticating user root 198.18.%d.%d port %d [preauth]", i%60, 5000+i, i/250%250, i%250, 30000+i%30000)
 	}
 }
 
