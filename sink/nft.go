@@ -20,7 +20,6 @@ import (
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
 	"github.com/mdlayher/netlink"
-	"github.com/mdlayher/netlink/nltest"
 	"golang.org/x/sys/unix"
 
 	"github.com/portcullis/portcullis/config"
@@ -52,8 +51,9 @@ type NFTOptions struct {
 	Chunk int
 	// DefaultBuffers keeps the socket's default buffer sizes (tests of the in-parts fallback).
 	DefaultBuffers bool
-	// testDial, for benchmarks, hands the netlink messages to a stand-in instead of the kernel.
-	testDial nltest.Func
+	// conn replaces the connection's options (benchmarks pass google/nftables' test dial, which
+	// hands the netlink messages to a stand-in instead of the kernel).
+	conn []nftables.ConnOption
 }
 
 // NFT is the nftables sink. It is safe for concurrent use.
@@ -111,8 +111,8 @@ func NewNFT(opts NFTOptions) (*NFT, error) {
 	}
 	var connOpts []nftables.ConnOption
 	switch {
-	case opts.testDial != nil:
-		connOpts = append(connOpts, nftables.WithTestDial(opts.testDial))
+	case opts.conn != nil:
+		connOpts = opts.conn
 	case !opts.DefaultBuffers:
 		connOpts = append(connOpts, nftables.WithSockOptions(bigBuffers))
 	}

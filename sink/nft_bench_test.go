@@ -1,6 +1,7 @@
 package sink
 
 import (
+	"github.com/google/nftables"
 	"net/netip"
 	"testing"
 	"time"
@@ -79,12 +80,12 @@ func BenchmarkRestore100k(b *testing.B) {
 // netlink payload built per transaction.
 func BenchmarkEncode(b *testing.B) {
 	sent := 0
-	n, err := NewNFT(NFTOptions{Table: "pcbench", testDial: func(req []netlink.Message) ([]netlink.Message, error) {
+	n, err := NewNFT(NFTOptions{Table: "pcbench", conn: []nftables.ConnOption{nftables.WithTestDial(func(req []netlink.Message) ([]netlink.Message, error) {
 		for _, m := range req {
 			sent += len(m.Data)
 		}
 		return req, nil // an echo reads as the kernel's acknowledgement
-	}})
+	})}})
 	if err != nil {
 		b.Fatal(err)
 	}
