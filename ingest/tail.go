@@ -140,8 +140,12 @@ func (t *Tailer) Run(ctx context.Context, out chan<- *Block) {
 	}
 }
 
-// PollOnce checks every matching file once and sends what was appended.
+// PollOnce checks every matching file once and sends what was appended. After ctx ends it does
+// nothing: a stopping tailer's positions stay those of the lines it handed over.
 func (t *Tailer) PollOnce(ctx context.Context, out chan<- *Block) {
+	if ctx.Err() != nil {
+		return
+	}
 	paths := t.expand()
 	if len(paths) == 0 && !t.warned {
 		t.opts.Log.Warn("log file not found; the jail waits for it", "logpath", t.opts.Pattern)
@@ -435,8 +439,9 @@ func (t *Tailer) drain(ctx context.Context, tf *tailFile, out chan<- *Block) int
 		if len(b.Lines) > 0 {
 			b.Source = t.opts.Source
 			if t.send(ctx, out, b) != nil {
-				// Not handed over: the saved position stays before these lines, so the next
-				// run reads them.
+				// Not handed over: go back to the last line that was, so the saved position and
+				// any later read agree that these lines are still unread.
+				tf.rewind()
 				return total
 			}
 		} else {
@@ -450,6 +455,17 @@ func (t *Tailer) drain(ctx context.Context, tf *tailFile, out chan<- *Block) int
 			return total
 		}
 	}
+}
+
+// rewind moves the read position back to the end of the last line handed over and forgets
+// what the splitter held; a file that cannot seek is closed and opened again by the next poll.
+func (tf *tailFile) rewind() {
+	tf.split.Reset()
+	if _, err := tf.f.Seek(tf.sent, io.SeekStart); err != nil {
+		tf.close()
+		return
+	}
+	tf.off = tf.sent
 }
 
 func (tf *tailFile) close() {
