@@ -229,12 +229,12 @@ func (d *Daemon) install(eng *engine) error {
 	// (by name) and addresses not banned meanwhile; Load drops what findtime has passed.
 	now := d.opts.Now().Unix()
 	loaded := 0
-	err = d.store.Windows(func(jail string, addr netip.Addr, times []uint32) {
+	err = d.store.Windows(func(jail string, addr netip.Addr, times, counts []uint32) {
 		id, ok := eng.byName[jail]
 		if !ok || eng.bans.IsBanned(uint16(id), netip.PrefixFrom(addr, addr.BitLen())) {
 			return
 		}
-		if eng.win.Load(&window.Held{Jail: uint16(id), Addr: addr, Times: times}, now) {
+		if eng.win.Load(&window.Held{Jail: uint16(id), Addr: addr, Times: times, Counts: counts}, now) {
 			loaded++
 		}
 	})
@@ -615,11 +615,11 @@ func (d *Daemon) saveProgress(pos []ingest.Position, cursors map[string]string, 
 		p.Offsets[i] = store.Offset{Path: x.Path, Dev: x.Dev, Ino: x.Ino, Fingerprint: x.Fingerprint, FPLen: x.FPLen, Offset: x.Offset}
 	}
 	if eng != nil {
-		p.Windows = func(put func(string, netip.Addr, []uint32) error) error {
+		p.Windows = func(put func(string, netip.Addr, []uint32, []uint32) error) error {
 			var err error
 			eng.win.Snapshot(func(h *window.Held) {
 				if err == nil {
-					err = put(eng.jails[h.Jail].Name, h.Addr, h.Times)
+					err = put(eng.jails[h.Jail].Name, h.Addr, h.Times, h.Counts)
 				}
 			})
 			return err

@@ -260,8 +260,9 @@ type Progress struct {
 	Offsets []Offset
 	Cursors map[string]string
 	// Windows, when set, replaces every stored failure count: it calls put for each tracked
-	// (jail, address) with its failure times.
-	Windows func(put func(jail string, addr netip.Addr, times []uint32) error) error
+	// (jail, address) with its failure times and, when not nil, how many failures each time
+	// stands for.
+	Windows func(put func(jail string, addr netip.Addr, times, counts []uint32) error) error
 }
 
 // SaveProgress writes p in one synced batch, so stored positions and stored counts always
@@ -301,13 +302,19 @@ func (s *Store) SaveProgress(p Progress) error {
 			return err
 		}
 		var key, val []byte
-		err := p.Windows(func(jail string, addr netip.Addr, times []uint32) error {
+		err := p.Windows(func(jail string, addr netip.Addr, times, counts []uint32) error {
 			a := addr.As16()
 			key = append(append(append(key[:0], "win/"...), jail...), '/')
 			key = append(key, a[:]...)
 			val = val[:0]
-			for _, t := range times {
+			if counts != nil {
+				val = append(val, winCounted)
+			}
+			for i, t := range times {
 				val = binary.BigEndian.AppendUint32(val, t)
+				if counts != nil {
+					val = binary.BigEndian.AppendUint32(val, counts[i])
+				}
 			}
 			windows++
 			return b.Set(key, val, nil)
@@ -322,19 +329,36 @@ func (s *Store) SaveProgress(p Progress) error {
 	return nil
 }
 
-// Windows calls fn for every stored failure count (see SaveProgress).
-func (s *Store) Windows(fn func(jail string, addr netip.Addr, times []uint32)) error {
-	var times []uint32
+// winCounted starts a failure count record of (time, count) pairs; a record without it is
+// plain times, one failure each. Its length (1 + 8n bytes) cannot be a multiple of 4.
+const winCounted = 1
+
+// Windows calls fn for every stored failure count (see SaveProgress); counts is nil when every
+// time stands for one failure. Both slices are reused between calls.
+func (s *Store) Windows(fn func(jail string, addr netip.Addr, times, counts []uint32)) error {
+	var times, counts []uint32
 	return s.scan("win/", func(k, v []byte) error {
 		rest := k[len("win/"):]
-		if len(rest) < 18 || rest[len(rest)-17] != '/' || len(v)%4 != 0 {
+		counted := len(v)%8 == 1 && v[0] == winCounted
+		if len(rest) < 18 || rest[len(rest)-17] != '/' || len(v)%4 != 0 && !counted {
 			return fmt.Errorf("corrupt failure count record %q", k)
 		}
-		times = times[:0]
-		for i := 0; i < len(v); i += 4 {
-			times = append(times, binary.BigEndian.Uint32(v[i:]))
+		times, counts = times[:0], counts[:0]
+		if counted {
+			for i := 1; i < len(v); i += 8 {
+				times = append(times, binary.BigEndian.Uint32(v[i:]))
+				counts = append(counts, binary.BigEndian.Uint32(v[i+4:]))
+			}
+		} else {
+			for i := 0; i < len(v); i += 4 {
+				times = append(times, binary.BigEndian.Uint32(v[i:]))
+			}
 		}
-		fn(string(rest[:len(rest)-17]), netip.AddrFrom16([16]byte(rest[len(rest)-16:])).Unmap(), times)
+		var cs []uint32
+		if counted {
+			cs = counts
+		}
+		fn(string(rest[:len(rest)-17]), netip.AddrFrom16([16]byte(rest[len(rest)-16:])).Unmap(), times, cs)
 		return nil
 	})
 }

@@ -106,11 +106,15 @@ func TestProgress(t *testing.T) {
 	}
 	o := Offset{Path: "/var/log/auth.log", Dev: 2049, Ino: 77, Fingerprint: 0xdeadbeef, FPLen: 1024, Offset: 123456}
 	a4, a6 := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("2001:db8::1")
-	counts := func(m map[string][]uint32) func(func(string, netip.Addr, []uint32) error) error {
-		return func(put func(string, netip.Addr, []uint32) error) error {
+	// A key of "jail|address" holds times; "jail|address|n" the counts of those times.
+	counts := func(m map[string][]uint32) func(func(string, netip.Addr, []uint32, []uint32) error) error {
+		return func(put func(string, netip.Addr, []uint32, []uint32) error) error {
 			for k, ts := range m {
 				jail, addr, _ := strings.Cut(k, "|")
-				if err := put(jail, netip.MustParseAddr(addr), ts); err != nil {
+				if strings.Contains(addr, "|") {
+					continue
+				}
+				if err := put(jail, netip.MustParseAddr(addr), ts, m[k+"|n"]); err != nil {
 					return err
 				}
 			}
@@ -123,7 +127,8 @@ func TestProgress(t *testing.T) {
 		t.Fatal(err)
 	}
 	o.Offset = 200000
-	err = s.SaveProgress(Progress{Offsets: []Offset{o}, Windows: counts(map[string][]uint32{"sshd|" + a4.String(): {10, 20, 25}})})
+	err = s.SaveProgress(Progress{Offsets: []Offset{o}, Windows: counts(map[string][]uint32{"sshd|" + a4.String(): {10, 20, 25},
+		"big|" + a6.String(): {30, 40}, "big|" + a6.String() + "|n": {1000, 7}})})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,12 +150,12 @@ func TestProgress(t *testing.T) {
 		t.Fatalf("cursors %v %v", cur, err)
 	}
 	var held []string
-	if err := s.Windows(func(jail string, addr netip.Addr, times []uint32) {
-		held = append(held, fmt.Sprintf("%s|%s|%v", jail, addr, times))
+	if err := s.Windows(func(jail string, addr netip.Addr, times, counts []uint32) {
+		held = append(held, fmt.Sprintf("%s|%s|%v|%v", jail, addr, times, counts))
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if fmt.Sprint(held) != "[sshd|192.0.2.1|[10 20 25]]" {
+	if fmt.Sprint(held) != "[big|2001:db8::1|[30 40]|[1000 7] sshd|192.0.2.1|[10 20 25]|[]]" {
 		t.Fatalf("failure counts %v, want only the last saved set", held)
 	}
 }

@@ -1,15 +1,20 @@
 // Package window counts failures per (jail, address) inside each jail's findtime.
 //
 // Keys are spread over 64 shards by hash; Add splits each batch by shard and locks every shard once
-// per batch, not once per event. Each key keeps the event times of its last maxretry failures in a
-// small ring, so a key crosses exactly when its last maxretry failures fall within findtime,
-// and the key is then forgotten (the ban takes over). Sweep drops keys whose newest failure is older
-// than findtime, and a hard cap on keys per shard bounds memory: when a shard is full, a new key
-// evicts the key with the fewest failures among a few sampled (so a flood of one-off addresses
-// cannot push out an address that is close to its ban), and evictions are counted.
+// per batch, not once per event. A key crosses when maxretry of its failures fall within findtime
+// of its newest one, and is then forgotten (the ban takes over). Memory per key does not depend on
+// maxretry: jails with maxretry <= 5 keep each failure's time in a 22-byte ring; larger ones keep at
+// most 16 (time, count) buckets, exact up to maxretry 16 and, beyond, merging failures less than
+// findtime/16 apart under the first one's time, so a bucket leaves the window with its oldest
+// failure: counts are never higher than the exact ones (never a ban an exact count would not make).
+// Sweep drops keys whose newest failure is older than findtime, and a hard cap on keys per shard
+// bounds memory: when a shard is full, a new key evicts the key with the fewest failures among a
+// few sampled (so a flood of one-off addresses cannot push out an address close to its ban), and
+// evictions are counted.
 package window
 
 import (
+	"cmp"
 	"encoding/binary"
 	"net/netip"
 	"slices"
@@ -51,7 +56,8 @@ type Crossing struct {
 	Time   int64        // time of the failure that crossed, unix seconds
 	Count  int
 	// Line is the crossing failure's line in its block (matcher.Event.Line); Times are the
-	// failures counted, oldest first; Matches is for the caller to fill with the lines of those
+	// failures counted, oldest first, at most the newest maxEvidenceTimes of them (a bucket's
+	// failures carry its time); Matches is for the caller to fill with the lines of those
 	// failures (the audit log's evidence, fail2ban's maxmatches).
 	Line    uint32
 	Times   []uint32
@@ -66,10 +72,9 @@ type key struct {
 
 func keyOf(jail uint16, a netip.Addr) key { return key{addr: a.As16(), jail: jail} }
 
-// inlineRing is the ring size kept inside the map value; jails with a larger maxretry (fail2ban's
-// default is 5) use bigEntry. Times are unix seconds as uint32 (good until 2106), so an entry is
-// 22 bytes and a tracked key costs about 100 bytes with the map's own overhead
-// (BenchmarkMemoryPerKey).
+// inlineRing is the ring size kept for jails with a small maxretry (fail2ban's default is 5).
+// Times are unix seconds as uint32 (good until 2106), so an entry is 22 bytes and a tracked key
+// costs about 100 bytes with the map's own overhead (BenchmarkMemoryPerKey).
 const inlineRing = 5
 
 type small struct {
@@ -77,15 +82,120 @@ type small struct {
 	next, n uint8
 }
 
-type bigEntry struct {
-	t       []uint32
-	next, n int32
+// ringBuckets bounds what a key of a jail with maxretry > inlineRing holds, whatever its maxretry.
+const ringBuckets = 16
+
+// maxEvidenceTimes caps Crossing.Times.
+const maxEvidenceTimes = 100
+
+// buckets are a key's failures, oldest first: bucket i holds c[i] failures, the first of them at
+// t[i]. A jail with maxretry <= ringBuckets gives every distinct time its own bucket (exact);
+// above, a failure less than width seconds after the newest bucket's start joins that bucket.
+// Buckets at or before newest - findtime are dropped on every add, which with starts at least
+// width = ceil(findtime/ringBuckets) apart always leaves room.
+type buckets struct {
+	t [ringBuckets]uint32
+	c [ringBuckets]uint32
+	n uint8
+}
+
+// width is how far apart the buckets of a jail's keys start: 0 (one per distinct time) when every
+// failure up to maxretry fits a bucket of its own.
+func (p *JailParams) width() int64 {
+	if p.MaxRetry <= ringBuckets {
+		return 0
+	}
+	return max(1, (p.FindTime+ringBuckets-1)/ringBuckets)
+}
+
+func (b *buckets) newest() uint32 {
+	if b.n == 0 {
+		return 0
+	}
+	return b.t[b.n-1]
+}
+
+// total is the failures held.
+func (b *buckets) total() int {
+	n := 0
+	for _, c := range b.c[:b.n] {
+		n += int(c)
+	}
+	return n
+}
+
+// dropThrough drops the buckets starting at or before limit.
+func (b *buckets) dropThrough(limit int64) {
+	k := 0
+	for k < int(b.n) && int64(b.t[k]) <= limit {
+		k++
+	}
+	if k == 0 {
+		return
+	}
+	copy(b.t[:], b.t[k:b.n])
+	copy(b.c[:], b.c[k:b.n])
+	b.n -= uint8(k)
+}
+
+// add records count failures at t and reports whether maxretry of the held ones fall within
+// findtime of the newest.
+func (b *buckets) add(t uint32, count uint32, p *JailParams) bool {
+	hi := max(b.newest(), t)
+	b.dropThrough(int64(hi) - p.FindTime)
+	if int64(t) <= int64(hi)-p.FindTime {
+		return false // older than the window: counts for nothing
+	}
+	w := p.width()
+	// The bucket that takes t: the newest one starting at or before it.
+	i := int(b.n) - 1
+	for i >= 0 && b.t[i] > t {
+		i--
+	}
+	switch {
+	case i >= 0 && (b.t[i] == t || w > 0 && (i < int(b.n)-1 || int64(t)-int64(b.t[i]) < w)):
+		// Same time, or (merging) inside the newest bucket's width or arrived out of order.
+		b.c[i] += count
+	case i < 0 && w > 0 && b.n > 0:
+		// Out of order and older than every bucket: the oldest bucket starts there now.
+		b.t[0] = t
+		b.c[0] += count
+	default:
+		if int(b.n) == ringBuckets {
+			// Unreachable with the spacing above; the oldest goes rather than memory grows.
+			if i < 0 {
+				return false
+			}
+			b.dropThrough(int64(b.t[0]))
+			i--
+		}
+		copy(b.t[i+2:b.n+1], b.t[i+1:b.n])
+		copy(b.c[i+2:b.n+1], b.c[i+1:b.n])
+		b.t[i+1], b.c[i+1] = t, count
+		b.n++
+	}
+	return b.total() >= p.MaxRetry
+}
+
+// times appends the held failures' times, oldest first, at most the newest limit of them.
+func (b *buckets) times(dst []uint32, limit int) []uint32 {
+	skip := b.total() - limit
+	for i := range int(b.n) {
+		for range b.c[i] {
+			if skip > 0 {
+				skip--
+				continue
+			}
+			dst = append(dst, b.t[i])
+		}
+	}
+	return dst
 }
 
 type shard struct {
 	mu  sync.Mutex
 	m   map[key]small
-	big map[key]*bigEntry
+	big map[key]buckets
 	_   [40]byte // keep neighbouring shards' locks off one cache line
 }
 
@@ -123,7 +233,7 @@ func New(jails []JailParams, opts Options) *Window {
 	}
 	for i := range w.shards {
 		w.shards[i].m = make(map[key]small)
-		w.shards[i].big = make(map[key]*bigEntry)
+		w.shards[i].big = make(map[key]buckets)
 	}
 	return w
 }
@@ -282,20 +392,23 @@ func (w *Window) add(sh *shard, ev *matcher.Event, keyAddr netip.Addr) (Crossing
 		if sh.len() >= w.maxKeys {
 			w.evict(sh)
 		}
-		e = &bigEntry{t: make([]uint32, p.MaxRetry)}
-		sh.big[k] = e
 		w.Tracked.Add(1)
 	}
-	next, n := int(e.next), int(e.n)
-	crossed, hi := pushRing(e.t, &next, &n, t, p.FindTime)
-	e.next, e.n = int32(next), int32(n)
-	if !crossed {
+	if !e.add(t, 1, p) {
+		if e.n == 0 {
+			delete(sh.big, k) // the failure was older than the window and nothing else is held
+			w.Tracked.Add(-1)
+		} else {
+			sh.big[k] = e
+		}
 		return Crossing{}, false
 	}
-	delete(sh.big, k)
+	if ok {
+		delete(sh.big, k)
+	}
 	w.Tracked.Add(-1)
-	return Crossing{Jail: ev.Jail, Addr: ev.Addr, Prefix: p.Key(ev.Addr), Time: int64(hi), Count: n,
-		Line: ev.Line, Times: ringTimes(nil, e.t, next, n)}, true
+	return Crossing{Jail: ev.Jail, Addr: ev.Addr, Prefix: p.Key(ev.Addr), Time: int64(e.newest()), Count: e.total(),
+		Line: ev.Line, Times: e.times(nil, maxEvidenceTimes)}, true
 }
 
 // evictSample is how many keys evict looks at. Go starts every map iteration at a random place, so
@@ -320,8 +433,8 @@ func (w *Window) evict(sh *shard) {
 	}
 	seen = 0
 	for k, e := range sh.big {
-		if t := uint32(newest(e.t[:e.n])); better(int(e.n), t) {
-			victim, big, found, bestN, bestT = k, true, true, int(e.n), t
+		if t, n := e.newest(), e.total(); better(n, t) {
+			victim, big, found, bestN, bestT = k, true, true, n, t
 		}
 		if seen++; seen == evictSample {
 			break
@@ -339,15 +452,13 @@ func (w *Window) evict(sh *shard) {
 	w.Evicted.Add(1)
 }
 
-// ringOf returns the filled times of a key, nil when it is not tracked. Call with the lock held.
-func (sh *shard) ringOf(k key) []uint32 {
-	if e, ok := sh.m[k]; ok {
-		return e.t[:e.n]
+// has reports whether k is tracked. Call with the lock held.
+func (sh *shard) has(k key) bool {
+	if _, ok := sh.m[k]; ok {
+		return true
 	}
-	if e, ok := sh.big[k]; ok {
-		return e.t[:e.n]
-	}
-	return nil
+	_, ok := sh.big[k]
+	return ok
 }
 
 // Count returns the failures held for (jail, addr) within findtime of now.
@@ -359,10 +470,21 @@ func (w *Window) Count(jail uint16, addr netip.Addr, now int64) int {
 	sh := &w.shards[shardOf(jail, addr)]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	since := now - w.jails[jail].FindTime
+	k := keyOf(jail, addr)
 	n := 0
-	for _, t := range sh.ringOf(keyOf(jail, addr)) {
-		if int64(t) > now-w.jails[jail].FindTime {
-			n++
+	if e, ok := sh.m[k]; ok {
+		for _, t := range e.t[:e.n] {
+			if int64(t) > since {
+				n++
+			}
+		}
+	}
+	if e, ok := sh.big[k]; ok {
+		for i, t := range e.t[:e.n] {
+			if int64(t) > since {
+				n += int(e.c[i])
+			}
 		}
 	}
 	return n
@@ -445,21 +567,28 @@ type Held struct {
 	Jail  uint16
 	Addr  netip.Addr
 	Times []uint32 // unix seconds, oldest first
+	// Counts, when not nil, is how many failures each of Times stands for; nil means one each.
+	Counts []uint32
 }
 
-// Snapshot calls fn for every tracked key, one shard locked at a time. h.Times is reused between
-// calls: copy what you keep.
+// Snapshot calls fn for every tracked key, one shard locked at a time. h.Times and h.Counts are
+// reused between calls: copy what you keep.
 func (w *Window) Snapshot(fn func(h *Held)) {
 	var h Held
+	var counts []uint32
 	for s := range w.shards {
 		sh := &w.shards[s]
 		sh.mu.Lock()
 		for k, e := range sh.m {
-			h.Jail, h.Addr, h.Times = k.jail, netip.AddrFrom16(k.addr).Unmap(), ringTimes(h.Times[:0], e.t[:w.jails[k.jail].MaxRetry], int(e.next), int(e.n))
+			h.Jail, h.Addr, h.Counts = k.jail, netip.AddrFrom16(k.addr).Unmap(), nil
+			h.Times = ringTimes(h.Times[:0], e.t[:w.jails[k.jail].MaxRetry], int(e.next), int(e.n))
 			fn(&h)
 		}
 		for k, e := range sh.big {
-			h.Jail, h.Addr, h.Times = k.jail, netip.AddrFrom16(k.addr).Unmap(), ringTimes(h.Times[:0], e.t, int(e.next), int(e.n))
+			h.Jail, h.Addr = k.jail, netip.AddrFrom16(k.addr).Unmap()
+			h.Times = append(h.Times[:0], e.t[:e.n]...)
+			counts = append(counts[:0], e.c[:e.n]...)
+			h.Counts = counts
 			fn(&h)
 		}
 		sh.mu.Unlock()
@@ -477,27 +606,39 @@ func ringTimes(dst, ring []uint32, next, n int) []uint32 {
 
 // Load puts back a key's failure times (from Snapshot, possibly of a window whose jail had other
 // parameters). Times at or before now - findtime are dropped, and at most maxretry-1 of the newest
-// are kept: loading never makes a key cross (only a new failure can ban). It reports whether the
-// key is held afterwards.
+// failures are kept: loading never makes a key cross (only a new failure can ban). It reports
+// whether the key is held afterwards.
 func (w *Window) Load(h *Held, now int64) bool {
 	if int(h.Jail) >= len(w.jails) {
 		return false
 	}
-	p := w.jails[h.Jail]
+	p := &w.jails[h.Jail]
 	if p.MaxRetry <= 1 {
 		return false
 	}
-	times := make([]uint32, 0, len(h.Times))
-	for _, t := range h.Times {
-		if int64(t) > now-p.FindTime {
-			times = append(times, t)
+	type tc struct{ t, c uint32 }
+	var held []tc
+	for i, t := range h.Times {
+		c := uint32(1)
+		if i < len(h.Counts) {
+			c = h.Counts[i]
+		}
+		if int64(t) > now-p.FindTime && c > 0 {
+			held = append(held, tc{t, c})
 		}
 	}
-	slices.Sort(times)
-	if len(times) > p.MaxRetry-1 {
-		times = times[len(times)-(p.MaxRetry-1):]
+	slices.SortStableFunc(held, func(a, b tc) int { return cmp.Compare(a.t, b.t) })
+	// The newest maxretry-1 failures.
+	room := uint32(p.MaxRetry - 1)
+	for i := len(held) - 1; i >= 0; i-- {
+		held[i].c = min(held[i].c, room)
+		room -= held[i].c
+		if room == 0 {
+			held = held[i:]
+			break
+		}
 	}
-	if len(times) == 0 {
+	if len(held) == 0 {
 		return false
 	}
 	ka := p.Key(h.Addr).Addr() // banprefix may have changed since the snapshot
@@ -505,7 +646,7 @@ func (w *Window) Load(h *Held, now int64) bool {
 	sh := &w.shards[shardOf(h.Jail, ka)]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if sh.ringOf(k) != nil {
+	if sh.has(k) {
 		return true // already held: the live counts win
 	}
 	if sh.len() >= w.maxKeys {
@@ -515,14 +656,21 @@ func (w *Window) Load(h *Held, now int64) bool {
 	w.Tracked.Add(1)
 	if p.MaxRetry <= inlineRing {
 		var e small
-		n := copy(e.t[:], times)
+		n := 0
+		for _, x := range held {
+			for range x.c {
+				e.t[n] = x.t
+				n++
+			}
+		}
 		e.n, e.next = uint8(n), uint8(n%p.MaxRetry)
 		sh.m[k] = e
 		return true
 	}
-	e := &bigEntry{t: make([]uint32, p.MaxRetry)}
-	n := copy(e.t, times)
-	e.n, e.next = int32(n), int32(n%p.MaxRetry)
+	var e buckets
+	for _, x := range held {
+		e.add(x.t, x.c, p)
+	}
 	sh.big[k] = e
 	return true
 }

@@ -38,16 +38,17 @@ func BenchmarkAdd(b *testing.B) {
 	}
 }
 
-// BenchmarkMemoryPerKey holds 1M and 10M distinct IPv6 addresses, one failure each (maxretry 5),
-// and reports the heap bytes per tracked key.
+// BenchmarkMemoryPerKey holds 1M and 10M distinct IPv6 addresses, one failure each, at maxretry 5
+// (inline rings) and 1000 (buckets), and reports the heap bytes per tracked key.
 func BenchmarkMemoryPerKey(b *testing.B) {
-	for _, keys := range []int{1_000_000, 10_000_000} {
-		b.Run(fmt.Sprintf("keys=%d", keys), func(b *testing.B) {
+	for _, tc := range []struct{ keys, maxRetry int }{{1_000_000, 5}, {10_000_000, 5}, {1_000_000, 1000}} {
+		keys := tc.keys
+		b.Run(fmt.Sprintf("keys=%d/maxretry=%d", keys, tc.maxRetry), func(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				runtime.GC()
 				var before, after runtime.MemStats
 				runtime.ReadMemStats(&before)
-				w := New([]JailParams{{MaxRetry: 5, FindTime: 600}}, Options{MaxKeys: 2 * keys})
+				w := New([]JailParams{{MaxRetry: tc.maxRetry, FindTime: 600}}, Options{MaxKeys: 2 * keys})
 				a := w.NewAdder()
 				events := make([]matcher.Event, 1024)
 				for k := 0; k < keys; k += len(events) {

@@ -2,7 +2,10 @@ package window
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
+	"runtime"
+	"slices"
 	"sync"
 	"testing"
 
@@ -243,5 +246,133 @@ func TestPrefixCounting(t *testing.T) {
 		if c.Prefix.String() != want || c.Count != 3 {
 			t.Errorf("crossing %+v, want prefix %s and count 3", c, want)
 		}
+	}
+}
+
+// Keys of jails with a large maxretry hold a bounded number of buckets: the count they cross at is
+// never above the exact one (failures within findtime of the newest), and in-order failures are
+// missed only within one bucket's width of the window's edge. Up to ringBuckets, counts are exact.
+func TestBucketsAgainstExactCount(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, maxRetry := range []int{6, 16, 17, 50, 1000} {
+		for _, shuffled := range []bool{false, true} {
+			p := JailParams{MaxRetry: maxRetry, FindTime: 600}
+			w := New([]JailParams{p}, Options{})
+			a := w.NewAdder()
+			addr := netip.MustParseAddr("2001:db8::1")
+			var since []int64 // every failure since the last crossing
+			now := int64(100_000)
+			for range 30_000 {
+				now += int64(rng.IntN(3 * 600 / maxRetry))
+				t0 := now
+				if shuffled {
+					t0 -= int64(rng.IntN(60))
+				}
+				since = append(since, t0)
+				got := a.Add([]matcher.Event{{Jail: 0, Addr: addr, Time: t0}}, nil)
+				hi := slices.Max(since)
+				in := func(from int64) int {
+					n := 0
+					for _, x := range since {
+						if x > from && x <= hi {
+							n++
+						}
+					}
+					return n
+				}
+				exact := in(hi - p.FindTime)
+				if len(got) == 1 {
+					if exact < maxRetry {
+						t.Fatalf("maxretry %d shuffled %v: crossed with %d failures within findtime", maxRetry, shuffled, exact)
+					}
+					if got[0].Count < maxRetry || got[0].Count > exact {
+						t.Fatalf("maxretry %d: crossing counts %d, exact %d", maxRetry, got[0].Count, exact)
+					}
+					since = since[:0]
+					continue
+				}
+				if maxRetry <= ringBuckets && !shuffled && exact >= maxRetry {
+					t.Fatalf("maxretry %d: %d failures within findtime and no crossing", maxRetry, exact)
+				}
+				if !shuffled && in(hi-p.FindTime+p.width()) >= maxRetry {
+					t.Fatalf("maxretry %d: %d failures within findtime less a bucket and no crossing", maxRetry, in(hi-p.FindTime+p.width()))
+				}
+			}
+		}
+	}
+}
+
+// A key's memory does not grow with maxretry: 62,500 keys one failure short of maxretry = 1000
+// hold a few hundred bytes each, as at maxretry 5 (a ring of maxretry times took 4 KB each).
+func TestMemoryPerKeyIndependentOfMaxRetry(t *testing.T) {
+	const keys = 62_500
+	perKey := func(maxRetry int) float64 {
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		w := New([]JailParams{{MaxRetry: maxRetry, FindTime: 1 << 30}}, Options{MaxKeys: 2 * keys})
+		a := w.NewAdder()
+		events := make([]matcher.Event, 500)
+		for i := range maxRetry - 1 {
+			for k := 0; k < keys; k += len(events) {
+				for j := range events {
+					n := k + j
+					events[j] = matcher.Event{Jail: 0, Time: int64(1000 + i), Addr: netip.AddrFrom4([4]byte{10, byte(n >> 16), byte(n >> 8), byte(n)})}
+				}
+				if c := a.Add(events, nil); len(c) != 0 {
+					t.Fatalf("crossed early at maxretry %d", maxRetry)
+				}
+			}
+			if i == 40 {
+				break // enough failures to fill every bucket a key may hold
+			}
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		if w.Tracked.Load() != keys {
+			t.Fatalf("tracked %d, want %d", w.Tracked.Load(), keys)
+		}
+		n := float64(after.HeapAlloc-before.HeapAlloc) / keys
+		runtime.KeepAlive(w)
+		return n
+	}
+	for _, mr := range []int{5, 17, 1000, 1_000_000} {
+		if b := perKey(mr); b > 400 {
+			t.Errorf("maxretry %d: %.0f bytes per key, want at most 400", mr, b)
+		} else {
+			t.Logf("maxretry %d: %.0f bytes per key", mr, b)
+		}
+	}
+}
+
+// A snapshot of bucketed keys carries their counts, and loading it keeps at most maxretry-1.
+func TestSnapshotLoadBuckets(t *testing.T) {
+	p := []JailParams{{MaxRetry: 100, FindTime: 600}}
+	w := New(p, Options{})
+	a := w.NewAdder()
+	addr := netip.MustParseAddr("192.0.2.50")
+	for i := range 99 {
+		if c := a.Add([]matcher.Event{ev(0, "192.0.2.50", int64(1000+i*5))}, nil); len(c) != 0 {
+			t.Fatal("crossed early")
+		}
+	}
+	var held []Held
+	w.Snapshot(func(h *Held) {
+		held = append(held, Held{Jail: h.Jail, Addr: h.Addr, Times: slices.Clone(h.Times), Counts: slices.Clone(h.Counts)})
+	})
+	if len(held) != 1 || len(held[0].Times) > ringBuckets || len(held[0].Counts) != len(held[0].Times) {
+		t.Fatalf("snapshot %+v", held)
+	}
+	fresh := New(p, Options{})
+	if !fresh.Load(&held[0], 1500) || fresh.Count(0, addr, 1500) != 99 {
+		t.Fatalf("loaded count %d, want 99", fresh.Count(0, addr, 1500))
+	}
+	if c := fresh.NewAdder().Add([]matcher.Event{ev(0, "192.0.2.50", 1500)}, nil); len(c) != 1 || c[0].Count != 100 || len(c[0].Times) != 100 {
+		t.Fatalf("the 100th failure after a load: %+v", c)
+	}
+	// A stricter jail keeps only maxretry-1 of them.
+	strict := New([]JailParams{{MaxRetry: 20, FindTime: 600}}, Options{})
+	if !strict.Load(&held[0], 1500) || strict.Count(0, addr, 1500) != 19 {
+		t.Fatalf("strict load count %d, want 19", strict.Count(0, addr, 1500))
 	}
 }
