@@ -187,7 +187,9 @@ func Start(opts Options) (*Daemon, error) {
 }
 
 // install restores the stored bans into eng, rebuilds the firewall table for its jails in one
-// transaction, and starts it as the current engine.
+// transaction, and starts it as the current engine. Everything that can fail (reading the store,
+// the matcher's scratch, the syslog listeners, the firewall transaction) is done before the
+// store is changed: an install that fails has deleted no ban.
 func (d *Daemon) install(eng *engine) error {
 	stored, err := d.store.Bans()
 	if err != nil {
@@ -221,10 +223,6 @@ func (d *Daemon) install(eng *engine) error {
 	for _, x := range expired {
 		drop = append(drop, store.Change{Unban: true, Ban: toStoreBan(eng, x)})
 	}
-	if err := d.store.Commit(drop); err != nil {
-		return err
-	}
-	d.purgeHistory(eng)
 	// Failures counted before the last shutdown or reload count on, for jails that still exist
 	// (by name) and addresses not banned meanwhile; Load drops what findtime has passed.
 	now := d.opts.Now().Unix()
@@ -244,12 +242,19 @@ func (d *Daemon) install(eng *engine) error {
 	if loaded > 0 {
 		d.log.Info("failure counts taken up", "addresses", loaded)
 	}
+	if err := eng.open(&d.opts); err != nil {
+		return err
+	}
 	if err := d.rebuild(eng); err != nil {
+		eng.abort()
 		return err
 	}
-	if err := eng.start(&d.opts, d.applyAsync); err != nil {
+	if err := d.store.Commit(drop); err != nil {
+		eng.abort()
 		return err
 	}
+	d.purgeHistory(eng)
+	eng.run(&d.opts, d.applyAsync)
 	d.mu.Lock()
 	d.eng = eng
 	d.mu.Unlock()
@@ -353,19 +358,26 @@ func (d *Daemon) ReloadJail(name string) error {
 	// The new generation continues every file exactly where the old one stopped.
 	// Every line the old generation read is processed now, so its counts and positions agree:
 	// they are saved together and the new generation takes both up (install loads the counts).
-	pos := old.positions()
-	d.saveProgress(pos, old.cursors(), old)
+	pos, cursors := old.positions(), old.cursors()
+	d.saveProgress(pos, cursors, old)
 	eng.setResume(positionMap(pos))
-	eng.setCursors(old.cursors())
+	eng.setCursors(cursors)
 	if err := d.install(eng); err != nil {
 		d.log.Error("reload failed; keeping the previous configuration", "err", err)
 		eng.m.Close()
-		// Bring the old generation back with a fresh engine built from its configuration.
-		if back, err2 := d.newEngine(old.cfg); err2 == nil {
+		// Bring the old generation back with a fresh engine built from its configuration: the
+		// store still holds its bans, counts, positions and cursors.
+		back, err2 := d.newEngine(old.cfg)
+		if err2 == nil {
 			back.setResume(positionMap(pos))
-			if err3 := d.install(back); err3 != nil {
-				d.log.Error("cannot restore the previous configuration", "err", err3)
+			back.setCursors(cursors)
+			err2 = d.install(back)
+			if err2 != nil {
+				back.m.Close()
 			}
+		}
+		if err2 != nil {
+			d.log.Error("cannot restore the previous configuration", "err", err2)
 		}
 		return err
 	}

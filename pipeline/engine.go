@@ -42,6 +42,8 @@ type engine struct {
 	// multi-line <F-MLFID> tracking, maxlines buffers) send every block to one worker, so their
 	// lines are matched in file order.
 	ordered  []chan *ingest.Block
+	mw       []*matcher.Worker // per-worker scratch between open and run
+	ctx      context.Context
 	cancel   context.CancelFunc
 	readers  sync.WaitGroup
 	workers  sync.WaitGroup
@@ -154,10 +156,12 @@ func newEngine(cfg *config.Config, opts *Options) (*engine, error) {
 	return e, nil
 }
 
-// start launches readers and workers; decisions go to apply.
-func (e *engine) start(opts *Options, apply func([]ban.Decision, *engine)) error {
+// open prepares everything of a generation that can fail — matcher scratch per worker and the
+// syslog listeners — without starting to read files or journals. After an error nothing is left
+// open; after success, run or abort must follow.
+func (e *engine) open(opts *Options) error {
 	ctx, cancel := context.WithCancel(context.Background())
-	e.cancel = cancel
+	e.ctx, e.cancel = ctx, cancel
 	n := opts.Workers
 	if n <= 0 {
 		n = runtime.NumCPU()
@@ -167,18 +171,39 @@ func (e *engine) start(opts *Options, apply func([]ban.Decision, *engine)) error
 	for i := range e.ordered {
 		e.ordered[i] = make(chan *ingest.Block, 4)
 	}
-	workers := make([]*matcher.Worker, n)
-	for i := range workers {
+	e.mw = make([]*matcher.Worker, 0, n)
+	for range n {
 		w, err := e.m.NewWorker()
 		if err != nil {
-			for _, w := range workers[:i] {
-				w.Close()
-			}
-			cancel()
+			e.abort()
 			return err
 		}
-		workers[i] = w
+		e.mw = append(e.mw, w)
 	}
+	if err := e.startSyslog(opts); err != nil {
+		e.abort()
+		return err
+	}
+	return nil
+}
+
+// abort undoes open: listeners closed, scratch freed; the matcher stays for the caller to close.
+func (e *engine) abort() {
+	e.cancel()
+	if e.syslog != nil {
+		e.syslog.Close()
+		e.syslog = nil
+	}
+	for _, w := range e.mw {
+		w.Close()
+	}
+	e.mw = nil
+	e.cancel = nil
+}
+
+// run starts the readers and workers of an opened generation; decisions go to apply.
+func (e *engine) run(opts *Options, apply func([]ban.Decision, *engine)) {
+	n := len(e.mw)
 	for _, s := range e.sources {
 		if s.tailer != nil {
 			s.tailer.Prime()
@@ -193,25 +218,17 @@ func (e *engine) start(opts *Options, apply func([]ban.Decision, *engine)) error
 		go func(s *source, out chan *ingest.Block) {
 			defer e.readers.Done()
 			if s.journal != nil {
-				s.journal.Run(ctx, out)
+				s.journal.Run(e.ctx, out)
 				return
 			}
-			s.tailer.Run(ctx, out)
+			s.tailer.Run(e.ctx, out)
 		}(s, out)
 	}
-	if err := e.startSyslog(opts); err != nil {
-		cancel()
-		e.readers.Wait()
-		for _, w := range workers {
-			w.Close()
-		}
-		return err
-	}
-	for i, w := range workers {
+	for i, w := range e.mw {
 		e.workers.Add(1)
 		go e.work(w, e.ordered[i], opts.Log, apply)
 	}
-	return nil
+	e.mw = nil // the workers own their scratch now
 }
 
 // startSyslog opens the network syslog listeners when a jail reads them.
