@@ -71,6 +71,10 @@ type Tailer struct {
 	first   bool
 	// warned remembers that a missing file was reported, so the warning is not repeated every poll.
 	warned bool
+	// refused holds, by path, why a file could not be opened, as last reported: the warning is
+	// repeated only when the reason changes, so a log path that is a directory holding the
+	// daemon's own log cannot feed a warning loop.
+	refused map[string]string
 
 	mu        sync.Mutex
 	positions []Position // as of the last poll, for Positions
@@ -78,7 +82,8 @@ type Tailer struct {
 }
 
 type tailFile struct {
-	archive bool // a gzip/zstd file: backfilled once with head, never tailed
+	archive  bool // a gzip/zstd file: backfilled once with head, never tailed
+	backfill bool // an archive found with head: decompress and send it at the next poll
 	path    string
 	f       *os.File
 	dev     uint64
@@ -108,7 +113,7 @@ func NewTailer(opts TailOptions) *Tailer {
 		resume[k] = v
 	}
 	opts.Resume = resume
-	return &Tailer{opts: opts, files: make(map[string]*tailFile), first: true}
+	return &Tailer{opts: opts, files: make(map[string]*tailFile), first: true, refused: make(map[string]string)}
 }
 
 // Run polls until ctx is done, sending blocks of new lines to out. It blocks when out is full: a file
@@ -235,19 +240,15 @@ func fileID(st os.FileInfo) (dev, ino uint64) {
 
 func (t *Tailer) poll(ctx context.Context, tf *tailFile, out chan<- *Block) {
 	if tf.archive {
-		return // read once (or skipped); archives are never tailed
+		// Read once (or skipped); archives are never tailed.
+		if tf.backfill {
+			tf.backfill = false
+			t.backfillArchive(ctx, tf, out)
+		}
+		return
 	}
 	st, err := os.Stat(tf.path)
 	if err != nil {
-		return
-	}
-	if tf.f == nil && isArchive(tf.path) {
-		// A rotated, compressed log matched by the glob (auth.log.2.gz): with "head" it is
-		// backfilled once, decompressed; otherwise it is history and left alone.
-		tf.archive = true
-		if t.opts.Head {
-			t.backfill(ctx, tf, out)
-		}
 		return
 	}
 	dev, ino := fileID(st)
@@ -266,6 +267,9 @@ func (t *Tailer) poll(ctx context.Context, tf *tailFile, out chan<- *Block) {
 		// Just opened: the offset was taken from the open file, st may already be stale.
 		if t.open(tf) {
 			t.drain(ctx, tf, out)
+		} else if tf.backfill {
+			tf.backfill = false
+			t.backfillArchive(ctx, tf, out)
 		}
 		return
 	}
@@ -295,15 +299,22 @@ func (t *Tailer) poll(ctx context.Context, tf *tailFile, out chan<- *Block) {
 }
 
 // open opens tf's path: at its end for a file known at start-up (unless Head), else at its start.
+// A rotated, compressed log matched by the glob (auth.log.2.gz) is history: with Head it is
+// backfilled once, decompressed, at the next poll; it is never tailed. open reports whether tf
+// now has a plain file to read.
 func (t *Tailer) open(tf *tailFile) bool {
-	f, err := os.Open(tf.path)
+	f, fst, err := openRegular(tf.path)
 	if err != nil {
-		t.opts.Log.Warn("cannot open log file", "path", tf.path, "err", err)
+		if t.refused[tf.path] != err.Error() {
+			t.refused[tf.path] = err.Error()
+			t.opts.Log.Warn("cannot open log file; the jail skips it until that changes", "path", tf.path, "err", err)
+		}
 		return false
 	}
-	fst, err := f.Stat()
-	if err != nil {
+	delete(t.refused, tf.path)
+	if isArchive(f) {
 		f.Close()
+		tf.archive, tf.backfill = true, t.opts.Head
 		return false
 	}
 	tf.f = f
@@ -383,21 +394,22 @@ func (t *Tailer) Prime() {
 	t.snapshot()
 }
 
-// isArchive reports whether path starts with gzip or zstd magic.
-func isArchive(path string) bool {
-	f, err := os.Open(path)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
+// isArchive reports whether f starts with gzip or zstd magic.
+func isArchive(f *os.File) bool {
 	var head [4]byte
-	n, _ := io.ReadFull(f, head[:])
+	n, _ := f.ReadAt(head[:], 0)
 	return n >= 2 && bytes.HasPrefix(head[:n], gzipMagic) || n == 4 && bytes.Equal(head[:], zstdMagic)
 }
 
-// backfill sends the decompressed lines of an archive once.
-func (t *Tailer) backfill(ctx context.Context, tf *tailFile, out chan<- *Block) {
-	r, err := OpenLog(tf.path)
+// backfillArchive sends the decompressed lines of an archive once.
+func (t *Tailer) backfillArchive(ctx context.Context, tf *tailFile, out chan<- *Block) {
+	f, _, err := openRegular(tf.path)
+	if err != nil {
+		t.opts.Log.Warn("cannot read archive", "path", tf.path, "err", err)
+		return
+	}
+	defer f.Close()
+	r, err := Decompress(f)
 	if err != nil {
 		t.opts.Log.Warn("cannot read archive", "path", tf.path, "err", err)
 		return
@@ -428,6 +440,11 @@ func (t *Tailer) send(ctx context.Context, out chan<- *Block, b *Block) error {
 func (t *Tailer) drain(ctx context.Context, tf *tailFile, out chan<- *Block) int64 {
 	var total int64
 	for {
+		if ctx.Err() != nil {
+			// Stopping: what was read past the last hand-over is read again by whoever resumes.
+			tf.rewind()
+			return total
+		}
 		b := GetBlock()
 		n, err := tf.split.Fill(b, tf.f.Read)
 		tf.off += int64(n)

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/portcullis/portcullis/internal/netnstest"
@@ -64,4 +65,39 @@ func TestHostileFailedReloadKeepsBans(t *testing.T) {
 	d = e.start()
 	e.waitBanned("the ban restored from the store after a restart", "sshd-v4", "203.0.113.130", d)
 	d.stop(t)
+}
+
+// A watched log path replaced by a FIFO, a symlink to /dev/zero or a directory wedges nothing:
+// the daemon warns once, reloads, answers and stops on SIGTERM, and reads the path again once it
+// is a regular file.
+func TestHostileLogPathKinds(t *testing.T) {
+	netnstest.Require(t)
+	for _, kind := range []string{"fifo", "devzero", "directory"} {
+		t.Run(kind, func(t *testing.T) {
+			e := newEnv(t, systemJails)
+			d := e.start()
+			os.Remove(e.log)
+			switch kind {
+			case "fifo":
+				if err := syscall.Mkfifo(e.log, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			case "devzero":
+				os.Symlink("/dev/zero", e.log)
+			case "directory":
+				os.Mkdir(e.log, 0o755)
+			}
+			e.waitFor("the refusal to be logged", func() bool { return strings.Contains(d.stderr.String(), "cannot open log file") }, d)
+			e.mustCLI("reload")
+			e.mustCLI("status", "sshd")
+			if n := strings.Count(d.stderr.String(), "cannot open log file"); n > 2 {
+				t.Errorf("%d warnings about the same path (one per generation expected)", n)
+			}
+			os.Remove(e.log)
+			os.WriteFile(e.log, nil, 0o644)
+			e.appendLog(failures("203.0.113.140", 3)...)
+			e.waitBanned("a ban once the path is a regular file again", "sshd-v4", "203.0.113.140", d)
+			d.stop(t)
+		})
+	}
 }
