@@ -84,17 +84,17 @@ type Tailer struct {
 type tailFile struct {
 	archive  bool // a gzip/zstd file: backfilled once with head, never tailed
 	backfill bool // an archive found with head: decompress and send it at the next poll
-	path    string
-	f       *os.File
-	dev     uint64
-	ino     uint64
-	off     int64
-	split   Splitter
-	fresh   bool // discovered after start-up: read from the beginning
-	idle    int  // polls without new data since the file was retired
-	fp      uint64
-	fpLen   int
-	sent    int64 // position after the last whole line handed to the pipeline
+	path     string
+	f        *os.File
+	dev      uint64
+	ino      uint64
+	off      int64
+	split    Splitter
+	fresh    bool // discovered after start-up: read from the beginning
+	idle     int  // polls without new data since the file was retired
+	fp       uint64
+	fpLen    int
+	sent     int64 // position after the last whole line handed to the pipeline
 }
 
 // retireIdle is how many polls without new data a rotated-away file is kept (5 s at 250 ms).
