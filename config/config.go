@@ -53,8 +53,14 @@ type Daemon struct {
 	SyslogMaxMessage int
 	// Journalctl is the journalctl program journal jails run; "journalctl" when empty.
 	Journalctl string
-	// Syslog over TLS: listen address, certificate and key files (PEM).
-	SyslogTLS, SyslogTLSCert, SyslogTLSKey string
+	// Syslog over TLS: listen address, certificate and key files (PEM), and the CA that signs
+	// the client certificates every sender must then present (syslog_tls_client_ca).
+	SyslogTLS, SyslogTLSCert, SyslogTLSKey, SyslogTLSClientCA string
+	// TCP and TLS connection limits: in all (syslog_max_conns, 1024), per sender address
+	// (syslog_max_conns_per_sender, 16), and how long a silent connection stays open
+	// (syslog_idle_timeout, 5m). Zero: the default.
+	SyslogMaxConns, SyslogMaxConnsPerSender int
+	SyslogIdleTimeout                       time.Duration
 	// DBPurgeAge: ban history older than this is forgotten (fail2ban's dbpurgeage, 1d by
 	// default); 0 keeps it forever.
 	DBPurgeAge time.Duration
@@ -99,6 +105,9 @@ type Jail struct {
 	Syslog         bool
 	SyslogPrograms []string
 	SyslogSenders  []netip.Prefix
+	// SyslogIdentities are client certificate names (syslog_host = cert:NAME) whose TLS
+	// connections the jail reads; "*" is any certificate the client CA verified.
+	SyslogIdentities []string
 	// ChainHookInput and ChainHookForward: which traffic the bans block (chain_hook, the name of
 	// fail2ban's nftables action parameter: input, forward, or both). forward covers containers.
 	ChainHookInput, ChainHookForward bool
@@ -177,7 +186,8 @@ type Options struct {
 
 var daemonKeys = map[string]bool{"socket": true, "dbdir": true, "metrics": true, "loglevel": true, "dbpurgeage": true,
 	"syslog_udp": true, "syslog_tcp": true, "syslog_allow": true, "syslog_max_message": true, "journalctl": true,
-	"syslog_tls": true, "syslog_tls_cert": true, "syslog_tls_key": true, "max_keys": true, "auditlog": true}
+	"syslog_tls": true, "syslog_tls_cert": true, "syslog_tls_key": true, "max_keys": true, "auditlog": true,
+	"syslog_tls_client_ca": true, "syslog_max_conns": true, "syslog_max_conns_per_sender": true, "syslog_idle_timeout": true}
 
 // Load reads the configuration in dir. The returned error is an Errors listing every problem.
 func Load(dir string, opts Options) (*Config, error) {
@@ -255,6 +265,7 @@ func loadDaemon(dir string, errs *Errors) Daemon {
 	text := map[string]*string{
 		"socket": &out.Socket, "dbdir": &out.DBDir, "metrics": &out.Metrics, "journalctl": &out.Journalctl,
 		"syslog_tls": &out.SyslogTLS, "syslog_tls_cert": &out.SyslogTLSCert, "syslog_tls_key": &out.SyslogTLSKey,
+		"syslog_tls_client_ca": &out.SyslogTLSClientCA,
 		"syslog_udp": &out.SyslogUDP, "syslog_tcp": &out.SyslogTCP, "auditlog": &out.AuditLog,
 	}
 	for _, k := range s.Keys() {
@@ -291,6 +302,24 @@ func loadDaemon(dir string, errs *Errors) Daemon {
 				continue
 			}
 			out.DBPurgeAge = max(d, 0) // fail2ban: 0 or negative never purges
+		case "syslog_max_conns", "syslog_max_conns_per_sender":
+			n, err := strconv.Atoi(strings.TrimSpace(v.Text))
+			if err != nil || n < 1 || n > 1<<20 {
+				errs.AddAt(v, k, fmt.Sprintf("%q: a number of connections from 1 to 1048576", v.Text))
+				continue
+			}
+			if k == "syslog_max_conns" {
+				out.SyslogMaxConns = n
+			} else {
+				out.SyslogMaxConnsPerSender = n
+			}
+		case "syslog_idle_timeout":
+			d, err := ParseDuration(v.Text)
+			if err != nil || d < time.Second {
+				errs.AddAt(v, k, fmt.Sprintf("%q: a duration of at least 1s", v.Text))
+				continue
+			}
+			out.SyslogIdleTimeout = d
 		case "max_keys":
 			n, err := strconv.Atoi(strings.TrimSpace(v.Text))
 			if err != nil || n < 1000 {
@@ -633,6 +662,16 @@ func loadJail(dir string, r *reader, opts Options, cfg *Config) *Jail {
 			}
 			if s, v, ok := r.get("syslog_host"); ok {
 				for _, f := range strings.FieldsFunc(s, func(c rune) bool { return c == ',' || c == ' ' || c == '\n' }) {
+					if id, ok := strings.CutPrefix(f, "cert:"); ok {
+						// A client certificate's name, proved by the TLS handshake.
+						if id == "" {
+							r.errs.AddAt(v, "syslog_host", "cert: needs a certificate name (or * for any verified one)")
+						} else if cfg.Daemon.SyslogTLSClientCA == "" {
+							r.errs.AddAt(v, "syslog_host", fmt.Sprintf("%q: certificate names need syslog_tls and syslog_tls_client_ca in portcullis.conf", f))
+						}
+						j.SyslogIdentities = append(j.SyslogIdentities, id)
+						continue
+					}
 					p, err := parseIgnore(f, opts.Resolve)
 					if err != nil {
 						r.errs.AddAt(v, "syslog_host", err.Error())

@@ -379,3 +379,39 @@ func TestFirewallAndAggregationKeys(t *testing.T) {
 		t.Fatalf("bad keys: %v", err)
 	}
 }
+
+// The shipped collector example loads once its TLS settings are in portcullis.conf, and its
+// jails read only certified senders; without a client CA, cert: senders are an error.
+func TestCollectorExampleNeedsClientCertificates(t *testing.T) {
+	dir := t.TempDir()
+	cp := exec.Command("cp", "-r", "../configs/.", dir)
+	if out, err := cp.CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v %s", err, out)
+	}
+	if err := os.Rename(filepath.Join(dir, "jail.d", "syslog-collector.conf.example"), filepath.Join(dir, "jail.d", "syslog-collector.local")); err != nil {
+		t.Fatal(err)
+	}
+	local := filepath.Join(dir, "portcullis.local")
+	os.WriteFile(local, []byte("[Definition]\nsyslog_tls = 127.0.0.1:6514\nsyslog_tls_cert = /x.crt\nsyslog_tls_key = /x.key\n"), 0o644)
+	_, err := Load(dir, Options{Resolve: noDNS})
+	if err == nil || !strings.Contains(err.Error(), "syslog_tls_client_ca") || !strings.Contains(err.Error(), "syslog-collector.local:") {
+		t.Fatalf("cert: senders without a client CA: %v", err)
+	}
+	os.WriteFile(local, []byte("[Definition]\nsyslog_tls = 127.0.0.1:6514\nsyslog_tls_cert = /x.crt\nsyslog_tls_key = /x.key\nsyslog_tls_client_ca = /ca.crt\n"), 0o644)
+	cfg, err := Load(dir, Options{Resolve: noDNS})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, j := range cfg.Jails {
+		if j.Syslog {
+			n++
+			if len(j.SyslogIdentities) == 0 || len(j.SyslogSenders) != 0 {
+				t.Errorf("jail %s reads senders %v / %v; want certificate names only", j.Name, j.SyslogSenders, j.SyslogIdentities)
+			}
+		}
+	}
+	if n != 3 {
+		t.Fatalf("%d syslog jails, want the example's 3", n)
+	}
+}

@@ -4,13 +4,16 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,25 +21,36 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// SyslogRoute selects the messages a jail reads: by program (APP-NAME or tag) and by the network
-// the sender's address is in. Empty lists match everything. The sender is the packet's source
-// address, which a client cannot forge the way it can forge the HOSTNAME field.
+// SyslogRoute selects the messages a jail reads: by program (APP-NAME or tag) and by sender. A
+// sender matches when its address is in Senders or, over TLS with a verified client certificate,
+// one of the certificate's names (DNS SANs, then the subject's CN) is in Identities ("*": any
+// verified certificate). With both lists empty every sender matches. A TCP peer's address is
+// what the handshake proved; a UDP datagram's source address proves nothing (anyone on the path
+// can forge it); a certificate's identity is the only attribution that holds against forgery.
 type SyslogRoute struct {
-	Jail     int
-	Programs []string
-	Senders  []netip.Prefix
+	Jail       int
+	Programs   []string
+	Senders    []netip.Prefix
+	Identities []string
 }
 
 // SyslogOptions configure the network listeners.
 type SyslogOptions struct {
 	UDP, TCP string // listen addresses; empty: off
 	// TLS is a listen address for syslog over TLS (RFC 5425: octet counting, newline framing also
-	// taken); TLSConfig must hold the server certificate.
-	TLS        string
-	TLSConfig  *tls.Config
+	// taken) with the server certificate and key in TLSCert and TLSKey (PEM files). With
+	// TLSClientCA (PEM), every client must present a certificate that CA signed.
+	TLS                          string
+	TLSCert, TLSKey, TLSClientCA string
 	Allow      []netip.Prefix // senders allowed; empty: everyone
 	MaxMessage int            // bytes; 64 KiB when zero
 	MaxConns   int            // concurrent TCP connections; 1024 when zero
+	// MaxConnsPerSender caps one sender address's concurrent TCP connections, so one sender
+	// cannot take every slot; 16 when zero.
+	MaxConnsPerSender int
+	// IdleTimeout closes a TCP connection that sent nothing for this long (a sender's syslog
+	// daemon reconnects when it has something to say); 5 minutes when zero.
+	IdleTimeout time.Duration
 	Routes     []SyslogRoute
 	Location   *time.Location
 	Now        func() time.Time
@@ -53,6 +67,9 @@ type SyslogStats struct {
 	Oversized atomic.Uint64 // longer than MaxMessage, dropped
 	Dropped   atomic.Uint64 // lines dropped because the pipeline was full
 	Conns     atomic.Int64  // open TCP connections
+	Refused   atomic.Uint64 // TCP connections refused: MaxConns or MaxConnsPerSender reached
+	Idle      atomic.Uint64 // TCP connections closed after IdleTimeout without a message
+	Framing   atomic.Uint64 // TCP streams closed on a framing error (a bad octet count)
 }
 
 // SyslogServer receives syslog over UDP and TCP (RFC 6587 octet counting and newline framing),
@@ -71,10 +88,15 @@ type SyslogServer struct {
 	udpDone chan struct{}
 	closing atomic.Bool
 
-	mu      sync.Mutex
-	sources map[uint64]*Source
-	conns   map[net.Conn]struct{}
+	mu       sync.Mutex
+	sources  map[uint64]*Source
+	conns    map[net.Conn]struct{}
+	perAddr  map[netip.Addr]int // open TCP connections by sender
+	lastWarn time.Time          // of a refused connection: at most one warning per refuseWarnEvery
 }
+
+// refuseWarnEvery spaces the warnings about refused connections; the count is in Stats.Refused.
+const refuseWarnEvery = 10 * time.Second
 
 // StartSyslog opens the configured listeners.
 func StartSyslog(opts SyslogOptions, out chan<- *Block) (*SyslogServer, error) {
@@ -83,6 +105,12 @@ func StartSyslog(opts SyslogOptions, out chan<- *Block) (*SyslogServer, error) {
 	}
 	if opts.MaxConns <= 0 {
 		opts.MaxConns = 1024
+	}
+	if opts.MaxConnsPerSender <= 0 {
+		opts.MaxConnsPerSender = 16
+	}
+	if opts.IdleTimeout <= 0 {
+		opts.IdleTimeout = 5 * time.Minute
 	}
 	if opts.Location == nil {
 		opts.Location = time.Local
@@ -99,7 +127,8 @@ func StartSyslog(opts SyslogOptions, out chan<- *Block) (*SyslogServer, error) {
 	if len(opts.Routes) > 64 {
 		return nil, fmt.Errorf("at most 64 jails may read syslog, got %d", len(opts.Routes))
 	}
-	s := &SyslogServer{opts: opts, out: out, sources: make(map[uint64]*Source), conns: make(map[net.Conn]struct{})}
+	s := &SyslogServer{opts: opts, out: out, sources: make(map[uint64]*Source), conns: make(map[net.Conn]struct{}),
+		perAddr: make(map[netip.Addr]int)}
 	if opts.UDP != "" {
 		addr, err := net.ResolveUDPAddr("udp", opts.UDP)
 		if err != nil {
@@ -133,11 +162,12 @@ func StartSyslog(opts SyslogOptions, out chan<- *Block) (*SyslogServer, error) {
 		go s.serveStream(ln)
 	}
 	if opts.TLS != "" {
-		if opts.TLSConfig == nil || len(opts.TLSConfig.Certificates) == 0 {
+		conf, err := serverTLS(opts.TLSCert, opts.TLSKey, opts.TLSClientCA)
+		if err != nil {
 			s.Close()
-			return nil, fmt.Errorf("syslog over TLS on %s needs a certificate and key", opts.TLS)
+			return nil, fmt.Errorf("syslog over TLS on %s: %w", opts.TLS, err)
 		}
-		ln, err := tls.Listen("tcp", opts.TLS, opts.TLSConfig)
+		ln, err := tls.Listen("tcp", opts.TLS, conf)
 		if err != nil {
 			s.Close()
 			return nil, fmt.Errorf("cannot listen for syslog on tls %s: %w", opts.TLS, err)
@@ -210,8 +240,67 @@ func (s *SyslogServer) allowed(a netip.Addr) bool {
 	return false
 }
 
+// serverTLS is the listener's TLS configuration: its certificate, and with a client CA, client
+// certificates required and verified against it.
+func serverTLS(certFile, keyFile, clientCA string) (*tls.Config, error) {
+	if certFile == "" || keyFile == "" {
+		return nil, errors.New("needs a certificate and a key")
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("cannot load %s / %s: %w", certFile, keyFile, err)
+	}
+	conf := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if clientCA != "" {
+		pem, err := os.ReadFile(clientCA)
+		if err != nil {
+			return nil, fmt.Errorf("cannot read the client CA: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%s holds no PEM certificate", clientCA)
+		}
+		conf.ClientCAs, conf.ClientAuth = pool, tls.RequireAndVerifyClientCert
+	}
+	return conf, nil
+}
+
+// peerIdentities are the names of a TLS peer's verified certificate: DNS SANs, then the CN.
+func peerIdentities(cs tls.ConnectionState) []string {
+	if len(cs.VerifiedChains) == 0 || len(cs.PeerCertificates) == 0 {
+		return nil
+	}
+	c := cs.PeerCertificates[0]
+	ids := append([]string(nil), c.DNSNames...)
+	if c.Subject.CommonName != "" {
+		ids = append(ids, c.Subject.CommonName)
+	}
+	return ids
+}
+
+// senderMatches reports whether a route's sender lists take a message from sender, whose
+// connection proved the identities ids (nil: none).
+func (r *SyslogRoute) senderMatches(sender netip.Addr, ids []string) bool {
+	if len(r.Senders) == 0 && len(r.Identities) == 0 {
+		return true
+	}
+	for _, p := range r.Senders {
+		if p.Contains(sender.Unmap()) {
+			return true
+		}
+	}
+	for _, want := range r.Identities {
+		for _, id := range ids {
+			if want == "*" || strings.EqualFold(want, id) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // routeMask is the set of routes (bit i = Routes[i]) that take a message.
-func (s *SyslogServer) routeMask(prog []byte, sender netip.Addr) uint64 {
+func (s *SyslogServer) routeMask(prog []byte, sender netip.Addr, ids []string) uint64 {
 	var mask uint64
 	for i, r := range s.opts.Routes {
 		if len(r.Programs) > 0 {
@@ -226,17 +315,8 @@ func (s *SyslogServer) routeMask(prog []byte, sender netip.Addr) uint64 {
 				continue
 			}
 		}
-		if len(r.Senders) > 0 {
-			ok := false
-			for _, p := range r.Senders {
-				if p.Contains(sender.Unmap()) {
-					ok = true
-					break
-				}
-			}
-			if !ok {
-				continue
-			}
+		if !r.senderMatches(sender, ids) {
+			continue
 		}
 		mask |= 1 << i
 	}
@@ -262,6 +342,7 @@ func (s *SyslogServer) source(mask uint64) *Source {
 // batcher gathers lines into one open block per route mask; used by one goroutine.
 type batcher struct {
 	s      *SyslogServer
+	ids    []string // the connection's verified certificate names; nil without
 	open   map[uint64]*Block
 	oldest time.Time
 	stamps stampCache
@@ -272,7 +353,7 @@ func (s *SyslogServer) newBatcher() *batcher { return &batcher{s: s, open: make(
 func (bt *batcher) add(msg []byte, sender netip.Addr, host []byte, now time.Time) {
 	s := bt.s
 	m := parseSyslog(msg, now, s.opts.Location, &bt.stamps)
-	mask := s.routeMask(m.Program, sender)
+	mask := s.routeMask(m.Program, sender, bt.ids)
 	if mask == 0 {
 		s.Stats.Unrouted.Add(1)
 		return
@@ -392,15 +473,10 @@ func (s *SyslogServer) serveStream(ln net.Listener) {
 			c.Close()
 			continue
 		}
-		if s.Stats.Conns.Load() >= int64(s.opts.MaxConns) {
-			s.opts.Log.Warn("syslog tcp: too many connections; refusing", "sender", sender)
+		if !s.admit(c, sender) {
 			c.Close()
 			continue
 		}
-		s.mu.Lock()
-		s.conns[c] = struct{}{}
-		s.mu.Unlock()
-		s.Stats.Conns.Add(1)
 		s.wg.Add(1)
 		go s.serveConn(c, sender)
 	}
@@ -413,10 +489,14 @@ func (s *SyslogServer) serveConn(c net.Conn, sender netip.Addr) {
 	defer func() {
 		s.mu.Lock()
 		delete(s.conns, c)
+		if s.perAddr[sender]--; s.perAddr[sender] <= 0 {
+			delete(s.perAddr, sender)
+		}
 		s.mu.Unlock()
 		s.Stats.Conns.Add(-1)
 		c.Close()
 	}()
+	var ids []string
 	if tc, ok := c.(*tls.Conn); ok {
 		// Handshake first, with time to spare: a handshake cut short by the short read deadlines
 		// below would fail for good.
@@ -426,11 +506,13 @@ func (s *SyslogServer) serveConn(c net.Conn, sender netip.Addr) {
 			return
 		}
 		_ = tc.SetDeadline(time.Time{})
+		ids = peerIdentities(tc.ConnectionState())
 	}
 	bt := s.newBatcher()
+	bt.ids = ids
 	defer bt.flush()
 	host := sender.Unmap().AppendTo(nil)
-	r := bufio.NewReaderSize(&deadlineReader{c: c, every: s.opts.FlushEvery, bt: bt}, 64*1024)
+	r := bufio.NewReaderSize(&deadlineReader{c: c, every: s.opts.FlushEvery, idle: s.opts.IdleTimeout, bt: bt}, 64*1024)
 	fr := &FrameReader{r: r, max: s.opts.MaxMessage, oversized: func() { s.Stats.Oversized.Add(1) }}
 	for {
 		msg, err := fr.Next()
@@ -442,16 +524,55 @@ func (s *SyslogServer) serveConn(c net.Conn, sender netip.Addr) {
 			}
 		}
 		if err != nil {
+			var ne net.Error
+			switch {
+			case errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed):
+			case errors.As(err, &ne) && ne.Timeout():
+				s.Stats.Idle.Add(1)
+			case errors.Is(err, ErrFraming):
+				s.Stats.Framing.Add(1)
+				s.opts.Log.Debug("syslog tcp: framing error; closing the connection", "sender", sender, "err", err)
+			}
 			return
 		}
 	}
 }
 
+// admit registers a new connection unless the sender or the server is at its cap; a refusal is
+// counted and warned about at most once per refuseWarnEvery.
+func (s *SyslogServer) admit(c net.Conn, sender netip.Addr) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	why := ""
+	switch {
+	case len(s.conns) >= s.opts.MaxConns:
+		why = "too many connections"
+	case s.perAddr[sender] >= s.opts.MaxConnsPerSender:
+		why = "too many connections from this sender"
+	}
+	if why != "" {
+		s.Stats.Refused.Add(1)
+		if now := time.Now(); now.Sub(s.lastWarn) >= refuseWarnEvery {
+			s.lastWarn = now
+			s.opts.Log.Warn("syslog tcp: refusing connections", "reason", why, "sender", sender, "refused_total", s.Stats.Refused.Load())
+		}
+		return false
+	}
+	s.conns[c] = struct{}{}
+	s.perAddr[sender]++
+	s.Stats.Conns.Add(1)
+	return true
+}
+
+// ErrFraming is a syslog stream that is not RFC 6587 framing (a bad octet count).
+var ErrFraming = errors.New("syslog framing error")
+
 // deadlineReader flushes the connection's open blocks whenever the peer pauses, so a quiet sender's
-// last lines are not held back.
+// last lines are not held back, and ends the stream with a timeout error after idle without data.
 type deadlineReader struct {
 	c     net.Conn
 	every time.Duration
+	idle  time.Duration
 	bt    *batcher
 }
 
@@ -465,7 +586,7 @@ func (d *deadlineReader) Read(p []byte) (int, error) {
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
 			d.bt.flush()
-			_ = d.c.SetReadDeadline(time.Time{})
+			_ = d.c.SetReadDeadline(time.Now().Add(d.idle))
 			n, err = d.c.Read(p)
 			if n > 0 || err != nil {
 				return n, err
@@ -503,13 +624,13 @@ func (f *FrameReader) Next() ([]byte, error) {
 			lenText, err := f.r.ReadSlice(' ')
 			if err != nil || len(lenText) > 11 {
 				if err == nil {
-					err = errors.New("octet count too long")
+					err = fmt.Errorf("%w: octet count too long", ErrFraming)
 				}
 				return nil, err // not octet counting after all: a broken stream
 			}
 			n, err := strconv.Atoi(string(lenText[:len(lenText)-1]))
 			if err != nil || n <= 0 {
-				return nil, fmt.Errorf("bad octet count %q", lenText)
+				return nil, fmt.Errorf("%w: bad octet count %q", ErrFraming, lenText)
 			}
 			if n > f.max {
 				if f.oversized != nil {
@@ -544,6 +665,9 @@ func (f *FrameReader) Next() ([]byte, error) {
 				continue
 			}
 			if err != nil {
+				if over && f.oversized != nil {
+					f.oversized() // an overlong last line the stream ended in
+				}
 				if over || len(bytes.TrimRight(f.msg, "\r\n \x00")) == 0 {
 					return nil, err
 				}

@@ -2,19 +2,15 @@ package ingest
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"fmt"
-	"math/big"
 	"net"
 	"net/netip"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/portcullis/portcullis/internal/testpki"
 )
 
 var sysNow = time.Date(2026, 1, 1, 0, 30, 0, 0, time.UTC)
@@ -216,37 +212,16 @@ func FuzzParseSyslog(f *testing.F) {
 	})
 }
 
-// selfSigned makes a throwaway certificate for 127.0.0.1.
-func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "portcullis test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, pool
-}
-
 func TestSyslogTLS(t *testing.T) {
-	cert, pool := selfSigned(t)
+	pki := testpki.New(t)
 	out := make(chan *Block, 8)
-	s, err := StartSyslog(SyslogOptions{TLS: "127.0.0.1:0", TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}},
+	s, err := StartSyslog(SyslogOptions{TLS: "127.0.0.1:0", TLSCert: pki.ServerCert, TLSKey: pki.ServerKey,
 		Location: time.UTC, Routes: []SyslogRoute{{Jail: 0}}}, out)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	c, err := tls.Dial("tcp", s.TLSAddr().String(), &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})
+	c, err := tls.Dial("tcp", s.TLSAddr().String(), pki.Client(""))
 	if err != nil {
 		t.Fatal(err)
 	}

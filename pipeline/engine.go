@@ -8,7 +8,6 @@ import (
 	"context"
 	"os"
 
-	"crypto/tls"
 	"fmt"
 	"github.com/VictoriaMetrics/metrics"
 	"log/slog"
@@ -238,27 +237,21 @@ func (e *engine) startSyslog(opts *Options) error {
 	ordered := false
 	for id, j := range e.jails {
 		if j.Syslog {
-			routes = append(routes, ingest.SyslogRoute{Jail: id, Programs: j.SyslogPrograms, Senders: j.SyslogSenders})
+			routes = append(routes, ingest.SyslogRoute{Jail: id, Programs: j.SyslogPrograms, Senders: j.SyslogSenders, Identities: j.SyslogIdentities})
 			ordered = ordered || e.m.Stateful(id)
 		}
 	}
 	if len(routes) == 0 || (d.SyslogUDP == "" && d.SyslogTCP == "" && d.SyslogTLS == "") {
 		return nil
 	}
-	var tlsConf *tls.Config
-	if d.SyslogTLS != "" {
-		cert, err := tls.LoadX509KeyPair(d.SyslogTLSCert, d.SyslogTLSKey)
-		if err != nil {
-			return fmt.Errorf("syslog over TLS: cannot load %s / %s: %w", d.SyslogTLSCert, d.SyslogTLSKey, err)
-		}
-		tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	}
 	out := e.blocks
 	if ordered {
 		out = e.ordered[0] // multi-line jails see the messages in arrival order
 	}
-	s, err := ingest.StartSyslog(ingest.SyslogOptions{UDP: d.SyslogUDP, TCP: d.SyslogTCP, TLS: d.SyslogTLS, TLSConfig: tlsConf, Allow: d.SyslogAllow,
-		MaxMessage: d.SyslogMaxMessage, Routes: routes, Now: opts.Now, Log: opts.Log}, out)
+	s, err := ingest.StartSyslog(ingest.SyslogOptions{UDP: d.SyslogUDP, TCP: d.SyslogTCP, TLS: d.SyslogTLS,
+		TLSCert: d.SyslogTLSCert, TLSKey: d.SyslogTLSKey, TLSClientCA: d.SyslogTLSClientCA, Allow: d.SyslogAllow,
+		MaxMessage: d.SyslogMaxMessage, MaxConns: d.SyslogMaxConns, MaxConnsPerSender: d.SyslogMaxConnsPerSender,
+		IdleTimeout: d.SyslogIdleTimeout, Routes: routes, Now: opts.Now, Log: opts.Log}, out)
 	if err != nil {
 		return err
 	}

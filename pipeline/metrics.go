@@ -77,6 +77,9 @@ func (d *Daemon) writeMetrics(w writer) {
 		counter("portcullis_syslog_oversized_total", sl.Stats.Oversized.Load())
 		counter("portcullis_syslog_dropped_lines_total", sl.Stats.Dropped.Load())
 		gauge("portcullis_syslog_connections", float64(sl.Stats.Conns.Load()))
+		counter("portcullis_syslog_refused_connections_total", sl.Stats.Refused.Load())
+		counter("portcullis_syslog_idle_closed_total", sl.Stats.Idle.Load())
+		counter("portcullis_syslog_framing_errors_total", sl.Stats.Framing.Load())
 	}
 	gauge("portcullis_window_keys", float64(eng.win.Tracked.Load()))
 	counter("portcullis_window_refused_total", eng.win.Refused.Load())

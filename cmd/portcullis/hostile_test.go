@@ -4,6 +4,12 @@ package main
 // test names the class it keeps closed; `make hostile` runs them longer (HOSTILE_ROUNDS).
 
 import (
+	cryptotls "crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +19,7 @@ import (
 	"testing"
 
 	"github.com/portcullis/portcullis/internal/netnstest"
+	"github.com/portcullis/portcullis/internal/testpki"
 )
 
 // rounds is how often a repeated hostile test repeats: a few under make test, HOSTILE_ROUNDS under
@@ -100,4 +107,124 @@ func TestHostileLogPathKinds(t *testing.T) {
 			d.stop(t)
 		})
 	}
+}
+
+// syslogEnv is a daemon whose jails read the network syslog input; daemonConf is added to
+// portcullis.conf.
+func syslogEnv(t *testing.T, jails, daemonConf string) *env {
+	t.Helper()
+	e := newEnv(t, jails)
+	conf := fmt.Sprintf("[Definition]\nsocket = %s\n%s", e.socket, daemonConf)
+	if err := os.WriteFile(filepath.Join(e.cfg, "portcullis.conf"), []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// metric reads one value from the daemon's /metrics.
+func (e *env) metric(name string) float64 {
+	e.t.Helper()
+	resp, err := http.Get("http://" + e.metrics + "/metrics")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, name+" "); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			return f
+		}
+	}
+	return 0
+}
+
+// One sender holding more idle TCP connections than the server has slots takes only its own
+// share: another sender's failures still arrive and ban, and the refusals are counted.
+func TestHostileSyslogConnectionFlood(t *testing.T) {
+	netnstest.Require(t)
+	tcp := freeAddr(t, "tcp")
+	e := syslogEnv(t, sshdOnly+"\nlogpath = syslog\n", "syslog_tcp = "+tcp+"\n")
+	d := e.start()
+	var hog []net.Conn
+	defer func() {
+		for _, c := range hog {
+			c.Close()
+		}
+	}()
+	for range 1100 {
+		c, err := net.Dial("tcp", tcp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hog = append(hog, c)
+	}
+	e.waitFor("the flood's refusals to be counted", func() bool {
+		return e.metric("portcullis_syslog_refused_connections_total") >= 1100-16
+	}, d)
+	dialer := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}}
+	c, err := dialer.Dial("tcp", tcp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		fmt.Fprintf(c, "<38>%s web1 sshd[%d]: Failed password for root from 203.0.113.150 port 22 ssh2\n", stamp(), 700+i)
+	}
+	c.Close()
+	e.waitBanned("the other sender's failures to ban", "sshd-v4", "203.0.113.150", d)
+	if n := strings.Count(d.stderr.String(), "refusing connections"); n > 2 {
+		t.Errorf("%d warnings for the refusals; want them rate-limited", n)
+	}
+	d.stop(t)
+}
+
+// A UDP datagram's source address proves nothing: a datagram "from" an allowed sender network
+// (here an address the test gives itself, as a forger on the path would) is read by a jail that
+// trusts that network — the documented exception — but never by a jail that reads only senders
+// proved by a client certificate, which reads the same failures over TLS from a certified sender.
+func TestHostileSyslogForgedUDPSource(t *testing.T) {
+	netnstest.Require(t)
+	if out, err := exec.Command("ip", "addr", "add", "10.1.2.3/32", "dev", "lo").CombinedOutput(); err != nil {
+		t.Fatalf("ip addr add: %v %s", err, out)
+	}
+	defer exec.Command("ip", "addr", "del", "10.1.2.3/32", "dev", "lo").Run()
+	pki := testpki.New(t)
+	udp, tls := freeAddr(t, "udp"), freeAddr(t, "tcp")
+	e := syslogEnv(t, `
+[DEFAULT]
+maxretry = 3
+bantime = 1h
+filter = sshd
+logpath = syslog
+[by-network]
+enabled = true
+syslog_host = 10.1.0.0/16
+[by-cert]
+enabled = true
+syslog_host = cert:web1.example
+`, fmt.Sprintf("syslog_udp = %s\nsyslog_tls = %s\nsyslog_tls_cert = %s\nsyslog_tls_key = %s\nsyslog_tls_client_ca = %s\nsyslog_allow = 10.0.0.0/8 127.0.0.0/8\n",
+		udp, tls, pki.ServerCert, pki.ServerKey, pki.CAFile))
+	d := e.start()
+	u, err := net.DialUDP("udp", &net.UDPAddr{IP: net.ParseIP("10.1.2.3")}, net.UDPAddrFromAddrPort(netip.MustParseAddrPort(udp)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		fmt.Fprintf(u, "<38>%s web1 sshd[%d]: Failed password for root from 203.0.113.77 port 22 ssh2", stamp(), 800+i)
+	}
+	u.Close()
+	e.waitBanned("the forged datagrams to ban in the jail that trusts the network", "by-network-v4", "203.0.113.77", d)
+	if _, ok := nftSet(t, "by-cert-v4")["203.0.113.77"]; ok {
+		t.Fatal("forged UDP datagrams banned in a jail that reads only certified senders")
+	}
+	c, err := cryptotls.Dial("tcp", tls, pki.Client("web1.example"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		fmt.Fprintf(c, "<38>%s web1 sshd[%d]: Failed password for root from 203.0.113.78 port 22 ssh2\n", stamp(), 900+i)
+	}
+	c.Close()
+	e.waitBanned("the certified sender's failures to ban", "by-cert-v4", "203.0.113.78", d)
+	d.stop(t)
 }
