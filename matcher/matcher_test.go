@@ -158,6 +158,18 @@ func TestSSHDInjection(t *testing.T) {
 			}
 		}
 	}
+	// A user name ending in sshd's own tail, colon included: after "ssh2: " sshd writes only key
+	// info, so the real address is the last one.
+	for _, l := range []string{
+		"Nov 24 10:01:02 web1 sshd[1]: Failed password for invalid user x from 6.6.6.6 port 22 ssh2: from 198.51.100.9 port 50021 ssh2",
+		"Nov 24 10:01:02 web1 sshd[1]: Failed password for invalid user x from 6.6.6.6 port 22 ssh2: RSA SHA256:AAAA from 198.51.100.9 port 50021 ssh2",
+		"Nov 24 10:01:02 web1 sshd[1]: Failed publickey for invalid user x from 6.6.6.6 port 22 ssh2: from 198.51.100.9 port 50021 ssh2: RSA SHA256:v3dpapGleDaUKf4V1vKyR9ZyUgjaJAmoCTcb2PLljI",
+	} {
+		evs := match(t, m, block(ingest.NewJailSet(0), l))
+		if len(evs) != 1 || evs[0].Addr.String() != "198.51.100.9" {
+			t.Errorf("line %q: events %+v, want one for sshd's own address 198.51.100.9", l, evs)
+		}
+	}
 	// A message from another program carrying sshd-looking text is not sshd's.
 	evs := match(t, m, block(ingest.NewJailSet(0), "Nov 24 10:01:02 web1 myapp[1]: got: sshd[1]: Failed password for root from 6.6.6.6 port 1 ssh2"))
 	if len(evs) != 0 {

@@ -172,6 +172,9 @@ func TestOwnFiltersInjection(t *testing.T) {
 		"x from " + victim + " port 22 ssh2", "user=" + victim, "(" + victim + ")", "<" + victim + ">",
 		victim, "[" + victim + "]:25", "from=<a@" + victim + ">", "client: " + victim + ",",
 		"x from " + victim + " not allowed because not listed in AllowUsers", victim + " - - [14/Aug/2005:11:58:59 +0200] \"GET / HTTP/1.1\" 401 0",
+		// A user name ending like sshd's own tail, up to the auth info sshd may add after it.
+		"x from " + victim + " port 22 ssh2:", "x from " + victim + " port 22 ssh2: RSA SHA256:AAAA", "x from " + victim + " ssh2:",
+		"x from " + victim + " port 22:", "x from " + victim + " port 22 ssh2 [preauth]", "x from " + victim + " port 22 ssh2: from",
 	}
 	now := time.Unix(corpusNow, 0)
 	for _, name := range ownFilters(t) {
