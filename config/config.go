@@ -8,10 +8,12 @@ package config
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -124,6 +126,10 @@ type Jail struct {
 	// Escalate (banprefix6_escalate = 56:3 48:5, banprefix4_escalate = 16:4): when COUNT bans of
 	// the jail lie inside one /BITS, that network is banned instead.
 	Escalate []Escalation
+	// SkipIfNoLogs: a jail none of whose logpaths matches a file (and that has no journal to
+	// read instead) is left out with a warning instead of failing the start (fail2ban's
+	// skip_if_nologs).
+	SkipIfNoLogs bool
 	// Recidive: the jail's filter is recidive. It counts the bans of the other jails (each ban
 	// is one failure of the banned address) instead of reading a log.
 	Recidive bool
@@ -204,6 +210,7 @@ func Load(dir string, opts Options) (*Config, error) {
 
 	ini := NewINI()
 	ini.readLayered(dir, "jail", true, &errs)
+	cfg.Warnings = append(cfg.Warnings, typoWarnings(ini)...)
 	for _, name := range ini.Sections() {
 		if name == "DEFAULT" || name == "INCLUDES" {
 			continue
@@ -266,16 +273,25 @@ func loadDaemon(dir string, errs *Errors) Daemon {
 		"socket": &out.Socket, "dbdir": &out.DBDir, "metrics": &out.Metrics, "journalctl": &out.Journalctl,
 		"syslog_tls": &out.SyslogTLS, "syslog_tls_cert": &out.SyslogTLSCert, "syslog_tls_key": &out.SyslogTLSKey,
 		"syslog_tls_client_ca": &out.SyslogTLSClientCA,
-		"syslog_udp": &out.SyslogUDP, "syslog_tcp": &out.SyslogTCP, "auditlog": &out.AuditLog,
+		"syslog_udp":           &out.SyslogUDP, "syslog_tcp": &out.SyslogTCP, "auditlog": &out.AuditLog,
 	}
 	for _, k := range s.Keys() {
 		v, _ := s.Raw(k)
 		if !daemonKeys[k] {
-			errs.AddAt(v, k, "unknown option in portcullis.conf")
+			msg := "unknown option in portcullis.conf"
+			if near := closest(k, slices.Sorted(maps.Keys(daemonKeys))); near != "" {
+				msg += fmt.Sprintf("; did you mean %q?", near)
+			}
+			errs.AddAt(v, k, msg)
 			continue
 		}
 		if p := text[k]; p != nil {
 			*p = strings.TrimSpace(v.Text)
+			if k == "syslog_udp" || k == "syslog_tcp" || k == "syslog_tls" {
+				if err := checkListen(*p); err != nil {
+					errs.AddAt(v, k, err.Error())
+				}
+			}
 			continue
 		}
 		switch k {
@@ -330,6 +346,25 @@ func loadDaemon(dir string, errs *Errors) Daemon {
 		}
 	}
 	return out
+}
+
+// checkListen reports whether addr is a listen address: HOST:PORT with HOST an IP address,
+// localhost or empty (every address), PORT 0 to 65535; empty means off.
+func checkListen(addr string) error {
+	if addr == "" {
+		return nil
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q: a listen address HOST:PORT (0.0.0.0:514, [::]:514, 127.0.0.1:514)", addr)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("%q: the port must be a number from 0 to 65535", addr)
+	}
+	if _, err := netip.ParseAddr(host); err != nil && host != "" && host != "localhost" {
+		return fmt.Errorf("%q: the host must be an IP address, localhost or empty", addr)
+	}
+	return nil
 }
 
 // Jail returns the enabled jail with this name, or nil.
@@ -451,6 +486,7 @@ func loadJail(dir string, r *reader, opts Options, cfg *Config) *Jail {
 		BanPrefix6: r.int("banprefix6", 128, 16),
 	}
 	j.MaxMatches = r.int("maxmatches", j.MaxRetry, 0)
+	j.SkipIfNoLogs = r.bool("skip_if_nologs", false)
 	for _, fam := range []struct {
 		key  string
 		v6   bool

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/portcullis/portcullis/internal/f2bcorpus"
 )
 
 func noDNS(name string) ([]netip.Addr, error) { return nil, fmt.Errorf("no DNS in tests") }
@@ -336,7 +338,9 @@ func TestShippedJailsAllLoad(t *testing.T) {
 	if len(cfg.Jails) != n || n < 40 {
 		t.Fatalf("%d of %d shipped jails enabled", len(cfg.Jails), n)
 	}
-	// The jail.d examples load as they are once copied to .local.
+	// The jail.d examples load as they are once copied to .local (the collector's with the TLS
+	// listener its comment asks for).
+	os.WriteFile(filepath.Join(dir, "portcullis.local"), []byte("[Definition]\nsyslog_tls = 0.0.0.0:6514\nsyslog_tls_cert = /c.pem\nsyslog_tls_key = /k.pem\nsyslog_tls_client_ca = /ca.pem\n"), 0o644)
 	examples, _ := filepath.Glob(filepath.Join(dir, "jail.d", "*.example"))
 	if len(examples) < 2 {
 		t.Fatalf("jail.d examples: %v", examples)
@@ -413,5 +417,71 @@ func TestCollectorExampleNeedsClientCertificates(t *testing.T) {
 	}
 	if n != 3 {
 		t.Fatalf("%d syslog jails, want the example's 3", n)
+	}
+}
+
+// A key within a typo of a known option is reported with its file and line and the option meant;
+// keys a configuration defines for its own interpolation, and Debian's stock jail.conf, are not.
+func TestMisspelledKeysWarn(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "filter.d"), 0o755)
+	os.WriteFile(filepath.Join(dir, "filter.d", "app.conf"), []byte("[Definition]\nfailregex = ^x <HOST>$\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "jail.conf"), []byte("[DEFAULT]\nbantme = 1h\nmy_port = 2222\n[app]\nenabled = true\nfilter = app\nlogpath = /var/log/app.log\nmaxretyr = 3\nport = %(my_port)s\nfindtime = 10m\n"), 0o644)
+	cfg, err := Load(dir, Options{Resolve: noDNS})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(cfg.Warnings, "\n")
+	for _, want := range []string{
+		filepath.Join(dir, "jail.conf") + `:2: [DEFAULT] unknown option "bantme" is ignored; did you mean "bantime"?`,
+		filepath.Join(dir, "jail.conf") + `:8: [app] unknown option "maxretyr" is ignored; did you mean "maxretry"?`,
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("warnings lack %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "my_port") || strings.Count(got, "did you mean") != 2 {
+		t.Errorf("warnings: %s", got)
+	}
+	// A misspelled daemon option is an error naming the one meant.
+	os.WriteFile(filepath.Join(dir, "portcullis.conf"), []byte("[Definition]\nsyslog_tpc = 0.0.0.0:514\n"), 0o644)
+	if _, err := Load(dir, Options{Resolve: noDNS}); err == nil || !strings.Contains(err.Error(), `did you mean "syslog_tcp"?`) {
+		t.Errorf("misspelled daemon option: %v", err)
+	}
+}
+
+func TestStockFail2banJailsHaveNoTypos(t *testing.T) {
+	if err := f2bcorpus.Ensure(); err != nil {
+		t.Fatalf("fail2ban's package: %v", err)
+	}
+	ini := NewINI()
+	var errs Errors
+	ini.readLayered(filepath.Join(f2bcorpus.Root(), "etc", "fail2ban"), "jail", true, &errs)
+	if len(ini.Sections()) < 50 {
+		t.Fatalf("read %d sections of Debian's jail.conf", len(ini.Sections()))
+	}
+	if w := typoWarnings(ini); len(w) != 0 {
+		t.Fatalf("Debian's stock jail.conf warns:\n%s", strings.Join(w, "\n"))
+	}
+}
+
+// Syslog listen addresses are checked when the configuration loads, whether or not a jail reads
+// syslog, and each error names its file and line.
+func TestSyslogListenAddressesChecked(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "jail.conf"), nil, 0o644)
+	for _, bad := range []string{"syslog_udp = garbage", "syslog_tcp = 127.0.0.1:99999", "syslog_tls = example.org:6514", "syslog_udp = :port"} {
+		os.WriteFile(filepath.Join(dir, "portcullis.conf"), []byte("[Definition]\n"+bad+"\n"), 0o644)
+		_, err := Load(dir, Options{Resolve: noDNS})
+		key, _, _ := strings.Cut(bad, " ")
+		if err == nil || !strings.Contains(err.Error(), filepath.Join(dir, "portcullis.conf")+":2: "+key) {
+			t.Errorf("%s: %v", bad, err)
+		}
+	}
+	for _, good := range []string{"syslog_udp = 0.0.0.0:514", "syslog_tcp = [::]:514", "syslog_tcp = localhost:6514", "syslog_udp = :514"} {
+		os.WriteFile(filepath.Join(dir, "portcullis.conf"), []byte("[Definition]\n"+good+"\n"), 0o644)
+		if _, err := Load(dir, Options{Resolve: noDNS}); err != nil {
+			t.Errorf("%s: %v", good, err)
+		}
 	}
 }

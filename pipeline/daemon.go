@@ -177,8 +177,8 @@ func Start(opts Options) (*Daemon, error) {
 	d.done.Add(1)
 	go d.housekeeping()
 	ok = true
-	names := make([]string, len(cfg.Jails))
-	for i, j := range cfg.Jails {
+	names := make([]string, len(eng.jails))
+	for i, j := range eng.jails {
 		names[i] = j.Name
 	}
 	opts.Log.Info("portcullis started", "version", Version, "config", opts.ConfigDir, "jails", names,
@@ -360,6 +360,7 @@ func (d *Daemon) ReloadJail(name string) error {
 	// they are saved together and the new generation takes both up (install loads the counts).
 	pos, cursors := old.positions(), old.cursors()
 	d.saveProgress(pos, cursors, old)
+	eng.takeTotals(old)
 	eng.setResume(positionMap(pos))
 	eng.setCursors(cursors)
 	if err := d.install(eng); err != nil {
@@ -371,6 +372,7 @@ func (d *Daemon) ReloadJail(name string) error {
 		if err2 == nil {
 			back.setResume(positionMap(pos))
 			back.setCursors(cursors)
+			back.takeTotals(old)
 			err2 = d.install(back)
 			if err2 != nil {
 				back.m.Close()
@@ -660,6 +662,10 @@ func positionMap(pos []ingest.Position) map[string]ingest.Position {
 
 // newEngine builds an engine generation whose decision lag goes to the daemon's lasting histograms.
 func (d *Daemon) newEngine(cfg *config.Config) (*engine, error) {
+	cfg, err := withLogs(cfg, d.log)
+	if err != nil {
+		return nil, err
+	}
 	eng, err := newEngine(cfg, &d.opts)
 	if err != nil {
 		return nil, err

@@ -6,7 +6,9 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"os"
+	"strings"
 
 	"fmt"
 	"github.com/VictoriaMetrics/metrics"
@@ -56,10 +58,11 @@ type engine struct {
 }
 
 type source struct {
-	pattern string // a logpath, or "journal:<jail>"
-	src     *ingest.Source
-	tailer  *ingest.Tailer  // file sources
-	journal *ingest.Journal // journal sources
+	pattern      string // a logpath, or "journal:<jail>"
+	journalMatch string // journal sources: what journalctl is asked for
+	src          *ingest.Source
+	tailer       *ingest.Tailer  // file sources
+	journal      *ingest.Journal // journal sources
 }
 
 func newEngine(cfg *config.Config, opts *Options) (*engine, error) {
@@ -149,7 +152,7 @@ func newEngine(cfg *config.Config, opts *Options) (*engine, error) {
 		}
 		name := "journal:" + j.Name
 		src := &ingest.Source{Name: name, Jails: ingest.NewJailSet(id), Stats: &ingest.SourceStats{}}
-		e.sources = append(e.sources, &source{pattern: name, src: src, journal: ingest.NewJournal(ingest.JournalOptions{
+		e.sources = append(e.sources, &source{pattern: name, journalMatch: j.JournalMatch, src: src, journal: ingest.NewJournal(ingest.JournalOptions{
 			Command: cfg.Daemon.Journalctl, Match: j.JournalMatch, Source: src, Log: opts.Log})})
 	}
 	return e, nil
@@ -260,16 +263,53 @@ func (e *engine) startSyslog(opts *Options) error {
 	return nil
 }
 
+// withLogs returns cfg without the jails that would watch nothing — file jails none of whose
+// logpaths matches a file, with no journal to read instead — when they set skip_if_nologs, and
+// an error naming them when they do not (fail2ban refuses to start such a jail too).
+func withLogs(cfg *config.Config, log *slog.Logger) (*config.Config, error) {
+	var keep []*config.Jail
+	var missing []string
+	for _, j := range cfg.Jails {
+		if len(j.LogPaths) == 0 || j.Journal || j.Syslog || anyLogExists(j) || journalFallback(j, cfg.Daemon.Journalctl) {
+			keep = append(keep, j)
+			continue
+		}
+		var pats []string
+		for _, lp := range j.LogPaths {
+			pats = append(pats, lp.Pattern)
+		}
+		if j.SkipIfNoLogs {
+			log.Warn("no log file for the jail and no journal to read instead; the jail is skipped (skip_if_nologs)", "jail", j.Name, "logpath", pats)
+			continue
+		}
+		missing = append(missing, fmt.Sprintf("jail %s: no log file matches %s, and there is no journal to read instead (set skip_if_nologs = true to skip the jail)", j.Name, strings.Join(pats, " ")))
+	}
+	if len(missing) > 0 {
+		return nil, errors.New(strings.Join(missing, "; "))
+	}
+	if len(keep) == len(cfg.Jails) {
+		return cfg, nil
+	}
+	out := *cfg
+	out.Jails = keep
+	return &out, nil
+}
+
+// anyLogExists reports whether one of j's logpaths matches a file now.
+func anyLogExists(j *config.Jail) bool {
+	for _, lp := range j.LogPaths {
+		if m, _ := filepath.Glob(lp.Pattern); len(m) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // journalFallback reports whether a file jail should read the journal: backend auto, no logpath
 // matches an existing file, the filter has a journalmatch and journalctl is installed.
 func journalFallback(j *config.Jail, journalctl string) bool {
-	if j.Backend != "auto" || j.Syslog || len(j.LogPaths) == 0 || j.Filter == nil || j.Filter.JournalMatch == "" {
+	if j.Backend != "auto" || j.Syslog || len(j.LogPaths) == 0 || j.Filter == nil || j.Filter.JournalMatch == "" || anyLogExists(j) {
 		return false
-	}
-	for _, lp := range j.LogPaths {
-		if m, _ := filepath.Glob(lp.Pattern); len(m) > 0 {
-			return false
-		}
 	}
 	if journalctl == "" {
 		journalctl = "journalctl"
@@ -316,6 +356,70 @@ func (e *engine) positions() []ingest.Position {
 		if s.tailer != nil {
 			out = append(out, s.tailer.Positions()...)
 		}
+	}
+	return out
+}
+
+// takeTotals adds a stopped generation's counters to e's, by jail and by source name, so the
+// totals (status's Total failed and Total banned, the *_total metrics) survive a reload, as
+// fail2ban's do for the jails it keeps.
+func (e *engine) takeTotals(old *engine) {
+	for id, j := range e.jails {
+		oid, ok := old.byName[j.Name]
+		if !ok {
+			continue
+		}
+		ms, oms := &e.m.Stats[id], &old.m.Stats[oid]
+		ms.Matched.Add(oms.Matched.Load())
+		ms.Ignored.Add(oms.Ignored.Load())
+		ms.NoDate.Add(oms.NoDate.Load())
+		ms.BadAddr.Add(oms.BadAddr.Load())
+		bs, obs := &e.bans.Stats[id], &old.bans.Stats[oid]
+		bs.Bans.Add(obs.Bans.Load())
+		bs.Ignored.Add(obs.Ignored.Load())
+		bs.IgnoreCommandErrors.Add(obs.IgnoreCommandErrors.Load())
+	}
+	for _, s := range e.sources {
+		for _, o := range old.sources {
+			if o.pattern != s.pattern {
+				continue
+			}
+			st, ost := s.src.Stats, o.src.Stats
+			st.Lines.Add(ost.Lines.Load())
+			st.Bytes.Add(ost.Bytes.Load())
+			st.Overlong.Add(ost.Overlong.Load())
+			st.Binary.Add(ost.Binary.Load())
+			st.Malformed.Add(ost.Malformed.Load())
+			st.Rotated.Add(ost.Rotated.Load())
+		}
+	}
+	e.lines.Add(old.lines.Load())
+	e.errors.Add(old.errors.Load())
+}
+
+// files is what jail id reads, for status's File list: the files its patterns match now (a
+// pattern that matches none is shown as written), the journal, the syslog input.
+func (e *engine) files(id int) []string {
+	var out []string
+	for _, s := range e.sources {
+		if !s.src.Jails.Has(id) {
+			continue
+		}
+		switch {
+		case s.journal != nil:
+			out = append(out, "journal: "+s.journalMatch)
+		default:
+			n := len(out)
+			for _, p := range s.tailer.Positions() {
+				out = append(out, p.Path)
+			}
+			if len(out) == n {
+				out = append(out, s.pattern)
+			}
+		}
+	}
+	if e.jails[id].Syslog {
+		out = append(out, "syslog")
 	}
 	return out
 }

@@ -70,15 +70,7 @@ func (d *Daemon) status(args []string) control.Reply {
 		TotalFailed:     eng.m.Stats[id].Matched.Load(),
 		TotalBanned:     eng.bans.Stats[id].Bans.Load(),
 	}
-	for _, lp := range j.LogPaths {
-		js.Files = append(js.Files, lp.Pattern)
-	}
-	if j.Syslog {
-		js.Files = append(js.Files, "syslog")
-	}
-	if j.Journal {
-		js.Files = append(js.Files, "journal: "+j.JournalMatch)
-	}
+	js.Files = eng.files(int(id))
 	for _, a := range eng.bans.Active(id, false) {
 		js.Banned = append(js.Banned, prefixString(a.Prefix))
 	}

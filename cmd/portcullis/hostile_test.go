@@ -4,6 +4,7 @@ package main
 // test names the class it keeps closed; `make hostile` runs them longer (HOSTILE_ROUNDS).
 
 import (
+	"context"
 	cryptotls "crypto/tls"
 	"fmt"
 	"io"
@@ -17,6 +18,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/portcullis/portcullis/internal/netnstest"
 	"github.com/portcullis/portcullis/internal/testpki"
@@ -31,7 +33,7 @@ func rounds(short int) int {
 	return short
 }
 
-// A reload refused at install (here a syslog port that cannot be bound) changes nothing: the
+// A reload refused at install (here a syslog port another process holds) changes nothing: the
 // bans of a jail the new configuration disables stay in the kernel and in the store, and the
 // running configuration goes on.
 func TestHostileFailedReloadKeepsBans(t *testing.T) {
@@ -50,10 +52,16 @@ func TestHostileFailedReloadKeepsBans(t *testing.T) {
 	os.WriteFile(conf, []byte(bad), 0o644)
 	daemonConf := filepath.Join(e.cfg, "portcullis.conf")
 	goodDaemon, _ := os.ReadFile(daemonConf)
-	os.WriteFile(daemonConf, append(append([]byte{}, goodDaemon...), "syslog_tcp = 127.0.0.1:99999\n"...), 0o644)
+	// A port someone else holds: the configuration is valid, the install cannot bind it.
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	os.WriteFile(daemonConf, append(append([]byte{}, goodDaemon...), "syslog_tcp = "+taken.Addr().String()+"\n"...), 0o644)
 	for range rounds(3) {
-		if out, errOut, code := e.cli("reload"); code == 0 {
-			t.Fatalf("a reload that cannot listen on port 99999 succeeded: %s %s", out, errOut)
+		if out, errOut, code := e.cli("reload"); code == 0 || !strings.Contains(errOut, "cannot listen") {
+			t.Fatalf("a reload that cannot listen on a taken port: exit %d %s %s", code, out, errOut)
 		}
 		if _, ok := nftSet(t, "sshd-v4")["203.0.113.130"]; !ok {
 			t.Fatalf("the failed reload removed sshd's ban from the kernel:\n%s", d.stderr)
@@ -226,5 +234,61 @@ syslog_host = cert:web1.example
 	}
 	c.Close()
 	e.waitBanned("the certified sender's failures to ban", "by-cert-v4", "203.0.113.78", d)
+	d.stop(t)
+}
+
+// A jail none of whose log files exists, with no journal to read instead, watches nothing: the
+// daemon refuses to start, naming it, as fail2ban does; with skip_if_nologs it starts without it.
+func TestHostileJailWithoutLogs(t *testing.T) {
+	netnstest.Require(t)
+	jails := sshdOnly + "\nlogpath = @DIR@/auth.log\n[gone]\nenabled = true\nfilter = sshd\nbackend = polling\nlogpath = @DIR@/gone/*.log\n"
+	e := newEnv(t, jails)
+	// A daemon that starts anyway is killed after a while, so the test fails instead of hanging.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary(t), "run", "-c", e.cfg, "--socket", e.socket, "--db", e.db, "--metrics", "off")
+	out, err := cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() == 0 || !strings.Contains(string(out), "jail gone: no log file matches "+e.dir+"/gone/*.log") {
+		t.Fatalf("want a refusal naming the jail and its logpath, got %v:\n%s", err, out)
+	}
+	conf := filepath.Join(e.cfg, "jail.conf")
+	b, _ := os.ReadFile(conf)
+	os.WriteFile(conf, append(b, "skip_if_nologs = true\n"...), 0o644)
+	d := e.start()
+	if st := e.mustCLI("status"); strings.Contains(st, "gone") || !strings.Contains(d.stderr.String(), "skip_if_nologs") {
+		t.Fatalf("status %q; log:\n%s", st, d.stderr)
+	}
+	e.appendLog(failures("203.0.113.160", 3)...)
+	e.waitBanned("the other jail to ban", "sshd-v4", "203.0.113.160", d)
+	d.stop(t)
+}
+
+// status shows what a jail really reads — the files its glob matches, the journal it fell back
+// to — and a reload keeps Total banned and portcullis_bans_total, as fail2ban keeps its totals.
+func TestHostileStatusTruthAcrossReload(t *testing.T) {
+	netnstest.Require(t)
+	e := newEnv(t, sshdOnly+"\nlogpath = @DIR@/auth*.log\n[fb]\nenabled = true\nfilter = sshd\nlogpath = @DIR@/missing.log\n")
+	fake := filepath.Join(e.dir, "journalctl")
+	os.WriteFile(fake, []byte("#!/bin/sh\nexec sleep 3600\n"), 0o755)
+	os.WriteFile(filepath.Join(e.cfg, "portcullis.conf"), []byte(fmt.Sprintf("[Definition]\nsocket = %s\njournalctl = %s\n", e.socket, fake)), 0o644)
+	d := e.start()
+	e.appendLog(failures("203.0.113.170", 3)...)
+	e.waitBanned("the ban", "sshd-v4", "203.0.113.170", d)
+	st := e.mustCLI("status", "sshd")
+	if !strings.Contains(st, "File list:\t"+e.log) || strings.Contains(st, "auth*.log") || !strings.Contains(st, "Total banned:\t1") {
+		t.Fatalf("status sshd before reload:\n%s", st)
+	}
+	if fb := e.mustCLI("status", "fb"); !strings.Contains(fb, "journal: _SYSTEMD_UNIT=ssh.service + _COMM=sshd") || strings.Contains(fb, "missing.log") {
+		t.Fatalf("status of the jail that fell back to the journal:\n%s", fb)
+	}
+	before := e.metric(`portcullis_bans_total{jail="sshd"}`)
+	e.mustCLI("reload")
+	st = e.mustCLI("status", "sshd")
+	if !strings.Contains(st, "Total banned:\t1") || !strings.Contains(st, "Total failed:\t3") {
+		t.Fatalf("status sshd after reload:\n%s", st)
+	}
+	if after := e.metric(`portcullis_bans_total{jail="sshd"}`); before != 1 || after != 1 {
+		t.Fatalf("portcullis_bans_total before reload %v, after %v; want 1 and 1", before, after)
+	}
 	d.stop(t)
 }
