@@ -13,7 +13,7 @@ DEB_PACKAGES := libhyperscan-dev libpcre2-dev pkg-config gcc g++ nftables iprout
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 FUZZTIME ?= 30s
 
-.PHONY: all deps build run test bench bench-compare benchstat profile fuzz conformance clean
+.PHONY: all deps build run test bench bench-compare benchstat profile fuzz hostile conformance clean
 
 all: build
 
@@ -76,6 +76,12 @@ fuzz: deps
 	$(GO) test -run '^$$' -fuzz FuzzPCREAgreesWithGo -fuzztime $(FUZZTIME) ./matcher
 	$(GO) test -run '^$$' -fuzz FuzzScanMissesNothing -fuzztime $(FUZZTIME) ./matcher
 	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime $(FUZZTIME) ./config
+
+# The hostile-input suite in long form: every TestHostile* system test repeated HOSTILE_ROUNDS
+# times where it repeats (make test runs each a few times), then every fuzzer for FUZZTIME.
+hostile: deps
+	set -o pipefail; HOSTILE_ROUNDS=$${HOSTILE_ROUNDS:-100} $(GO) test -count=1 -timeout 2h -run 'TestHostile' -v ./cmd/portcullis 2>&1 | grep -E '^(=== RUN|--- |ok|FAIL|PASS)|hostile_test'
+	$(MAKE) fuzz FUZZTIME=$${FUZZTIME:-2m}
 
 clean:
 	rm -rf bin conformance.txt

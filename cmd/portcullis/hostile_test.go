@@ -14,8 +14,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -289,6 +292,99 @@ func TestHostileStatusTruthAcrossReload(t *testing.T) {
 	}
 	if after := e.metric(`portcullis_bans_total{jail="sshd"}`); before != 1 || after != 1 {
 		t.Fatalf("portcullis_bans_total before reload %v, after %v; want 1 and 1", before, after)
+	}
+	d.stop(t)
+}
+
+// cpuHog keeps every core busy (as two `yes > /dev/null` would) until the test ends: a test that
+// passes only on an idle machine is a broken test or a broken daemon.
+func cpuHog(t *testing.T) {
+	t.Helper()
+	for range runtime.NumCPU() {
+		cmd := exec.Command("sh", "-c", "yes > /dev/null")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	}
+}
+
+// appendFailures writes n failure lines of distinct addresses in one go.
+func (e *env) appendFailures(from, n int) {
+	e.t.Helper()
+	var b strings.Builder
+	for i := from; i < from+n; i++ {
+		fmt.Fprintf(&b, "%s host sshd[%d]: Failed password for root from 198.18.%d.%d port 22 ssh2\n", stamp(), i, i/250%250, i%250+1)
+	}
+	f, err := os.OpenFile(e.log, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(b.String()); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+var totalsRE = regexp.MustCompile(`msg="jail totals" jail=sshd failures=(\d+)`)
+
+// A daemon stopped while its queue is full of unread lines saves the position of the last line
+// it processed: over repeated stops under a CPU hog, every failure is counted exactly once.
+func TestHostileStopUnderBacklog(t *testing.T) {
+	netnstest.Require(t)
+	cpuHog(t)
+	e := newEnv(t, strings.Replace(systemJails, "maxretry = 3", "maxretry = 1000000", 1))
+	first := e.start() // fixes the start: the file is read from its end
+	first.stop(t)
+	const batch = 60_000
+	written, counted := 0, 0
+	for range rounds(20) {
+		e.appendFailures(written, batch)
+		written += batch
+		d := e.start()
+		d.stop(t) // as soon as it answers: the backlog is still being read
+		m := totalsRE.FindStringSubmatch(d.stderr.String())
+		if m == nil {
+			t.Fatalf("no totals in the daemon log:\n%s", d.stderr)
+		}
+		n, _ := strconv.Atoi(m[1])
+		counted += n
+	}
+	d := e.start()
+	e.waitFailures(fmt.Sprintf("the last %d failures", written-counted), "sshd", written-counted, d)
+	d.stop(t)
+	t.Logf("%d stops under backlog: %d failures, each counted once", rounds(20), written)
+}
+
+// Reloads in a storm — several at once, and SIGHUPs among them — while lines arrive, lose no line,
+// count none twice, and keep every ban.
+func TestHostileReloadStorm(t *testing.T) {
+	netnstest.Require(t)
+	cpuHog(t)
+	e := newEnv(t, strings.Replace(systemJails, "maxretry = 3", "maxretry = 1000000", 1))
+	d := e.start()
+	e.mustCLI("set", "sshd", "banip", "203.0.113.180")
+	e.waitBanned("the manual ban", "sshd-v4", "203.0.113.180", d)
+	written := 0
+	for range rounds(5) {
+		e.appendFailures(written, 20_000)
+		written += 20_000
+		var wg sync.WaitGroup
+		for range 3 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if out, errOut, code := e.cli("reload"); code != 0 {
+					t.Errorf("reload: exit %d %s %s", code, out, errOut)
+				}
+			}()
+		}
+		d.cmd.Process.Signal(syscall.SIGHUP)
+		wg.Wait()
+	}
+	e.waitFailures(fmt.Sprintf("all %d failures, once each", written), "sshd", written, d)
+	if _, ok := nftSet(t, "sshd-v4")["203.0.113.180"]; !ok {
+		t.Fatal("the ban was lost in the reloads")
 	}
 	d.stop(t)
 }
