@@ -42,19 +42,19 @@ type SyslogOptions struct {
 	// TLSClientCA (PEM), every client must present a certificate that CA signed.
 	TLS                          string
 	TLSCert, TLSKey, TLSClientCA string
-	Allow      []netip.Prefix // senders allowed; empty: everyone
-	MaxMessage int            // bytes; 64 KiB when zero
-	MaxConns   int            // concurrent TCP connections; 1024 when zero
+	Allow                        []netip.Prefix // senders allowed; empty: everyone
+	MaxMessage                   int            // bytes; 64 KiB when zero
+	MaxConns                     int            // concurrent TCP connections; 1024 when zero
 	// MaxConnsPerSender caps one sender address's concurrent TCP connections, so one sender
 	// cannot take every slot; 16 when zero.
 	MaxConnsPerSender int
 	// IdleTimeout closes a TCP connection that sent nothing for this long (a sender's syslog
 	// daemon reconnects when it has something to say); 5 minutes when zero.
 	IdleTimeout time.Duration
-	Routes     []SyslogRoute
-	Location   *time.Location
-	Now        func() time.Time
-	Log        *slog.Logger
+	Routes      []SyslogRoute
+	Location    *time.Location
+	Now         func() time.Time
+	Log         *slog.Logger
 	// FlushEvery bounds how long a message waits in a partly filled block; 20 ms when zero.
 	FlushEvery time.Duration
 }
