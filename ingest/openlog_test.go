@@ -123,3 +123,18 @@ func TestTailSymlinkOwnership(t *testing.T) {
 		t.Errorf("error %v", err)
 	}
 }
+
+// A path that was not a regular file when the daemon started, and is one by the next poll, is a
+// new file: everything in it is read, including lines written before that poll.
+func TestTailRegularFileReplacingAFIFOIsReadWhole(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "auth.log")
+	if err := syscall.Mkfifo(p, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h := newTail(t, p, false)
+	h.tl.Prime()
+	h.expect()
+	os.Remove(p)
+	appendTo(t, p, "written before the poll\n")
+	h.expect("written before the poll")
+}

@@ -305,6 +305,10 @@ func (t *Tailer) poll(ctx context.Context, tf *tailFile, out chan<- *Block) {
 func (t *Tailer) open(tf *tailFile) bool {
 	f, fst, err := openRegular(tf.path)
 	if err != nil {
+		if errors.Is(err, ErrNotRegular) {
+			// The regular file that takes this path's place later is a new file: read it whole.
+			tf.fresh = true
+		}
 		if t.refused[tf.path] != err.Error() {
 			t.refused[tf.path] = err.Error()
 			t.opts.Log.Warn("cannot open log file; the jail skips it until that changes", "path", tf.path, "err", err)
