@@ -41,8 +41,16 @@ func rounds(short int) int {
 // running configuration goes on.
 func TestHostileFailedReloadKeepsBans(t *testing.T) {
 	netnstest.Require(t)
-	e := newEnv(t, systemJails)
+	e := newEnv(t, systemJails+"\n[jrn]\nenabled = true\nfilter = sshd\nbackend = systemd\n")
+	// A journal source (a stand-in journalctl that records how it was called): after a refused
+	// reload, the previous configuration's journal reader continues after its cursor.
+	args := filepath.Join(e.dir, "journalctl.args")
+	entry := fmt.Sprintf(`{"__CURSOR":"c0","__REALTIME_TIMESTAMP":"%d","_HOSTNAME":"web1","_COMM":"sshd","_PID":"7","MESSAGE":"Failed password for root from 203.0.113.131 port 22 ssh2"}`, time.Now().UnixMicro())
+	fake := filepath.Join(e.dir, "journalctl")
+	os.WriteFile(fake, []byte("#!/bin/sh\necho \"$@\" >> "+args+"\ncase \"$*\" in *after-cursor*) exec sleep 3600;; esac\necho '"+entry+"'\nexec sleep 3600\n"), 0o755)
+	os.WriteFile(filepath.Join(e.cfg, "portcullis.conf"), []byte(fmt.Sprintf("[Definition]\nsocket = %s\njournalctl = %s\n", e.socket, fake)), 0o644)
 	d := e.start()
+	e.waitFailures("the journal's failure", "jrn", 1, d)
 	e.mustCLI("set", "sshd", "banip", "203.0.113.130")
 	e.waitBanned("set banip", "sshd-v4", "203.0.113.130", d)
 	conf := filepath.Join(e.cfg, "jail.conf")
@@ -62,7 +70,7 @@ func TestHostileFailedReloadKeepsBans(t *testing.T) {
 	}
 	defer taken.Close()
 	os.WriteFile(daemonConf, append(append([]byte{}, goodDaemon...), "syslog_tcp = "+taken.Addr().String()+"\n"...), 0o644)
-	for range rounds(3) {
+	for round := range rounds(3) {
 		if out, errOut, code := e.cli("reload"); code == 0 || !strings.Contains(errOut, "cannot listen") {
 			t.Fatalf("a reload that cannot listen on a taken port: exit %d %s %s", code, out, errOut)
 		}
@@ -72,6 +80,16 @@ func TestHostileFailedReloadKeepsBans(t *testing.T) {
 		if got := strings.TrimSpace(e.mustCLI("get", "sshd", "banip")); got != "203.0.113.130" {
 			t.Fatalf("after the failed reload, sshd's bans are %q", got)
 		}
+		e.waitFor("journalctl to be started again", func() bool {
+			b, _ := os.ReadFile(args)
+			return len(b) > 0 && (round > 0 || strings.Count(string(b), "\n") >= 2)
+		}, d)
+		b, _ := os.ReadFile(args)
+		calls := strings.Split(strings.TrimSpace(string(b)), "\n")
+		if last := calls[len(calls)-1]; !strings.Contains(last, "--after-cursor=c0") {
+			t.Fatalf("after the failed reload journalctl was started with %q, not after the saved cursor", last)
+		}
+		os.Remove(args)
 	}
 	// The store still holds it: a restart on the good configuration restores it.
 	d.stop(t)
