@@ -271,6 +271,8 @@ func TestBucketsAgainstExactCount(t *testing.T) {
 				since = append(since, t0)
 				got := a.Add([]matcher.Event{{Jail: 0, Addr: addr, Time: t0}}, nil)
 				hi := slices.Max(since)
+				// What is at or before hi - findtime never counts again (hi only grows).
+				since = slices.DeleteFunc(since, func(x int64) bool { return x <= hi-p.FindTime })
 				in := func(from int64) int {
 					n := 0
 					for _, x := range since {
@@ -302,29 +304,28 @@ func TestBucketsAgainstExactCount(t *testing.T) {
 	}
 }
 
-// A key's memory does not grow with maxretry: 62,500 keys one failure short of maxretry = 1000
-// hold a few hundred bytes each, as at maxretry 5 (a ring of maxretry times took 4 KB each).
+// A key's memory does not grow with maxretry: 20,000 keys with every bucket filled hold a few
+// hundred bytes each at maxretry 17 to 1,000,000, and 100 at 5 (a ring of maxretry times took
+// 4 KB each at 1000).
 func TestMemoryPerKeyIndependentOfMaxRetry(t *testing.T) {
-	const keys = 62_500
+	const keys = 20_000
 	perKey := func(maxRetry int) float64 {
 		runtime.GC()
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
-		w := New([]JailParams{{MaxRetry: maxRetry, FindTime: 1 << 30}}, Options{MaxKeys: 2 * keys})
+		// Failures 100 s apart within a findtime of 1,700 s: every bucket a key may hold fills.
+		w := New([]JailParams{{MaxRetry: maxRetry, FindTime: 1700}}, Options{MaxKeys: 2 * keys})
 		a := w.NewAdder()
 		events := make([]matcher.Event, 500)
-		for i := range maxRetry - 1 {
+		for i := range min(maxRetry-1, ringBuckets+1) {
 			for k := 0; k < keys; k += len(events) {
 				for j := range events {
 					n := k + j
-					events[j] = matcher.Event{Jail: 0, Time: int64(1000 + i), Addr: netip.AddrFrom4([4]byte{10, byte(n >> 16), byte(n >> 8), byte(n)})}
+					events[j] = matcher.Event{Jail: 0, Time: int64(1000 + 100*i), Addr: netip.AddrFrom4([4]byte{10, byte(n >> 16), byte(n >> 8), byte(n)})}
 				}
 				if c := a.Add(events, nil); len(c) != 0 {
 					t.Fatalf("crossed early at maxretry %d", maxRetry)
 				}
-			}
-			if i == 40 {
-				break // enough failures to fill every bucket a key may hold
 			}
 		}
 		runtime.GC()

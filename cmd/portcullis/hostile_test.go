@@ -354,7 +354,7 @@ func TestHostileStopUnderBacklog(t *testing.T) {
 	e := newEnv(t, strings.Replace(systemJails, "maxretry = 3", "maxretry = 1000000", 1))
 	first := e.start() // fixes the start: the file is read from its end
 	first.stop(t)
-	const batch = 60_000
+	const batch = 30_000
 	written, counted := 0, 0
 	for range rounds(20) {
 		e.appendFailures(written, batch)
