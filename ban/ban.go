@@ -95,8 +95,8 @@ type Increment struct {
 	Enabled bool
 	Factor  float64 // bantime.factor; 1 when zero
 	// Formula computes the ban time from ban.Time, ban.Count (previous bans) and banFactor;
-	// formula.Default when nil. Multipliers, when set, are used instead: bantime times
-	// multipliers[ban.Count], the last one for larger counts.
+	// formula.Default when nil. Multipliers, when set, are used instead: bantime times factor
+	// times multipliers[ban.Count], the last one for larger counts.
 	Formula     *formula.Formula
 	Multipliers []float64
 	MaxTime     time.Duration // cap; none when zero
@@ -107,9 +107,12 @@ type Increment struct {
 
 var defaultFormula, _ = formula.Compile(formula.Default)
 
-// banTime returns the ban length for an address banned count times before.
+// banTime returns the ban length for an address banned count times before, as fail2ban's
+// observer computes it (incrBanTime, setBanTimeExtra): a first ban is bantime as set; from the
+// second on, bantime × factor × multipliers[count] (the last one for larger counts), or the
+// formula but never less than bantime; then at most maxtime, plus up to rndtime at random.
 func (in *Increment) banTime(base time.Duration, count uint32, rnd func(int64) int64) time.Duration {
-	if !in.Enabled || base < 0 {
+	if !in.Enabled || base <= 0 || count == 0 {
 		return base
 	}
 	factor := in.Factor
@@ -119,14 +122,14 @@ func (in *Increment) banTime(base time.Duration, count uint32, rnd func(int64) i
 	secs := base.Seconds()
 	if len(in.Multipliers) > 0 {
 		i := min(int(count), len(in.Multipliers)-1)
-		secs *= in.Multipliers[i]
+		secs *= factor * in.Multipliers[i]
 	} else {
 		f := in.Formula
 		if f == nil {
 			f = defaultFormula
 		}
-		if v, err := f.Eval(formula.Vars{Time: secs, Count: float64(count), Factor: factor}); err == nil && v > 0 {
-			secs = v
+		if v, err := f.Eval(formula.Vars{Time: secs, Count: float64(count), Factor: factor}); err == nil {
+			secs = max(secs, v)
 		}
 	}
 	d := time.Duration(math.Min(secs, float64(math.MaxInt64/2)/1e9) * float64(time.Second))

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis/portcullis/internal/formula"
 	"github.com/portcullis/portcullis/window"
 )
 
@@ -146,6 +147,42 @@ func TestIncrement(t *testing.T) {
 	// overalljails: the 9 earlier bans in a and b count: 60 * 2^9, plus up to 10 s at random.
 	if got := length(2); got < 60*512 || got > 60*512+10 {
 		t.Fatalf("jail c: %d s, want %d..%d", got, 60*512, 60*512+10)
+	}
+}
+
+// As fail2ban's observer computes it: the first ban is bantime as set (no factor, formula,
+// maxtime or rndtime); from the second on the factor multiplies the formula and the multipliers
+// alike, the formula's result is never below bantime, and maxtime caps the result.
+func TestIncrementFirstBanAndFactor(t *testing.T) {
+	c := &clock{time.Unix(1_000_000, 0)}
+	fml, err := formula.Compile("ban.Time * banFactor * 0.5")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pols := []Policy{
+		{Name: "factor", BanTime: 3 * time.Second, Increment: Increment{Enabled: true, Factor: 4}},
+		{Name: "mult", BanTime: time.Minute, Increment: Increment{Enabled: true, Factor: 2, Multipliers: []float64{1, 5, 30}}},
+		{Name: "cap", BanTime: time.Hour, Increment: Increment{Enabled: true, MaxTime: 30 * time.Minute, RndTime: time.Hour}},
+		{Name: "floor", BanTime: time.Minute, Increment: Increment{Enabled: true, Factor: 1, Formula: fml}},
+	}
+	m := New(pols, Options{Now: c.now, SelfAddrs: []netip.Addr{}})
+	addr := netip.MustParseAddr("198.51.100.10")
+	for jail, want := range [][]int64{{3, 24, 48}, {60, 600, 3600, 3600}, {3600}, {60, 60}} {
+		for i, w := range want {
+			d, err := m.Ban(uint16(jail), addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m.Unban(uint16(jail), false, netip.PrefixFrom(addr, 32), "test")
+			if got := d.End - d.Start; got != w {
+				t.Fatalf("jail %s, ban %d: %d s, want %d", pols[jail].Name, i+1, got, w)
+			}
+		}
+	}
+	// The second ban of "cap": the formula's 2 h, capped at 30 min, plus up to an hour at random.
+	d, _ := m.Ban(2, addr)
+	if got := d.End - d.Start; got < 1800 || got > 1800+3600 {
+		t.Fatalf("jail cap, ban 2: %d s, want 1800..5400", got)
 	}
 }
 
