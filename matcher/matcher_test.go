@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -611,5 +612,44 @@ func TestKeySet(t *testing.T) {
 	fresh.reset(10)
 	if fresh.has(0) {
 		t.Fatal("after the generation count wrapped, an empty set holds key 0")
+	}
+}
+
+// sshd reuses PIDs: with fail2ban's sshd.conf (<F-MLFID> = the PID), a new connection under a
+// PID an earlier client used is another connection. Its failure is reported for the address its
+// line names, never the earlier client's, and its closing line inherits no pending state.
+func TestMultiLineReusedConnectionID(t *testing.T) {
+	needCorpus(t)
+	f, errs := config.LoadFilter(f2bcorpus.FilterDir(), "sshd", nil)
+	if errs != nil {
+		t.Fatal(errs)
+	}
+	m := newMatcher(t, JailSpec{ID: 0, Name: "sshd", Filter: f})
+	w := newWorker(t, m)
+	l := func(sec, pid int, msg string) string {
+		return fmt.Sprintf("Nov 24 10:01:%02d h sshd[%d]: %s", sec, pid, msg)
+	}
+	evs, err := w.Match(block(ingest.NewJailSet(0),
+		l(1, 100, "Connection from 192.0.2.1 port 4000 on 10.0.0.1 port 22 rdomain \"\""),
+		l(2, 100, "Failed password for invalid user admin from 192.0.2.1 port 4000 ssh2"),
+		l(21, 100, "Invalid user ubuntu from 2001:db8::5 port 35064"),
+		l(22, 100, "Connection closed by invalid user ubuntu 2001:db8::5 port 35064 [preauth]"),
+	), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, ev := range evs {
+		got = append(got, fmt.Sprintf("%d:%s", ev.Line, ev.Addr))
+	}
+	for _, g := range got {
+		if strings.HasPrefix(g, "2:") || strings.HasPrefix(g, "3:") {
+			if !strings.HasSuffix(g, ":2001:db8::5") {
+				t.Fatalf("events %v: a line of the new connection was reported for another address", got)
+			}
+		}
+	}
+	if len(got) == 0 || got[0] != "1:192.0.2.1" || !slices.Contains(got, "2:2001:db8::5") {
+		t.Fatalf("events %v, want 192.0.2.1 on line 1 and 2001:db8::5 on line 2", got)
 	}
 }

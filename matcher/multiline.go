@@ -272,6 +272,24 @@ func (s *mlState) merge(id string, cur *fieldList, now int64, copyOut bool) mlRe
 	return r
 }
 
+// reused reports whether a line naming an address (cur) belongs to another connection than the
+// cached one of the same id: both name an IP address, and not the same. One connection has one
+// client, so a different address means the id (an sshd PID, reused on a busy host) was given to
+// a new connection. portcullis never reports an address the line does not name; fail2ban, whose
+// cache holds 100 connections, forgets the old one on a busy host but would merge here otherwise.
+func reused(cached, cur fieldList) bool {
+	for _, g := range idGroups[:2] { // ip4, ip6 (a name and an address may be one client)
+		if v := cur.val(g); v != "" {
+			for _, h := range idGroups[:2] {
+				if w := cached.val(h); w != "" && w != v {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
 // mergeLocked returns the connection's entry after the merge. A connection that ends on its first
 // line (a disconnect of a connection never seen) is not cached: its merge runs in scratch, over
 // cur's values (views of the line), and costs no allocation.
@@ -297,6 +315,12 @@ func (s *mlState) mergeLocked(id string, cur *fieldList, now int64, scratch *mlE
 		flags |= fForget
 	}
 	k, e, taken := s.lookup(id, now)
+	if e != nil && reused(e.fields, *cur) {
+		// The id (a PID) now serves another client: the cached connection is over, and nothing
+		// of it may reach this one's failure.
+		s.remove(k)
+		e, taken = nil, false
+	}
 	var users []string
 	var fail *mlEntry
 	if e != nil {
