@@ -8,12 +8,13 @@ export DEBIAN_FRONTEND := noninteractive
 GO    ?= go
 BIN   := bin/portcullis
 # Hyperscan (cgo, pinned gohs v1.2.2 links it; gohs has a C++ file, hence g++), PCRE2 (cgo, confirms Hyperscan's hits), nftables for the nft CLI used by tests and
-# operators, iproute2 + util-linux for the private network namespaces of the system tests.
-DEB_PACKAGES := libhyperscan-dev libpcre2-dev pkg-config gcc g++ nftables iproute2 util-linux
+# operators, iproute2 + util-linux for the private network namespaces of the system tests, python3
+# to run fail2ban's own engine (unpacked at test time) as the differential tests' oracle.
+DEB_PACKAGES := libhyperscan-dev libpcre2-dev pkg-config gcc g++ nftables iproute2 util-linux python3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 FUZZTIME ?= 30s
 
-.PHONY: all deps build run test bench bench-compare benchstat profile fuzz hostile conformance clean
+.PHONY: all deps build run test bench bench-compare benchstat profile fuzz hostile differential conformance clean
 
 all: build
 
@@ -76,6 +77,11 @@ fuzz: deps
 	$(GO) test -run '^$$' -fuzz FuzzPCREAgreesWithGo -fuzztime $(FUZZTIME) ./matcher
 	$(GO) test -run '^$$' -fuzz FuzzScanMissesNothing -fuzztime $(FUZZTIME) ./matcher
 	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime $(FUZZTIME) ./config
+
+# portcullis against fail2ban's own engine on generated logs, failure by failure, for SEEDS seeds
+# (make test runs two); a divergence prints the lines that differ and both engines' failures.
+differential: deps
+	DIFF_SEEDS=$${SEEDS:-200} $(GO) test -count=1 -timeout 2h -run 'TestDifferential' -v ./matcher
 
 # The hostile-input suite in long form: every TestHostile* system test repeated HOSTILE_ROUNDS
 # times where it repeats (make test runs each a few times), then every fuzzer for FUZZTIME.

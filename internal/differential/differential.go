@@ -1,0 +1,195 @@
+// Package differential compares portcullis with fail2ban's own engine on generated logs: seeded
+// generators write what fail2ban's short sample corpus lacks (reused connection ids, IPv6 forms,
+// interleaved connections), and Fail2ban runs fail2ban's Filter on them (f2bfailures.py) so a
+// test can hold every failure portcullis reports against the one fail2ban reports.
+package differential
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// Failure is one failure an engine reported: the 1-based line that completed it, the address
+// (or other id) and the event time.
+type Failure struct {
+	Line int    `json:"line"`
+	ID   string `json:"id"`
+	Time int64  `json:"time"`
+}
+
+// Fail2ban runs fail2ban's Filter (the package unpacked under root, Debian's layout) with filter
+// spec (sshd, sshd[mode=aggressive]) from its etc/fail2ban over log.
+func Fail2ban(root, spec, log string) ([]Failure, error) {
+	_, self, _, _ := runtime.Caller(0)
+	script := filepath.Join(filepath.Dir(self), "f2bfailures.py")
+	cmd := exec.Command("python3", script, filepath.Join(root, "usr", "lib", "python3", "dist-packages"),
+		filepath.Join(root, "etc", "fail2ban"), spec, log)
+	cmd.Env = append(os.Environ(), "TZ=UTC") // year-less stamps are read as UTC on both sides
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("fail2ban's engine: %v: %s", err, stderr.String())
+	}
+	var fs []Failure
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		var f Failure
+		if err := json.Unmarshal(sc.Bytes(), &f); err != nil {
+			return nil, fmt.Errorf("fail2ban's engine printed %q: %w", sc.Text(), err)
+		}
+		fs = append(fs, f)
+	}
+	return fs, nil
+}
+
+// SSHD writes an auth log of n lines from seed: up to 20 connections at a time, interleaved,
+// from IPv4 and IPv6 clients (compressed and IPv4-mapped forms), under PIDs from a small pool
+// that a new connection reuses once the old one is over — also when the old one ended without a
+// closing line (a timeout), which is what makes a reused id dangerous. Stamps are year-less and
+// one or two seconds apart, starting at start.
+func SSHD(seed uint64, n int, start time.Time) []byte {
+	rng := rand.New(rand.NewPCG(seed, 0x5eed))
+	type conn struct {
+		pid, port  int
+		addr, user string
+		invalid    bool
+		steps      int // failures still to write
+	}
+	var b bytes.Buffer
+	var active []*conn
+	free := make([]int, 0, 40)
+	for pid := 4000; pid < 4040; pid++ {
+		free = append(free, pid)
+	}
+	users := []string{"root", "admin", "ubuntu", "git", "oracle", "test"}
+	addr := func() string {
+		switch rng.IntN(4) {
+		case 0:
+			return fmt.Sprintf("2001:db8:%x::%x", rng.IntN(4), 1+rng.IntN(200))
+		case 1:
+			return fmt.Sprintf("::ffff:198.51.100.%d", 1+rng.IntN(250))
+		default:
+			return fmt.Sprintf("203.0.113.%d", 1+rng.IntN(250))
+		}
+	}
+	t := start
+	line := func(c *conn, format string, args ...any) {
+		t = t.Add(time.Duration(rng.IntN(2)) * time.Second)
+		fmt.Fprintf(&b, "%s srv sshd[%d]: %s\n", t.Format(time.Stamp), c.pid, fmt.Sprintf(format, args...))
+	}
+	for written := 0; written < n; written = strings.Count(b.String(), "\n") {
+		if len(active) < 20 && len(free) > 0 && (len(active) == 0 || rng.IntN(3) == 0) {
+			i := rng.IntN(len(free))
+			c := &conn{pid: free[i], port: 1024 + rng.IntN(60000), addr: addr(), user: users[rng.IntN(len(users))],
+				invalid: rng.IntN(2) == 0, steps: rng.IntN(5)}
+			free = append(free[:i], free[i+1:]...)
+			active = append(active, c)
+			line(c, "Connection from %s port %d on 10.0.0.1 port 22 rdomain \"\"", c.addr, c.port)
+			if c.invalid && rng.IntN(2) == 0 {
+				line(c, "Invalid user %s from %s port %d", c.user, c.addr, c.port)
+			}
+			continue
+		}
+		i := rng.IntN(len(active))
+		c := active[i]
+		inv := ""
+		if c.invalid {
+			inv = "invalid user "
+		}
+		if c.steps > 0 {
+			c.steps--
+			line(c, "Failed password for %s%s from %s port %d ssh2", inv, c.user, c.addr, c.port)
+			continue
+		}
+		kind := "authenticating"
+		if c.invalid {
+			kind = "invalid"
+		}
+		switch rng.IntN(5) {
+		case 0:
+			line(c, "Connection closed by %s user %s %s port %d [preauth]", kind, c.user, c.addr, c.port)
+		case 1:
+			line(c, "Disconnected from %s user %s %s port %d [preauth]", kind, c.user, c.addr, c.port)
+		case 2:
+			line(c, "Received disconnect from %s port %d:11: Bye Bye [preauth]", c.addr, c.port)
+		case 3:
+			if !c.invalid {
+				line(c, "Accepted password for %s from %s port %d ssh2", c.user, c.addr, c.port)
+			}
+		default: // a timeout: nothing closes the connection in the log
+		}
+		active = append(active[:i], active[i+1:]...)
+		free = append(free, c.pid)
+	}
+	return b.Bytes()
+}
+
+var (
+	sshdPID = regexp.MustCompile(`sshd\[(\d+)\]: `)
+	anyAddr = regexp.MustCompile(`[0-9A-Fa-f:.]*[:.][0-9A-Fa-f:.]+`)
+)
+
+// FreshIDs rewrites a log so that no connection id (sshd's PID) serves two clients: a line whose
+// id last served another address gets a new id from then on. It returns the lines rewritten.
+//
+// This is the one deliberate difference at the failure level, held here as a transformation:
+// portcullis takes a line naming an address other than its connection's as a new connection (an
+// sshd PID is reused on a busy host), and never reports an address the line does not name;
+// fail2ban merges such a line into the earlier client's connection (unless its 100-entry cache
+// has dropped it). fail2ban over the rewritten log is what portcullis must match exactly.
+func FreshIDs(log []byte) ([]byte, int) {
+	type session struct {
+		addr  netip.Addr
+		alias int
+	}
+	sessions := map[string]*session{}
+	next, rewritten := 900000, 0
+	var out bytes.Buffer
+	for _, line := range bytes.SplitAfter(log, []byte("\n")) {
+		m := sshdPID.FindSubmatchIndex(line)
+		if m == nil {
+			out.Write(line)
+			continue
+		}
+		pid := string(line[m[2]:m[3]])
+		var addr netip.Addr
+		for _, cand := range anyAddr.FindAll(line[m[1]:], -1) {
+			if a, err := netip.ParseAddr(string(cand)); err == nil {
+				addr = a.Unmap()
+				break
+			}
+		}
+		s := sessions[pid]
+		switch {
+		case s == nil:
+			s = &session{addr: addr}
+			sessions[pid] = s
+		case addr.IsValid() && s.addr.IsValid() && addr != s.addr:
+			next++
+			s.addr, s.alias = addr, next
+		case addr.IsValid() && !s.addr.IsValid():
+			s.addr = addr
+		}
+		if s.alias == 0 {
+			out.Write(line)
+			continue
+		}
+		rewritten++
+		out.Write(line[:m[2]])
+		fmt.Fprint(&out, s.alias)
+		out.Write(line[m[3]:])
+	}
+	return out.Bytes(), rewritten
+}
