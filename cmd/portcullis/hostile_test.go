@@ -406,3 +406,31 @@ func TestHostileReloadStorm(t *testing.T) {
 	}
 	d.stop(t)
 }
+
+// A SIGTERM the moment the control socket appears (a service manager stopping a daemon that is
+// still starting) is a clean stop: the daemon saves its progress and exits 0, never dies of the
+// signal.
+func TestHostileSigtermWhileStarting(t *testing.T) {
+	netnstest.Require(t)
+	e := newEnv(t, systemJails)
+	for round := range rounds(20) {
+		os.Remove(e.socket)
+		var stderr syncBuffer
+		cmd := exec.Command(binary(t), "run", "-c", e.cfg, "--socket", e.socket, "--db", e.db, "--metrics", "off")
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for time.Now().Before(deadline) {
+			if _, err := os.Stat(e.socket); err == nil {
+				break
+			}
+			time.Sleep(100 * time.Microsecond)
+		}
+		cmd.Process.Signal(syscall.SIGTERM)
+		if err := cmd.Wait(); err != nil || !strings.Contains(stderr.String(), "msg=stopped") {
+			t.Fatalf("round %d: SIGTERM while starting: %v\n%s", round, err, stderr.String())
+		}
+	}
+}

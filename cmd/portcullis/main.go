@@ -117,6 +117,12 @@ func cmdRun(args []string, stderr io.Writer) int {
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	// Signals are caught before the daemon starts: a SIGTERM that arrives while it starts (the
+	// control socket already answering) is a clean stop once the start is done, never a kill
+	// that saves no position and no count.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sigs)
 	d, err := pipeline.Start(pipeline.Options{
 		ConfigDir: *dir, Socket: *socket, DBDir: *db, Metrics: *metricsAddr, Workers: *workers, Log: log,
 		CheckEvery: *checkEvery, Poll: *poll,
@@ -130,8 +136,6 @@ func cmdRun(args []string, stderr io.Writer) int {
 		}
 		return 1
 	}
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	for sig := range sigs {
 		if sig == syscall.SIGHUP {
 			log.Info("SIGHUP: reloading the configuration")
