@@ -102,7 +102,10 @@ done
     printf "| %s | %s ms | %s ms | %s |\n", rate, m["max-lag-ms"], m["catch-up-ms"], m["cores-busy"] }'
 } >> "$table"
 cat "$table"
+# The notes below the table (from the "<!-- notes" line on) are kept: measurement history.
+notes=$(sed -n '/^<!-- notes/,$p' bench/results.md 2>/dev/null)
 {
   echo "<!-- written by make bench-compare ($(date -u +%Y-%m-%d), $(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)) -->"
   cat "$table"
+  if [ -n "$notes" ]; then echo; echo "$notes"; fi
 } > bench/results.md
