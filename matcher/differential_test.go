@@ -116,3 +116,36 @@ func diffFailures(log []byte, got, want []differential.Failure) string {
 	}
 	return b.String()
 }
+
+// TestDifferentialNginxHTTPAuth: fail2ban's nginx-http-auth.conf in each mode, over generated error
+// logs with hostile user names and requests (differential.NginxHTTPAuth), on both engines.
+func TestDifferentialNginxHTTPAuth(t *testing.T) {
+	needCorpus(t)
+	seeds := 2
+	if n, err := strconv.Atoi(os.Getenv("DIFF_SEEDS")); err == nil && n > 0 {
+		seeds = n
+	}
+	start := time.Date(fixedNow.Year(), 3, 1, 0, 0, 0, 0, time.UTC)
+	for _, mode := range []string{"normal", "fallback", "aggressive"} {
+		f, errs := config.LoadFilter(f2bcorpus.FilterDir(), "nginx-http-auth", map[string]string{"mode": mode})
+		if errs != nil {
+			t.Fatal(errs)
+		}
+		m := newMatcherWith(t, Options{Now: func() time.Time { return fixedNow }, Location: time.UTC}, JailSpec{ID: 0, Name: "nginx-http-auth", Filter: f})
+		for seed := range seeds {
+			log := differential.NginxHTTPAuth(uint64(seed), 3000, start)
+			path := filepath.Join(t.TempDir(), "error.log")
+			os.WriteFile(path, log, 0o644)
+			want, err := differential.Fail2ban(f2bcorpus.Root(), "nginx-http-auth[mode="+mode+"]", path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(want) == 0 {
+				t.Fatalf("mode %s, seed %d: fail2ban found no failure: the generator is broken", mode, seed)
+			}
+			if d := diffFailures(log, portcullisFailures(t, m, log), want); d != "" {
+				t.Fatalf("mode %s, seed %d: portcullis and fail2ban differ (portcullis | fail2ban):\n%s", mode, seed, d)
+			}
+		}
+	}
+}

@@ -193,3 +193,48 @@ func FreshIDs(log []byte) ([]byte, int) {
 	}
 	return out.Bytes(), rewritten
 }
+
+// NginxHTTPAuth writes an nginx error log of n lines from seed: basic-auth failures (unknown
+// users, password mismatches) from IPv4 and IPv6 clients with hostile user names and requests
+// (quotes, blanks, "client: ADDR" written into them), TLS handshake failures, and the noise
+// around them (missing files, rate limiting). Stamps are nginx's, one or two seconds apart.
+func NginxHTTPAuth(seed uint64, n int, start time.Time) []byte {
+	rng := rand.New(rand.NewPCG(seed, 0x9e11))
+	users := []string{"admin", "xyz", "scriben dio", `a"b`, "x\", client: 203.0.113.77, server: y", "root: password mismatch"}
+	paths := []string{"/", "/admin", "/wp-login.php", "/a?b=client:%20203.0.113.77", "/%22quoted%22"}
+	addr := func() string {
+		if rng.IntN(3) == 0 {
+			return fmt.Sprintf("2001:db8:%x::%x", rng.IntN(4), 1+rng.IntN(200))
+		}
+		return fmt.Sprintf("198.51.100.%d", 1+rng.IntN(250))
+	}
+	var b bytes.Buffer
+	t := start
+	for i := range n {
+		t = t.Add(time.Duration(rng.IntN(2)) * time.Second)
+		stamp := t.Format("2006/01/02 15:04:05")
+		pid, conn, a := 2000+rng.IntN(4), 1+rng.IntN(100000), addr()
+		req := fmt.Sprintf(`"GET %s HTTP/1.1"`, paths[rng.IntN(len(paths))])
+		switch rng.IntN(6) {
+		case 0:
+			fmt.Fprintf(&b, "%s [error] %d#0: *%d user \"%s\" was not found in \"/etc/nginx/.htpasswd\", client: %s, server: www.example.org, request: %s, host: \"www.example.org\"\n",
+				stamp, pid, conn, users[rng.IntN(len(users))], a, req)
+		case 1:
+			fmt.Fprintf(&b, "%s [error] %d#0: *%d user \"%s\": password mismatch, client: %s, server: , request: %s, host: \"localhost:8443\", referrer: \"https://example.org/admin\"\n",
+				stamp, pid, conn, users[rng.IntN(len(users))], a, req)
+		case 2:
+			fmt.Fprintf(&b, "%s [crit] %d#0: *%d SSL_do_handshake() failed (SSL: error:141CF06C:SSL routines:tls_parse_ctos_key_share:bad key share) while SSL handshaking, client: %s, server: 0.0.0.0:443\n",
+				stamp, pid, conn, a)
+		case 3:
+			fmt.Fprintf(&b, "%s [crit] %d#0: *%d SSL_do_handshake() failed (SSL: error:1408F10B:SSL routines:ssl3_get_record:packet length too long) while SSL handshaking, client: %s, server: 0.0.0.0:443\n",
+				stamp, pid, conn, a)
+		case 4:
+			fmt.Fprintf(&b, "%s [error] %d#0: *%d open() \"/var/www/html/favicon.ico\" failed (2: No such file or directory), client: %s, server: www.example.org, request: %s, host: \"www.example.org\"\n",
+				stamp, pid, conn, a, req)
+		default:
+			fmt.Fprintf(&b, "%s [error] %d#0: *%d limiting requests, excess: 10.%03d by zone \"one\", client: %s, server: www.example.org, request: %s, host: \"www.example.org\"\n",
+				stamp, pid, conn, i%1000, a, req)
+		}
+	}
+	return b.Bytes()
+}
