@@ -35,9 +35,10 @@ func TestDifferentialSSHD(t *testing.T) {
 		if errs != nil {
 			t.Fatal(errs)
 		}
-		m := newMatcherWith(t, Options{Now: func() time.Time { return fixedNow }, Location: time.UTC}, JailSpec{ID: 0, Name: "sshd", Filter: f})
 		explained := 0
 		for seed := range seeds {
+			// A matcher per log: its multi-line cache would carry one log's connections into the next.
+			m := newMatcherWith(t, Options{Now: func() time.Time { return fixedNow }, Location: time.UTC}, JailSpec{ID: 0, Name: "sshd", Filter: f})
 			log := differential.SSHD(uint64(seed), 3000, start)
 			fresh, _ := differential.FreshIDs(log)
 			path := filepath.Join(t.TempDir(), "auth.log")
@@ -131,8 +132,8 @@ func TestDifferentialNginxHTTPAuth(t *testing.T) {
 		if errs != nil {
 			t.Fatal(errs)
 		}
-		m := newMatcherWith(t, Options{Now: func() time.Time { return fixedNow }, Location: time.UTC}, JailSpec{ID: 0, Name: "nginx-http-auth", Filter: f})
 		for seed := range seeds {
+			m := newMatcherWith(t, Options{Now: func() time.Time { return fixedNow }, Location: time.UTC}, JailSpec{ID: 0, Name: "nginx-http-auth", Filter: f})
 			log := differential.NginxHTTPAuth(uint64(seed), 3000, start)
 			path := filepath.Join(t.TempDir(), "error.log")
 			os.WriteFile(path, log, 0o644)
