@@ -368,7 +368,7 @@ func (d *Daemon) ReloadJail(name string) error {
 		eng.m.Close()
 		// Bring the old generation back with a fresh engine built from its configuration: the
 		// store still holds its bans, counts, positions and cursors.
-		back, err2 := d.newEngine(old.cfg)
+		back, err2 := d.engineFor(old.cfg)
 		if err2 == nil {
 			back.setResume(positionMap(pos))
 			back.setCursors(cursors)
@@ -660,12 +660,20 @@ func positionMap(pos []ingest.Position) map[string]ingest.Position {
 	return out
 }
 
-// newEngine builds an engine generation whose decision lag goes to the daemon's lasting histograms.
+// newEngine builds an engine generation from a configuration just loaded: jails that would
+// watch nothing are an error, or left out with skip_if_nologs (withLogs).
 func (d *Daemon) newEngine(cfg *config.Config) (*engine, error) {
 	cfg, err := withLogs(cfg, d.log)
 	if err != nil {
 		return nil, err
 	}
+	return d.engineFor(cfg)
+}
+
+// engineFor builds an engine generation whose decision lag goes to the daemon's lasting
+// histograms. A refused reload rebuilds the running configuration with it as it is: a log that
+// vanished meanwhile must not keep the previous jails from coming back.
+func (d *Daemon) engineFor(cfg *config.Config) (*engine, error) {
 	eng, err := newEngine(cfg, &d.opts)
 	if err != nil {
 		return nil, err
