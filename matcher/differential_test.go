@@ -49,7 +49,8 @@ func TestDifferentialSSHD(t *testing.T) {
 			}
 			got := portcullisFailures(t, m, log)
 			if d := diffFailures(log, got, want); d != "" {
-				t.Fatalf("mode %s, seed %d: portcullis and fail2ban differ (portcullis | fail2ban):\n%s", mode, seed, d)
+				t.Fatalf("mode %s, seed %d: portcullis and fail2ban differ (portcullis | fail2ban):\n%s%s", mode, seed, d,
+					shrunk(t, log, f, "sshd", "sshd[mode="+mode+"]", true))
 			}
 			os.WriteFile(path, log, 0o644)
 			asIs, err := differential.Fail2ban(f2bcorpus.Root(), "sshd[mode="+mode+"]", path)
@@ -64,9 +65,40 @@ func TestDifferentialSSHD(t *testing.T) {
 	}
 }
 
+// shrunk is a minimal reproduction of a divergence: the fewest lines of log (differential.Shrink)
+// on which the engines still differ, with both engines' failures on them.
+func shrunk(t *testing.T, log []byte, f *config.Filter, name, spec string, freshIDs bool) string {
+	dir := t.TempDir()
+	run := func(lines []string) string {
+		text := []byte(strings.Join(lines, "\n") + "\n")
+		m, err := New([]JailSpec{{ID: 0, Name: name, Filter: f}}, Options{Now: func() time.Time { return fixedNow }, Location: time.UTC})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		got := portcullisFailures(t, m, text)
+		if freshIDs {
+			text, _ = differential.FreshIDs(text)
+		}
+		path := filepath.Join(dir, "log")
+		os.WriteFile(path, text, 0o644)
+		want, err := differential.Fail2ban(f2bcorpus.Root(), spec, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return diffFailures([]byte(strings.Join(lines, "\n")), got, want)
+	}
+	lines := differential.Shrink(strings.Split(strings.TrimSuffix(string(log), "\n"), "\n"), func(ls []string) bool { return run(ls) != "" })
+	return fmt.Sprintf("the shortest log found that still differs (%d lines):\n  %s\nwhere:\n%s", len(lines), strings.Join(lines, "\n  "), run(lines))
+}
+
 // portcullisFailures runs log through m in blocks of 500 lines, as a file source would.
 func portcullisFailures(t *testing.T, m *Matcher, log []byte) []differential.Failure {
-	w := newWorker(t, m)
+	w, err := m.NewWorker()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
 	lines := strings.Split(strings.TrimSuffix(string(log), "\n"), "\n")
 	var out []differential.Failure
 	for at := 0; at < len(lines); at += 500 {
@@ -145,7 +177,8 @@ func TestDifferentialNginxHTTPAuth(t *testing.T) {
 				t.Fatalf("mode %s, seed %d: fail2ban found no failure: the generator is broken", mode, seed)
 			}
 			if d := diffFailures(log, portcullisFailures(t, m, log), want); d != "" {
-				t.Fatalf("mode %s, seed %d: portcullis and fail2ban differ (portcullis | fail2ban):\n%s", mode, seed, d)
+				t.Fatalf("mode %s, seed %d: portcullis and fail2ban differ (portcullis | fail2ban):\n%s%s", mode, seed, d,
+					shrunk(t, log, f, "nginx-http-auth", "nginx-http-auth[mode="+mode+"]", false))
 			}
 		}
 	}

@@ -238,3 +238,22 @@ func NginxHTTPAuth(seed uint64, n int, start time.Time) []byte {
 	}
 	return b.Bytes()
 }
+
+// Shrink returns a short part of lines for which differs still holds: it removes chunks of half,
+// a quarter, … down to single lines, keeping each removal after which the difference stays
+// (a simplified delta debugging). differs must hold for lines themselves; the order of the lines
+// kept is theirs.
+func Shrink(lines []string, differs func([]string) bool) []string {
+	for chunk := len(lines) / 2; chunk >= 1; chunk /= 2 {
+		for at := 0; at < len(lines); {
+			end := min(at+chunk, len(lines))
+			try := append(append([]string(nil), lines[:at]...), lines[end:]...)
+			if len(try) > 0 && differs(try) {
+				lines = try
+				continue // the same position now holds the next chunk
+			}
+			at = end
+		}
+	}
+	return lines
+}
