@@ -25,10 +25,7 @@ import (
 // differential.FreshIDs. DIFF_SEEDS (make differential) sets how many seeds; two by default.
 func TestDifferentialSSHD(t *testing.T) {
 	needCorpus(t)
-	seeds := 2
-	if n, err := strconv.Atoi(os.Getenv("DIFF_SEEDS")); err == nil && n > 0 {
-		seeds = n
-	}
+	seeds := diffSeeds()
 	start := time.Date(fixedNow.Year(), 3, 1, 0, 0, 0, 0, time.UTC)
 	for _, mode := range []string{"normal", "ddos", "extra", "aggressive"} {
 		f, errs := config.LoadFilter(f2bcorpus.FilterDir(), "sshd", map[string]string{"mode": mode})
@@ -90,6 +87,14 @@ func shrunk(t *testing.T, log []byte, f *config.Filter, name, spec string, fresh
 	}
 	lines := differential.Shrink(strings.Split(strings.TrimSuffix(string(log), "\n"), "\n"), func(ls []string) bool { return run(ls) != "" })
 	return fmt.Sprintf("the shortest log found that still differs (%d lines):\n  %s\nwhere:\n%s", len(lines), strings.Join(lines, "\n  "), run(lines))
+}
+
+// diffSeeds is how many seeds each differential test runs: DIFF_SEEDS (make differential), else 2.
+func diffSeeds() int {
+	if n, err := strconv.Atoi(os.Getenv("DIFF_SEEDS")); err == nil && n > 0 {
+		return n
+	}
+	return 2
 }
 
 // portcullisFailures runs log through m in blocks of 500 lines, as a file source would.
@@ -154,10 +159,7 @@ func diffFailures(log []byte, got, want []differential.Failure) string {
 // logs with hostile user names and requests (differential.NginxHTTPAuth), on both engines.
 func TestDifferentialNginxHTTPAuth(t *testing.T) {
 	needCorpus(t)
-	seeds := 2
-	if n, err := strconv.Atoi(os.Getenv("DIFF_SEEDS")); err == nil && n > 0 {
-		seeds = n
-	}
+	seeds := diffSeeds()
 	start := time.Date(fixedNow.Year(), 3, 1, 0, 0, 0, 0, time.UTC)
 	for _, mode := range []string{"normal", "fallback", "aggressive"} {
 		f, errs := config.LoadFilter(f2bcorpus.FilterDir(), "nginx-http-auth", map[string]string{"mode": mode})

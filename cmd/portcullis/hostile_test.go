@@ -150,6 +150,14 @@ func syslogEnv(t *testing.T, jails, daemonConf string) *env {
 	return e
 }
 
+// syslogFailures writes n RFC 3164 sshd failures of addr to w, one per write, each ended by end
+// (a newline on a stream; nothing for datagrams).
+func syslogFailures(w io.Writer, addr string, n, pid int, end string) {
+	for i := range n {
+		fmt.Fprintf(w, "<38>%s web1 sshd[%d]: Failed password for root from %s port 22 ssh2%s", stamp(), pid+i, addr, end)
+	}
+}
+
 // metric reads one value from the daemon's /metrics.
 func (e *env) metric(name string) float64 {
 	e.t.Helper()
@@ -196,9 +204,7 @@ func TestHostileSyslogConnectionFlood(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := range 3 {
-		fmt.Fprintf(c, "<38>%s web1 sshd[%d]: Failed password for root from 203.0.113.150 port 22 ssh2\n", stamp(), 700+i)
-	}
+	syslogFailures(c, "203.0.113.150", 3, 700, "\n")
 	c.Close()
 	e.waitBanned("the other sender's failures to ban", "sshd-v4", "203.0.113.150", d)
 	if n := strings.Count(d.stderr.String(), "refusing connections"); n > 2 {
@@ -238,9 +244,7 @@ syslog_host = cert:web1.example
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := range 5 {
-		fmt.Fprintf(u, "<38>%s web1 sshd[%d]: Failed password for root from 203.0.113.77 port 22 ssh2", stamp(), 800+i)
-	}
+	syslogFailures(u, "203.0.113.77", 5, 800, "") // a datagram is one message
 	u.Close()
 	e.waitBanned("the forged datagrams to ban in the jail that trusts the network", "by-network-v4", "203.0.113.77", d)
 	if _, ok := nftSet(t, "by-cert-v4")["203.0.113.77"]; ok {
@@ -250,9 +254,7 @@ syslog_host = cert:web1.example
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := range 3 {
-		fmt.Fprintf(c, "<38>%s web1 sshd[%d]: Failed password for root from 203.0.113.78 port 22 ssh2\n", stamp(), 900+i)
-	}
+	syslogFailures(c, "203.0.113.78", 3, 900, "\n")
 	c.Close()
 	e.waitBanned("the certified sender's failures to ban", "by-cert-v4", "203.0.113.78", d)
 	d.stop(t)
