@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -72,6 +73,7 @@ type Active struct {
 type Policy struct {
 	Name       string
 	BanTime    time.Duration // negative means forever
+	MaxRetry   int           // caps a known offender's failure weight (Weights)
 	IgnoreIP   []netip.Prefix
 	IgnoreSelf bool
 	Increment  Increment
@@ -186,6 +188,8 @@ type Manager struct {
 	// inWide counts the active bans strictly inside each network of an escalation rule (keyed by
 	// jail and network), so a ban checks its rules without scanning every active ban.
 	inWide map[bkey]int
+	// anyIncrement: some jail has bantime.increment, so Weights has work to do.
+	anyIncrement bool
 	// ends orders the bans that end by their end time, so Expire looks only at the ones due. An
 	// entry whose ban was lifted or changed since is stale and dropped when it comes up.
 	ends endHeap
@@ -214,6 +218,9 @@ func New(pols []Policy, opts Options) *Manager {
 	}
 	m := &Manager{pols: pols, now: opts.Now, Stats: make([]JailStats, len(pols)),
 		active: make(map[bkey]Active), hist: make(map[netip.Prefix]History), histJail: make(map[bkey]History), inWide: make(map[bkey]int)}
+	for _, p := range pols {
+		m.anyIncrement = m.anyIncrement || p.Increment.Enabled
+	}
 	for _, a := range opts.SelfAddrs {
 		a = a.Unmap()
 		m.self = append(m.self, netip.PrefixFrom(a, a.BitLen()))
@@ -323,6 +330,74 @@ func (m *Manager) decide(jail uint16, addr netip.Addr, pfx netip.Prefix, reason 
 		return Decision{}, ErrAlreadyBanned
 	}
 	return m.banLocked(jail, pfx, now, reason), nil
+}
+
+// prolong extends the ban of a crossing's key that is already banned, as fail2ban's BanManager
+// does when maxretry failures come again during a ban (addBanTicket): the ban then ends bantime
+// (the jail's, never increased) after now, if that is later than its end. The ban keeps its
+// start and count; the pair of decisions it returns (lift, ban again, reason "prolonged") makes
+// the firewall replace the element with one of the new timeout.
+func (m *Manager) prolong(jail uint16, addr netip.Addr, pfx netip.Prefix, dst []Decision) []Decision {
+	addr = addr.Unmap()
+	if !pfx.IsValid() || pfx.Bits() >= addr.BitLen() || !pfx.Contains(addr) {
+		pfx = netip.PrefixFrom(addr, addr.BitLen())
+	}
+	k := bkey{prefix: pfx, jail: jail}
+	now := m.now().Unix()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	a, ok := m.active[k]
+	if !ok || a.End == 0 {
+		return dst
+	}
+	end := int64(0)
+	if bt := m.pols[jail].BanTime; bt >= 0 {
+		end = now + int64((bt+time.Second-1)/time.Second)
+		if end <= a.End {
+			return dst
+		}
+	}
+	dst = append(dst, a.unban(Prolonged))
+	a.End = end
+	m.setActiveLocked(k, a)
+	return append(dst, Decision{Op: OpBan, Jail: jail, Prefix: pfx, Start: a.Start, End: end, Count: a.Count,
+		JailCount: m.histJail[k].Count, Reason: Prolonged})
+}
+
+// Prolonged is the reason of the decisions that extend a ban in force (Manager.prolong).
+const Prolonged = "prolonged"
+
+// Weights implements window.Weigher with fail2ban's observer (failureFound): with
+// bantime.increment, a failure of an address banned n times before in the jail (the last ban
+// before the failure) counts 2^(n-1)+1 times, at most maxretry, so a known offender is banned
+// again sooner. It takes the lock once per call, and not at all when no event's jail increments.
+func (m *Manager) Weights(n int, at func(i int) (jail uint16, key netip.Prefix, t int64), dst []uint8) []uint8 {
+	if !m.anyIncrement {
+		return dst
+	}
+	locked := false
+	for i := range n {
+		jail, key, t := at(i)
+		if int(jail) >= len(m.pols) || !m.pols[jail].Increment.Enabled {
+			continue
+		}
+		if !locked {
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			locked = true
+		}
+		h, ok := m.histJail[bkey{prefix: key, jail: jail}]
+		if !ok || h.Count == 0 || t <= h.Last {
+			continue
+		}
+		if len(dst) < n { // 0: the event counts once
+			dst = slices.Grow(dst[:0], n)[:n]
+			clear(dst)
+		}
+		w := uint32(1)<<min(h.Count, 20)/2 + 1
+		dst[i] = uint8(min(w, uint32(m.pols[jail].MaxRetry), 255))
+	}
+	return dst
 }
 
 // wider is the network of rule e that holds pfx in jail, when e is of pfx's family and wider.
@@ -448,13 +523,17 @@ func (a Active) unban(reason string) Decision {
 }
 
 // Decide appends a ban decision for every crossing whose address is neither protected nor already
-// banned in its jail.
+// banned in its jail, and prolongs the ban of one that is (prolong).
 func (m *Manager) Decide(cs []window.Crossing, dst []Decision) []Decision {
 	for _, c := range cs {
-		if d, err := m.decide(c.Jail, c.Addr, c.Prefix, "failures"); err == nil {
+		d, err := m.decide(c.Jail, c.Addr, c.Prefix, "failures")
+		switch {
+		case err == nil:
 			d.Evidence = &Evidence{Failures: c.Count, Times: c.Times, Matches: c.Matches}
 			dst = append(dst, d)
 			dst = append(dst, m.escalate(c.Jail, d.Prefix)...)
+		case errors.Is(err, ErrAlreadyBanned):
+			dst = m.prolong(c.Jail, c.Addr, c.Prefix, dst)
 		}
 	}
 	return dst

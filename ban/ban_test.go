@@ -380,3 +380,68 @@ func TestExpireAfterUnbanAndReban(t *testing.T) {
 		t.Fatalf("left behind: %+v, %d end entries", x, len(m.ends))
 	}
 }
+
+// maxretry failures again during a ban prolong it as fail2ban's BanManager does: the ban then
+// ends bantime after the crossing, when that is later; start and count stay. A permanent ban and
+// an earlier end change nothing.
+func TestProlongWhileBanned(t *testing.T) {
+	c := &clock{time.Unix(1000, 0)}
+	m := New([]Policy{{Name: "sshd", BanTime: 30 * time.Second}, {Name: "forever", BanTime: -1}}, Options{Now: c.now, SelfAddrs: []netip.Addr{}})
+	if ds := m.Decide([]window.Crossing{cross(0, "203.0.113.1"), cross(1, "203.0.113.1")}, nil); len(ds) != 2 || ds[0].End != 1030 {
+		t.Fatalf("first bans: %+v", ds)
+	}
+	c.t = time.Unix(1010, 0)
+	ds := m.Decide([]window.Crossing{cross(0, "203.0.113.1"), cross(1, "203.0.113.1")}, nil)
+	if len(ds) != 2 || ds[0].Op != OpUnban || ds[1].Op != OpBan || ds[1].Reason != Prolonged ||
+		ds[1].Start != 1000 || ds[1].End != 1040 || ds[1].Count != 1 {
+		t.Fatalf("prolong: %+v, want the ban lifted and made again from 1000 to 1040, count 1", ds)
+	}
+	if a := m.Active(0, false); len(a) != 1 || a[0].End != 1040 {
+		t.Fatalf("active after prolong: %+v", a)
+	}
+	c.t = time.Unix(1005, 0) // a crossing read late: its end (1035) is earlier
+	if ds := m.Decide([]window.Crossing{cross(0, "203.0.113.1")}, nil); len(ds) != 0 {
+		t.Fatalf("an earlier end prolonged: %+v", ds)
+	}
+	c.t = time.Unix(1040, 0)
+	if ds := m.Expire(nil); len(ds) != 1 || ds[0].End != 1040 {
+		t.Fatalf("expiry after prolong: %+v", ds)
+	}
+	if got := m.Stats[0].Bans.Load(); got != 1 {
+		t.Fatalf("bans counted %d, want 1: a prolong is no new ban", got)
+	}
+}
+
+// With bantime.increment a failure of an address banned n times before counts 2^(n-1)+1 times, at
+// most maxretry (fail2ban's observer, failureFound); failures at or before its last ban, of
+// other addresses or in jails without increment count once.
+func TestWeightsOfKnownOffenders(t *testing.T) {
+	c := &clock{time.Unix(1000, 0)}
+	m := New([]Policy{{Name: "inc", BanTime: time.Second, MaxRetry: 5, Increment: Increment{Enabled: true}}, {Name: "plain", BanTime: time.Second, MaxRetry: 5}},
+		Options{Now: c.now, SelfAddrs: []netip.Addr{}})
+	type ev struct {
+		jail uint16
+		addr string
+		t    int64
+	}
+	weigh := func(evs ...ev) []uint8 {
+		return m.Weights(len(evs), func(i int) (uint16, netip.Prefix, int64) {
+			a := netip.MustParseAddr(evs[i].addr)
+			return evs[i].jail, netip.PrefixFrom(a, a.BitLen()), evs[i].t
+		}, nil)
+	}
+	if w := weigh(ev{0, "203.0.113.1", 1000}); len(w) != 0 {
+		t.Fatalf("no history: weights %v", w)
+	}
+	for n, want := range []uint8{2, 3, 5, 5} {
+		c.t = time.Unix(int64(1000+10*n), 0)
+		m.Decide([]window.Crossing{cross(0, "203.0.113.1"), cross(1, "203.0.113.1")}, nil)
+		at := c.t.Unix()
+		w := weigh(ev{0, "203.0.113.1", at + 1}, ev{0, "203.0.113.1", at}, ev{0, "203.0.113.2", at + 1}, ev{1, "203.0.113.1", at + 1})
+		if len(w) != 4 || w[0] != want || w[1] > 1 || w[2] > 1 || w[3] > 1 {
+			t.Fatalf("after %d bans: weights %v, want [%d ≤1 ≤1 ≤1]", n+1, w, want)
+		}
+		c.t = c.t.Add(5 * time.Second)
+		m.Expire(nil)
+	}
+}

@@ -158,8 +158,9 @@ func (a *applier) commit(batch []change, waiters []chan error) {
 // first change of a key says whether its element is there before the batch (an unban: it is; a
 // ban: it is not, or the key would not be banned again), the last whether it should be after. So a
 // ban lifted later in the same batch (aggregated into a wider one) never reaches the kernel, an
-// element lifted and banned again is added over itself, and one lifted, banned and lifted again is
-// removed. Expiries (firewall false) are left out: the kernel dropped those elements itself.
+// element lifted and banned again (a prolonged ban) is removed and added with its new timeout (the
+// kernel keeps an element's timeout when it is added over), and one lifted, banned and lifted
+// again is removed. Expiries (firewall false) are left out: the kernel dropped those elements itself.
 func netEffect(batch []change, now int64) (add, del []sink.Element) {
 	type key struct {
 		jail   string
@@ -189,11 +190,12 @@ func netEffect(batch []change, now int64) (add, del []sink.Element) {
 		}
 	}
 	for _, k := range order {
-		switch st := states[k]; {
-		case st.after:
-			add = append(add, st.el)
-		case st.before:
+		st := states[k]
+		if st.before {
 			del = append(del, sink.Element{Jail: k.jail, Prefix: k.prefix})
+		}
+		if st.after {
+			add = append(add, st.el)
 		}
 	}
 	return add, del

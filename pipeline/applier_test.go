@@ -40,7 +40,8 @@ func TestNetEffect(t *testing.T) {
 		{"a ban already over", []change{ban("192.0.2.1/32", now)}, nil, nil},
 		{"aggregated in the same batch", []change{ban("2001:db8::1/128", now+60), unban("2001:db8::1/128"), ban("2001:db8::/56", now+60)},
 			[]string{"2001:db8::/56 1m0s"}, nil},
-		{"lifted and banned again", []change{unban("192.0.2.1/32"), ban("192.0.2.1/32", now+120)}, []string{"192.0.2.1/32 2m0s"}, nil},
+		// A prolonged ban: the element is replaced, as adding over it keeps the old timeout.
+		{"lifted and banned again", []change{unban("192.0.2.1/32"), ban("192.0.2.1/32", now+120)}, []string{"192.0.2.1/32 2m0s"}, []string{"192.0.2.1/32 0s"}},
 		{"lifted, banned, lifted", []change{unban("192.0.2.1/32"), ban("192.0.2.1/32", now+60), unban("192.0.2.1/32")}, nil, []string{"192.0.2.1/32 0s"}},
 		{"lifted, then a ban already over", []change{unban("192.0.2.1/32"), ban("192.0.2.1/32", now)}, nil, []string{"192.0.2.1/32 0s"}},
 	} {

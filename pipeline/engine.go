@@ -438,7 +438,7 @@ func (e *engine) needsOrder(s *source) bool {
 func (e *engine) work(mw *matcher.Worker, own chan *ingest.Block, log *slog.Logger, apply func([]ban.Decision, *engine)) {
 	defer e.workers.Done()
 	defer mw.Close()
-	adder := e.win.NewAdder()
+	adder := e.win.NewAdder(e.bans)
 	var (
 		events    []matcher.Event
 		crossings []window.Crossing
@@ -553,7 +553,7 @@ func stageConfig(cfg *config.Config) ([]matcher.JailSpec, []window.JailParams, [
 		for _, e := range j.Escalate {
 			esc = append(esc, ban.Escalation{V6: e.V6, Bits: e.Bits, Count: e.Count})
 		}
-		pols[id] = ban.Policy{IgnoreCommand: ic, Escalate: esc, Name: j.Name, BanTime: j.BanTime, IgnoreIP: j.IgnoreIP, IgnoreSelf: j.IgnoreSelf,
+		pols[id] = ban.Policy{IgnoreCommand: ic, Escalate: esc, Name: j.Name, BanTime: j.BanTime, MaxRetry: j.MaxRetry, IgnoreIP: j.IgnoreIP, IgnoreSelf: j.IgnoreSelf,
 			Increment: ban.Increment{Enabled: in.Enabled, Factor: in.Factor, Formula: in.Formula, Multipliers: in.Multipliers,
 				MaxTime: in.MaxTime, RndTime: in.RndTime, OverallJails: in.OverallJails}}
 	}

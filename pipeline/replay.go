@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
-	"sort"
 	"time"
 
 	"github.com/portcullis/portcullis/ban"
@@ -31,11 +30,13 @@ type ReplayOptions struct {
 // ReplayDecision is one ban or unban the daemon would have made.
 type ReplayDecision struct {
 	Time     time.Time
-	Op       string // "ban" or "unban"
+	Op       string // "ban", "unban" or "prolong" (a ban in force ends later: End)
 	Jail     string
 	Prefix   netip.Prefix
 	Failures int           // failures that crossed maxretry (bans)
 	Duration time.Duration // ban length; negative: forever
+	End      time.Time     // when the ban ends (bans, prolongs) or ended (unbans); zero: never
+	Count    uint32        // bans of the prefix so far, this one included: in the jail, or in every jail with bantime.overalljails
 }
 
 // ReplayStats sums up a replay.
@@ -80,9 +81,11 @@ func Replay(opts ReplayOptions, emit func(ReplayDecision) error) (ReplayStats, e
 	}
 	defer w.Close()
 	win := window.New(params, window.Options{MaxKeys: 10_000_000})
-	adder := win.NewAdder()
-	var clock time.Time // the replayed time: the latest event seen
-	bans := ban.New(pols, ban.Options{Now: func() time.Time { return clock }})
+	// clock is the replayed time: the latest event seen, when bans expire. A ban starts at the
+	// time of the failure that crossed maxretry (decideAt), as fail2ban's ban ticket does.
+	var clock, decideAt time.Time
+	bans := ban.New(pols, ban.Options{Now: func() time.Time { return decideAt }})
+	adder := win.NewAdder(bans)
 
 	recidive := recidiveJails(cfg)
 	var events []matcher.Event
@@ -91,15 +94,27 @@ func Replay(opts ReplayOptions, emit func(ReplayDecision) error) (ReplayStats, e
 	failures := 0
 	report := func(ds []ban.Decision, t time.Time) error {
 		for _, d := range ds {
-			rd := ReplayDecision{Time: t, Op: d.Op.String(), Jail: cfg.Jails[d.Jail].Name, Prefix: d.Prefix}
-			if d.Op == ban.OpBan {
+			rd := ReplayDecision{Time: t, Op: d.Op.String(), Jail: cfg.Jails[d.Jail].Name, Prefix: d.Prefix, Count: d.JailCount}
+			if cfg.Jails[d.Jail].Increment.OverallJails {
+				rd.Count = d.Count // fail2ban's ban count is then the address's in every jail
+			}
+			if d.End != 0 {
+				rd.End = time.Unix(d.End, 0)
+			}
+			switch {
+			case d.Reason == ban.Prolonged && d.Op == ban.OpUnban:
+				continue // the prolong that follows says it
+			case d.Reason == ban.Prolonged:
+				rd.Op = "prolong"
+			case d.Op == ban.OpBan:
+				rd.Time = time.Unix(d.Start, 0)
 				st.Bans[rd.Jail]++
 				rd.Failures = failures
 				rd.Duration = -1
 				if d.End != 0 {
 					rd.Duration = time.Duration(d.End-d.Start) * time.Second
 				}
-			} else {
+			default:
 				rd.Time = time.Unix(d.End, 0)
 			}
 			if err := emit(rd); err != nil {
@@ -127,7 +142,8 @@ func Replay(opts ReplayOptions, emit func(ReplayDecision) error) (ReplayStats, e
 			if stopErr != nil {
 				return stopErr
 			}
-			// Keep the events inside the window of interest, in time order.
+			// Keep the events inside the window of interest, in the order of the log, as the
+			// daemon counts them.
 			kept := events[:0]
 			for _, ev := range events {
 				t := time.Unix(ev.Time, 0)
@@ -136,11 +152,10 @@ func Replay(opts ReplayOptions, emit func(ReplayDecision) error) (ReplayStats, e
 				}
 				kept = append(kept, ev)
 			}
-			sort.SliceStable(kept, func(i, j int) bool { return kept[i].Time < kept[j].Time })
 			for i := range kept {
 				ev := kept[i : i+1]
 				if t := time.Unix(ev[0].Time, 0); t.After(clock) {
-					clock = t
+					clock, decideAt = t, t
 					// Lift the bans whose time is up before counting the next failure.
 					if stopErr = report(bans.Expire(decisions[:0]), clock); stopErr != nil {
 						return stopErr
@@ -148,7 +163,11 @@ func Replay(opts ReplayOptions, emit func(ReplayDecision) error) (ReplayStats, e
 				}
 				st.Failures[cfg.Jails[ev[0].Jail].Name]++
 				crossings = adder.Add(ev, crossings[:0])
+				if len(crossings) > 0 {
+					decideAt = time.Unix(crossings[0].Time, 0)
+				}
 				decisions = escalate(recidive, adder, bans, bans.Decide(crossings, decisions[:0]))
+				decideAt = clock
 				if len(decisions) > 0 {
 					failures = crossings[0].Count
 					if stopErr = report(decisions, clock); stopErr != nil {

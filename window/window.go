@@ -78,8 +78,8 @@ func keyOf(jail uint16, a netip.Addr) key { return key{addr: a.As16(), jail: jai
 const inlineRing = 5
 
 type small struct {
-	t       [inlineRing]uint32
-	next, n uint8
+	t [inlineRing]uint32
+	n uint8 // slots filled
 }
 
 // ringBuckets bounds what a key of a jail with maxretry > inlineRing holds, whatever its maxretry.
@@ -261,16 +261,27 @@ func fmix64(h uint64) uint64 {
 }
 
 // Adder holds one goroutine's scratch for splitting batches by shard.
+// Weigher says how many failures each of n events counts for (at(i) is the event's jail, counting
+// key and time): weight 0 or 1 once, more for a known offender (ban.Manager.Weights, fail2ban's
+// bantime.increment). It is called once per Add, before any shard is locked, and returns dst
+// empty when every event counts once.
+type Weigher interface {
+	Weights(n int, at func(i int) (jail uint16, key netip.Prefix, t int64), dst []uint8) []uint8
+}
+
 type Adder struct {
 	w      *Window
+	weigh  Weigher
+	weight []uint8
 	keys   []netip.Addr // each event's counting key (its address, or its network's)
 	shard  []uint8
 	order  []int32
 	counts [shardCount + 1]int32
 }
 
-// NewAdder returns an Adder; use one per worker goroutine.
-func (w *Window) NewAdder() *Adder { return &Adder{w: w} }
+// NewAdder returns an Adder; use one per worker goroutine. weigh may be nil: every event counts
+// once.
+func (w *Window) NewAdder(weigh Weigher) *Adder { return &Adder{w: w, weigh: weigh} }
 
 // Add counts events and appends a Crossing to dst for every key that reached its jail's maxretry.
 // Events of a jail without parameters are ignored.
@@ -298,6 +309,16 @@ func (a *Adder) Add(events []matcher.Event, dst []Crossing) []Crossing {
 	for i := 1; i <= shardCount; i++ {
 		a.counts[i] += a.counts[i-1]
 	}
+	a.weight = a.weight[:0]
+	if a.weigh != nil {
+		a.weight = a.weigh.Weights(len(events), func(i int) (uint16, netip.Prefix, int64) {
+			ev := &events[i]
+			if int(ev.Jail) >= len(w.jails) {
+				return ev.Jail, netip.Prefix{}, ev.Time
+			}
+			return ev.Jail, w.jails[ev.Jail].Key(ev.Addr), ev.Time
+		}, a.weight)
+	}
 	if cap(a.order) < len(events) {
 		a.order = make([]int32, len(events))
 	}
@@ -323,7 +344,11 @@ func (a *Adder) Add(events []matcher.Event, dst []Crossing) []Crossing {
 			if w.prefixes {
 				k = a.keys[idx]
 			}
-			if c, ok := w.add(sh, ev, k); ok {
+			weight := uint32(1)
+			if len(a.weight) > 0 {
+				weight = max(1, uint32(a.weight[idx]))
+			}
+			if c, ok := w.add(sh, ev, k, weight); ok {
 				dst = append(dst, c)
 			}
 		}
@@ -332,25 +357,30 @@ func (a *Adder) Add(events []matcher.Event, dst []Crossing) []Crossing {
 	return dst
 }
 
-// pushRing records t in a ring of maxretry slots and reports whether the ring is full with all its
-// times within findtime of each other, and the newest time.
-func pushRing(ring []uint32, next, n *int, t uint32, findTime int64) (crossed bool, newest uint32) {
-	ring[*next] = t
-	*next = (*next + 1) % len(ring)
+// pushRing records t among a key's failures: ring (maxretry slots, n filled) keeps the newest
+// maxretry times, so once it is full t takes the place of the oldest one if it is newer. The key
+// crosses when the ring is full and spans less than findtime: maxretry failures lie within
+// findtime of the newest. Keeping the newest times rather than the last arrivals counts failures
+// that arrive out of order (several files, several writers to one log) as the same failures in
+// time order would be counted. It returns the newest time.
+func pushRing(ring []uint32, n *int, t uint32, findTime int64) (crossed bool, newest uint32) {
 	if *n < len(ring) {
+		ring[*n] = t
 		*n++
+	} else {
+		oldest := 0
+		for i, x := range ring {
+			if x < ring[oldest] {
+				oldest = i
+			}
+		}
+		ring[oldest] = max(ring[oldest], t)
 	}
-	if *n < len(ring) {
-		return false, t
-	}
-	// The ring holds the last maxretry failures; they cross when all of them fall within findtime
-	// of each other. Comparing the span rather than "now - findtime" keeps events that arrive out
-	// of order (several files, several workers) counted correctly.
 	lo, hi := ring[0], ring[0]
-	for _, x := range ring {
+	for _, x := range ring[:*n] {
 		lo, hi = min(lo, x), max(hi, x)
 	}
-	return int64(hi)-int64(lo) < findTime, hi
+	return *n == len(ring) && int64(hi)-int64(lo) < findTime, hi
 }
 
 func secs(t int64) uint32 {
@@ -360,7 +390,7 @@ func secs(t int64) uint32 {
 	return uint32(t)
 }
 
-func (w *Window) add(sh *shard, ev *matcher.Event, keyAddr netip.Addr) (Crossing, bool) {
+func (w *Window) add(sh *shard, ev *matcher.Event, keyAddr netip.Addr, weight uint32) (Crossing, bool) {
 	p := &w.jails[ev.Jail]
 	if p.MaxRetry == 1 {
 		return Crossing{Jail: ev.Jail, Addr: ev.Addr, Prefix: p.Key(ev.Addr), Time: ev.Time, Count: 1, Line: ev.Line, Times: []uint32{secs(ev.Time)}}, true
@@ -375,15 +405,21 @@ func (w *Window) add(sh *shard, ev *matcher.Event, keyAddr netip.Addr) (Crossing
 			}
 			w.Tracked.Add(1)
 		}
-		next, n := int(e.next), int(e.n)
-		crossed, hi := pushRing(e.t[:p.MaxRetry], &next, &n, t, p.FindTime)
+		n := int(e.n)
+		var crossed bool
+		var hi uint32
+		for range min(weight, uint32(p.MaxRetry)) {
+			if crossed, hi = pushRing(e.t[:p.MaxRetry], &n, t, p.FindTime); crossed {
+				break
+			}
+		}
 		if crossed {
 			delete(sh.m, k)
 			w.Tracked.Add(-1)
 			return Crossing{Jail: ev.Jail, Addr: ev.Addr, Prefix: p.Key(ev.Addr), Time: int64(hi), Count: n,
-				Line: ev.Line, Times: ringTimes(nil, e.t[:p.MaxRetry], next, n)}, true
+				Line: ev.Line, Times: ringTimes(nil, e.t[:p.MaxRetry], n)}, true
 		}
-		e.next, e.n = uint8(next), uint8(n)
+		e.n = uint8(n)
 		sh.m[k] = e
 		return Crossing{}, false
 	}
@@ -394,7 +430,7 @@ func (w *Window) add(sh *shard, ev *matcher.Event, keyAddr netip.Addr) (Crossing
 		}
 		w.Tracked.Add(1)
 	}
-	if !e.add(t, 1, p) {
+	if !e.add(t, weight, p) {
 		if e.n == 0 {
 			delete(sh.big, k) // the failure was older than the window and nothing else is held
 			w.Tracked.Add(-1)
@@ -581,7 +617,7 @@ func (w *Window) Snapshot(fn func(h *Held)) {
 		sh.mu.Lock()
 		for k, e := range sh.m {
 			h.Jail, h.Addr, h.Counts = k.jail, netip.AddrFrom16(k.addr).Unmap(), nil
-			h.Times = ringTimes(h.Times[:0], e.t[:w.jails[k.jail].MaxRetry], int(e.next), int(e.n))
+			h.Times = ringTimes(h.Times[:0], e.t[:w.jails[k.jail].MaxRetry], int(e.n))
 			fn(&h)
 		}
 		for k, e := range sh.big {
@@ -595,13 +631,12 @@ func (w *Window) Snapshot(fn func(h *Held)) {
 	}
 }
 
-// ringTimes appends a ring's filled times, oldest first. ring is sized by the jail's maxretry
-// (e.t[:maxretry] for inline rings); until it is full, its times are in slots 0..n-1.
-func ringTimes(dst, ring []uint32, next, n int) []uint32 {
-	if n < len(ring) {
-		return append(dst, ring[:n]...)
-	}
-	return append(append(dst, ring[next:]...), ring[:next]...)
+// ringTimes appends a ring's filled times (its first n slots), oldest first.
+func ringTimes(dst, ring []uint32, n int) []uint32 {
+	at := len(dst)
+	dst = append(dst, ring[:n]...)
+	slices.Sort(dst[at:])
+	return dst
 }
 
 // Load puts back a key's failure times (from Snapshot, possibly of a window whose jail had other
@@ -663,7 +698,7 @@ func (w *Window) Load(h *Held, now int64) bool {
 				n++
 			}
 		}
-		e.n, e.next = uint8(n), uint8(n%p.MaxRetry)
+		e.n = uint8(n)
 		sh.m[k] = e
 		return true
 	}

@@ -20,7 +20,7 @@ func BenchmarkAdd(b *testing.B) {
 			b.SetBytes(256 * int64(unsafe.Sizeof(matcher.Event{})))
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {
-				a := w.NewAdder()
+				a := w.NewAdder(nil)
 				events := make([]matcher.Event, 256)
 				var dst []Crossing
 				i := 0
@@ -49,7 +49,7 @@ func BenchmarkMemoryPerKey(b *testing.B) {
 				var before, after runtime.MemStats
 				runtime.ReadMemStats(&before)
 				w := New([]JailParams{{MaxRetry: tc.maxRetry, FindTime: 600}}, Options{MaxKeys: 2 * keys})
-				a := w.NewAdder()
+				a := w.NewAdder(nil)
 				events := make([]matcher.Event, 1024)
 				for k := 0; k < keys; k += len(events) {
 					for j := range events {

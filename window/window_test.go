@@ -18,7 +18,7 @@ func ev(jail uint16, addr string, t int64) matcher.Event {
 
 func TestCrossesAtMaxRetryWithinFindTime(t *testing.T) {
 	w := New([]JailParams{{MaxRetry: 3, FindTime: 600}, {MaxRetry: 1, FindTime: 60}}, Options{})
-	a := w.NewAdder()
+	a := w.NewAdder(nil)
 	f := func(events []matcher.Event, want ...string) {
 		t.Helper()
 		got := a.Add(events, nil)
@@ -64,7 +64,7 @@ func TestCrossesAtMaxRetryWithinFindTime(t *testing.T) {
 
 func TestCapEvicts(t *testing.T) {
 	w := New([]JailParams{{MaxRetry: 5, FindTime: 600}}, Options{MaxKeys: 64})
-	a := w.NewAdder()
+	a := w.NewAdder(nil)
 	var events []matcher.Event
 	for i := 0; i < 10000; i++ {
 		events = append(events, matcher.Event{Jail: 0, Addr: netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), Time: 1})
@@ -82,7 +82,7 @@ func TestCapEvicts(t *testing.T) {
 // still crosses at its maxretry-th failure.
 func TestEvictionPrefersLowCounts(t *testing.T) {
 	w := New([]JailParams{{MaxRetry: 5, FindTime: 600}}, Options{MaxKeys: 2 * shardCount}) // 2 per shard
-	a := w.NewAdder()
+	a := w.NewAdder(nil)
 	attacker := netip.MustParseAddr("203.0.113.50")
 	home := shardOf(0, attacker)
 	// Addresses that land in the attacker's shard.
@@ -120,7 +120,7 @@ func TestConcurrentAdders(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			a := w.NewAdder()
+			a := w.NewAdder(nil)
 			for i := 0; i < 1000; i++ {
 				c := a.Add([]matcher.Event{ev(0, "198.51.100.1", int64(i))}, nil)
 				mu.Lock()
@@ -138,7 +138,7 @@ func TestConcurrentAdders(t *testing.T) {
 // Jails with a maxretry above the inline ring use the larger entries, with the same rules.
 func TestLargeMaxRetry(t *testing.T) {
 	w := New([]JailParams{{MaxRetry: 10, FindTime: 60}}, Options{})
-	a := w.NewAdder()
+	a := w.NewAdder(nil)
 	var got []Crossing
 	for i := 0; i < 9; i++ {
 		got = a.Add([]matcher.Event{ev(0, "2001:db8::9", int64(100+i))}, got[:0])
@@ -168,7 +168,7 @@ func TestLargeMaxRetry(t *testing.T) {
 func TestSnapshotLoad(t *testing.T) {
 	params := []JailParams{{MaxRetry: 3, FindTime: 600}, {MaxRetry: 8, FindTime: 600}}
 	old := New(params, Options{})
-	a := old.NewAdder()
+	a := old.NewAdder(nil)
 	// Jail 0: five failures 200 s apart wrap the 3-slot ring; the last two are within 600 s of a
 	// sixth at 1000 + ... Jail 1: seven failures, one short of eight.
 	var evs []matcher.Event
@@ -199,7 +199,7 @@ func TestSnapshotLoad(t *testing.T) {
 			t.Fatalf("key %v not loaded", held[i])
 		}
 	}
-	fa := fresh.NewAdder()
+	fa := fresh.NewAdder(nil)
 	// Loading keeps at most maxretry-1 times: 1900 and 2200 for jail 0, so 2300 crosses (three
 	// within 600 s), as it would have in the old window.
 	got := fa.Add([]matcher.Event{ev(0, "192.0.2.1", 2300), ev(1, "2001:db8::5", 2300)}, nil)
@@ -225,7 +225,7 @@ func TestSnapshotLoad(t *testing.T) {
 // crossing names the network and the address that crossed.
 func TestPrefixCounting(t *testing.T) {
 	w := New([]JailParams{{MaxRetry: 3, FindTime: 600, Prefix6: 64, Prefix4: 24}, {MaxRetry: 3, FindTime: 600}}, Options{})
-	a := w.NewAdder()
+	a := w.NewAdder(nil)
 	got := a.Add([]matcher.Event{
 		ev(0, "2001:db8:1:2::1", 1), ev(0, "2001:db8:1:2:ffff::9", 2), ev(0, "2001:db8:1:3::1", 3), // the last is another /64
 		ev(1, "2001:db8:1:2::1", 1), ev(1, "2001:db8:1:2::2", 2), ev(1, "2001:db8:1:2::3", 3), // per address: no crossing
@@ -258,7 +258,7 @@ func TestBucketsAgainstExactCount(t *testing.T) {
 		for _, shuffled := range []bool{false, true} {
 			p := JailParams{MaxRetry: maxRetry, FindTime: 600}
 			w := New([]JailParams{p}, Options{})
-			a := w.NewAdder()
+			a := w.NewAdder(nil)
 			addr := netip.MustParseAddr("2001:db8::1")
 			var since []int64 // every failure since the last crossing
 			now := int64(100_000)
@@ -315,7 +315,7 @@ func TestMemoryPerKeyIndependentOfMaxRetry(t *testing.T) {
 		runtime.ReadMemStats(&before)
 		// Failures 100 s apart within a findtime of 1,700 s: every bucket a key may hold fills.
 		w := New([]JailParams{{MaxRetry: maxRetry, FindTime: 1700}}, Options{MaxKeys: 2 * keys})
-		a := w.NewAdder()
+		a := w.NewAdder(nil)
 		events := make([]matcher.Event, 500)
 		for i := range min(maxRetry-1, ringBuckets+1) {
 			for k := 0; k < keys; k += len(events) {
@@ -350,7 +350,7 @@ func TestMemoryPerKeyIndependentOfMaxRetry(t *testing.T) {
 func TestSnapshotLoadBuckets(t *testing.T) {
 	p := []JailParams{{MaxRetry: 100, FindTime: 600}}
 	w := New(p, Options{})
-	a := w.NewAdder()
+	a := w.NewAdder(nil)
 	addr := netip.MustParseAddr("192.0.2.50")
 	for i := range 99 {
 		if c := a.Add([]matcher.Event{ev(0, "192.0.2.50", int64(1000+i*5))}, nil); len(c) != 0 {
@@ -368,12 +368,90 @@ func TestSnapshotLoadBuckets(t *testing.T) {
 	if !fresh.Load(&held[0], 1500) || fresh.Count(0, addr, 1500) != 99 {
 		t.Fatalf("loaded count %d, want 99", fresh.Count(0, addr, 1500))
 	}
-	if c := fresh.NewAdder().Add([]matcher.Event{ev(0, "192.0.2.50", 1500)}, nil); len(c) != 1 || c[0].Count != 100 || len(c[0].Times) != 100 {
+	if c := fresh.NewAdder(nil).Add([]matcher.Event{ev(0, "192.0.2.50", 1500)}, nil); len(c) != 1 || c[0].Count != 100 || len(c[0].Times) != 100 {
 		t.Fatalf("the 100th failure after a load: %+v", c)
 	}
 	// A stricter jail keeps only maxretry-1 of them.
 	strict := New([]JailParams{{MaxRetry: 20, FindTime: 600}}, Options{})
 	if !strict.Load(&held[0], 1500) || strict.Count(0, addr, 1500) != 19 {
 		t.Fatalf("strict load count %d, want 19", strict.Count(0, addr, 1500))
+	}
+}
+
+// Failures that arrive out of order are counted as the same failures in time order: a key
+// crosses when maxretry of them lie within findtime of the newest, whatever order they came in.
+// Checked against a brute-force count on shuffled arrivals, for the inline ring (maxretry ≤ 5)
+// and the buckets.
+func TestOutOfOrderCountsAsInTimeOrder(t *testing.T) {
+	for _, maxretry := range []int{2, 3, 5, 6, 9} {
+		const findtime = 60
+		rng := rand.New(rand.NewPCG(uint64(maxretry), 7))
+		for round := range 2000 {
+			w := New([]JailParams{{MaxRetry: maxretry, FindTime: findtime}}, Options{})
+			a := w.NewAdder(nil)
+			var seen []int64
+			for i := range 3 * maxretry {
+				tm := int64(1000 + i*15 + rng.IntN(90) - 45)
+				seen = append(seen, tm)
+				hi := slices.Max(seen)
+				in := 0
+				for _, x := range seen {
+					if x > hi-findtime {
+						in++
+					}
+				}
+				got := len(a.Add([]matcher.Event{ev(0, "192.0.2.1", tm)}, nil)) > 0
+				if want := in >= maxretry; got != want {
+					t.Fatalf("maxretry %d, round %d: after %v crossed %v, want %v", maxretry, round, seen, got, want)
+				}
+				if got {
+					break
+				}
+			}
+		}
+	}
+	// The case that needs it: arrivals 100, 41, 102, 103 hold 100, 102 and 103 within 60 s.
+	w := New([]JailParams{{MaxRetry: 3, FindTime: 60}}, Options{})
+	a := w.NewAdder(nil)
+	var cs []Crossing
+	for _, tm := range []int64{100, 41, 102, 103} {
+		cs = a.Add([]matcher.Event{ev(0, "192.0.2.1", tm)}, cs)
+	}
+	if len(cs) != 1 || cs[0].Time != 103 || !slices.Equal(cs[0].Times, []uint32{100, 102, 103}) {
+		t.Fatalf("crossings %+v, want one at 103 holding 100, 102, 103", cs)
+	}
+}
+
+// weigher weighs every event of one address.
+type weigher struct {
+	addr   netip.Addr
+	weight uint8
+}
+
+func (w weigher) Weights(n int, at func(int) (uint16, netip.Prefix, int64), dst []uint8) []uint8 {
+	for i := range n {
+		if _, k, _ := at(i); k.Addr() == w.addr {
+			for len(dst) < n {
+				dst = append(dst, 0)
+			}
+			dst[i] = w.weight
+		}
+	}
+	return dst
+}
+
+// A weighed failure counts weight times (fail2ban's known offenders), in the ring and the buckets.
+func TestWeightedFailures(t *testing.T) {
+	for _, maxretry := range []int{3, 8} {
+		known := netip.MustParseAddr("192.0.2.7")
+		w := New([]JailParams{{MaxRetry: maxretry, FindTime: 60}}, Options{})
+		a := w.NewAdder(weigher{known, uint8(maxretry - 1)})
+		if cs := a.Add([]matcher.Event{ev(0, "192.0.2.7", 10), ev(0, "192.0.2.8", 10)}, nil); len(cs) != 0 {
+			t.Fatalf("maxretry %d: crossed on the first failure: %+v", maxretry, cs)
+		}
+		cs := a.Add([]matcher.Event{ev(0, "192.0.2.8", 11), ev(0, "192.0.2.7", 11)}, nil)
+		if len(cs) != 1 || cs[0].Addr != known {
+			t.Fatalf("maxretry %d: crossings %+v, want the known offender's only", maxretry, cs)
+		}
 	}
 }

@@ -13,11 +13,11 @@ import (
 	"github.com/portcullis/portcullis/pipeline"
 )
 
-const replayUsage = `usage: portcullis replay -c DIR [--json] [--from T] [--to T] [--cpuprofile F] [--memprofile F] LOG...
+const replayUsage = `usage: portcullis replay -c DIR [--json] [--from T] [--to T] [--now T] [--cpuprofile F] [--memprofile F] LOG...
 
 Runs the configured jails over archived logs (plain, .gz or .zst; - for stdin) by event time,
 with no firewall, and prints every ban and unban the daemon would have made. T is unix seconds or
-RFC 3339.
+RFC 3339; --now is the time year-less stamps are read against (default: the current time).
 `
 
 func cmdReplay(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -28,6 +28,7 @@ func cmdReplay(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	asJSON := fs.Bool("json", false, "one JSON object per decision")
 	from := fs.String("from", "", "ignore events before this time")
 	to := fs.String("to", "", "ignore events from this time on")
+	now := fs.String("now", "", "read year-less stamps as of this time")
 	cpuProf := fs.String("cpuprofile", "", "write a CPU profile here (go tool pprof)")
 	memProf := fs.String("memprofile", "", "write an allocation profile here at the end")
 	logs, err := parseInterspersed(fs, args)
@@ -66,10 +67,11 @@ func cmdReplay(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	opts := pipeline.ReplayOptions{ConfigDir: *dir, Logs: logs, Stdin: stdin,
 		Progress: func(n uint64) { fmt.Fprintf(stderr, "%d lines…\n", n) },
 		Warn:     func(w string) { fmt.Fprintf(stderr, "warning: %s\n", w) }}
+	var nowT time.Time
 	for _, f := range []struct {
 		s string
 		t *time.Time
-	}{{*from, &opts.From}, {*to, &opts.To}} {
+	}{{*from, &opts.From}, {*to, &opts.To}, {*now, &nowT}} {
 		if f.s == "" {
 			continue
 		}
@@ -80,6 +82,9 @@ func cmdReplay(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 		*f.t = t
 	}
+	if !nowT.IsZero() {
+		opts.Now = func() time.Time { return nowT }
+	}
 	enc := json.NewEncoder(stdout)
 	st, err := pipeline.Replay(opts, func(d pipeline.ReplayDecision) error {
 		prefix := d.Prefix.String()
@@ -87,7 +92,11 @@ func cmdReplay(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			prefix = d.Prefix.Addr().String()
 		}
 		if *asJSON {
-			obj := map[string]any{"time": float64(d.Time.UnixNano()) / 1e9, "op": d.Op, "jail": d.Jail, "address": prefix}
+			obj := map[string]any{"time": float64(d.Time.UnixNano()) / 1e9, "op": d.Op, "jail": d.Jail, "address": prefix,
+				"end": -1, "bancount": d.Count}
+			if !d.End.IsZero() {
+				obj["end"] = d.End.Unix()
+			}
 			if d.Op == "ban" {
 				obj["failures"] = d.Failures
 				obj["duration"] = d.Duration.Seconds()
@@ -104,6 +113,14 @@ func cmdReplay(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 				dur = d.Duration.String()
 			}
 			_, err := fmt.Fprintf(stdout, "%s ban   %s %s after %d failures, for %s\n", ts, d.Jail, prefix, d.Failures, dur)
+			return err
+		}
+		if d.Op == "prolong" {
+			until := "forever"
+			if !d.End.IsZero() {
+				until = d.End.Format(time.RFC3339)
+			}
+			_, err := fmt.Fprintf(stdout, "%s prolong %s %s until %s\n", ts, d.Jail, prefix, until)
 			return err
 		}
 		_, err := fmt.Fprintf(stdout, "%s unban %s %s\n", ts, d.Jail, prefix)

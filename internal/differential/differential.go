@@ -54,6 +54,125 @@ func Fail2ban(root, spec, log string) ([]Failure, error) {
 	return fs, nil
 }
 
+// Decision is one ban, prolong or unban an engine decided: a ban's start and duration (-1:
+// forever), its end (-1: never; an unban's: when the ban ended) and its ban count in the jail.
+type Decision struct {
+	Op       string `json:"op"`
+	Jail     string `json:"jail"`
+	Address  string `json:"address"`
+	Start    int64  `json:"start"`
+	Duration int64  `json:"duration"`
+	End      int64  `json:"end"`
+	Count    int    `json:"bancount"`
+}
+
+func (d Decision) String() string {
+	switch d.Op {
+	case "ban":
+		return fmt.Sprintf("ban %s %s at %d for %d until %d, ban %d", d.Jail, d.Address, d.Start, d.Duration, d.End, d.Count)
+	default:
+		return fmt.Sprintf("%s %s %s until %d", d.Op, d.Jail, d.Address, d.End)
+	}
+}
+
+// Fail2banBans runs fail2ban's server code (f2bbans.py) with the configuration in confdir over
+// log, year-less stamps read as of now, and returns its decisions and the time of the last line
+// that held a failure. exact holds portcullis's deliberate differences at the ban level (see
+// f2bbans.py): failures counted exactly within findtime, and a ban over at its end time.
+func Fail2banBans(root, confdir string, now time.Time, log string, exact bool) ([]Decision, int64, error) {
+	_, self, _, _ := runtime.Caller(0)
+	args := []string{filepath.Join(filepath.Dir(self), "f2bbans.py"), filepath.Join(root, "usr", "lib", "python3", "dist-packages"),
+		confdir, fmt.Sprint(now.Unix()), log}
+	if exact {
+		args = append(args, "exact")
+	}
+	cmd := exec.Command("python3", args...)
+	cmd.Env = append(os.Environ(), "TZ=UTC")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, 0, fmt.Errorf("fail2ban's engine: %v: %s", err, stderr.String())
+	}
+	var ds []Decision
+	last := int64(-1)
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		var d Decision
+		if err := json.Unmarshal(sc.Bytes(), &d); err != nil {
+			return nil, 0, fmt.Errorf("fail2ban's engine printed %q: %w", sc.Text(), err)
+		}
+		if d.Op == "last" {
+			last = d.End
+			continue
+		}
+		ds = append(ds, d)
+	}
+	return ds, last, nil
+}
+
+// Offenders writes an sshd auth log of n lines from seed for the ban level: a few attackers (IPv4
+// and IPv6) come back in bursts whose gaps sit at the edges that matter -- findtime and bantime
+// one second short, exact, one second over, and twice over -- beside a crowd of single failures
+// and the successful logins around them. Each connection has its own PID. With shuffle, a line's
+// stamp may be up to 3 seconds older than the one before (two writers to one log).
+func Offenders(seed uint64, n int, start time.Time, findtime, bantime int, shuffle bool) []byte {
+	rng := rand.New(rand.NewPCG(seed, 0x0ffe))
+	attackers := make([]string, 6)
+	for i := range attackers {
+		if i%3 == 2 {
+			attackers[i] = fmt.Sprintf("2001:db8:%x::%x", seed%16, i+1)
+		} else {
+			attackers[i] = fmt.Sprintf("203.0.113.%d", 10*i+int(seed%10)+1)
+		}
+	}
+	next := make([]time.Time, len(attackers)) // when each attacker writes its next failure
+	for i := range next {
+		next[i] = start.Add(time.Duration(rng.IntN(20)) * time.Second)
+	}
+	edges := []int{findtime - 1, findtime, findtime + 1, bantime - 1, bantime, bantime + 1, 2 * findtime, 2 * bantime, 1, 0}
+	var b bytes.Buffer
+	pid := 10000
+	t := start
+	for range n {
+		i := 0
+		for j := range next {
+			if next[j].Before(next[i]) {
+				i = j
+			}
+		}
+		stamp := t
+		if next[i].After(t) && rng.IntN(3) == 0 {
+			// Noise while everyone waits: a login, or a single failure from a passer-by.
+			t = t.Add(time.Duration(rng.IntN(3)) * time.Second)
+			stamp = t
+			pid++
+			if rng.IntN(2) == 0 {
+				fmt.Fprintf(&b, "%s srv sshd[%d]: Accepted publickey for deploy from 198.51.100.%d port %d ssh2\n", stamp.Format(time.Stamp), pid, 1+rng.IntN(250), 1024+rng.IntN(60000))
+			} else {
+				fmt.Fprintf(&b, "%s srv sshd[%d]: Failed password for root from 198.51.100.%d port %d ssh2\n", stamp.Format(time.Stamp), pid, 1+rng.IntN(250), 1024+rng.IntN(60000))
+			}
+			continue
+		}
+		if next[i].After(t) {
+			t = next[i]
+		}
+		stamp = t
+		if shuffle && rng.IntN(4) == 0 {
+			stamp = t.Add(-time.Duration(1+rng.IntN(3)) * time.Second)
+		}
+		pid++
+		fmt.Fprintf(&b, "%s srv sshd[%d]: Failed password for invalid user admin from %s port %d ssh2\n", stamp.Format(time.Stamp), pid, attackers[i], 1024+rng.IntN(60000))
+		// The next failure: soon within a burst, or after an edge gap.
+		gap := rng.IntN(3)
+		if rng.IntN(3) == 0 {
+			gap = max(0, edges[rng.IntN(len(edges))])
+		}
+		next[i] = t.Add(time.Duration(gap) * time.Second)
+	}
+	return b.Bytes()
+}
+
 // SSHD writes an auth log of n lines from seed: up to 20 connections at a time, interleaved,
 // from IPv4 and IPv6 clients (compressed and IPv4-mapped forms), under PIDs from a small pool
 // that a new connection reuses once the old one is over — also when the old one ended without a
