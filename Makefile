@@ -78,10 +78,11 @@ fuzz: deps
 	$(GO) test -run '^$$' -fuzz FuzzScanMissesNothing -fuzztime $(FUZZTIME) ./matcher
 	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime $(FUZZTIME) ./config
 
-# portcullis against fail2ban's own engine on generated logs, failure by failure, for SEEDS seeds
-# (make test runs two); a divergence prints the lines that differ and both engines' failures.
+# portcullis against fail2ban's own engine on generated logs for SEEDS seeds (make test runs one
+# or two): failure by failure (./matcher) and ban by ban (./cmd/portcullis, replay against
+# fail2ban's server code); a divergence prints the shortest log that still differs.
 differential: deps
-	DIFF_SEEDS=$${SEEDS:-200} $(GO) test -count=1 -timeout 2h -run 'TestDifferential' -v ./matcher
+	DIFF_SEEDS=$${SEEDS:-200} $(GO) test -count=1 -timeout 6h -run 'TestDifferential' -v ./matcher ./cmd/portcullis
 
 # The hostile-input suite in long form: every TestHostile* system test repeated HOSTILE_ROUNDS
 # times where it repeats (make test runs each a few times), then every fuzzer for FUZZTIME.

@@ -155,10 +155,13 @@ type Escalation struct {
 	Bits, Count int
 }
 
-// LogPath is one logpath entry: a path or glob, read from the start when Head is set.
+// LogPath is one logpath entry: a path or glob and fail2ban's option after it. A file never read
+// before is read from its start (its failures older than findtime do not count) unless Tail is
+// set, which starts it at its end; Head also backfills the rotated archives the glob matches.
 type LogPath struct {
 	Pattern string
 	Head    bool
+	Tail    bool
 }
 
 // PortRange is an inclusive destination port range.
@@ -678,6 +681,7 @@ func loadJail(dir string, r *reader, opts Options, cfg *Config) *Jail {
 				case "head":
 					lp.Head = true
 				case "tail":
+					lp.Tail = true
 				default:
 					r.errs.AddAt(v, "logpath", fmt.Sprintf("%q: a path may be followed only by head or tail", line))
 				}

@@ -78,6 +78,9 @@ type Block struct {
 	// finish blocks out of order; a stage keeping lines across blocks (the audit log's matches)
 	// orders them by Seq and the line's index.
 	Seq uint64
+	// Backlog marks lines a file held when it was opened (a first start, a restart): fail2ban's
+	// initialisation phase, where failures older than findtime do not count.
+	Backlog bool
 }
 
 // Line returns the bytes of line i; valid until the block is returned to the pool.
@@ -92,6 +95,7 @@ func (b *Block) reset() {
 	b.Source = nil
 	b.Arrived = time.Time{}
 	b.Seq = 0
+	b.Backlog = false
 }
 
 var blockSeq atomic.Uint64

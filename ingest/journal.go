@@ -135,6 +135,9 @@ func (j *Journal) read(ctx context.Context, r io.Reader, out chan<- *Block) erro
 			return true
 		}
 		b.Source = j.opts.Source
+		// The journal's own stamps are the entries' times: one older than findtime (a catch-up
+		// from a saved cursor) never counts, as in fail2ban's start-up.
+		b.Backlog = true
 		if !handOver(ctx, out, b) {
 			b = nil // back in the pool already
 			return false

@@ -19,8 +19,16 @@ import (
 type TailOptions struct {
 	// Pattern is a path or a glob; it is evaluated again on every poll, so new files are picked up.
 	Pattern string
-	// Head starts files found at start-up at their beginning instead of their end.
+	// Tail starts a file found at start-up that has no saved position at its end (fail2ban's
+	// logpath option "tail"); otherwise it is read from its start, skipping by time (Stamp,
+	// Oldest) what is too old to count. Head backfills the rotated archives the glob matches.
+	Tail bool
 	Head bool
+	// Stamp reads a line's time (unix seconds); Oldest is the oldest time a failure can count at
+	// (now - the longest findtime of the jails reading the pattern). With both, a long backlog
+	// starts near its first line of that age (skipOld); either nil: it starts at its beginning.
+	Stamp  func(line []byte) (int64, bool)
+	Oldest func() int64
 	// Source is attached to every block.
 	Source *Source
 	// Poll is the interval between checks for appended data; 250 ms when zero.
@@ -60,8 +68,9 @@ func fingerprint(f *os.File, n int) (uint64, int) {
 // Tailer follows every file matching a pattern (woken by inotify on the pattern's folder, with
 // polling as the fallback): appends, rename-and-create and copy-truncate rotation,
 // and symlinks swapped to a new target. Lines still written to a renamed file are drained before the
-// file is let go. Files present at start-up start at their end (fail2ban's "tail") unless Head is set;
-// files that appear later are read from their beginning, since everything in them is new.
+// file is let go. Files present at start-up are read from their saved position, or from their start
+// (from their last findtime when their stamps allow, skipOld), or from their end with Tail; files
+// that appear later are read from their beginning, since everything in them is new.
 type Tailer struct {
 	opts  TailOptions
 	files map[string]*tailFile
@@ -90,8 +99,9 @@ type tailFile struct {
 	ino      uint64
 	off      int64
 	split    Splitter
-	fresh    bool // discovered after start-up: read from the beginning
-	idle     int  // polls without new data since the file was retired
+	fresh    bool  // discovered after start-up: read from the beginning
+	backlog  int64 // the file's size when opened: lines before it are Block.Backlog
+	idle     int   // polls without new data since the file was retired
 	fp       uint64
 	fpLen    int
 	sent     int64 // position after the last whole line handed to the pipeline
@@ -298,7 +308,8 @@ func (t *Tailer) poll(ctx context.Context, tf *tailFile, out chan<- *Block) {
 	t.drain(ctx, tf, out)
 }
 
-// open opens tf's path: at its end for a file known at start-up (unless Head), else at its start.
+// open opens tf's path where reading starts (see Tailer): a saved position, the start, the last
+// findtime of a backlog, or the end with Tail.
 // A rotated, compressed log matched by the glob (auth.log.2.gz) is history: with Head it is
 // backfilled once, decompressed, at the next poll; it is never tailed. open reports whether tf
 // now has a plain file to read.
@@ -328,6 +339,7 @@ func (t *Tailer) open(tf *tailFile) bool {
 	tf.fp, tf.fpLen = fingerprint(f, fingerprintLen)
 	if pos, ok := t.opts.Resume[tf.path]; ok && !tf.fresh {
 		delete(t.opts.Resume, tf.path) // only the first opening resumes
+		tf.backlog = fst.Size()
 		if pos.Dev == tf.dev && pos.Ino == tf.ino && pos.Offset <= fst.Size() {
 			if fp, _ := fingerprint(f, pos.FPLen); fp == pos.Fingerprint {
 				tf.off, _ = f.Seek(pos.Offset, io.SeekStart)
@@ -342,9 +354,20 @@ func (t *Tailer) open(tf *tailFile) bool {
 		tf.fresh = false
 		return true
 	}
-	if !tf.fresh && !t.opts.Head {
+	switch {
+	case tf.fresh: // everything in it is new
+	case t.opts.Tail:
 		tf.off, _ = f.Seek(0, io.SeekEnd)
 		tf.sent = tf.off
+	default:
+		tf.backlog = fst.Size()
+		if t.opts.Stamp != nil && t.opts.Oldest != nil {
+			if at := skipOld(f, fst.Size(), t.opts.Oldest(), t.opts.Stamp); at > 0 {
+				tf.off, _ = f.Seek(at, io.SeekStart)
+				tf.sent = tf.off
+				t.opts.Log.Info("log file read from its last findtime", "path", tf.path, "skipped_bytes", at)
+			}
+		}
 	}
 	tf.fresh = false
 	return true
@@ -450,6 +473,7 @@ func (t *Tailer) drain(ctx context.Context, tf *tailFile, out chan<- *Block) int
 			return total
 		}
 		b := GetBlock()
+		b.Backlog = tf.off < tf.backlog
 		n, err := tf.split.Fill(b, tf.f.Read)
 		tf.off += int64(n)
 		total += int64(n)

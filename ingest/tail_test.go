@@ -22,10 +22,12 @@ type tailHarness struct {
 	src *Source
 }
 
+// newTail follows pattern from the start of its files with head (archives backfilled), else from
+// their end (logpath option tail).
 func newTail(t *testing.T, pattern string, head bool) *tailHarness {
 	src := &Source{Name: "test", Jails: NewJailSet(0), Stats: &SourceStats{}}
 	h := &tailHarness{t: t, out: make(chan *Block, 1024), src: src}
-	h.tl = NewTailer(TailOptions{Pattern: pattern, Head: head, Source: src, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	h.tl = NewTailer(TailOptions{Pattern: pattern, Head: head, Tail: !head, Source: src, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	return h
 }
 
@@ -85,7 +87,7 @@ func TestTailStartsAtEndAndFollowsAppends(t *testing.T) {
 	p := filepath.Join(dir, "auth.log")
 	appendTo(t, p, "old line\n")
 	h := newTail(t, p, false)
-	h.expect() // existing content is history: tail starts at the end
+	h.expect() // with tail, existing content is history: reading starts at the end
 	appendTo(t, p, "one\ntw")
 	h.expect("one")
 	appendTo(t, p, "o\nthree\n")

@@ -62,6 +62,9 @@ type JailStats struct {
 	Ignored atomic.Uint64 // lines an ignoreregex dropped
 	NoDate  atomic.Uint64 // matching lines without a recognisable timestamp, skipped
 	BadAddr atomic.Uint64 // failures whose id is not an IP address (a host name, an F-ID), not bannable
+	// Stale counts failures of a file's backlog older than findtime, not counted (set by the
+	// pipeline, which knows the backlog).
+	Stale atomic.Uint64
 }
 
 // Mode says how a regex runs. In every mode a line Hyperscan reports is decided by the confirming

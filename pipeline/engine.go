@@ -55,6 +55,7 @@ type engine struct {
 	matches  *matchStore // the failures' lines for the audit log; nil without one
 	// lag returns the histogram of seconds from a block's arrival to its ban decisions, by source.
 	lag func(source string) *metrics.Histogram
+	now func() time.Time
 }
 
 type source struct {
@@ -66,7 +67,10 @@ type source struct {
 }
 
 func newEngine(cfg *config.Config, opts *Options) (*engine, error) {
-	e := &engine{cfg: cfg, jails: cfg.Jails, byName: make(map[string]int)}
+	e := &engine{cfg: cfg, jails: cfg.Jails, byName: make(map[string]int), now: opts.Now}
+	if e.now == nil {
+		e.now = time.Now
+	}
 	if len(cfg.Jails) > 0xffff {
 		return nil, fmt.Errorf("too many jails (%d)", len(cfg.Jails))
 	}
@@ -121,17 +125,24 @@ func newEngine(cfg *config.Config, opts *Options) (*engine, error) {
 		}
 	}
 	for _, s := range e.sources {
-		head := false
+		// A backlog starts at the end only when every jail reading the file says tail; failures
+		// in it count back to the longest findtime of those jails.
+		head, tail, longest := false, true, time.Duration(0)
 		for id, j := range cfg.Jails {
 			if !s.src.Jails.Has(id) {
 				continue
 			}
+			longest = max(longest, j.FindTime)
 			for _, lp := range j.LogPaths {
-				if lp.Pattern == s.pattern && lp.Head {
-					head = true
+				if lp.Pattern == s.pattern {
+					head = head || lp.Head
+					tail = tail && lp.Tail
 				}
 			}
 		}
+		now := e.now
+		stamp := func(line []byte) (int64, bool) { return matcher.LineTime(line, now(), time.Local) }
+		oldest := func() int64 { return now().Add(-longest).Unix() }
 		var format *ingest.JSONFormat
 		for id, j := range cfg.Jails {
 			if s.src.Jails.Has(id) && j.JSON {
@@ -139,7 +150,8 @@ func newEngine(cfg *config.Config, opts *Options) (*engine, error) {
 				break
 			}
 		}
-		s.tailer = ingest.NewTailer(ingest.TailOptions{Pattern: s.pattern, Head: head, Source: s.src, Poll: opts.Poll, Log: opts.Log, Format: format})
+		s.tailer = ingest.NewTailer(ingest.TailOptions{Pattern: s.pattern, Head: head, Tail: tail, Stamp: stamp, Oldest: oldest,
+			Source: s.src, Poll: opts.Poll, Log: opts.Log, Format: format})
 	}
 	// One journalctl per journal jail: each has its own matches.
 	for id, j := range cfg.Jails {
@@ -153,7 +165,8 @@ func newEngine(cfg *config.Config, opts *Options) (*engine, error) {
 		name := "journal:" + j.Name
 		src := &ingest.Source{Name: name, Jails: ingest.NewJailSet(id), Stats: &ingest.SourceStats{}}
 		e.sources = append(e.sources, &source{pattern: name, journalMatch: j.JournalMatch, src: src, journal: ingest.NewJournal(ingest.JournalOptions{
-			Command: cfg.Daemon.Journalctl, Match: j.JournalMatch, Source: src, Log: opts.Log})})
+			Command: cfg.Daemon.Journalctl, Match: j.JournalMatch, Source: src, Log: opts.Log,
+			Since: e.now().Add(-j.FindTime)})})
 	}
 	return e, nil
 }
@@ -374,6 +387,7 @@ func (e *engine) takeTotals(old *engine) {
 		ms.Ignored.Add(oms.Ignored.Load())
 		ms.NoDate.Add(oms.NoDate.Load())
 		ms.BadAddr.Add(oms.BadAddr.Load())
+		ms.Stale.Add(oms.Stale.Load())
 		bs, obs := &e.bans.Stats[id], &old.bans.Stats[oid]
 		bs.Bans.Add(obs.Bans.Load())
 		bs.Ignored.Add(obs.Ignored.Load())
@@ -469,6 +483,9 @@ func (e *engine) work(mw *matcher.Worker, own chan *ingest.Block, log *slog.Logg
 			log.Error("matching a block failed; its lines are skipped", "source", b.Source.Name, "lines", n, "err", err)
 			events = events[:0]
 		}
+		if b.Backlog && len(events) > 0 {
+			events = e.dropStale(events)
+		}
 		if e.matches != nil {
 			// The evidence for the audit log, kept while the block is still there.
 			for i := range events {
@@ -495,6 +512,23 @@ func (e *engine) work(mw *matcher.Worker, own chan *ingest.Block, log *slog.Logg
 		}
 		e.lines.Add(uint64(n))
 	}
+}
+
+// dropStale removes from a backlog's events (lines a file held when it was opened) the failures
+// older than their jail's findtime, as fail2ban ignores them while it starts: an attack that is
+// over bans no one. Lines read as they are written are counted by their own times whatever the
+// clock says, so a log in an unexpected time zone still bans.
+func (e *engine) dropStale(events []matcher.Event) []matcher.Event {
+	now := e.now().Unix()
+	kept := events[:0]
+	for _, ev := range events {
+		if int(ev.Jail) < len(e.params) && ev.Time < now-e.params[ev.Jail].FindTime {
+			e.m.Stats[ev.Jail].Stale.Add(1)
+			continue
+		}
+		kept = append(kept, ev)
+	}
+	return kept
 }
 
 // match runs the matcher, turning a panic (a parser bug reached by a hostile line) into an error

@@ -64,6 +64,7 @@ func (d *Daemon) writeMetrics(w writer) {
 		counter(fmt.Sprintf("portcullis_lines_matched_total{jail=%q}", j.Name), ms.Matched.Load()+ms.Ignored.Load())
 		counter(fmt.Sprintf("portcullis_lines_ignored_total{jail=%q}", j.Name), ms.Ignored.Load())
 		counter(fmt.Sprintf("portcullis_lines_nodate_total{jail=%q}", j.Name), ms.NoDate.Load())
+		counter(fmt.Sprintf("portcullis_failures_stale_total{jail=%q}", j.Name), ms.Stale.Load())
 		counter(fmt.Sprintf("portcullis_failures_total{jail=%q}", j.Name), ms.Matched.Load())
 		counter(fmt.Sprintf("portcullis_bans_total{jail=%q}", j.Name), bs.Bans.Load())
 		counter(fmt.Sprintf("portcullis_bans_refused_total{jail=%q}", j.Name), bs.Ignored.Load())

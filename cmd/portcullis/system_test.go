@@ -989,7 +989,7 @@ func TestSystemRestartMidStream(t *testing.T) {
 	stop := make(chan struct{})
 	var written atomic.Int64
 	writerDone := make(chan struct{})
-	// The first run fixes the start (a file seen for the first time is read from its end).
+	// The first run saves the start (the file is empty) for the runs after it to resume from.
 	first := e.start()
 	first.stop(t)
 	go func() {
@@ -1162,4 +1162,54 @@ func TestSystemKill9(t *testing.T) {
 	check(d, runs)
 	d.stop(t)
 	t.Logf("%d kill -9 runs, %d bans reported done, all kept in the store and the kernel", runs, len(reported))
+}
+
+// A log read for the first time is read as fail2ban reads it: from its start, where failures
+// within findtime of now count and older ones do not (an attack that is over bans no one); a
+// long log starts near its last findtime without matching what is older. With logpath's tail
+// option, the backlog is skipped.
+func TestSystemFirstStartReadsBacklog(t *testing.T) {
+	netnstest.Require(t)
+	e := newEnv(t, strings.Replace(systemJails, "logpath = @DIR@/auth.log", "logpath = @DIR@/auth.log\n          @DIR@/tail.log tail", 1))
+	at := func(ago time.Duration, addr string, i int) string {
+		return fmt.Sprintf("%s testhost sshd[%d]: Failed password for invalid user admin from %s port %d ssh2",
+			time.Now().Add(-ago).Format(time.Stamp), 5000+i, addr, 40000+i)
+	}
+	var lines []string
+	// Two hours of an old attack from .70 (findtime is 10 minutes), enough to be bisected.
+	for i := range 40000 {
+		lines = append(lines, at(2*time.Hour-time.Duration(i)*100*time.Millisecond, "203.0.113.70", i))
+	}
+	// Minutes ago, within findtime: .71 fails three times.
+	for i := range 3 {
+		lines = append(lines, at(3*time.Minute-time.Duration(i)*time.Second, "203.0.113.71", i))
+	}
+	e.appendLog(lines...)
+	recent := strings.Join([]string{at(time.Minute, "203.0.113.72", 1), at(time.Minute, "203.0.113.72", 2), at(time.Minute, "203.0.113.72", 3)}, "\n") + "\n"
+	if err := os.WriteFile(filepath.Join(e.dir, "tail.log"), []byte(recent), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := e.start()
+	e.waitBanned("203.0.113.71, three failures minutes ago in the backlog", "sshd-v4", "203.0.113.71", d)
+	e.waitFor("the backlog's old failures dropped", func() bool {
+		out, _, _ := e.cli("status", "sshd")
+		return strings.Contains(out, "Total failed:\t3")
+	}, d)
+	set := nftSet(t, "sshd-v4")
+	if _, ok := set["203.0.113.70"]; ok {
+		t.Errorf("203.0.113.70 banned for failures two hours old: %v", set)
+	}
+	if _, ok := set["203.0.113.72"]; ok {
+		t.Errorf("203.0.113.72 banned from a log read with tail: %v", set)
+	}
+	if !strings.Contains(d.stderr.String(), "log file read from its last findtime") {
+		t.Errorf("the long backlog was not bisected:\n%s", d.stderr)
+	}
+	if n := e.metric(`portcullis_failures_stale_total{jail="sshd"}`); n == 0 || n >= 40000 {
+		t.Errorf("%.0f stale failures counted: want some (the bisection's margin) and far fewer than the 40,000 old ones", n)
+	}
+	// Lines written now are counted as ever.
+	e.appendLog(failures("203.0.113.73", 3)...)
+	e.waitBanned("203.0.113.73 after the start", "sshd-v4", "203.0.113.73", d)
+	d.stop(t)
 }

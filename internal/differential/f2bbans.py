@@ -53,6 +53,14 @@ if exact:
         if getattr(self, "_exact", None):
             self._exact[-1][1] += count
     FailTicket.inc = counted
+
+    # fail2ban forgets a key once its clock is findtime past the key's newest failure
+    # (FailManager.cleanup, every few seconds), so a failure written a moment late (two
+    # writers to one log) may start a new count. portcullis counts it with the failures within
+    # findtime of it, as if the lines were in order. In order, cleanup forgets only failures the
+    # count drops anyway.
+    from fail2ban.server.failmanager import FailManager
+    FailManager.cleanup = lambda self, time: None
     FailTicket.adjustTime = adjust
 
     # fail2ban stores each ban's count (with overalljails: the count in every jail) in the
