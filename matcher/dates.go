@@ -99,14 +99,14 @@ func parseSyslog(b []byte, now time.Time, loc *time.Location) (time.Time, int, b
 		nsec, n = fraction(b, n+1)
 	}
 	nowIn := now.In(loc)
-	t := time.Date(nowIn.Year(), time.Month(mon+1), day, h, mi, s, nsec, loc)
+	t := wallTime(nowIn.Year(), time.Month(mon+1), day, h, mi, s, nsec, loc)
 	if t.Sub(now) > 24*time.Hour {
-		t = time.Date(nowIn.Year()-1, time.Month(mon+1), day, h, mi, s, nsec, loc)
+		t = wallTime(nowIn.Year()-1, time.Month(mon+1), day, h, mi, s, nsec, loc)
 	}
 	// An optional year after the time ("Jan  2 15:04:05 2006") is taken when present.
 	if len(b) >= n+5 && b[n] == ' ' {
 		if y, ok := digits(b[n+1:], 4); ok && (len(b) == n+5 || b[n+5] == ' ') && y > 1970 {
-			t = time.Date(y, time.Month(mon+1), day, h, mi, s, nsec, loc)
+			t = wallTime(y, time.Month(mon+1), day, h, mi, s, nsec, loc)
 			n += 5
 		}
 	}
@@ -177,7 +177,7 @@ func parseISO(b []byte, loc *time.Location) (time.Time, int, bool) {
 			}
 		}
 	}
-	return time.Date(y, time.Month(mo), d, h, mi, s, nsec, zone), n, true
+	return wallTime(y, time.Month(mo), d, h, mi, s, nsec, zone), n, true
 }
 
 // fixedZone avoids allocating a *time.Location per line for the common offsets.
@@ -247,4 +247,24 @@ func parseCLF(line []byte, loc *time.Location) (time.Time, int, int, bool) {
 func LineTime(line []byte, now time.Time, loc *time.Location) (int64, bool) {
 	t, _, ok := parseDate(line, now, loc)
 	return t.Unix(), ok
+}
+
+// wallTime is time.Date, except that a wall clock a DST change makes occur twice (clocks set
+// back) is read as its first occurrence, as fail2ban reads it (Python's time.mktime); Go leaves
+// the choice open.
+func wallTime(y int, mo time.Month, d, h, mi, s, ns int, loc *time.Location) time.Time {
+	t := time.Date(y, mo, d, h, mi, s, ns, loc)
+	if loc == time.UTC {
+		return t
+	}
+	_, off := t.Zone()
+	for _, back := range [...]time.Duration{time.Hour, 30 * time.Minute, 2 * time.Hour} {
+		e := t.Add(-back)
+		if _, eoff := e.Zone(); eoff == off+int(back/time.Second) {
+			if eh, emi, es := e.Clock(); eh == h && emi == mi && es == s {
+				return e
+			}
+		}
+	}
+	return t
 }

@@ -113,3 +113,24 @@ func TestDefaultTemplatesCompileWhenNeeded(t *testing.T) {
 		}
 	}
 }
+
+// A wall clock the autumn DST change makes occur twice is read as its first occurrence, as
+// fail2ban reads it; the rest of that night is unambiguous.
+func TestAmbiguousWallClockIsTheFirst(t *testing.T) {
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Skipf("no time zone data: %v", err)
+	}
+	now := time.Date(2026, 10, 26, 12, 0, 0, 0, time.UTC)
+	for _, c := range []struct{ stamp, utc string }{
+		{"Oct 25 01:59:59", "2026-10-24T23:59:59Z"},
+		{"Oct 25 02:30:00", "2026-10-25T00:30:00Z"}, // CEST: the first 02:30
+		{"Oct 25 03:00:00", "2026-10-25T02:00:00Z"},
+		{"Mar 29 03:30:00", "2026-03-29T01:30:00Z"},
+	} {
+		got, _, ok := parseDate([]byte(c.stamp+" host sshd[1]: x"), now, berlin)
+		if !ok || got.UTC().Format(time.RFC3339) != c.utc {
+			t.Errorf("%s in Berlin: %v (%v), want %s", c.stamp, got.UTC(), ok, c.utc)
+		}
+	}
+}

@@ -424,13 +424,13 @@ func (t *dateTemplate) time(m *regexp2.Match, now time.Time, loc *time.Location)
 		if year < 0 {
 			year = nowIn.Year()
 		}
-		d := time.Date(year, 1, 1, hour, minute, sec, 0, zone).AddDate(0, 0, j-1)
+		d := wallTime(year, 1, 1, hour, minute, sec, 0, zone).AddDate(0, 0, j-1)
 		return d, true
 	}
 	if month == 0 && day == 0 {
 		// Time only: today, or yesterday when that would be in the future (as fail2ban).
 		y, mo, dd := nowIn.Date()
-		ts := time.Date(y, mo, dd, hour, minute, sec, 0, zone)
+		ts := wallTime(y, mo, dd, hour, minute, sec, 0, zone)
 		if ts.After(now) {
 			ts = ts.AddDate(0, 0, -1)
 		}
@@ -441,13 +441,13 @@ func (t *dateTemplate) time(m *regexp2.Match, now time.Time, loc *time.Location)
 	}
 	if year < 0 {
 		// fail2ban's rule: this year, or the previous one if that would be more than a day ahead.
-		ts := time.Date(nowIn.Year(), time.Month(month), day, hour, minute, sec, 0, zone)
+		ts := wallTime(nowIn.Year(), time.Month(month), day, hour, minute, sec, 0, zone)
 		if ts.Sub(now) > 24*time.Hour {
-			ts = time.Date(nowIn.Year()-1, time.Month(month), day, hour, minute, sec, 0, zone)
+			ts = wallTime(nowIn.Year()-1, time.Month(month), day, hour, minute, sec, 0, zone)
 		}
 		return ts, true
 	}
-	return time.Date(year, time.Month(month), day, hour, minute, sec, 0, zone), true
+	return wallTime(year, time.Month(month), day, hour, minute, sec, 0, zone), true
 }
 
 func parseZoneOffset(z string, loc *time.Location) *time.Location {

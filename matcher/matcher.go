@@ -1450,20 +1450,24 @@ func (w *Worker) bufferedLine(jail uint16, jr *jailRx, text []byte, li uint32, t
 	first := bytes.Count(b.joined[:w.matchStart], []byte{'\n'})
 	endPos := max(w.matchEnd-1, w.matchStart)
 	last := bytes.Count(b.joined[:min(endPos, len(b.joined))], []byte{'\n'})
-	kept := b.lines[:0:0]
-	for i, l := range b.lines {
-		if i < first || i > last {
-			kept = append(kept, l)
-			continue
-		}
-		for k, s := range skipped {
-			if bytes.Equal(s, l) {
-				kept = append(kept, l)
-				skipped = append(skipped[:k], skipped[k+1:]...)
+	// fail2ban's order (Regex.search): the lines before the match, then each skipped line in
+	// the order skipped (taken from the matched ones at or after the previous one taken, so of
+	// two equal lines the first goes), then the lines after it. The order decides which line
+	// maxlines drops first.
+	last = min(last, len(b.lines)-1)
+	matched := append([][]byte(nil), b.lines[first:last+1]...)
+	kept := append(b.lines[:0:0], b.lines[:first]...)
+	n := 0
+	for _, s := range skipped {
+		for m := n; m < len(matched); m++ {
+			if bytes.Equal(matched[m], s) {
+				kept = append(kept, matched[m])
+				matched = append(matched[:m], matched[m+1:]...)
+				n = m
 				break
 			}
 		}
 	}
-	b.lines = kept
+	b.lines = append(kept, b.lines[last+1:]...)
 	return dst
 }

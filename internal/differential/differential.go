@@ -31,27 +31,27 @@ type Failure struct {
 // Fail2ban runs fail2ban's Filter (the package unpacked under root, Debian's layout) with filter
 // spec (sshd, sshd[mode=aggressive]) from its etc/fail2ban over log.
 func Fail2ban(root, spec, log string) ([]Failure, error) {
+	return Fail2banAt(root, spec, log, time.Time{}, "UTC")
+}
+
+// Fail2banAt is Fail2ban with fail2ban's clock at now (the wall clock when zero) and its local
+// time zone tz, which stamps without a zone are read in.
+func Fail2banAt(root, spec, log string, now time.Time, tz string) ([]Failure, error) {
 	_, self, _, _ := runtime.Caller(0)
 	script := filepath.Join(filepath.Dir(self), "f2bfailures.py")
-	cmd := exec.Command("python3", script, filepath.Join(root, "usr", "lib", "python3", "dist-packages"),
-		filepath.Join(root, "etc", "fail2ban"), spec, log)
-	cmd.Env = append(os.Environ(), "TZ=UTC") // year-less stamps are read as UTC on both sides
+	args := []string{script, filepath.Join(root, "usr", "lib", "python3", "dist-packages"), filepath.Join(root, "etc", "fail2ban"), spec, log}
+	if !now.IsZero() {
+		args = append(args, fmt.Sprint(now.Unix()))
+	}
+	cmd := exec.Command("python3", args...)
+	cmd.Env = append(os.Environ(), "TZ="+tz)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
 		return nil, fmt.Errorf("fail2ban's engine: %v: %s", err, stderr.String())
 	}
-	var fs []Failure
-	sc := bufio.NewScanner(bytes.NewReader(out))
-	for sc.Scan() {
-		var f Failure
-		if err := json.Unmarshal(sc.Bytes(), &f); err != nil {
-			return nil, fmt.Errorf("fail2ban's engine printed %q: %w", sc.Text(), err)
-		}
-		fs = append(fs, f)
-	}
-	return fs, nil
+	return parseFailures(out)
 }
 
 // Decision is one ban, prolong or unban an engine decided: a ban's start and duration (-1:
@@ -173,6 +173,70 @@ func Offenders(seed uint64, n int, start time.Time, findtime, bantime int, shuff
 	return b.Bytes()
 }
 
+// Job is one log for Fail2banBatch: fail2ban's filter spec over Log, its clock at Now (the wall
+// clock when zero) and stamps without a zone read in time zone TZ.
+type Job struct {
+	Spec, Log string
+	Now       time.Time
+	TZ        string
+}
+
+// Fail2banBatch runs the jobs in one Python interpreter (f2bfailures.py --batch) and returns each
+// job's failures: importing fail2ban costs more than reading a short log.
+func Fail2banBatch(root string, jobs []Job) ([][]Failure, error) {
+	_, self, _, _ := runtime.Caller(0)
+	dir, err := os.MkdirTemp("", "f2bbatch")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	var list bytes.Buffer
+	for i, j := range jobs {
+		var now int64
+		if !j.Now.IsZero() {
+			now = j.Now.Unix()
+		}
+		line, _ := json.Marshal(map[string]any{"spec": j.Spec, "log": j.Log, "now": now, "tz": j.TZ,
+			"out": filepath.Join(dir, fmt.Sprint(i))})
+		list.Write(append(line, '\n'))
+	}
+	jobsFile := filepath.Join(dir, "jobs")
+	if err := os.WriteFile(jobsFile, list.Bytes(), 0o644); err != nil {
+		return nil, err
+	}
+	cmd := exec.Command("python3", filepath.Join(filepath.Dir(self), "f2bfailures.py"),
+		filepath.Join(root, "usr", "lib", "python3", "dist-packages"), filepath.Join(root, "etc", "fail2ban"), "--batch", jobsFile)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("fail2ban's engine: %v: %s", err, stderr.String())
+	}
+	out := make([][]Failure, len(jobs))
+	for i := range jobs {
+		data, err := os.ReadFile(filepath.Join(dir, fmt.Sprint(i)))
+		if err != nil {
+			return nil, err
+		}
+		if out[i], err = parseFailures(data); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func parseFailures(data []byte) ([]Failure, error) {
+	var fs []Failure
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		var f Failure
+		if err := json.Unmarshal(sc.Bytes(), &f); err != nil {
+			return nil, fmt.Errorf("fail2ban's engine printed %q: %w", sc.Text(), err)
+		}
+		fs = append(fs, f)
+	}
+	return fs, nil
+}
+
 // SSHD writes an auth log of n lines from seed: up to 20 connections at a time, interleaved,
 // from IPv4 and IPv6 clients (compressed and IPv4-mapped forms), under PIDs from a small pool
 // that a new connection reuses once the old one is over — also when the old one ended without a
@@ -256,12 +320,13 @@ func SSHD(seed uint64, n int, start time.Time) []byte {
 }
 
 var (
-	sshdPID = regexp.MustCompile(`sshd\[(\d+)\]: `)
+	sshdPID = regexp.MustCompile(`[A-Za-z][\w.-]*\[(\d+)\]: `) // a program's process id
 	anyAddr = regexp.MustCompile(`[0-9A-Fa-f:.]*[:.][0-9A-Fa-f:.]+`)
 )
 
-// FreshIDs rewrites a log so that no connection id (sshd's PID) serves two clients: a line whose
-// id last served another address gets a new id from then on. It returns the lines rewritten.
+// FreshIDs rewrites a log so that no connection id (a program's PID: sshd's, sendmail's) serves
+// two clients: a line whose id last served another address gets a new id from then on. It
+// returns the lines rewritten.
 //
 // This is the one deliberate difference at the failure level, held here as a transformation:
 // portcullis takes a line naming an address other than its connection's as a new connection (an
@@ -375,4 +440,81 @@ func Shrink(lines []string, differs func([]string) bool) []string {
 		}
 	}
 	return lines
+}
+
+// MutateOptions shape a log Mutate writes.
+type MutateOptions struct {
+	// Start, when set, re-stamps every line that starts with a syslog stamp ("Mar  1 00:00:00"),
+	// from Start on, a second or two apart: a New Year's Eve or a DST change in Location.
+	Start    time.Time
+	Location *time.Location
+}
+
+var bracketPID = regexp.MustCompile(`\[[0-9]+\]`)
+
+var syslogStamp = regexp.MustCompile(`^[A-Z][a-z]{2} [ 0-9][0-9] [0-9]{2}:[0-9]{2}:[0-9]{2}`)
+
+// Mutate writes a log of about n lines from a filter's own sample lines (fail2ban's corpus):
+// runs of up to eight consecutive samples, so a multi-line filter sees its connections whole,
+// interleaved in random order, process ids ("[1234]") fresh for each run, every address in a
+// run replaced by a generated one (the same
+// one throughout the run: IPv4 and IPv6, IPv4-mapped, and an IPv4 sample given an IPv6 address
+// now and then). With opts.Start, syslog stamps are rewritten to run across it.
+func Mutate(samples []string, seed uint64, n int, opts MutateOptions) []byte {
+	rng := rand.New(rand.NewPCG(seed, 0x3a7e))
+	var b bytes.Buffer
+	if len(samples) == 0 {
+		return nil
+	}
+	t := opts.Start
+	if opts.Location != nil && !t.IsZero() {
+		t = t.In(opts.Location)
+	}
+	genAddr := func(orig netip.Addr) string {
+		switch r := rng.IntN(10); {
+		case orig.Is4() && r == 0:
+			return fmt.Sprintf("::ffff:198.51.100.%d", 1+rng.IntN(250))
+		case orig.Is4() && r == 1, orig.Is6() && r < 8:
+			return fmt.Sprintf("2001:db8:%x::%x", rng.IntN(16), 1+rng.IntN(500))
+		default:
+			return fmt.Sprintf("203.0.113.%d", 1+rng.IntN(250))
+		}
+	}
+	pid := 20000
+	for lines := 0; lines < n; {
+		at := rng.IntN(len(samples))
+		run := samples[at:min(at+1+rng.IntN(8), len(samples))]
+		mapped := map[string]string{}
+		pids := map[string]string{}
+		for _, line := range run {
+			// Process ids are the connection ids of multi-line filters: each run has its own, so
+			// runs from different places never share one (a reused id: see FreshIDs).
+			line = bracketPID.ReplaceAllStringFunc(line, func(s string) string {
+				if _, ok := pids[s]; !ok {
+					pid++
+					pids[s] = fmt.Sprintf("[%d]", pid)
+				}
+				return pids[s]
+			})
+			line = anyAddr.ReplaceAllStringFunc(line, func(s string) string {
+				a, err := netip.ParseAddr(s)
+				if err != nil {
+					return s
+				}
+				if m, ok := mapped[s]; ok {
+					return m
+				}
+				mapped[s] = genAddr(a)
+				return mapped[s]
+			})
+			if !opts.Start.IsZero() && syslogStamp.MatchString(line) {
+				t = t.Add(time.Duration(rng.IntN(3)) * time.Second)
+				line = t.Format(time.Stamp) + line[len(time.Stamp):]
+			}
+			b.WriteString(line)
+			b.WriteByte('\n')
+			lines++
+		}
+	}
+	return b.Bytes()
 }
