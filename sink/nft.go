@@ -354,14 +354,16 @@ func (n *NFT) queue(elems []Element, del bool) error {
 	return nil
 }
 
-// overlapping reports whether an added prefix overlaps a removed one in the same jail.
+// overlapping reports whether an added prefix overlaps a different removed one in the same jail
+// (aggregation). The same prefix removed and added (a prolonged ban: a new timeout) is replaced
+// in one transaction, so no reader of the set ever misses it.
 func overlapping(add, del []Element) bool {
 	if len(add) == 0 || len(del) == 0 {
 		return false
 	}
 	for _, a := range add {
 		for _, d := range del {
-			if a.Jail == d.Jail && a.Prefix.Overlaps(d.Prefix) {
+			if a.Jail == d.Jail && a.Prefix != d.Prefix && a.Prefix.Overlaps(d.Prefix) {
 				return true
 			}
 		}

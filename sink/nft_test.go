@@ -227,3 +227,55 @@ func TestNFTLongAndPermanentBans(t *testing.T) {
 		t.Errorf("permanent ban: present %v, timeout %v (want none)", ok, d)
 	}
 }
+
+// A prolonged ban replaces its element with one of the new timeout in one transaction: a reader
+// of the set, polling all the while, never finds it missing.
+func TestNFTProlongReplacesInOneTransaction(t *testing.T) {
+	netnstest.Require(t)
+	n, err := NewNFT(NFTOptions{Table: "pcprolong"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Remove()
+	jails := []JailSpec{{Name: "sshd", Ports: []config.PortRange{{From: 22, To: 22}}, Protocol: "tcp", BlockType: "drop"}}
+	var els []Element
+	for i := range 500 {
+		els = append(els, Element{Jail: "sshd", Prefix: netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 51, byte(i / 250), byte(i%250 + 1)}), 32), Timeout: time.Minute})
+	}
+	if err := n.Build(jails, els); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	missing := make(chan int, 1)
+	go func() {
+		defer close(missing)
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			if got := len(netnstest.NFTSet(t, "pcprolong", "sshd-v4")); got != len(els) {
+				missing <- got
+				return
+			}
+		}
+	}()
+	for round := range 20 {
+		longer := make([]Element, len(els))
+		for i, e := range els {
+			e.Timeout = time.Duration(2+round) * time.Minute
+			longer[i] = e
+		}
+		if err := n.Apply(longer, els); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(done)
+	if got, ok := <-missing; ok {
+		t.Fatalf("a reader saw %d of %d elements while bans were prolonged", got, len(els))
+	}
+	if d := setElements(t, "pcprolong", "sshd-v4")["198.51.0.1"]; d != 21*time.Minute {
+		t.Fatalf("timeout after prolonging %v, want 21m", d)
+	}
+}

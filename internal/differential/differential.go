@@ -461,10 +461,17 @@ var syslogStamp = regexp.MustCompile(`^[A-Z][a-z]{2} [ 0-9][0-9] [0-9]{2}:[0-9]{
 // one throughout the run: IPv4 and IPv6, IPv4-mapped, and an IPv4 sample given an IPv6 address
 // now and then). With opts.Start, syslog stamps are rewritten to run across it.
 func Mutate(samples []string, seed uint64, n int, opts MutateOptions) []byte {
+	log, _ := MutateOrigins(samples, seed, n, opts)
+	return log
+}
+
+// MutateOrigins is Mutate, also returning the index of the sample each line was made from.
+func MutateOrigins(samples []string, seed uint64, n int, opts MutateOptions) ([]byte, []int) {
 	rng := rand.New(rand.NewPCG(seed, 0x3a7e))
 	var b bytes.Buffer
+	var origins []int
 	if len(samples) == 0 {
-		return nil
+		return nil, nil
 	}
 	t := opts.Start
 	if opts.Location != nil && !t.IsZero() {
@@ -486,7 +493,8 @@ func Mutate(samples []string, seed uint64, n int, opts MutateOptions) []byte {
 		run := samples[at:min(at+1+rng.IntN(8), len(samples))]
 		mapped := map[string]string{}
 		pids := map[string]string{}
-		for _, line := range run {
+		for k, line := range run {
+			origins = append(origins, at+k)
 			// Process ids are the connection ids of multi-line filters: each run has its own, so
 			// runs from different places never share one (a reused id: see FreshIDs).
 			line = bracketPID.ReplaceAllStringFunc(line, func(s string) string {
@@ -516,5 +524,5 @@ func Mutate(samples []string, seed uint64, n int, opts MutateOptions) []byte {
 			lines++
 		}
 	}
-	return b.Bytes()
+	return b.Bytes(), origins
 }
