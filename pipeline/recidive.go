@@ -21,14 +21,15 @@ func recidiveJails(cfg *config.Config) []uint16 {
 // escalate feeds bans to the recidive jails and appends the bans they decide. fail2ban's recidive
 // jail reads the "Ban" lines of fail2ban.log; here each ban of another jail (from failures or
 // from the CLI) is one failure of the banned address at the ban's start, with no log in between.
-// A recidive jail's own bans are not fed back.
+// A recidive jail's own bans are not fed back, nor is a ban prolonged (fail2ban logs no "Ban"
+// for it).
 func escalate(recidive []uint16, a *window.Adder, bans *ban.Manager, ds []ban.Decision) []ban.Decision {
 	if len(recidive) == 0 {
 		return ds
 	}
 	var evs []matcher.Event
 	for _, d := range ds {
-		if d.Op != ban.OpBan || isOneOf(d.Jail, recidive) {
+		if d.Op != ban.OpBan || d.Reason == ban.Prolonged || isOneOf(d.Jail, recidive) {
 			continue
 		}
 		for _, r := range recidive {

@@ -30,6 +30,9 @@ var banJails = []struct{ name, conf string }{
 		"[sshd]\nmaxretry = 3\nfindtime = 60\nbantime = 30\n[sshd-slow]\nfilter = sshd\nmaxretry = 5\nfindtime = 120\nbantime = 40\n"},
 	{"forever", "[sshd]\nmaxretry = 2\nfindtime = 30\nbantime = -1\n"},
 	{"maxretry1", "[sshd]\nmaxretry = 1\nbantime = 15\n"},
+	// recidive reads fail2ban's log in fail2ban, our bans here: the same bans either way.
+	{"recidive", "[sshd]\nmaxretry = 3\nfindtime = 60\nbantime = 30\n" +
+		"[recidive]\nfilter = recidive\nlogpath = @DIR@/fail2ban.log\nmaxretry = 3\nfindtime = 400\nbantime = 200\n"},
 }
 
 // TestDifferentialBans holds `portcullis replay --json` against fail2ban's own server code
@@ -87,7 +90,11 @@ func banConf(t *testing.T, jails string) string {
 		t.Fatal(err)
 	}
 	log := filepath.Join(dir, "auth.log")
-	conf := "[DEFAULT]\nbackend = polling\naction =\nenabled = true\nfilter = sshd\nlogpath = " + log + "\n" + jails
+	if err := os.WriteFile(filepath.Join(dir, "fail2ban.log"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	conf := "[DEFAULT]\nbackend = polling\naction =\nenabled = true\nfilter = sshd\nlogpath = " + log + "\n" +
+		strings.ReplaceAll(jails, "@DIR@", dir)
 	if err := os.WriteFile(filepath.Join(dir, "jail.conf"), []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,7 @@ rate estimate: portcullis's one deliberate difference at the ban level (see diff
 import json
 import math
 import sys
+import time
 
 sys.path.insert(0, sys.argv[1])
 from fail2ban.client.configurator import Configurator  # noqa: E402
@@ -172,37 +173,56 @@ for jail in jails:
 
 clock = 0  # fail2ban's clock, as a live one's, never goes back
 last = None  # the time of the last line with a failure
+
+
+def feed(jail, line):
+    """Run line through jail as its filter, observer and actions threads would; print and return
+    the bans it made."""
+    global clock, last
+    flt = jail.filter
+    MyTime.setTime(now)
+    found = flt.dateDetector.getTime(line)
+    at = max(clock, int(found[0])) if found else (clock or now)
+    MyTime.setTime(at)
+    fails = list(flt.processLine(line))
+    if fails or not exact:
+        # With "exact", the clock is the time of the lines with failures, as portcullis
+        # replay's clock is its failures' time (it reads no other line's stamp).
+        clock = at
+    if fails:
+        last = clock
+    # A ban of bantime seconds from T holds [T, T+bantime) in portcullis, as the kernel's
+    # timeout does, and [T, T+bantime] in fail2ban (unBanList: time > end): with "exact",
+    # the unban check looks an instant ahead.
+    MyTime.setTime(clock + 1e-6 if exact else clock)
+    jail.actions._Actions__checkUnBan(0x7fffffff)
+    MyTime.setTime(clock)
+    flt.processLine = lambda line, date=None: fails  # found above: processed once
+    flt.processLineAndAdd(line)
+    del flt.processLine
+    jail.actions._Actions__checkBan()
+    bm = jail.actions.banManager
+    new, jail._new = jail._new, []
+    for t in new:
+        bt = math.ceil(t.getBanTime(bm.getBanTime()))
+        out.write(json.dumps({"op": "ban", "jail": jail.name, "address": str(t.getID()),
+                              "start": int(t.getTime()), "duration": bt, "end": ceilEnd(t, jail),
+                              "bancount": t.getBanCount()}) + "\n")
+    return new
+
+
+# A jail named recidive reads fail2ban's own log: each ban of another jail is written there as
+# fail2ban.actions writes it ("NOTICE [sshd] Ban 192.0.2.1") and read at once.
+recidive = [j for j in jails if j.name == "recidive"]
 with open(log, encoding="utf-8", errors="surrogateescape") as f:
     for line in f:
         line = line.rstrip("\n")
         for jail in jails:
-            flt = jail.filter
-            MyTime.setTime(now)
-            found = flt.dateDetector.getTime(line)
-            at = max(clock, int(found[0])) if found else (clock or now)
-            MyTime.setTime(at)
-            fails = list(flt.processLine(line))
-            if fails or not exact:
-                # With "exact", the clock is the time of the lines with failures, as portcullis
-                # replay's clock is its failures' time (it reads no other line's stamp).
-                clock = at
-            if fails:
-                last = clock
-            # A ban of bantime seconds from T holds [T, T+bantime) in portcullis, as the kernel's
-            # timeout does, and [T, T+bantime] in fail2ban (unBanList: time > end): with "exact",
-            # the unban check looks an instant ahead.
-            MyTime.setTime(clock + 1e-6 if exact else clock)
-            jail.actions._Actions__checkUnBan(0x7fffffff)
-            MyTime.setTime(clock)
-            flt.processLine = lambda line, date=None: fails  # found above: processed once
-            flt.processLineAndAdd(line)
-            del flt.processLine
-            jail.actions._Actions__checkBan()
-            bm = jail.actions.banManager
-            for t in jail._new:
-                bt = math.ceil(t.getBanTime(bm.getBanTime()))
-                out.write(json.dumps({"op": "ban", "jail": jail.name, "address": str(t.getID()),
-                                      "start": int(t.getTime()), "duration": bt, "end": ceilEnd(t, jail),
-                                      "bancount": t.getBanCount()}) + "\n")
-            jail._new = []
+            if jail in recidive:
+                continue
+            for t in feed(jail, line):
+                notice = "%s,000 fail2ban.actions        [1]: NOTICE  [%s] Ban %s" % (
+                    time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t.getTime())), jail.name, t.getID())
+                for r in recidive:
+                    feed(r, notice)
 out.write(json.dumps({"op": "last", "end": last}) + "\n")
