@@ -242,7 +242,11 @@ func parseFailures(data []byte) ([]Failure, error) {
 // that a new connection reuses once the old one is over — also when the old one ended without a
 // closing line (a timeout), which is what makes a reused id dangerous. Stamps are year-less and
 // one or two seconds apart, starting at start.
-func SSHD(seed uint64, n int, start time.Time) []byte {
+func SSHD(seed uint64, n int, start time.Time) []byte { return SSHDConns(seed, n, start, 20) }
+
+// SSHDConns is SSHD with up to conns connections at a time, under PIDs from a pool twice that
+// size: above 100 (a busy host), more than fail2ban's multi-line cache holds.
+func SSHDConns(seed uint64, n int, start time.Time, conns int) []byte {
 	rng := rand.New(rand.NewPCG(seed, 0x5eed))
 	type conn struct {
 		pid, port  int
@@ -252,8 +256,8 @@ func SSHD(seed uint64, n int, start time.Time) []byte {
 	}
 	var b bytes.Buffer
 	var active []*conn
-	free := make([]int, 0, 40)
-	for pid := 4000; pid < 4040; pid++ {
+	free := make([]int, 0, 2*conns)
+	for pid := 4000; pid < 4000+2*conns; pid++ {
 		free = append(free, pid)
 	}
 	users := []string{"root", "admin", "ubuntu", "git", "oracle", "test"}
@@ -273,7 +277,7 @@ func SSHD(seed uint64, n int, start time.Time) []byte {
 		fmt.Fprintf(&b, "%s srv sshd[%d]: %s\n", t.Format(time.Stamp), c.pid, fmt.Sprintf(format, args...))
 	}
 	for written := 0; written < n; written = strings.Count(b.String(), "\n") {
-		if len(active) < 20 && len(free) > 0 && (len(active) == 0 || rng.IntN(3) == 0) {
+		if len(active) < conns && len(free) > 0 && (len(active) == 0 || rng.IntN(3) == 0) {
 			i := rng.IntN(len(free))
 			c := &conn{pid: free[i], port: 1024 + rng.IntN(60000), addr: addr(), user: users[rng.IntN(len(users))],
 				invalid: rng.IntN(2) == 0, steps: rng.IntN(5)}

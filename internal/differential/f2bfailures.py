@@ -21,6 +21,7 @@ sys.path.insert(0, sys.argv[1])
 from fail2ban.client.filterreader import FilterReader  # noqa: E402
 from fail2ban.server.filter import Filter  # noqa: E402
 from fail2ban.server.mytime import MyTime  # noqa: E402
+from fail2ban.server.utils import Utils  # noqa: E402
 
 basedir = sys.argv[2]
 
@@ -41,6 +42,10 @@ def failures(spec, log, out):
     # none here.
     flt = Filter(None, useDns="no")
     flt.checkFindTime = False
+    # portcullis's multi-line cache holds 100,000 connections; fail2ban's 100 (a busy host has
+    # more open at once, and fail2ban then loses their context): the oracle gets ours. Both
+    # forget a connection after 5 minutes (fail2ban's clock, our log's).
+    flt._Filter__mlfidCache = Utils.Cache(maxCount=100000, maxTime=5 * 60)
     setters = {
         "prefregex": lambda v: setattr(flt, "prefRegex", v),
         "addfailregex": flt.addFailRegex,
