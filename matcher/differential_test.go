@@ -2,7 +2,9 @@ package matcher
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -283,40 +285,33 @@ func TestDifferentialCorpus(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(f2bcorpus.FilterDir(), name+".conf")); err != nil {
 			continue // a sample file of no filter (helpers, journal dumps)
 		}
-		data, err := os.ReadFile(filepath.Join(f2bcorpus.LogsDir(), name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var samples []string
-		for _, l := range strings.Split(string(data), "\n") {
-			if l != "" && !strings.HasPrefix(l, "#") {
-				samples = append(samples, l)
-			}
-		}
-		f, errs := config.LoadFilter(f2bcorpus.FilterDir(), name, nil)
-		if errs != nil {
-			t.Fatalf("%s: %v", name, errs)
-		}
 		filters++
-		for seed := range diffSeeds() {
-			for c, cal := range calendars {
-				if os.Getenv("DIFF_SEEDS") == "" && c != (filters+seed)%len(calendars) {
-					continue
+		for si, sec := range sampleSections(t, name) {
+			f, errs := config.LoadFilter(f2bcorpus.FilterDir(), name, sec.opts)
+			if errs != nil {
+				t.Fatalf("%s %v: %v", name, sec.opts, errs)
+			}
+			spec := sec.spec(name)
+			for seed := range diffSeeds() {
+				for c, cal := range calendars {
+					if os.Getenv("DIFF_SEEDS") == "" && c != (filters+si+seed)%len(calendars) {
+						continue
+					}
+					loc := time.UTC
+					if cal.opts.Location != nil {
+						loc = cal.opts.Location
+					}
+					log := differential.Mutate(sec.samples, uint64(seed), 600, cal.opts)
+					path := filepath.Join(dir, fmt.Sprintf("%s.%d.%d.%d.log", name, si, seed, c))
+					// The reused-connection-id exception (TestDifferentialSSHD): fail2ban reads the
+					// log with no id serving two clients.
+					fresh, _ := differential.FreshIDs(log)
+					if err := os.WriteFile(path, fresh, 0o644); err != nil {
+						t.Fatal(err)
+					}
+					runs = append(runs, run{spec, cal.name, seed, f, cal.now, loc, log})
+					jobs = append(jobs, differential.Job{Spec: spec, Log: path, Now: cal.now, TZ: loc.String()})
 				}
-				loc := time.UTC
-				if cal.opts.Location != nil {
-					loc = cal.opts.Location
-				}
-				log := differential.Mutate(samples, uint64(seed), 600, cal.opts)
-				path := filepath.Join(dir, fmt.Sprintf("%s.%d.%d.log", name, seed, c))
-				// The reused-connection-id exception (TestDifferentialSSHD): fail2ban reads the log
-				// with no id serving two clients.
-				fresh, _ := differential.FreshIDs(log)
-				if err := os.WriteFile(path, fresh, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				runs = append(runs, run{name, cal.name, seed, f, cal.now, loc, log})
-				jobs = append(jobs, differential.Job{Spec: name, Log: path, Now: cal.now, TZ: loc.String()})
 			}
 		}
 	}
@@ -530,4 +525,82 @@ func writtenAsIPv6(line, f string) bool {
 		}
 	}
 	return false
+}
+
+// sampleSection is a run of a sample file's lines with one of the filter options its
+// "# filterOptions:" header gives (none before the first header, fileOptions for the whole
+// file); option sets that only fail2ban's test runner understands (test.*) are left out.
+type sampleSection struct {
+	opts    map[string]string
+	samples []string
+}
+
+// spec is fail2ban's filter spec for the section: name[key=value,...].
+func (s sampleSection) spec(name string) string {
+	if len(s.opts) == 0 {
+		return name
+	}
+	var kv []string
+	for k, v := range s.opts {
+		kv = append(kv, k+"="+v)
+	}
+	slices.Sort(kv)
+	return name + "[" + strings.Join(kv, ",") + "]"
+}
+
+func sampleSections(t *testing.T, name string) []sampleSection {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(f2bcorpus.LogsDir(), name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []sampleSection
+	common := map[string]any{}
+	sets := []map[string]string{nil}
+	var lines []string
+	flush := func() {
+		for _, o := range sets {
+			if len(lines) > 0 {
+				out = append(out, sampleSection{opts: o, samples: lines})
+			}
+		}
+		lines = nil
+	}
+	for _, l := range strings.Split(string(data), "\n") {
+		m := markerRE.FindStringSubmatch(l)
+		switch {
+		case m != nil && (m[1] == "fileOptions" || m[1] == "filterOptions"):
+			var v any
+			if err := json.Unmarshal([]byte(m[2]), &v); err != nil {
+				t.Fatalf("%s: %q: %v", name, l, err)
+			}
+			if m[1] == "fileOptions" {
+				common, _ = v.(map[string]any)
+				continue
+			}
+			flush()
+			list, ok := v.([]any)
+			if !ok {
+				list = []any{v}
+			}
+			sets = nil
+			for _, o := range list {
+				opts := map[string]any{}
+				maps.Copy(opts, common)
+				om, _ := o.(map[string]any)
+				maps.Copy(opts, om)
+				testOnly := false
+				for k := range opts {
+					testOnly = testOnly || strings.HasPrefix(k, "test.")
+				}
+				if !testOnly {
+					sets = append(sets, filterArgs(opts))
+				}
+			}
+		case l != "" && !strings.HasPrefix(l, "#"):
+			lines = append(lines, l)
+		}
+	}
+	flush()
+	return out
 }
