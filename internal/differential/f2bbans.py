@@ -225,4 +225,9 @@ with open(log, encoding="utf-8", errors="surrogateescape") as f:
                     time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t.getTime())), jail.name, t.getID())
                 for r in recidive:
                     feed(r, notice)
+        # A recidive jail's bans end by the clock too, lines of its own or not.
+        for r in recidive:
+            MyTime.setTime(clock + 1e-6 if exact else clock)
+            r.actions._Actions__checkUnBan(0x7fffffff)
+            MyTime.setTime(clock)
 out.write(json.dumps({"op": "last", "end": last}) + "\n")
