@@ -244,9 +244,9 @@ func TestDifferentialNginxHTTPAuth(t *testing.T) {
 
 // TestDifferentialCorpus holds every fail2ban filter that has sample lines against fail2ban's own
 // engine on logs made from those samples (differential.Mutate: runs of samples interleaved, fresh
-// addresses of both families, fresh process ids), in four calendars: the samples' own stamps,
-// syslog stamps re-written across New Year's Eve (UTC), and across each DST change of
-// Europe/Berlin. The same lines must report the same failures at the same times. make test runs
+// addresses of both families, fresh process ids), in five calendars: the samples' own stamps,
+// syslog stamps re-written across New Year's Eve (UTC), across each DST change of Europe/Berlin,
+// and as the journal source writes them, read with logtype = journal. The same lines must report the same failures at the same times. make test runs
 // one calendar per filter, in turn; DIFF_SEEDS (make differential) runs every calendar per seed.
 func TestDifferentialCorpus(t *testing.T) {
 	needCorpus(t)
@@ -263,6 +263,8 @@ func TestDifferentialCorpus(t *testing.T) {
 		{"New Year", time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC), differential.MutateOptions{Start: time.Date(2025, 12, 31, 23, 50, 0, 0, time.UTC), Location: time.UTC}},
 		{"DST spring", time.Date(2026, 3, 30, 12, 0, 0, 0, berlin), differential.MutateOptions{Start: time.Date(2026, 3, 29, 1, 50, 0, 0, berlin), Location: berlin}},
 		{"DST autumn", time.Date(2026, 10, 26, 12, 0, 0, 0, berlin), differential.MutateOptions{Start: time.Date(2026, 10, 25, 1, 50, 0, 0, berlin), Location: berlin}},
+		// As the journal source renders entries, read with logtype = journal.
+		{"journal", fixedNow, differential.MutateOptions{Start: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), Location: time.UTC, Journal: true}},
 	}
 	entries, err := os.ReadDir(f2bcorpus.LogsDir())
 	if err != nil {
@@ -286,17 +288,28 @@ func TestDifferentialCorpus(t *testing.T) {
 			continue // a sample file of no filter (helpers, journal dumps)
 		}
 		filters++
-		for si, sec := range sampleSections(t, name) {
-			f, errs := config.LoadFilter(f2bcorpus.FilterDir(), name, sec.opts)
-			if errs != nil {
-				t.Fatalf("%s %v: %v", name, sec.opts, errs)
-			}
-			spec := sec.spec(name)
+		for si, plain := range sampleSections(t, name) {
 			for seed := range diffSeeds() {
 				for c, cal := range calendars {
 					if os.Getenv("DIFF_SEEDS") == "" && c != (filters+si+seed)%len(calendars) {
 						continue
 					}
+					sec := plain
+					if cal.opts.Journal {
+						if _, ok := sec.opts["logtype"]; ok {
+							continue // the section names its own log type
+						}
+						sec.opts = maps.Clone(sec.opts)
+						if sec.opts == nil {
+							sec.opts = map[string]string{}
+						}
+						sec.opts["logtype"] = "journal"
+					}
+					f, errs := config.LoadFilter(f2bcorpus.FilterDir(), name, sec.opts)
+					if errs != nil {
+						t.Fatalf("%s %v: %v", name, sec.opts, errs)
+					}
+					spec := sec.spec(name)
 					loc := time.UTC
 					if cal.opts.Location != nil {
 						loc = cal.opts.Location
@@ -323,13 +336,20 @@ func TestDifferentialCorpus(t *testing.T) {
 		t.Fatal(err)
 	}
 	explained := map[string]int{}
+	found := map[string]int{} // failures fail2ban reported, by calendar: none means a broken generator
 	for i, r := range runs {
+		found[r.calendar] += len(wants[i])
 		m := newMatcherWith(t, Options{Now: func() time.Time { return r.now }, Location: r.loc}, JailSpec{ID: 0, Name: r.name, Filter: r.filter})
 		if d := diffExplained(r.log, portcullisFailures(t, m, r.log), wants[i], explained, r.loc); d != "" {
 			t.Errorf("%s, %s, seed %d: portcullis and fail2ban differ (portcullis | fail2ban):\n%s", r.name, r.calendar, r.seed, d)
 		}
 	}
-	t.Logf("%d filters, %d logs agree; lines explained by a deliberate difference: %v", filters, len(runs), explained)
+	for _, cal := range calendars {
+		if found[cal.name] == 0 {
+			t.Errorf("calendar %s: fail2ban found no failure in any log", cal.name)
+		}
+	}
+	t.Logf("%d filters, %d logs agree (failures by calendar: %v); lines explained by a deliberate difference: %v", filters, len(runs), found, explained)
 }
 
 func isAddr(s string) bool {

@@ -452,6 +452,9 @@ type MutateOptions struct {
 	// from Start on, a second or two apart: a New Year's Eve or a DST change in Location.
 	Start    time.Time
 	Location *time.Location
+	// Journal writes the stamps as the daemon's journal source renders an entry's time (ISO
+	// 8601 with microseconds and the zone), for a filter read with logtype = journal.
+	Journal bool
 }
 
 var bracketPID = regexp.MustCompile(`\[[0-9]+\]`)
@@ -521,7 +524,11 @@ func MutateOrigins(samples []string, seed uint64, n int, opts MutateOptions) ([]
 			})
 			if !opts.Start.IsZero() && syslogStamp.MatchString(line) {
 				t = t.Add(time.Duration(rng.IntN(3)) * time.Second)
-				line = t.Format(time.Stamp) + line[len(time.Stamp):]
+				layout := time.Stamp
+				if opts.Journal {
+					layout = "2006-01-02T15:04:05.000000Z07:00"
+				}
+				line = t.Format(layout) + line[len(time.Stamp):]
 			}
 			b.WriteString(line)
 			b.WriteByte('\n')
