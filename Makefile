@@ -80,9 +80,10 @@ fuzz: deps
 
 # portcullis against fail2ban's own engine on generated logs for SEEDS seeds (make test runs one
 # or two): failure by failure (./matcher) and ban by ban (./cmd/portcullis, replay against
-# fail2ban's server code); a divergence prints the shortest log that still differs.
+# fail2ban's server code); a divergence prints the shortest log that still differs. SEED_FROM
+# starts at another seed, so a long run can be split.
 differential: deps
-	DIFF_SEEDS=$${SEEDS:-200} $(GO) test -count=1 -timeout 6h -run 'TestDifferential' -v ./matcher ./cmd/portcullis
+	DIFF_SEEDS=$${SEEDS:-200} DIFF_SEED_FROM=$${SEED_FROM:-0} $(GO) test -count=1 -timeout 6h -run 'TestDifferential' -v ./matcher ./cmd/portcullis
 
 # The hostile-input suite in long form: every TestHostile* system test repeated HOSTILE_ROUNDS
 # times where it repeats (make test runs each a few times), then every fuzzer for FUZZTIME.

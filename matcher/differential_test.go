@@ -37,7 +37,7 @@ func TestDifferentialSSHD(t *testing.T) {
 			t.Fatal(errs)
 		}
 		explained := 0
-		for seed := range seeds {
+		for _, seed := range diffSeedList() {
 			conns := []int{20, 300}[seed%2] // 300: a busy host, more than fail2ban's cache holds
 			// A matcher per log: its multi-line cache would carry one log's connections into the next.
 			m := newMatcherWith(t, Options{Now: func() time.Time { return fixedNow }, Location: time.UTC}, JailSpec{ID: 0, Name: "sshd", Filter: f})
@@ -100,6 +100,17 @@ func diffSeeds() int {
 		return n
 	}
 	return 2
+}
+
+// diffSeedList is the seeds each differential test runs: diffSeeds of them from DIFF_SEED_FROM
+// (0 unset), so a long run can be split (make differential SEEDS=50 SEED_FROM=150).
+func diffSeedList() []int {
+	from, _ := strconv.Atoi(os.Getenv("DIFF_SEED_FROM"))
+	out := make([]int, diffSeeds())
+	for i := range out {
+		out[i] = max(from, 0) + i
+	}
+	return out
 }
 
 // portcullisFailures runs log through m in blocks of 500 lines, as a file source would.
@@ -215,14 +226,13 @@ func diffExplained(log []byte, got, want []differential.Failure, explained map[s
 // logs with hostile user names and requests (differential.NginxHTTPAuth), on both engines.
 func TestDifferentialNginxHTTPAuth(t *testing.T) {
 	needCorpus(t)
-	seeds := diffSeeds()
 	start := time.Date(fixedNow.Year(), 3, 1, 0, 0, 0, 0, time.UTC)
 	for _, mode := range []string{"normal", "fallback", "aggressive"} {
 		f, errs := config.LoadFilter(f2bcorpus.FilterDir(), "nginx-http-auth", map[string]string{"mode": mode})
 		if errs != nil {
 			t.Fatal(errs)
 		}
-		for seed := range seeds {
+		for _, seed := range diffSeedList() {
 			m := newMatcherWith(t, Options{Now: func() time.Time { return fixedNow }, Location: time.UTC}, JailSpec{ID: 0, Name: "nginx-http-auth", Filter: f})
 			log := differential.NginxHTTPAuth(uint64(seed), 3000, start)
 			path := filepath.Join(t.TempDir(), "error.log")
@@ -289,7 +299,7 @@ func TestDifferentialCorpus(t *testing.T) {
 		}
 		filters++
 		for si, plain := range sampleSections(t, name) {
-			for seed := range diffSeeds() {
+			for _, seed := range diffSeedList() {
 				for c, cal := range calendars {
 					if os.Getenv("DIFF_SEEDS") == "" && c != (filters+si+seed)%len(calendars) {
 						continue
@@ -443,7 +453,7 @@ func TestDifferentialOwnFilters(t *testing.T) {
 		if err := os.WriteFile(samplesPath, all, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		for seed := range diffSeeds() {
+		for _, seed := range diffSeedList() {
 			log, origins := differential.MutateOrigins(samples, uint64(seed), 600, differential.MutateOptions{})
 			path := filepath.Join(dir, fmt.Sprintf("%s.%d.log", name, seed))
 			fresh, _ := differential.FreshIDs(log)

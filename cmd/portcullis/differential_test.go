@@ -51,13 +51,15 @@ func TestDifferentialBans(t *testing.T) {
 		t.Fatal(err)
 	}
 	seeds := 1 // each seed runs every variant twice (in order, shuffled) through fail2ban's server code
+	from, _ := strconv.Atoi(os.Getenv("DIFF_SEED_FROM"))
+	from = max(from, 0)
 	if n, err := strconv.Atoi(os.Getenv("DIFF_SEEDS")); err == nil && n > 0 {
 		seeds = n
 	}
 	now := time.Date(2026, 12, 31, 0, 0, 0, 0, time.UTC)
 	start := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
 	for _, v := range banJails {
-		for seed := range seeds {
+		for seed := from; seed < from+seeds; seed++ {
 			for _, shuffle := range []bool{false, true} {
 				dir := banConf(t, v.conf)
 				log := differential.Offenders(uint64(seed), 2000, start, 60, 30, shuffle)
