@@ -318,31 +318,32 @@ func (m *Manager) decide(jail uint16, addr netip.Addr, pfx netip.Prefix, reason 
 		}
 		return Decision{}, err
 	}
+	k := m.banKey(jail, addr, pfx)
+	now := m.now().Unix()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.active[k]; ok || m.coveredLocked(jail, k.prefix) {
+		return Decision{}, ErrAlreadyBanned
+	}
+	return m.banLocked(jail, k.prefix, now, reason), nil
+}
+
+// banKey is what a ban of addr, counted in network pfx, bans in jail: the network, or the
+// address alone when pfx is invalid, not wider than the address, or holds a protected address.
+func (m *Manager) banKey(jail uint16, addr netip.Addr, pfx netip.Prefix) bkey {
 	addr = addr.Unmap()
 	if !pfx.IsValid() || pfx.Bits() >= addr.BitLen() || !pfx.Contains(addr) || m.protectedInside(jail, pfx) {
 		pfx = netip.PrefixFrom(addr, addr.BitLen())
 	}
-	k := bkey{prefix: pfx, jail: jail}
-	now := m.now().Unix()
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if _, ok := m.active[k]; ok || m.coveredLocked(jail, pfx) {
-		return Decision{}, ErrAlreadyBanned
-	}
-	return m.banLocked(jail, pfx, now, reason), nil
+	return bkey{prefix: pfx, jail: jail}
 }
 
-// prolong extends the ban of a crossing's key that is already banned, as fail2ban's BanManager
+// prolong extends the ban of key k, already banned, as fail2ban's BanManager
 // does when maxretry failures come again during a ban (addBanTicket): the ban then ends bantime
 // (the jail's, never increased) after now, if that is later than its end. The ban keeps its
 // start and count; the pair of decisions it returns (lift, ban again, reason "prolonged") makes
 // the firewall replace the element with one of the new timeout.
-func (m *Manager) prolong(jail uint16, addr netip.Addr, pfx netip.Prefix, dst []Decision) []Decision {
-	addr = addr.Unmap()
-	if !pfx.IsValid() || pfx.Bits() >= addr.BitLen() || !pfx.Contains(addr) {
-		pfx = netip.PrefixFrom(addr, addr.BitLen())
-	}
-	k := bkey{prefix: pfx, jail: jail}
+func (m *Manager) prolong(k bkey, dst []Decision) []Decision {
 	now := m.now().Unix()
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -351,7 +352,7 @@ func (m *Manager) prolong(jail uint16, addr netip.Addr, pfx netip.Prefix, dst []
 		return dst
 	}
 	end := int64(0)
-	if bt := m.pols[jail].BanTime; bt >= 0 {
+	if bt := m.pols[k.jail].BanTime; bt >= 0 {
 		end = now + int64((bt+time.Second-1)/time.Second)
 		if end <= a.End {
 			return dst
@@ -360,7 +361,7 @@ func (m *Manager) prolong(jail uint16, addr netip.Addr, pfx netip.Prefix, dst []
 	dst = append(dst, a.unban(Prolonged))
 	a.End = end
 	m.setActiveLocked(k, a)
-	return append(dst, Decision{Op: OpBan, Jail: jail, Prefix: pfx, Start: a.Start, End: end, Count: a.Count,
+	return append(dst, Decision{Op: OpBan, Jail: k.jail, Prefix: k.prefix, Start: a.Start, End: end, Count: a.Count,
 		JailCount: m.histJail[k].Count, Reason: Prolonged})
 }
 
@@ -533,7 +534,7 @@ func (m *Manager) Decide(cs []window.Crossing, dst []Decision) []Decision {
 			dst = append(dst, d)
 			dst = append(dst, m.escalate(c.Jail, d.Prefix)...)
 		case errors.Is(err, ErrAlreadyBanned):
-			dst = m.prolong(c.Jail, c.Addr, c.Prefix, dst)
+			dst = m.prolong(m.banKey(c.Jail, c.Addr, c.Prefix), dst)
 		}
 	}
 	return dst

@@ -182,23 +182,7 @@ func exception(line string, got, want []string, loc *time.Location) string {
 // diffExplained is diffFailures where the lines an exception explains are counted in explained
 // (by exception) instead; explained nil: no exception.
 func diffExplained(log []byte, got, want []differential.Failure, explained map[string]int, loc *time.Location) string {
-	key := func(f differential.Failure) string {
-		if a, err := netip.ParseAddr(f.ID); err == nil {
-			f.ID = a.Unmap().String()
-		}
-		return fmt.Sprintf("%s@%d", f.ID, f.Time)
-	}
-	by := func(fs []differential.Failure) map[int][]string {
-		m := map[int][]string{}
-		for _, f := range fs {
-			m[f.Line] = append(m[f.Line], key(f))
-		}
-		for _, v := range m {
-			slices.Sort(v)
-		}
-		return m
-	}
-	g, w := by(got), by(want)
+	g, w := failuresByLine(got), failuresByLine(want)
 	lines := bytes.Split(log, []byte("\n"))
 	var b strings.Builder
 	n := 0
@@ -488,23 +472,13 @@ func TestDifferentialOwnFilters(t *testing.T) {
 		}
 		// The samples on which our filter differs on its own: documented in its header.
 		differs := map[int]bool{}
-		byLine := func(fs []differential.Failure) map[int][]string {
-			out := map[int][]string{}
-			for _, f := range fs {
-				out[f.Line] = append(out[f.Line], fmt.Sprintf("%s@%d", f.ID, f.Time))
-			}
-			for _, v := range out {
-				slices.Sort(v)
-			}
-			return out
-		}
-		sg, sw := byLine(ours(r.samples, berlin)), byLine(wants[r.samplesAt])
+		sg, sw := failuresByLine(ours(r.samples, berlin)), failuresByLine(wants[r.samplesAt])
 		for i := range strings.Count(string(r.samples), "\n") {
 			if !slices.Equal(sg[i+1], sw[i+1]) {
 				differs[i] = true
 			}
 		}
-		g, w := byLine(ours(r.log, time.UTC)), byLine(wants[r.at])
+		g, w := failuresByLine(ours(r.log, time.UTC)), failuresByLine(wants[r.at])
 		lines := strings.Split(string(r.log), "\n")
 		var bad strings.Builder
 		n := 0
@@ -633,4 +607,20 @@ func sampleSections(t *testing.T, name string) []sampleSection {
 	}
 	flush()
 	return out
+}
+
+// failuresByLine is each line's failures as address@time (IPv4-mapped addresses unmapped),
+// sorted, by 1-based line.
+func failuresByLine(fs []differential.Failure) map[int][]string {
+	m := map[int][]string{}
+	for _, f := range fs {
+		if a, err := netip.ParseAddr(f.ID); err == nil {
+			f.ID = a.Unmap().String()
+		}
+		m[f.Line] = append(m[f.Line], fmt.Sprintf("%s@%d", f.ID, f.Time))
+	}
+	for _, v := range m {
+		slices.Sort(v)
+	}
+	return m
 }

@@ -270,18 +270,31 @@ type Weigher interface {
 }
 
 type Adder struct {
-	w      *Window
-	weigh  Weigher
-	weight []uint8
-	keys   []netip.Addr // each event's counting key (its address, or its network's)
-	shard  []uint8
-	order  []int32
-	counts [shardCount + 1]int32
+	w     *Window
+	weigh Weigher
+	// weighing is the batch being weighed; at, made once, reads it for weigh (no closure per Add).
+	weighing []matcher.Event
+	at       func(i int) (uint16, netip.Prefix, int64)
+	weight   []uint8
+	keys     []netip.Addr // each event's counting key (its address, or its network's)
+	shard    []uint8
+	order    []int32
+	counts   [shardCount + 1]int32
 }
 
 // NewAdder returns an Adder; use one per worker goroutine. weigh may be nil: every event counts
 // once.
-func (w *Window) NewAdder(weigh Weigher) *Adder { return &Adder{w: w, weigh: weigh} }
+func (w *Window) NewAdder(weigh Weigher) *Adder {
+	a := &Adder{w: w, weigh: weigh}
+	a.at = func(i int) (uint16, netip.Prefix, int64) {
+		ev := &a.weighing[i]
+		if int(ev.Jail) >= len(w.jails) {
+			return ev.Jail, netip.Prefix{}, ev.Time
+		}
+		return ev.Jail, w.jails[ev.Jail].Key(ev.Addr), ev.Time
+	}
+	return a
+}
 
 // Add counts events and appends a Crossing to dst for every key that reached its jail's maxretry.
 // Events of a jail without parameters are ignored.
@@ -311,13 +324,9 @@ func (a *Adder) Add(events []matcher.Event, dst []Crossing) []Crossing {
 	}
 	a.weight = a.weight[:0]
 	if a.weigh != nil {
-		a.weight = a.weigh.Weights(len(events), func(i int) (uint16, netip.Prefix, int64) {
-			ev := &events[i]
-			if int(ev.Jail) >= len(w.jails) {
-				return ev.Jail, netip.Prefix{}, ev.Time
-			}
-			return ev.Jail, w.jails[ev.Jail].Key(ev.Addr), ev.Time
-		}, a.weight)
+		a.weighing = events
+		a.weight = a.weigh.Weights(len(events), a.at, a.weight)
+		a.weighing = nil
 	}
 	if cap(a.order) < len(events) {
 		a.order = make([]int32, len(events))

@@ -29,29 +29,14 @@ type Failure struct {
 }
 
 // Fail2ban runs fail2ban's Filter (the package unpacked under root, Debian's layout) with filter
-// spec (sshd, sshd[mode=aggressive]) from its etc/fail2ban over log.
+// spec (sshd, sshd[mode=aggressive]) from its etc/fail2ban over log, stamps without a zone read
+// as UTC, year-less ones against the wall clock.
 func Fail2ban(root, spec, log string) ([]Failure, error) {
-	return Fail2banAt(root, spec, log, time.Time{}, "UTC")
-}
-
-// Fail2banAt is Fail2ban with fail2ban's clock at now (the wall clock when zero) and its local
-// time zone tz, which stamps without a zone are read in.
-func Fail2banAt(root, spec, log string, now time.Time, tz string) ([]Failure, error) {
-	_, self, _, _ := runtime.Caller(0)
-	script := filepath.Join(filepath.Dir(self), "f2bfailures.py")
-	args := []string{script, filepath.Join(root, "usr", "lib", "python3", "dist-packages"), filepath.Join(root, "etc", "fail2ban"), spec, log}
-	if !now.IsZero() {
-		args = append(args, fmt.Sprint(now.Unix()))
-	}
-	cmd := exec.Command("python3", args...)
-	cmd.Env = append(os.Environ(), "TZ="+tz)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
+	fs, err := Fail2banBatch(root, []Job{{Spec: spec, Log: log, TZ: "UTC"}})
 	if err != nil {
-		return nil, fmt.Errorf("fail2ban's engine: %v: %s", err, stderr.String())
+		return nil, err
 	}
-	return parseFailures(out)
+	return fs[0], nil
 }
 
 // Decision is one ban, prolong or unban an engine decided: a ban's start and duration (-1:

@@ -158,7 +158,7 @@ for jail in jails:
             return ok
         return addBanTicket
 
-    def wrapUnban(orig, jail=jail, bm=bm):
+    def wrapUnban(orig, jail=jail):
         def unBanList(time, maxCount=0x7fffffff):
             lst = orig(time, maxCount)
             for t in lst:
