@@ -368,6 +368,9 @@ func (m *Manager) prolong(k bkey, dst []Decision) []Decision {
 // Prolonged is the reason of the decisions that extend a ban in force (Manager.prolong).
 const Prolonged = "prolonged"
 
+// Expired is the Reason of an unban whose time is up (the kernel's element timeout lifts it too).
+const Expired = "expired"
+
 // Weights implements window.Weigher with fail2ban's observer (failureFound): with
 // bantime.increment, a failure of an address banned n times before in the jail (the last ban
 // before the failure) counts 2^(n-1)+1 times, at most maxretry, so a known offender is banned
@@ -570,7 +573,7 @@ func (m *Manager) Expire(dst []Decision) []Decision {
 		e := heap.Pop(&m.ends).(endEntry)
 		if a, ok := m.active[e.key]; ok && a.End == e.end {
 			m.deleteActiveLocked(e.key)
-			dst = append(dst, a.unban("expired"))
+			dst = append(dst, a.unban(Expired))
 		}
 	}
 	return dst
@@ -606,7 +609,7 @@ func (m *Manager) Restore(list []Active, history map[netip.Prefix]History) []Dec
 	}
 	for _, a := range list {
 		if a.End != 0 && a.End <= now {
-			expired = append(expired, a.unban("expired"))
+			expired = append(expired, a.unban(Expired))
 			continue
 		}
 		m.setActiveLocked(bkey{prefix: a.Prefix, jail: a.Jail}, a)

@@ -3,7 +3,6 @@ package pipeline
 import (
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -47,6 +46,9 @@ type Options struct {
 	Table string
 	// CheckEvery is how often the firewall table is checked and rebuilt if missing; 5 s when zero.
 	CheckEvery time.Duration
+	// Firewall is where bans go; nftables in the current network namespace when nil. The daemon
+	// does not own it past Close: a firewall passed in stays the caller's.
+	Firewall sink.Firewall
 }
 
 // Daemon is a running portcullis.
@@ -54,7 +56,7 @@ type Daemon struct {
 	opts    Options
 	log     *slog.Logger
 	store   *store.Store
-	fw      *sink.NFT
+	fw      sink.Firewall
 	ctl     *control.Server
 	metrics *metricsServer
 	applier *applier
@@ -123,10 +125,13 @@ func Start(opts Options) (*Daemon, error) {
 	if d.store, err = store.Open(opts.DBDir, opts.Log); err != nil {
 		return nil, err
 	}
-	if d.fw, err = sink.NewNFT(sink.NFTOptions{Table: opts.Table}); err != nil {
-		return nil, err
+	d.fw = opts.Firewall
+	if d.fw == nil {
+		if d.fw, err = sink.NewNFT(sink.NFTOptions{Table: opts.Table}); err != nil {
+			return nil, err
+		}
 	}
-	var audit io.Writer
+	sinks := []sink.Sink{sink.Kernel{FW: d.fw}, sink.Log{L: opts.Log}}
 	if path := cfg.Daemon.AuditLog; path != "" {
 		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 			return nil, fmt.Errorf("auditlog %s: %w", path, err)
@@ -135,9 +140,10 @@ func Start(opts Options) (*Daemon, error) {
 		if err != nil {
 			return nil, fmt.Errorf("auditlog %s: %w", path, err)
 		}
-		d.auditFile, audit = f, f
+		d.auditFile = f
+		sinks = append(sinks, sink.Audit{W: f})
 	}
-	d.applier = newApplier(d.store, d.fw, opts.Now, opts.Log, audit)
+	d.applier = newApplier(d.store, sinks, opts.Now, opts.Log)
 	offs, err := d.store.Offsets()
 	if err != nil {
 		return nil, err
@@ -274,24 +280,12 @@ func (d *Daemon) rebuild(eng *engine) error {
 	now := d.opts.Now().Unix()
 	var elems []sink.Element
 	for _, a := range eng.bans.Active(0, true) {
-		el, ok := element(eng.jails[a.Jail].Name, a.Prefix, a.End, now)
+		el, ok := sink.ElementOf(eng.jails[a.Jail].Name, a.Prefix, a.End, now)
 		if ok {
 			elems = append(elems, el)
 		}
 	}
 	return d.fw.Build(specs, elems)
-}
-
-// element makes the firewall element of a ban: its timeout is what remains of the ban.
-func element(jail string, p netip.Prefix, end, now int64) (sink.Element, bool) {
-	el := sink.Element{Jail: jail, Prefix: p}
-	if end != 0 {
-		if end <= now {
-			return el, false
-		}
-		el.Timeout = time.Duration(end-now) * time.Second
-	}
-	return el, true
 }
 
 func toStoreBan(eng *engine, d ban.Decision) store.Ban {
@@ -310,10 +304,11 @@ func (d *Daemon) applySync(ds []ban.Decision, eng *engine) error {
 	return <-done
 }
 
-func toChanges(ds []ban.Decision, eng *engine) []change {
-	out := make([]change, len(ds))
+// toChanges is the one translation of decisions into what the store and the sinks take.
+func toChanges(ds []ban.Decision, eng *engine) []sink.Change {
+	out := make([]sink.Change, len(ds))
 	for i, x := range ds {
-		out[i] = change{unban: x.Op == ban.OpUnban, ban: toStoreBan(eng, x), firewall: x.Reason != "expired", reason: x.Reason, evidence: x.Evidence}
+		out[i] = sink.Change{Unban: x.Op == ban.OpUnban, Ban: toStoreBan(eng, x), Kernel: x.Reason != ban.Expired, Reason: x.Reason, Evidence: x.Evidence}
 	}
 	return out
 }
@@ -442,9 +437,6 @@ func (d *Daemon) housekeeping() {
 			eng := d.current()
 			buf = eng.bans.Expire(buf[:0])
 			if len(buf) > 0 {
-				for _, x := range buf {
-					d.log.Info("unban", "jail", eng.jails[x.Jail].Name, "prefix", x.Prefix, "reason", "expired")
-				}
 				d.applier.submit(toChanges(buf, eng), nil)
 			}
 		case <-sweep.C:
@@ -529,7 +521,7 @@ func (d *Daemon) reconcile(eng *engine) {
 		}
 		for p, end := range want {
 			if !inSet[p] {
-				if el, ok := element(j.Name, p, end, now); ok {
+				if el, ok := sink.ElementOf(j.Name, p, end, now); ok {
 					add = append(add, el)
 				}
 			}

@@ -11,7 +11,6 @@ import (
 	"strings"
 
 	"fmt"
-	"github.com/VictoriaMetrics/metrics"
 	"log/slog"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +18,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/portcullis/portcullis/ban"
 	"github.com/portcullis/portcullis/config"

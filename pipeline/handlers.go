@@ -11,6 +11,7 @@ import (
 
 	"github.com/portcullis/portcullis/ban"
 	"github.com/portcullis/portcullis/control"
+	"github.com/portcullis/portcullis/sink"
 )
 
 // handle serves one control request.
@@ -72,7 +73,7 @@ func (d *Daemon) status(args []string) control.Reply {
 	}
 	js.Files = eng.files(int(id))
 	for _, a := range eng.bans.Active(id, false) {
-		js.Banned = append(js.Banned, prefixString(a.Prefix))
+		js.Banned = append(js.Banned, sink.PrefixString(a.Prefix))
 	}
 	sort.Strings(js.Banned)
 	js.CurrentlyBanned = len(js.Banned)
@@ -80,14 +81,6 @@ func (d *Daemon) status(args []string) control.Reply {
 		js.Regexes = append(js.Regexes, m.String())
 	}
 	return control.DataReply(js)
-}
-
-// prefixString shows single addresses without their /32 or /128.
-func prefixString(p netip.Prefix) string {
-	if p.IsSingleIP() {
-		return p.Addr().String()
-	}
-	return p.String()
 }
 
 func parseTarget(s string) (netip.Prefix, error) {
@@ -154,7 +147,7 @@ func (d *Daemon) unban(args []string) control.Reply {
 			got := eng.bans.Unban(a.Jail, false, a.Prefix, "manual")
 			ds = append(ds, got...)
 			for _, x := range got {
-				results = append(results, control.Result{Addr: prefixString(x.Prefix), Jail: eng.jails[x.Jail].Name, OK: true})
+				results = append(results, control.Result{Addr: sink.PrefixString(x.Prefix), Jail: eng.jails[x.Jail].Name, OK: true})
 			}
 		}
 		return d.applyAndReply("unban", ds, eng, results)
@@ -223,7 +216,7 @@ func (d *Daemon) banned(args []string) control.Reply {
 	list := eng.bans.Active(id, all)
 	out := make([]control.Banned, 0, len(list))
 	for _, a := range list {
-		out = append(out, control.Banned{Jail: eng.jails[a.Jail].Name, Prefix: prefixString(a.Prefix), Start: a.Start, End: a.End, Count: a.Count})
+		out = append(out, control.Banned{Jail: eng.jails[a.Jail].Name, Prefix: sink.PrefixString(a.Prefix), Start: a.Start, End: a.End, Count: a.Count})
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Jail != out[j].Jail {
@@ -264,7 +257,7 @@ func (d *Daemon) get(args []string) control.Reply {
 		out = []string{strconv.FormatBool(j.IgnoreSelf)}
 	case "ignoreip":
 		for _, p := range j.IgnoreIP {
-			out = append(out, prefixString(p))
+			out = append(out, sink.PrefixString(p))
 		}
 	case "logpath":
 		for _, lp := range j.LogPaths {

@@ -72,16 +72,6 @@ type jailSets struct {
 
 var _ Firewall = (*NFT)(nil)
 
-// Firewall is what the pipeline needs from a firewall sink.
-type Firewall interface {
-	// Build replaces the whole table atomically: chain, sets, rules and the given elements.
-	Build(jails []JailSpec, elems []Element) error
-	// Apply adds and removes elements in one transaction.
-	Apply(add, del []Element) error
-	// Present reports whether the table and every jail's sets are still in the kernel.
-	Present() (bool, error)
-}
-
 // NewNFT opens a netlink connection to nftables in the current network namespace.
 func NewNFT(opts NFTOptions) (*NFT, error) {
 	if opts.Table == "" {

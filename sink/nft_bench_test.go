@@ -1,10 +1,11 @@
 package sink
 
 import (
-	"github.com/google/nftables"
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/google/nftables"
 
 	"github.com/mdlayher/netlink"
 

@@ -2,13 +2,14 @@ package sink
 
 import (
 	"fmt"
-	"github.com/google/nftables"
 	"net/netip"
 	"os/exec"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/nftables"
 
 	"github.com/portcullis/portcullis/config"
 	"github.com/portcullis/portcullis/internal/netnstest"

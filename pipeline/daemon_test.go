@@ -1,0 +1,227 @@
+package pipeline
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/portcullis/portcullis/control"
+	"github.com/portcullis/portcullis/internal/testconf"
+	"github.com/portcullis/portcullis/sink/sinktest"
+)
+
+// unitDaemon is a daemon on a recording firewall: no root, no kernel. The namespace system
+// tests in cmd/portcullis run the same paths against nftables.
+type unitDaemon struct {
+	*Daemon
+	fw   *sinktest.Firewall
+	dir  string
+	log  string
+	opts Options
+}
+
+func startUnit(t *testing.T, jail string, extra string) *unitDaemon {
+	t.Helper()
+	dir := t.TempDir()
+	u := &unitDaemon{fw: &sinktest.Firewall{}, dir: dir, log: filepath.Join(dir, "auth.log")}
+	if err := os.WriteFile(u.log, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "etc")
+	testconf.Write(t, cfg, fmt.Sprintf(jail, u.log))
+	conf := "[Definition]\nauditlog = " + filepath.Join(dir, "audit.log") + "\n" + extra
+	if err := os.WriteFile(filepath.Join(cfg, "portcullis.conf"), []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	u.opts = Options{ConfigDir: cfg, Socket: filepath.Join(dir, "s.sock"), DBDir: filepath.Join(dir, "db"), Metrics: "off",
+		Poll: 5 * time.Millisecond, Workers: 2, CheckEvery: 50 * time.Millisecond, Firewall: u.fw,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	u.restart(t)
+	return u
+}
+
+func (u *unitDaemon) restart(t *testing.T) {
+	t.Helper()
+	if u.Daemon != nil {
+		if err := u.Daemon.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d, err := Start(u.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Daemon = d
+	t.Cleanup(func() {
+		if u.Daemon == d {
+			d.Close()
+			u.Daemon = nil
+		}
+	})
+}
+
+// fail appends n sshd failures of addr, stamped now.
+func (u *unitDaemon) fail(t *testing.T, addr string, n int) {
+	t.Helper()
+	f, err := os.OpenFile(u.log, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	stamp := time.Now().Format(time.Stamp)
+	for i := range n {
+		fmt.Fprintf(f, "%s host sshd[%d]: Failed password for root from %s port %d ssh2\n", stamp, 4000+i, addr, 40000+i)
+	}
+}
+
+func (u *unitDaemon) call(t *testing.T, args ...string) control.Reply {
+	t.Helper()
+	return u.handle(control.Request{Cmd: args[0], Args: args[1:]})
+}
+
+// waitFor polls cond for up to 20 s: a deadline for a broken daemon, not a speed goal.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for end := time.Now().Add(20 * time.Second); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+func (u *unitDaemon) inSet(t *testing.T, jail, prefix string) bool {
+	t.Helper()
+	els, err := u.fw.Elements(jail)
+	if err != nil {
+		return false
+	}
+	return slices.Contains(els, netip.MustParsePrefix(prefix))
+}
+
+const unitJail = `
+[DEFAULT]
+maxretry = 3
+findtime = 10m
+bantime = 1h
+[sshd]
+enabled = true
+port = ssh
+logpath = %s
+`
+
+// Failures in a log reach the firewall, the audit log and the store; an address under maxretry
+// stays out; a ban outlives a restart and an unban lifts it everywhere.
+func TestDaemonBansThroughTheFirewall(t *testing.T) {
+	u := startUnit(t, unitJail, "")
+	u.fail(t, "203.0.113.7", 3)
+	u.fail(t, "203.0.113.8", 2)
+	waitFor(t, "203.0.113.7 in the set", func() bool { return u.inSet(t, "sshd", "203.0.113.7/32") })
+	waitFor(t, "every line processed", func() bool { return u.LinesProcessed() == 5 })
+	u.applier.flush()
+	if u.inSet(t, "sshd", "203.0.113.8/32") {
+		t.Fatal("an address under maxretry was banned")
+	}
+	recs := readAudit(t, filepath.Join(u.dir, "audit.log"))
+	if len(recs) != 1 || recs[0]["op"] != "ban" || recs[0]["prefix"] != "203.0.113.7" || recs[0]["failures"] != 3.0 {
+		t.Fatalf("audit log: %v", recs)
+	}
+	if m, _ := recs[0]["matches"].([]any); len(m) != 3 || !strings.Contains(m[2].(string), "from 203.0.113.7 port 40002") {
+		t.Fatalf("audit log evidence: %v", recs[0]["matches"])
+	}
+
+	u.restart(t)
+	if !u.inSet(t, "sshd", "203.0.113.7/32") || u.fw.Builds() != 2 {
+		t.Fatalf("after a restart: in set %v, builds %d", u.inSet(t, "sshd", "203.0.113.7/32"), u.fw.Builds())
+	}
+	// The failures of .8 counted before the restart count on.
+	u.fail(t, "203.0.113.8", 1)
+	waitFor(t, "203.0.113.8 banned on its third failure across the restart", func() bool { return u.inSet(t, "sshd", "203.0.113.8/32") })
+
+	if r := u.call(t, "unban", "203.0.113.7"); !r.OK {
+		t.Fatalf("unban: %s", r.Error)
+	}
+	if u.inSet(t, "sshd", "203.0.113.7/32") {
+		t.Fatal("unban left the element")
+	}
+	tx := u.fw.Transactions()
+	last := tx[len(tx)-1]
+	if len(last.Add) != 0 || len(last.Del) != 1 || last.Del[0].Prefix != netip.MustParsePrefix("203.0.113.7/32") {
+		t.Fatalf("unban transaction: %+v", last)
+	}
+	u.restart(t)
+	if u.inSet(t, "sshd", "203.0.113.7/32") || !u.inSet(t, "sshd", "203.0.113.8/32") {
+		t.Fatal("the store and the firewall disagree after an unban and a restart")
+	}
+}
+
+// ignoreip and loopback are never banned, from failures or from the CLI.
+func TestDaemonNeverBansProtected(t *testing.T) {
+	u := startUnit(t, unitJail+"ignoreip = 198.51.100.0/24\n", "")
+	u.fail(t, "198.51.100.20", 5)
+	u.fail(t, "127.0.0.1", 5)
+	u.fail(t, "203.0.113.9", 3)
+	waitFor(t, "the unprotected address banned", func() bool { return u.inSet(t, "sshd", "203.0.113.9/32") })
+	waitFor(t, "every line processed", func() bool { return u.LinesProcessed() == 13 })
+	if r := u.call(t, "ban", "sshd", "198.51.100.21"); !r.OK || !strings.Contains(string(r.Data), "refused") {
+		t.Fatalf("CLI ban of an ignored address: %+v %s", r, r.Data)
+	}
+	u.applier.flush()
+	els, _ := u.fw.Elements("sshd")
+	if len(els) != 1 {
+		t.Fatalf("set holds %v, want only 203.0.113.9", els)
+	}
+}
+
+// A firewall that refuses a batch still has the ban stored; the periodic reconcile puts it in
+// once the firewall takes changes again. Someone deleting an element or the whole table gets it
+// back within a check.
+func TestDaemonRepairsTheFirewall(t *testing.T) {
+	u := startUnit(t, unitJail, "")
+	u.fw.FailWith(errors.New("netlink: no buffer space"))
+	r := u.call(t, "ban", "sshd", "203.0.113.50")
+	if r.OK {
+		t.Fatalf("a ban the firewall refused reported success: %s", r.Data)
+	}
+	banned := u.call(t, "banned")
+	if !strings.Contains(string(banned.Data), "203.0.113.50") {
+		t.Fatalf("the refused ban is not kept: %s", banned.Data)
+	}
+	u.fw.FailWith(nil)
+	waitFor(t, "the reconcile to add the ban", func() bool { return u.inSet(t, "sshd", "203.0.113.50/32") })
+
+	u.fw.Delete("sshd", netip.MustParsePrefix("203.0.113.50/32"))
+	waitFor(t, "a deleted element added back", func() bool { return u.inSet(t, "sshd", "203.0.113.50/32") })
+	builds := u.fw.Builds()
+	u.fw.Flush()
+	waitFor(t, "a flushed table rebuilt", func() bool { return u.fw.Builds() > builds && u.inSet(t, "sshd", "203.0.113.50/32") })
+}
+
+func readAudit(t *testing.T, path string) []map[string]any {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []map[string]any
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var m map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatalf("audit line %q: %v", sc.Text(), err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
