@@ -66,7 +66,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 	netnstest.Require(b)
 	oneCore := map[int]float64{}
 	for _, c := range []struct {
-		pct, workers int
+		pct, workers  int
 		pinned, audit bool
 	}{{5, 1, true, false}, {60, 1, true, false}, {5, runtime.NumCPU(), false, false}, {60, runtime.NumCPU(), false, false},
 		{60, 1, true, true}, {60, runtime.NumCPU(), false, true}} {

@@ -443,8 +443,8 @@ func (d *Daemon) housekeeping() {
 			eng := d.current()
 			now := d.opts.Now().Unix()
 			eng.win.Sweep(now)
-			if eng.matches != nil {
-				eng.matches.sweep(now, func(j uint16) int64 { return eng.params[j].FindTime })
+			if eng.evidence != nil {
+				eng.evidence.sweep(now, func(j uint16) int64 { return eng.params[j].FindTime })
 			}
 		case <-purge.C:
 			d.reloadMu.Lock()

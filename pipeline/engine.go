@@ -25,35 +25,28 @@ import (
 	"github.com/portcullis/portcullis/config"
 	"github.com/portcullis/portcullis/ingest"
 	"github.com/portcullis/portcullis/matcher"
-	"github.com/portcullis/portcullis/window"
 )
 
 // engine is one generation of the configuration: compiled matcher, windows, ban policies, readers
 // and workers. Jail ids are indexes into jails.
 type engine struct {
+	*stages
 	cfg     *config.Config
-	jails   []*config.Jail
 	byName  map[string]int
-	m       *matcher.Matcher
-	win     *window.Window
-	bans    *ban.Manager
 	sources []*source
 	syslog  *ingest.SyslogServer
 	blocks  chan *ingest.Block
 	// ordered[i] feeds only worker i: sources whose jails keep state across lines (fail2ban's
 	// multi-line <F-MLFID> tracking, maxlines buffers) send every block to one worker, so their
 	// lines are matched in file order.
-	ordered  []chan *ingest.Block
-	mw       []*matcher.Worker // per-worker scratch between open and run
-	ctx      context.Context
-	cancel   context.CancelFunc
-	readers  sync.WaitGroup
-	workers  sync.WaitGroup
-	errors   atomic.Uint64 // blocks that failed to scan or panicked, skipped
-	lines    atomic.Uint64 // lines that went through the whole data path
-	recidive []uint16      // jails fed with the other jails' bans
-	params   []window.JailParams
-	matches  *matchStore // the failures' lines for the audit log; nil without one
+	ordered []chan *ingest.Block
+	mw      []*matcher.Worker // per-worker scratch between open and run
+	ctx     context.Context
+	cancel  context.CancelFunc
+	readers sync.WaitGroup
+	workers sync.WaitGroup
+	errors  atomic.Uint64 // blocks that failed to scan or panicked, skipped
+	lines   atomic.Uint64 // lines that went through the whole data path
 	// lag returns the histogram of seconds from a block's arrival to its ban decisions, by source.
 	lag func(source string) *metrics.Histogram
 	now func() time.Time
@@ -68,36 +61,26 @@ type source struct {
 }
 
 func newEngine(cfg *config.Config, opts *Options) (*engine, error) {
-	e := &engine{cfg: cfg, jails: cfg.Jails, byName: make(map[string]int), now: opts.Now}
+	e := &engine{cfg: cfg, byName: make(map[string]int), now: opts.Now}
 	if e.now == nil {
 		e.now = time.Now
-	}
-	if len(cfg.Jails) > 0xffff {
-		return nil, fmt.Errorf("too many jails (%d)", len(cfg.Jails))
 	}
 	for id, j := range cfg.Jails {
 		e.byName[j.Name] = id
 	}
-	specs, params, pols := stageConfig(cfg)
 	var cache string // no database directory (tests): nothing is cached, never in the working directory
 	if opts.DBDir != "" {
 		cache = filepath.Join(opts.DBDir, "hscache")
 	}
-	m, err := matcher.New(specs, matcher.Options{Now: opts.Now, CacheDir: cache})
+	st, err := newStages(cfg, stageOptions{Now: e.now, CacheDir: cache, MaxKeys: opts.MaxKeys, SelfAddrs: opts.SelfAddrs,
+		Evidence: cfg.Daemon.AuditLog != ""})
 	if err != nil {
 		return nil, err
 	}
-	for _, w := range m.Warnings {
+	for _, w := range st.m.Warnings {
 		opts.Log.Warn(w)
 	}
-	e.m = m
-	e.recidive = recidiveJails(cfg)
-	e.params = params
-	if cfg.Daemon.AuditLog != "" {
-		e.matches = newMatchStore(100_000)
-	}
-	e.win = window.New(params, window.Options{MaxKeys: opts.MaxKeys})
-	e.bans = ban.New(pols, ban.Options{Now: opts.Now, SelfAddrs: opts.SelfAddrs})
+	e.stages = st
 
 	// A backend = auto jail whose log files do not exist, on a machine with journalctl (Debian 12
 	// has no auth.log without rsyslog), reads the journal instead when its filter says how to
@@ -449,17 +432,12 @@ func (e *engine) needsOrder(s *source) bool {
 	return false
 }
 
-// work is one worker goroutine: the whole data path for each block, then the block goes back.
+// work is one worker goroutine: the stage chain for each block, then the block goes back.
 func (e *engine) work(mw *matcher.Worker, own chan *ingest.Block, log *slog.Logger, apply func([]ban.Decision, *engine)) {
 	defer e.workers.Done()
-	defer mw.Close()
-	adder := e.win.NewAdder(e.bans)
-	var (
-		events    []matcher.Event
-		crossings []window.Crossing
-		decisions []ban.Decision
-		err       error
-	)
+	c := e.newChain(mw, wallClock{}, func(ds []ban.Decision) { apply(ds, e) })
+	defer c.close()
+	c.admit = e.admitLive
 	shared := e.blocks
 	for shared != nil || own != nil {
 		var b *ingest.Block
@@ -477,49 +455,26 @@ func (e *engine) work(mw *matcher.Worker, own chan *ingest.Block, log *slog.Logg
 			}
 		}
 		n := len(b.Lines)
-		arrived, srcName := b.Arrived, b.Source.Name
-		events, err = e.match(mw, b, events[:0])
-		if err != nil {
+		if err := c.process(b); err != nil {
 			e.errors.Add(1)
 			log.Error("matching a block failed; its lines are skipped", "source", b.Source.Name, "lines", n, "err", err)
-			events = events[:0]
 		}
-		if b.Backlog && len(events) > 0 {
-			events = e.dropStale(events)
-		}
-		if e.matches != nil {
-			// The evidence for the audit log, kept while the block is still there.
-			for i := range events {
-				ev := &events[i]
-				if mm := e.jails[ev.Jail].MaxMatches; mm > 0 && int(ev.Line) < len(b.Lines) {
-					e.matches.add(ev.Jail, e.params[ev.Jail].Key(ev.Addr), string(b.Line(int(ev.Line))), ev.Time, b.Seq, ev.Line, mm)
-				}
-			}
-		}
-		crossings = adder.Add(events, crossings[:0])
-		if e.matches != nil {
-			for i := range crossings {
-				c := &crossings[i]
-				c.Matches = e.matches.take(c.Jail, c.Prefix)
-			}
+		if !b.Arrived.IsZero() && e.lag != nil {
+			e.lag(b.Source.Name).Update(time.Since(b.Arrived).Seconds())
 		}
 		ingest.PutBlock(b)
-		decisions = escalate(e.recidive, adder, e.bans, e.bans.Decide(crossings, decisions[:0]))
-		if !arrived.IsZero() && e.lag != nil {
-			e.lag(srcName).Update(time.Since(arrived).Seconds())
-		}
-		if len(decisions) > 0 {
-			apply(decisions, e)
-		}
 		e.lines.Add(uint64(n))
 	}
 }
 
-// dropStale removes from a backlog's events (lines a file held when it was opened) the failures
+// admitLive removes from a backlog's events (lines a file held when it was opened) the failures
 // older than their jail's findtime, as fail2ban ignores them while it starts: an attack that is
 // over bans no one. Lines read as they are written are counted by their own times whatever the
 // clock says, so a log in an unexpected time zone still bans.
-func (e *engine) dropStale(events []matcher.Event) []matcher.Event {
+func (e *engine) admitLive(b *ingest.Block, events []matcher.Event) []matcher.Event {
+	if !b.Backlog || len(events) == 0 {
+		return events
+	}
 	now := e.now().Unix()
 	kept := events[:0]
 	for _, ev := range events {
@@ -530,17 +485,6 @@ func (e *engine) dropStale(events []matcher.Event) []matcher.Event {
 		kept = append(kept, ev)
 	}
 	return kept
-}
-
-// match runs the matcher, turning a panic (a parser bug reached by a hostile line) into an error
-// for this block, so one bad line can never take the daemon down.
-func (e *engine) match(mw *matcher.Worker, b *ingest.Block, dst []matcher.Event) (out []matcher.Event, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			out, err = dst[:0], fmt.Errorf("matcher panic: %v", r)
-		}
-	}()
-	return mw.Match(b, dst)
 }
 
 // stop stops the readers, lets the workers finish what was queued, and frees the matcher.
@@ -568,29 +512,4 @@ func UserCacheDir() string {
 		return ""
 	}
 	return filepath.Join(d, "portcullis")
-}
-
-// stageConfig turns the enabled jails (jail id = index) into what the matcher, the windows and
-// the ban manager take; the daemon and replay build their stages from it alike.
-func stageConfig(cfg *config.Config) ([]matcher.JailSpec, []window.JailParams, []ban.Policy) {
-	specs := make([]matcher.JailSpec, len(cfg.Jails))
-	params := make([]window.JailParams, len(cfg.Jails))
-	pols := make([]ban.Policy, len(cfg.Jails))
-	for id, j := range cfg.Jails {
-		specs[id] = matcher.JailSpec{ID: id, Name: j.Name, Filter: j.Filter, NoDNS: j.UseDNS == "no", Location: j.LogTimezone}
-		params[id] = window.JailParams{MaxRetry: j.MaxRetry, FindTime: int64(j.FindTime / time.Second), Prefix4: j.BanPrefix4, Prefix6: j.BanPrefix6}
-		in := j.Increment
-		var ic *ban.IgnoreCommand
-		if j.IgnoreCommand != nil {
-			ic = &ban.IgnoreCommand{Argv: j.IgnoreCommand}
-		}
-		var esc []ban.Escalation
-		for _, e := range j.Escalate {
-			esc = append(esc, ban.Escalation{V6: e.V6, Bits: e.Bits, Count: e.Count})
-		}
-		pols[id] = ban.Policy{IgnoreCommand: ic, Escalate: esc, Name: j.Name, BanTime: j.BanTime, MaxRetry: j.MaxRetry, IgnoreIP: j.IgnoreIP, IgnoreSelf: j.IgnoreSelf,
-			Increment: ban.Increment{Enabled: in.Enabled, Factor: in.Factor, Formula: in.Formula, Multipliers: in.Multipliers,
-				MaxTime: in.MaxTime, RndTime: in.RndTime, OverallJails: in.OverallJails}}
-	}
-	return specs, params, pols
 }

@@ -10,7 +10,6 @@ import (
 	"github.com/portcullis/portcullis/config"
 	"github.com/portcullis/portcullis/ingest"
 	"github.com/portcullis/portcullis/matcher"
-	"github.com/portcullis/portcullis/window"
 )
 
 // ReplayOptions configure a replay: the configured jails run over logs by event time, with no
@@ -65,36 +64,27 @@ func Replay(opts ReplayOptions, emit func(ReplayDecision) error) (ReplayStats, e
 			opts.Warn(w)
 		}
 	}
-	specs, params, pols := stageConfig(cfg)
 	var all ingest.JailSet
 	for id := range cfg.Jails {
 		all = all.With(id)
 	}
-	m, err := matcher.New(specs, matcher.Options{Now: opts.Now, CacheDir: UserCacheDir()})
+	clk := &eventClock{}
+	stg, err := newStages(cfg, stageOptions{Now: opts.Now, BanNow: clk.now, CacheDir: UserCacheDir(), MaxKeys: 10_000_000})
 	if err != nil {
 		return st, err
 	}
-	defer m.Close()
-	w, err := m.NewWorker()
+	defer stg.m.Close()
+	w, err := stg.m.NewWorker()
 	if err != nil {
 		return st, err
 	}
-	defer w.Close()
-	win := window.New(params, window.Options{MaxKeys: 10_000_000})
-	// clock is the replayed time: the latest event seen, when bans expire. A ban starts at the
-	// time of the failure that crossed maxretry (decideAt), as fail2ban's ban ticket does.
-	var clock, decideAt time.Time
-	bans := ban.New(pols, ban.Options{Now: func() time.Time { return decideAt }})
-	adder := win.NewAdder(bans)
-
-	recidive := recidiveJails(cfg)
-	var events []matcher.Event
-	var crossings []window.Crossing
-	var decisions []ban.Decision
-	failures := 0
-	report := func(ds []ban.Decision, t time.Time) error {
+	var emitErr error // from reporting, as opposed to reading
+	report := func(ds []ban.Decision) {
 		for _, d := range ds {
-			rd := ReplayDecision{Time: t, Op: d.Op.String(), Jail: cfg.Jails[d.Jail].Name, Prefix: d.Prefix, Count: d.JailCount}
+			if emitErr != nil {
+				return
+			}
+			rd := ReplayDecision{Time: clk.latest, Op: d.Op.String(), Jail: cfg.Jails[d.Jail].Name, Prefix: d.Prefix, Count: d.JailCount}
 			if cfg.Jails[d.Jail].Increment.OverallJails {
 				rd.Count = d.Count // fail2ban's ban count is then the address's in every jail
 			}
@@ -109,7 +99,9 @@ func Replay(opts ReplayOptions, emit func(ReplayDecision) error) (ReplayStats, e
 			case d.Op == ban.OpBan:
 				rd.Time = time.Unix(d.Start, 0)
 				st.Bans[rd.Jail]++
-				rd.Failures = failures
+				if d.Evidence != nil {
+					rd.Failures = d.Evidence.Failures
+				}
 				rd.Duration = -1
 				if d.End != 0 {
 					rd.Duration = time.Duration(d.End-d.Start) * time.Second
@@ -117,11 +109,23 @@ func Replay(opts ReplayOptions, emit func(ReplayDecision) error) (ReplayStats, e
 			default:
 				rd.Time = time.Unix(d.End, 0)
 			}
-			if err := emit(rd); err != nil {
-				return err
-			}
+			emitErr = emit(rd)
 		}
-		return nil
+	}
+	c := stg.newChain(w, clk, report)
+	defer c.close()
+	// Only events within [From, To) count, in the order of the log, as the daemon counts them.
+	c.admit = func(_ *ingest.Block, events []matcher.Event) []matcher.Event {
+		kept := events[:0]
+		for _, ev := range events {
+			t := time.Unix(ev.Time, 0)
+			if (!opts.From.IsZero() && t.Before(opts.From)) || (!opts.To.IsZero() && !t.Before(opts.To)) {
+				continue
+			}
+			st.Failures[cfg.Jails[ev.Jail].Name]++
+			kept = append(kept, ev)
+		}
+		return kept
 	}
 	src := &ingest.Source{Name: "replay", Jails: all, Stats: &ingest.SourceStats{}}
 	lastProgress := time.Now()
@@ -135,45 +139,15 @@ func Replay(opts ReplayOptions, emit func(ReplayDecision) error) (ReplayStats, e
 		if err != nil {
 			return st, fmt.Errorf("cannot read %s: %w", path, err)
 		}
-		var stopErr error // from reporting, as opposed to reading
+		var stopErr error
 		err = ingest.ReadAll(r, src, nil, func(b *ingest.Block) error {
-			events, stopErr = w.Match(b, events[:0])
+			stopErr = c.process(b)
 			ingest.PutBlock(b)
+			if stopErr == nil {
+				stopErr = emitErr
+			}
 			if stopErr != nil {
 				return stopErr
-			}
-			// Keep the events inside the window of interest, in the order of the log, as the
-			// daemon counts them.
-			kept := events[:0]
-			for _, ev := range events {
-				t := time.Unix(ev.Time, 0)
-				if (!opts.From.IsZero() && t.Before(opts.From)) || (!opts.To.IsZero() && !t.Before(opts.To)) {
-					continue
-				}
-				kept = append(kept, ev)
-			}
-			for i := range kept {
-				ev := kept[i : i+1]
-				if t := time.Unix(ev[0].Time, 0); t.After(clock) {
-					clock, decideAt = t, t
-					// Lift the bans whose time is up before counting the next failure.
-					if stopErr = report(bans.Expire(decisions[:0]), clock); stopErr != nil {
-						return stopErr
-					}
-				}
-				st.Failures[cfg.Jails[ev[0].Jail].Name]++
-				crossings = adder.Add(ev, crossings[:0])
-				if len(crossings) > 0 {
-					decideAt = time.Unix(crossings[0].Time, 0)
-				}
-				decisions = escalate(recidive, adder, bans, bans.Decide(crossings, decisions[:0]))
-				decideAt = clock
-				if len(decisions) > 0 {
-					failures = crossings[0].Count
-					if stopErr = report(decisions, clock); stopErr != nil {
-						return stopErr
-					}
-				}
 			}
 			if opts.Progress != nil && time.Since(lastProgress) > 5*time.Second {
 				opts.Progress(src.Stats.Lines.Load())

@@ -155,30 +155,6 @@ func runRegex(o regexOpts, stdout, stderr io.Writer) error {
 	if o.ignore != "" {
 		f.IgnoreRegex = append(f.IgnoreRegex, config.Regex{Text: o.ignore, File: "command line", Line: 1})
 	}
-	now := o.now
-	m, err := matcher.New([]matcher.JailSpec{{ID: 0, Name: f.Name, Filter: f}}, matcher.Options{Now: func() time.Time { return now }, CacheDir: pipeline.UserCacheDir()})
-	if err != nil {
-		var ce matcher.Errors
-		if errors.As(err, &ce) {
-			return fmt.Errorf("the filter does not compile:\n%v", err)
-		}
-		return err
-	}
-	defer m.Close()
-	w, err := m.NewWorker()
-	if err != nil {
-		return err
-	}
-	defer w.Close()
-	if o.json {
-		w.Collect = true
-	} else {
-		w.CollectCounts()
-	}
-	if args["logtype"] == "journal" {
-		w.SetFixedTime(now)
-	}
-
 	var r io.Reader
 	logName := o.log
 	switch {
@@ -203,58 +179,58 @@ func runRegex(o regexOpts, stdout, stderr io.Writer) error {
 	}
 
 	st := regexStats{regexHits: make([]int, len(f.FailRegex))}
-	src := &ingest.Source{Name: "regex", Jails: ingest.NewJailSet(0), Stats: &ingest.SourceStats{}}
-	var events []matcher.Event
 	enc := json.NewEncoder(stdout)
 	start := time.Now()
 	lastProgress := start
-	lineBase := 0    // 1-based line number of the block's first line, minus one
-	var outErr error // from matching or writing, as opposed to reading
-	readErr := ingest.ReadAll(r, src, nil, func(b *ingest.Block) error {
-		defer ingest.PutBlock(b)
-		w.Details = w.Details[:0]
-		if events, outErr = w.Match(b, events[:0]); outErr != nil {
-			return outErr
-		}
-		var lineNo []int
-		if o.json && len(w.Details) > 0 {
-			lineNo = lineNumbers(b)
-		}
-		for _, d := range w.Details {
-			st.regexHits[d.Regex]++
-			if o.json {
-				if outErr = enc.Encode(failureJSON(d, lineBase+lineNo[d.Line])); outErr != nil {
-					return outErr
+	lineBase := 0 // 1-based line number of the block's first line, minus one
+	var seen uint64
+	var outErr error // from writing, as opposed to reading
+	res, err := pipeline.RunFilter(f, r, pipeline.FilterOptions{Now: o.now, Journal: args["logtype"] == "journal", Fields: o.json},
+		func(b *ingest.Block, found []matcher.Result) error {
+			var lineNo []int
+			if o.json && len(found) > 0 {
+				lineNo = lineNumbers(b)
+			}
+			for _, d := range found {
+				st.regexHits[d.Regex]++
+				if o.json {
+					if outErr = enc.Encode(failureJSON(d, lineBase+lineNo[d.Line])); outErr != nil {
+						return outErr
+					}
 				}
 			}
+			st.matched += len(found)
+			// Number lines by counting newlines: skipped (over-long, binary) lines count too.
+			seen += uint64(len(b.Lines))
+			if o.json {
+				lineBase += bytes.Count(b.Buf, []byte{'\n'})
+			} else {
+				lineBase = int(seen)
+			}
+			if time.Since(lastProgress) > 5*time.Second {
+				fmt.Fprintf(stderr, "%d lines, %d failures…\n", lineBase, st.matched)
+				lastProgress = time.Now()
+			}
+			return nil
+		})
+	if err != nil {
+		var ce matcher.Errors
+		if errors.As(err, &ce) {
+			return fmt.Errorf("the filter does not compile:\n%v", err)
 		}
-		st.matched += len(w.Details)
-		// Number lines by counting newlines: skipped (over-long, binary) lines count too.
-		if o.json {
-			lineBase += bytes.Count(b.Buf, []byte{'\n'})
-		} else {
-			lineBase = int(src.Stats.Lines.Load())
+		if res.Source == nil || outErr != nil {
+			return err
 		}
-		if time.Since(lastProgress) > 5*time.Second {
-			fmt.Fprintf(stderr, "%d lines, %d failures…\n", lineBase, st.matched)
-			lastProgress = time.Now()
-		}
-		return nil
-	})
-	if outErr != nil {
-		return outErr
+		return fmt.Errorf("reading %s: %w", logName, err)
 	}
 	elapsed := time.Since(start)
-	st.lines = int(src.Stats.Lines.Load())
-	st.ignored = int(m.Stats[0].Ignored.Load())
+	st.lines = int(res.Source.Lines.Load())
+	st.ignored = int(res.Ignored)
 	st.missed = st.lines - st.matched - st.ignored
-	if readErr != nil {
-		return fmt.Errorf("reading %s: %w", logName, readErr)
-	}
 	if o.json {
 		return nil
 	}
-	printRegexSummary(stdout, f, source, logName, st, m.DateHits(0), src.Stats, elapsed)
+	printRegexSummary(stdout, f, source, logName, st, res.Dates, res.Source, elapsed)
 	return nil
 }
 
