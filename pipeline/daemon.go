@@ -270,24 +270,6 @@ func (d *Daemon) install(eng *engine) error {
 	return nil
 }
 
-// rebuild replaces the firewall table with eng's jails and its active bans.
-func (d *Daemon) rebuild(eng *engine) error {
-	specs := make([]sink.JailSpec, len(eng.jails))
-	for i, j := range eng.jails {
-		specs[i] = sink.JailSpec{Name: j.Name, Ports: j.Ports, Protocol: j.Protocol, BlockType: j.BlockType,
-			Input: j.ChainHookInput, Forward: j.ChainHookForward}
-	}
-	now := d.opts.Now().Unix()
-	var elems []sink.Element
-	for _, a := range eng.bans.Active(0, true) {
-		el, ok := sink.ElementOf(eng.jails[a.Jail].Name, a.Prefix, a.End, now)
-		if ok {
-			elems = append(elems, el)
-		}
-	}
-	return d.fw.Build(specs, elems)
-}
-
 func toStoreBan(eng *engine, d ban.Decision) store.Ban {
 	return store.Ban{Jail: eng.jails[d.Jail].Name, Prefix: d.Prefix, Start: d.Start, End: d.End, Count: d.Count, JailCount: d.JailCount}
 }
@@ -317,94 +299,6 @@ func (d *Daemon) current() *engine {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
 	return d.eng
-}
-
-// Reload loads the configuration again and swaps the engine. A broken configuration is reported and
-// the running one stays. Bans, failure counts and file positions carry over.
-func (d *Daemon) Reload() error { return d.ReloadJail("") }
-
-// ReloadJail is Reload for one jail (fail2ban-client reload JAIL): only that jail's definition
-// is taken from the configuration on disk (added, changed, or removed when no longer enabled);
-// every other jail keeps the one it runs with. An empty name reloads everything.
-func (d *Daemon) ReloadJail(name string) error {
-	d.reloadMu.Lock()
-	defer d.reloadMu.Unlock()
-	cfg, err := config.Load(d.opts.ConfigDir, config.Options{})
-	if err != nil {
-		d.log.Error("reload refused: the configuration has errors; the running one stays", "err", err)
-		return err
-	}
-	if name != "" {
-		if cfg, err = withJailFrom(d.current().cfg, cfg, name); err != nil {
-			return err
-		}
-	}
-	for _, w := range cfg.Warnings {
-		d.log.Warn(w)
-	}
-	eng, err := d.newEngine(cfg)
-	if err != nil {
-		d.log.Error("reload refused", "err", err)
-		return err
-	}
-	old := d.current()
-	old.stop()
-	d.applier.flush()
-	// The new generation continues every file exactly where the old one stopped.
-	// Every line the old generation read is processed now, so its counts and positions agree:
-	// they are saved together and the new generation takes both up (install loads the counts).
-	pos, cursors := old.positions(), old.cursors()
-	d.saveProgress(pos, cursors, old)
-	eng.takeTotals(old)
-	eng.setResume(positionMap(pos))
-	eng.setCursors(cursors)
-	if err := d.install(eng); err != nil {
-		d.log.Error("reload failed; keeping the previous configuration", "err", err)
-		eng.m.Close()
-		// Bring the old generation back with a fresh engine built from its configuration: the
-		// store still holds its bans, counts, positions and cursors.
-		back, err2 := d.engineFor(old.cfg)
-		if err2 == nil {
-			back.setResume(positionMap(pos))
-			back.setCursors(cursors)
-			back.takeTotals(old)
-			err2 = d.install(back)
-			if err2 != nil {
-				back.m.Close()
-			}
-		}
-		if err2 != nil {
-			d.log.Error("cannot restore the previous configuration", "err", err2)
-		}
-		return err
-	}
-	d.log.Info("configuration reloaded", "jails", len(cfg.Jails))
-	return nil
-}
-
-// withJailFrom is running with jail name taken from fresh.
-func withJailFrom(running, fresh *config.Config, name string) (*config.Config, error) {
-	out := *running
-	out.Jails, out.Warnings = nil, fresh.Warnings
-	found := false
-	for _, j := range running.Jails {
-		if j.Name != name {
-			out.Jails = append(out.Jails, j)
-			continue
-		}
-		found = true
-		if nj := fresh.Jail(name); nj != nil {
-			out.Jails = append(out.Jails, nj)
-		}
-	}
-	if !found {
-		nj := fresh.Jail(name)
-		if nj == nil {
-			return nil, fmt.Errorf("no jail %q, neither running nor enabled in the configuration", name)
-		}
-		out.Jails = append(out.Jails, nj)
-	}
-	return &out, nil
 }
 
 // housekeeping expires bans, sweeps old failures, and rebuilds the firewall table if someone
@@ -470,72 +364,6 @@ func (d *Daemon) housekeeping() {
 	}
 }
 
-// checkFirewall rebuilds the table when it or a jail set is gone and otherwise, with reconcile,
-// brings the sets' elements in line with the bans in force.
-func (d *Daemon) checkFirewall(reconcile bool) {
-	d.reloadMu.Lock()
-	defer d.reloadMu.Unlock()
-	eng := d.current()
-	ok, err := d.fw.Present()
-	switch {
-	case err != nil:
-		d.log.Warn("cannot check the nftables table", "err", err)
-	case !ok:
-		d.log.Warn("the nftables table or a jail set is missing (deleted, or the ruleset flushed); rebuilding it from the bans in force")
-		if err := d.rebuild(eng); err != nil {
-			d.log.Error("cannot rebuild the nftables table", "err", err)
-		}
-	case reconcile:
-		d.reconcile(eng)
-	}
-}
-
-// reconcileEvery is how many table checks pass between element-by-element reconciles (a minute at
-// the default --check-every of 5 s): listing every set costs more than checking it exists.
-const reconcileEvery = 12
-
-// reconcile makes each jail's sets hold exactly the bans in force, in one transaction: elements
-// someone deleted (nft delete element) are added back with their remaining time, elements no ban
-// accounts for are removed. Never by unbanning everything first.
-func (d *Daemon) reconcile(eng *engine) {
-	now := d.opts.Now().Unix()
-	var add, del []sink.Element
-	for id, j := range eng.jails {
-		have, err := d.fw.Elements(j.Name)
-		if err != nil {
-			d.log.Warn("cannot list the nftables set", "jail", j.Name, "err", err)
-			return
-		}
-		want := make(map[netip.Prefix]int64)
-		for _, a := range eng.bans.Active(uint16(id), false) {
-			if a.End == 0 || a.End > now+1 { // about to expire: the kernel's own timeout is due
-				want[a.Prefix] = a.End
-			}
-		}
-		inSet := make(map[netip.Prefix]bool, len(have))
-		for _, p := range have {
-			inSet[p] = true
-			if _, ok := want[p]; !ok {
-				del = append(del, sink.Element{Jail: j.Name, Prefix: p})
-			}
-		}
-		for p, end := range want {
-			if !inSet[p] {
-				if el, ok := sink.ElementOf(j.Name, p, end, now); ok {
-					add = append(add, el)
-				}
-			}
-		}
-	}
-	if len(add) == 0 && len(del) == 0 {
-		return
-	}
-	d.log.Warn("nftables sets differ from the bans in force; reconciling", "missing", len(add), "stale", len(del))
-	if err := d.fw.Apply(add, del); err != nil {
-		d.log.Error("cannot reconcile the nftables sets", "err", err)
-	}
-}
-
 // Close stops the daemon: readers stop, queued blocks are finished, pending decisions are committed,
 // then the socket, metrics and store close. The firewall table stays: bans outlive the daemon and the
 // kernel expires them.
@@ -580,76 +408,6 @@ func (d *Daemon) closeParts() error {
 		d.store = nil
 	}
 	return errors.Join(errs...)
-}
-
-func toBanHistory(in map[netip.Prefix]store.History) map[netip.Prefix]ban.History {
-	out := make(map[netip.Prefix]ban.History, len(in))
-	for p, h := range in {
-		out[p] = ban.History{Count: h.Count, Last: h.Last}
-	}
-	return out
-}
-
-// purgeHistory forgets ban history older than dbpurgeage, in memory and in the store.
-func (d *Daemon) purgeHistory(eng *engine) {
-	age := eng.cfg.Daemon.DBPurgeAge
-	if age <= 0 || d.store == nil {
-		return
-	}
-	overall, perJail := eng.bans.PurgeHistory(d.opts.Now().Add(-age).Unix())
-	byName := make(map[string][]netip.Prefix, len(perJail))
-	for id, ps := range perJail {
-		byName[eng.jails[id].Name] = ps
-	}
-	if err := d.store.DeleteHistory(overall, byName); err != nil {
-		d.log.Error("cannot purge old ban history", "err", err)
-		return
-	}
-	if len(overall) > 0 {
-		d.log.Info("ban history purged (dbpurgeage)", "prefixes", len(overall), "older than", age)
-	}
-}
-
-// saveProgress stores file positions and journal cursors and, when eng is given, its failure
-// counts, in one synced batch.
-func (d *Daemon) saveProgress(pos []ingest.Position, cursors map[string]string, eng *engine) {
-	if d.store == nil {
-		return
-	}
-	p := store.Progress{Offsets: make([]store.Offset, len(pos)), Cursors: cursors}
-	for i, x := range pos {
-		p.Offsets[i] = store.Offset{Path: x.Path, Dev: x.Dev, Ino: x.Ino, Fingerprint: x.Fingerprint, FPLen: x.FPLen, Offset: x.Offset}
-	}
-	if eng != nil {
-		p.Windows = func(put func(string, netip.Addr, []uint32, []uint32) error) error {
-			var err error
-			eng.win.Snapshot(func(h *window.Held) {
-				if err == nil {
-					err = put(eng.jails[h.Jail].Name, h.Addr, h.Times, h.Counts)
-				}
-			})
-			return err
-		}
-	}
-	if err := d.store.SaveProgress(p); err != nil {
-		d.log.Error("cannot save log positions and failure counts", "err", err)
-	}
-}
-
-func toPositions(offs map[string]store.Offset) map[string]ingest.Position {
-	out := make(map[string]ingest.Position, len(offs))
-	for k, o := range offs {
-		out[k] = ingest.Position{Path: o.Path, Dev: o.Dev, Ino: o.Ino, Fingerprint: o.Fingerprint, FPLen: o.FPLen, Offset: o.Offset}
-	}
-	return out
-}
-
-func positionMap(pos []ingest.Position) map[string]ingest.Position {
-	out := make(map[string]ingest.Position, len(pos))
-	for _, p := range pos {
-		out[p.Path] = p
-	}
-	return out
 }
 
 // newEngine builds an engine generation from a configuration just loaded: jails that would
