@@ -1,10 +1,13 @@
 package matcher
 
 import (
+	"bytes"
 	"hash/maphash"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
+	"time"
 	"unsafe"
 )
 
@@ -377,4 +380,125 @@ func (s *mlState) mergeLocked(id string, cur *fieldList, now int64, scratch *mlE
 		fail.nofailMatches++
 	}
 	return fail
+}
+
+// multiLine merges a match that carries an <F-MLFID> into its connection's state and reports the
+// merged failure, if it is one.
+func (w *Worker) multiLine(jail uint16, jr *jailRx, idx int, mlfid []byte, li uint32, t time.Time, detail *Result) (Event, bool) {
+	id := unsafe.String(unsafe.SliceData(mlfid), len(mlfid)) // a view: the cache copies what it keeps
+	if !w.explaining && endsUnknown(&w.caps, &w.pcaps) && !jr.ml.known(id, t.Unix()) {
+		// A helper line (<F-NOFAIL> or <F-MLFGAINED>) that ends a connection never seen, or seen
+		// too long ago: fail2ban's merge leaves nothing behind and counts nothing. Most of the
+		// noise fail2ban's sshd.conf matches is this (disconnects, preauth closes, accepted
+		// logins of connections whose earlier lines it does not track).
+		return Event{}, false
+	}
+	// The groups are views of the line, valid for this call: merge copies what it keeps.
+	cur := w.mlCur[:0]
+	alt := false
+	for _, c := range [2]*captures{&w.pcaps, &w.caps} { // failregex groups override prefregex ones
+		for i, n := range c.names {
+			if i < len(c.vals) && c.vals[i] != nil {
+				v := unsafe.String(unsafe.SliceData(c.vals[i]), len(c.vals[i]))
+				if j := cur.index(n); j >= 0 {
+					cur[j].val = v
+				} else {
+					cur = append(cur, field{n, v})
+				}
+				alt = alt || strings.HasPrefix(n, "alt_")
+			}
+		}
+	}
+	if alt {
+		cur = mergeAltList(cur) // fail2ban merges alternates before the multi-line merge
+	}
+	w.mlCur = cur
+	r := jr.ml.merge(id, &w.mlCur, t.Unix(), detail != nil && !w.noFields)
+	var addr netip.Addr
+	if r.id != "" && r.fields["dns"] != r.id {
+		if a, err := netip.ParseAddr(r.id); err == nil {
+			addr = a.Unmap().WithZone("")
+		}
+	}
+	if detail != nil && r.id != "" {
+		if r.idView {
+			r.id = strings.Clone(r.id)
+		}
+		detail.Matched, detail.NoFail, detail.Regex, detail.ID, detail.Addr = !r.nofail, r.nofail, idx, r.id, addr
+		detail.Time = t.Truncate(time.Second)
+		detail.Fields, detail.Users, detail.Attempts = r.fields, r.users, r.attempts
+		mergeAlt(detail.Fields)
+	} else if detail != nil {
+		detail.Pending, detail.Regex = true, idx
+	}
+	if r.id == "" || r.nofail {
+		return Event{}, false
+	}
+	return w.emit(jail, idx, li, t, addr)
+}
+
+// lineBuffer is a jail's maxlines buffer: the last lines, without their dates.
+type lineBuffer struct {
+	mu    sync.Mutex
+	lines [][]byte
+	// joined is lines joined by newlines and ended by one, as fail2ban's buffer text.
+	joined []byte
+}
+
+// bufferedLine adds a line to the jail's buffer and runs the regexes on the whole buffer; the
+// lines a failregex match covers (but not its <SKIPLINES>) leave the buffer, as in fail2ban.
+func (w *Worker) bufferedLine(jail uint16, jr *jailRx, text []byte, li uint32, t time.Time, dst []Event, detail *Result) []Event {
+	b := jr.buf
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.lines = append(b.lines, append([]byte(nil), text...))
+	if len(b.lines) > jr.maxLines {
+		b.lines = b.lines[len(b.lines)-jr.maxLines:]
+	}
+	b.joined = b.joined[:0]
+	for i, l := range b.lines {
+		if i > 0 {
+			b.joined = append(b.joined, '\n')
+		}
+		b.joined = append(b.joined, l...)
+	}
+	b.joined = append(b.joined, '\n')
+	w.matched = false
+	ev, ok := w.confirm(jail, nil, b.joined, li, t, detail)
+	if ok {
+		dst = append(dst, ev)
+	}
+	if !w.matched {
+		return dst
+	}
+	// Which lines did the match cover, and which of them were skipped lines?
+	var skipped [][]byte
+	for i, n := range w.caps.names {
+		if strings.HasPrefix(n, "skiplines") && w.caps.vals[i] != nil {
+			skipped = append(skipped, bytes.Split(bytes.TrimSuffix(w.caps.vals[i], []byte{'\n'}), []byte{'\n'})...)
+		}
+	}
+	first := bytes.Count(b.joined[:w.matchStart], []byte{'\n'})
+	endPos := max(w.matchEnd-1, w.matchStart)
+	last := bytes.Count(b.joined[:min(endPos, len(b.joined))], []byte{'\n'})
+	// fail2ban's order (Regex.search): the lines before the match, then each skipped line in
+	// the order skipped (taken from the matched ones at or after the previous one taken, so of
+	// two equal lines the first goes), then the lines after it. The order decides which line
+	// maxlines drops first.
+	last = min(last, len(b.lines)-1)
+	matched := append([][]byte(nil), b.lines[first:last+1]...)
+	kept := append(b.lines[:0:0], b.lines[:first]...)
+	n := 0
+	for _, s := range skipped {
+		for m := n; m < len(matched); m++ {
+			if bytes.Equal(matched[m], s) {
+				kept = append(kept, matched[m])
+				matched = append(matched[:m], matched[m+1:]...)
+				n = m
+				break
+			}
+		}
+	}
+	b.lines = append(kept, b.lines[last+1:]...)
+	return dst
 }
