@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/portcullis/portcullis/config"
 	"github.com/portcullis/portcullis/internal/formula"
 	"github.com/portcullis/portcullis/window"
 )
@@ -85,27 +86,11 @@ type Policy struct {
 	Escalate []Escalation
 }
 
-// Escalation is one aggregation rule: Count bans inside a /Bits network ban the network.
-type Escalation struct {
-	V6    bool
-	Bits  int
-	Count int
-}
-
-// Increment is fail2ban's bantime.increment: repeat offenders are banned longer.
-type Increment struct {
-	Enabled bool
-	Factor  float64 // bantime.factor; 1 when zero
-	// Formula computes the ban time from ban.Time, ban.Count (previous bans) and banFactor;
-	// formula.Default when nil. Multipliers, when set, are used instead: bantime times factor
-	// times multipliers[ban.Count], the last one for larger counts.
-	Formula     *formula.Formula
-	Multipliers []float64
-	MaxTime     time.Duration // cap; none when zero
-	RndTime     time.Duration // a random extra of up to this much (against timed retries)
-	// OverallJails counts previous bans of the address in every jail, not only this one.
-	OverallJails bool
-}
+// Escalation and Increment are the jail's settings as config reads them.
+type (
+	Escalation = config.Escalation
+	Increment  = config.Increment
+)
 
 var defaultFormula, _ = formula.Compile(formula.Default)
 
@@ -113,7 +98,7 @@ var defaultFormula, _ = formula.Compile(formula.Default)
 // observer computes it (incrBanTime, setBanTimeExtra): a first ban is bantime as set; from the
 // second on, bantime × factor × multipliers[count] (the last one for larger counts), or the
 // formula but never less than bantime; then at most maxtime, plus up to rndtime at random.
-func (in *Increment) banTime(base time.Duration, count uint32, rnd func(int64) int64) time.Duration {
+func incrementedBanTime(in *Increment, base time.Duration, count uint32, rnd func(int64) int64) time.Duration {
 	if !in.Enabled || base <= 0 || count == 0 {
 		return base
 	}
@@ -405,7 +390,7 @@ func (m *Manager) Weights(n int, at func(i int) (jail uint16, key netip.Prefix, 
 }
 
 // wider is the network of rule e that holds pfx in jail, when e is of pfx's family and wider.
-func (e Escalation) wider(jail uint16, pfx netip.Prefix) (bkey, bool) {
+func wider(e Escalation, jail uint16, pfx netip.Prefix) (bkey, bool) {
 	if e.V6 != pfx.Addr().Is6() || e.Bits >= pfx.Bits() {
 		return bkey{}, false
 	}
@@ -416,7 +401,7 @@ func (e Escalation) wider(jail uint16, pfx netip.Prefix) (bkey, bool) {
 // coveredLocked reports whether an aggregated ban of jail already holds pfx.
 func (m *Manager) coveredLocked(jail uint16, pfx netip.Prefix) bool {
 	for _, e := range m.pols[jail].Escalate {
-		if wk, ok := e.wider(jail, pfx); ok {
+		if wk, ok := wider(e, jail, pfx); ok {
 			if _, banned := m.active[wk]; banned {
 				return true
 			}
@@ -433,7 +418,7 @@ func (m *Manager) banLocked(jail uint16, pfx netip.Prefix, now int64, reason str
 	if pol.Increment.OverallJails {
 		previous = m.hist[pfx].Count
 	}
-	bt := pol.Increment.banTime(pol.BanTime, previous, rand.Int64N)
+	bt := incrementedBanTime(&pol.Increment, pol.BanTime, previous, rand.Int64N)
 	end := int64(0)
 	if bt >= 0 {
 		end = now + int64((bt+time.Second-1)/time.Second)
@@ -470,7 +455,7 @@ func (m *Manager) countWideLocked(k bkey, d int) {
 		return
 	}
 	for _, e := range m.pols[k.jail].Escalate {
-		wk, ok := e.wider(k.jail, k.prefix)
+		wk, ok := wider(e, k.jail, k.prefix)
 		if !ok {
 			continue
 		}
@@ -493,7 +478,7 @@ func (m *Manager) escalate(jail uint16, pfx netip.Prefix) []Decision {
 	defer m.mu.Unlock()
 	var out []Decision
 	for _, e := range pol.Escalate {
-		wk, ok := e.wider(jail, pfx) // pfx: the ban, or the network it escalated to (cascade)
+		wk, ok := wider(e, jail, pfx) // pfx: the ban, or the network it escalated to (cascade)
 		if !ok || e.Count < 2 {
 			continue
 		}

@@ -140,16 +140,20 @@ type Jail struct {
 // Increment holds bantime.increment, .factor, .formula, .multipliers, .maxtime, .rndtime and
 // .overalljails.
 type Increment struct {
-	Enabled      bool
-	Factor       float64
-	Formula      *formula.Formula // nil: fail2ban's default formula
-	Multipliers  []float64
-	MaxTime      time.Duration
-	RndTime      time.Duration
+	Enabled bool
+	Factor  float64 // bantime.factor; 1 when zero
+	// Formula computes the ban time from ban.Time, ban.Count (previous bans) and banFactor;
+	// formula.Default when nil. Multipliers, when set, are used instead: bantime times factor
+	// times multipliers[ban.Count], the last one for larger counts.
+	Formula     *formula.Formula
+	Multipliers []float64
+	MaxTime     time.Duration // cap; none when zero
+	RndTime     time.Duration // a random extra of up to this much (against timed retries)
+	// OverallJails counts previous bans of the address in every jail, not only this one.
 	OverallJails bool
 }
 
-// Escalation is one banprefix*_escalate rule.
+// Escalation is one banprefix*_escalate rule: Count bans inside a /Bits network ban the network.
 type Escalation struct {
 	V6          bool
 	Bits, Count int
@@ -299,7 +303,7 @@ func loadDaemon(dir string, errs *Errors) Daemon {
 		}
 		switch k {
 		case "syslog_allow":
-			for _, f := range strings.FieldsFunc(v.Text, func(c rune) bool { return c == ',' || c == ' ' || c == '\n' }) {
+			for _, f := range listFields(v.Text) {
 				p, err := parseIgnore(f, func(string) ([]netip.Addr, error) { return nil, fmt.Errorf("names are not allowed here") })
 				if err != nil {
 					errs.AddAt(v, k, err.Error())
@@ -473,310 +477,6 @@ func (r *reader) parseDuration(key, s string, v *Value, def time.Duration, allow
 	return d
 }
 
-func loadJail(dir string, r *reader, opts Options, cfg *Config) *Jail {
-	_, at, _ := r.get("enabled")
-	j := &Jail{
-		Name:       r.sec.Name,
-		Backend:    strings.ToLower(r.str("backend", "auto")),
-		Protocol:   strings.ToLower(r.str("protocol", "tcp")),
-		BlockType:  strings.ToLower(r.str("blocktype", "drop")),
-		MaxRetry:   r.int("maxretry", 5, 1),
-		FindTime:   r.duration("findtime", 10*time.Minute, false),
-		BanTime:    r.duration("bantime", 10*time.Minute, true),
-		At:         at,
-		IgnoreSelf: r.bool("ignoreself", true),
-		BanPrefix4: r.int("banprefix4", 32, 8),
-		BanPrefix6: r.int("banprefix6", 128, 16),
-	}
-	j.MaxMatches = r.int("maxmatches", j.MaxRetry, 0)
-	j.SkipIfNoLogs = r.bool("skip_if_nologs", false)
-	for _, fam := range []struct {
-		key  string
-		v6   bool
-		bits int
-	}{{"banprefix4_escalate", false, 32}, {"banprefix6_escalate", true, 128}} {
-		s, v, ok := r.given(fam.key)
-		if !ok {
-			continue
-		}
-		for _, f := range strings.FieldsFunc(s, func(c rune) bool { return c == ',' || c == ' ' || c == '\n' }) {
-			bs, cs, found := strings.Cut(f, ":")
-			bits, e1 := strconv.Atoi(bs)
-			count, e2 := strconv.Atoi(cs)
-			if !found || e1 != nil || e2 != nil || bits < 8 || bits >= fam.bits || count < 2 {
-				r.errs.AddAt(v, fam.key, fmt.Sprintf("%q: BITS:COUNT, a prefix length shorter than %d and a count of 2 or more (56:3)", f, fam.bits))
-				continue
-			}
-			j.Escalate = append(j.Escalate, Escalation{V6: fam.v6, Bits: bits, Count: count})
-		}
-	}
-	if s, v, ok := r.given("ignorecommand"); ok {
-		argv, err := parseArgv(s)
-		if err != nil {
-			r.errs.AddAt(v, "ignorecommand", err.Error())
-		} else if !filepath.IsAbs(argv[0]) {
-			r.errs.AddAt(v, "ignorecommand", fmt.Sprintf("%q: give the program's absolute path (it is run without a shell)", argv[0]))
-		} else {
-			j.IgnoreCommand = argv
-		}
-	}
-	j.ChainHookInput = true
-	if s, v, ok := r.given("chain_hook"); ok {
-		j.ChainHookInput = false
-		for _, h := range strings.FieldsFunc(strings.ToLower(s), func(c rune) bool { return c == ',' || c == ' ' }) {
-			switch h {
-			case "input":
-				j.ChainHookInput = true
-			case "forward":
-				j.ChainHookForward = true
-			default:
-				r.errs.AddAt(v, "chain_hook", fmt.Sprintf("%q: use input, forward, or both", h))
-			}
-		}
-		if !j.ChainHookInput && !j.ChainHookForward {
-			r.errs.AddAt(v, "chain_hook", "empty: use input, forward, or both")
-		}
-	}
-	if j.BanPrefix4 > 32 {
-		_, v, _ := r.get("banprefix4")
-		r.errs.AddAt(v, "banprefix4", fmt.Sprintf("%d: an IPv4 prefix length from 8 to 32", j.BanPrefix4))
-	}
-	if j.BanPrefix6 > 128 {
-		_, v, _ := r.get("banprefix6")
-		r.errs.AddAt(v, "banprefix6", fmt.Sprintf("%d: an IPv6 prefix length from 16 to 128", j.BanPrefix6))
-	}
-	j.Increment.Enabled = r.bool("bantime.increment", false)
-	if j.Increment.Enabled {
-		in := &j.Increment
-		in.OverallJails = r.bool("bantime.overalljails", false)
-		in.Factor = 1
-		if s, v, ok := r.given("bantime.factor"); ok {
-			f, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
-			if err != nil || f <= 0 {
-				r.errs.AddAt(v, "bantime.factor", fmt.Sprintf("%q is not a number above 0", s))
-			}
-			in.Factor = f
-		}
-		if s, v, ok := r.given("bantime.formula"); ok {
-			f, err := formula.Compile(strings.Join(strings.Fields(s), " "))
-			if err != nil {
-				r.errs.AddAt(v, "bantime.formula", err.Error())
-			}
-			in.Formula = f
-		}
-		if s, v, ok := r.given("bantime.multipliers"); ok {
-			for _, f := range strings.Fields(s) {
-				m, err := strconv.ParseFloat(f, 64)
-				if err != nil || m <= 0 {
-					r.errs.AddAt(v, "bantime.multipliers", fmt.Sprintf("%q is not a number above 0", f))
-					continue
-				}
-				in.Multipliers = append(in.Multipliers, m)
-			}
-		}
-		if s, v, ok := r.given("bantime.maxtime"); ok {
-			in.MaxTime = r.parseDuration("bantime.maxtime", s, v, 0, false)
-		}
-		if s, v, ok := r.given("bantime.rndtime"); ok {
-			in.RndTime = r.parseDuration("bantime.rndtime", s, v, 0, false)
-		}
-	}
-	switch lf := strings.ToLower(r.str("logformat", "text")); lf {
-	case "text":
-	case "json":
-		j.JSON = true
-		j.JSONTime, j.JSONHost, j.JSONMessage = r.str("json_time", ""), r.str("json_host", ""), r.str("json_message", "")
-	default:
-		_, v, _ := r.get("logformat")
-		r.errs.AddAt(v, "logformat", fmt.Sprintf("%q: use text or json", lf))
-	}
-	j.UseDNS = strings.ToLower(r.str("usedns", "warn"))
-	switch j.UseDNS {
-	case "yes", "warn", "no", "raw":
-	default:
-		_, v, _ := r.get("usedns")
-		r.errs.AddAt(v, "usedns", fmt.Sprintf("%q: use yes, warn, no or raw", j.UseDNS))
-	}
-	if s, v, ok := r.given("logtimezone"); ok {
-		loc, err := ParseTimezone(s)
-		if err != nil {
-			r.errs.AddAt(v, "logtimezone", err.Error())
-		}
-		j.LogTimezone = loc
-	}
-	if !validName(j.Name) {
-		r.errs.AddAt(at, "["+j.Name+"]", "jail names may use letters, digits, '-', '_' and '.', up to 32 characters")
-	}
-
-	switch j.Protocol {
-	case "tcp", "udp", "all":
-	default:
-		_, v, _ := r.get("protocol")
-		r.errs.AddAt(v, "protocol", fmt.Sprintf("%q: use tcp, udp or all", j.Protocol))
-	}
-	switch j.BlockType {
-	case "drop", "reject":
-	default:
-		_, v, _ := r.get("blocktype")
-		r.errs.AddAt(v, "blocktype", fmt.Sprintf("%q: use drop or reject", j.BlockType))
-	}
-
-	if s, v, ok := r.get("port"); ok {
-		ports, err := ParsePorts(s, j.Protocol)
-		if err != nil {
-			r.errs.AddAt(v, "port", err.Error())
-		}
-		j.Ports = ports
-	}
-
-	if s, v, ok := r.get("ignoreip"); ok {
-		for _, f := range strings.FieldsFunc(s, func(c rune) bool { return c == ',' || c == ' ' || c == '\n' || c == '\t' }) {
-			ps, err := parseIgnore(f, opts.Resolve)
-			if err != nil {
-				r.errs.AddAt(v, "ignoreip", err.Error())
-				continue
-			}
-			j.IgnoreIP = append(j.IgnoreIP, ps...)
-		}
-	}
-
-	// fail2ban's recidive jail reads fail2ban's own log for its "Ban" lines. portcullis feeds its
-	// own bans to such a jail directly (pipeline), so it reads no file and needs no regex.
-	if fs, _, ok := r.get("filter"); (ok && strings.HasPrefix(strings.TrimSpace(fs), "recidive")) || (!ok && j.Name == "recidive") {
-		if name, _, err := ParseFilterSpec(fs); !ok || err == nil && name == "recidive" {
-			j.Recidive = true
-			j.Filter = &Filter{Name: "recidive"}
-			if s, _, ok := r.get("logpath"); ok && strings.TrimSpace(s) != "" {
-				cfg.Warnings = append(cfg.Warnings, fmt.Sprintf("jail %s counts the bans portcullis makes in its other jails; its logpath (%s) is not read", j.Name, strings.TrimSpace(s)))
-			}
-			return j
-		}
-	}
-
-	switch j.Backend {
-	case "auto", "polling", "pyinotify", "inotify", "gamin":
-		s, v, ok := r.get("logpath")
-		if !ok && v != nil {
-			break // the interpolation error is reported already
-		}
-		if !ok || strings.TrimSpace(s) == "" {
-			if v == nil {
-				_, v, _ = r.get("enabled")
-			}
-			r.errs.AddAt(v, "logpath", "an enabled jail needs at least one logpath")
-			break
-		}
-		for _, line := range strings.Split(s, "\n") {
-			fs := strings.Fields(line)
-			if len(fs) == 0 {
-				continue
-			}
-			if fs[0] == "syslog" {
-				j.Syslog = true
-				continue
-			}
-			lp := LogPath{Pattern: fs[0]}
-			if len(fs) > 1 {
-				switch fs[1] {
-				case "head":
-					lp.Head = true
-				case "tail":
-					lp.Tail = true
-				default:
-					r.errs.AddAt(v, "logpath", fmt.Sprintf("%q: a path may be followed only by head or tail", line))
-				}
-			}
-			if !filepath.IsAbs(lp.Pattern) {
-				r.errs.AddAt(v, "logpath", fmt.Sprintf("%q: log paths must be absolute", lp.Pattern))
-				continue
-			}
-			if _, err := filepath.Match(lp.Pattern, ""); err != nil {
-				r.errs.AddAt(v, "logpath", fmt.Sprintf("%q: bad glob: %v", lp.Pattern, err))
-				continue
-			}
-			j.LogPaths = append(j.LogPaths, lp)
-		}
-		if j.Syslog {
-			if s, _, ok := r.get("syslog_program"); ok {
-				j.SyslogPrograms = strings.FieldsFunc(s, func(c rune) bool { return c == ',' || c == ' ' || c == '\n' })
-			}
-			if s, v, ok := r.get("syslog_host"); ok {
-				for _, f := range strings.FieldsFunc(s, func(c rune) bool { return c == ',' || c == ' ' || c == '\n' }) {
-					if id, ok := strings.CutPrefix(f, "cert:"); ok {
-						// A client certificate's name, proved by the TLS handshake.
-						if id == "" {
-							r.errs.AddAt(v, "syslog_host", "cert: needs a certificate name (or * for any verified one)")
-						} else if cfg.Daemon.SyslogTLSClientCA == "" {
-							r.errs.AddAt(v, "syslog_host", fmt.Sprintf("%q: certificate names need syslog_tls and syslog_tls_client_ca in portcullis.conf", f))
-						}
-						j.SyslogIdentities = append(j.SyslogIdentities, id)
-						continue
-					}
-					p, err := parseIgnore(f, opts.Resolve)
-					if err != nil {
-						r.errs.AddAt(v, "syslog_host", err.Error())
-						continue
-					}
-					j.SyslogSenders = append(j.SyslogSenders, p...)
-				}
-			}
-			if cfg.Daemon.SyslogUDP == "" && cfg.Daemon.SyslogTCP == "" && cfg.Daemon.SyslogTLS == "" {
-				cfg.Warnings = append(cfg.Warnings, fmt.Sprintf("jail %s reads syslog, but portcullis.conf opens no syslog listener (syslog_udp, syslog_tcp)", j.Name))
-			}
-		}
-	case "systemd":
-		// The journal: lines come from journalctl with the filter's (or the jail's) journalmatch.
-		j.Journal = true
-	default:
-		_, v, _ := r.get("backend")
-		r.errs.AddAt(v, "backend", fmt.Sprintf("%q: use auto, polling, pyinotify or systemd", j.Backend))
-	}
-
-	fs, fv, ok := r.get("filter")
-	if !ok {
-		if fv != nil {
-			return j // the interpolation error is reported already
-		}
-		fs, fv = j.Name, at
-	}
-	name, args, err := ParseFilterSpec(fs)
-	if err != nil {
-		r.errs.AddAt(fv, "filter", err.Error())
-		return j
-	}
-	if j.Journal {
-		// As fail2ban: a journal jail reads its filter in the journal's log type.
-		if args == nil {
-			args = map[string]string{}
-		}
-		if _, ok := args["logtype"]; !ok {
-			args["logtype"] = "journal"
-		}
-	}
-	if _, err := os.Stat(filepath.Join(dir, "filter.d", name+".conf")); err != nil {
-		if _, err2 := os.Stat(filepath.Join(dir, "filter.d", name+".local")); err2 != nil {
-			r.errs.AddAt(fv, "filter", fmt.Sprintf("no filter %q in %s", name, filepath.Join(dir, "filter.d")))
-			return j
-		}
-	}
-	f, ferrs := LoadFilter(filepath.Join(dir, "filter.d"), name, args)
-	if ferrs != nil {
-		r.errs = append(r.errs, ferrs...)
-		return j
-	}
-	if len(f.FailRegex) == 0 {
-		r.errs.AddAt(fv, "filter", fmt.Sprintf("filter %q has no failregex", name))
-	}
-	j.Filter = f
-	if j.Journal {
-		j.JournalMatch = f.JournalMatch
-		if s, _, ok := r.given("journalmatch"); ok {
-			j.JournalMatch = strings.TrimSpace(s)
-		}
-	}
-	return j
-}
-
 func validName(s string) bool {
 	if s == "" || len(s) > 32 {
 		return false
@@ -836,7 +536,7 @@ func parseIgnoreFile(name string, resolve func(string) ([]netip.Addr, error)) ([
 	var out []netip.Prefix
 	for i, line := range strings.Split(string(data), "\n") {
 		line, _, _ = strings.Cut(line, "#")
-		for _, f := range strings.FieldsFunc(line, func(c rune) bool { return c == ',' || c == ' ' || c == '\t' || c == '\r' }) {
+		for _, f := range listFields(line) {
 			if strings.HasPrefix(f, "file:") {
 				return nil, fmt.Errorf("file:%s line %d: %q: a list cannot include another", name, i+1, f)
 			}
@@ -982,7 +682,7 @@ func ParsePorts(s, proto string) ([]PortRange, error) {
 		proto = "tcp"
 	}
 	var out []PortRange
-	for _, f := range strings.FieldsFunc(s, func(c rune) bool { return c == ',' || c == ' ' || c == '\n' }) {
+	for _, f := range listFields(s) {
 		switch strings.ToLower(f) {
 		case "all", "any":
 			return nil, nil

@@ -200,18 +200,12 @@ func stageConfig(cfg *config.Config) ([]matcher.JailSpec, []window.JailParams, [
 	for id, j := range cfg.Jails {
 		specs[id] = matcher.JailSpec{ID: id, Name: j.Name, Filter: j.Filter, NoDNS: j.UseDNS == "no", Location: j.LogTimezone}
 		params[id] = window.JailParams{MaxRetry: j.MaxRetry, FindTime: int64(j.FindTime / time.Second), Prefix4: j.BanPrefix4, Prefix6: j.BanPrefix6}
-		in := j.Increment
 		var ic *ban.IgnoreCommand
 		if j.IgnoreCommand != nil {
 			ic = &ban.IgnoreCommand{Argv: j.IgnoreCommand}
 		}
-		var esc []ban.Escalation
-		for _, e := range j.Escalate {
-			esc = append(esc, ban.Escalation{V6: e.V6, Bits: e.Bits, Count: e.Count})
-		}
-		pols[id] = ban.Policy{IgnoreCommand: ic, Escalate: esc, Name: j.Name, BanTime: j.BanTime, MaxRetry: j.MaxRetry, IgnoreIP: j.IgnoreIP, IgnoreSelf: j.IgnoreSelf,
-			Increment: ban.Increment{Enabled: in.Enabled, Factor: in.Factor, Formula: in.Formula, Multipliers: in.Multipliers,
-				MaxTime: in.MaxTime, RndTime: in.RndTime, OverallJails: in.OverallJails}}
+		pols[id] = ban.Policy{IgnoreCommand: ic, Escalate: j.Escalate, Name: j.Name, BanTime: j.BanTime, MaxRetry: j.MaxRetry,
+			IgnoreIP: j.IgnoreIP, IgnoreSelf: j.IgnoreSelf, Increment: j.Increment}
 	}
 	return specs, params, pols
 }
