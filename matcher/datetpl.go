@@ -317,7 +317,7 @@ func (d *dateDetector) find(line []byte, now time.Time, loc *time.Location) (tim
 			continue
 		}
 		t := templates[i]
-		m, err := t.re.FindStringMatch(s)
+		m, err := find2(t.re, s)
 		if err != nil || m == nil {
 			continue
 		}

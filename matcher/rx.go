@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
-	"time"
 
 	"github.com/dlclark/regexp2"
 )
@@ -27,9 +26,6 @@ type rx struct {
 	// (<F-MLFFORGET>) as a helper (<F-NOFAIL> or <F-MLFGAINED>); see jailRx.planDeferral.
 	endsHelper bool
 }
-
-// regexp2Timeout bounds one backtracking match, so a hostile line cannot stall a worker.
-const regexp2Timeout = 100 * time.Millisecond
 
 func compileRx(text, expr string) (rx, error) {
 	r := rx{text: text, expr: expr}
@@ -159,7 +155,7 @@ func (r *rx) execGo(text []byte, c *captures) bool {
 		return true
 	}
 	str := string(text)
-	m, err := r.re2.FindStringMatch(str)
+	m, err := find2(r.re2, str)
 	if err != nil || m == nil {
 		return false
 	}
@@ -181,7 +177,7 @@ func (r *rx) matchesGo(text []byte) bool {
 	if r.re != nil {
 		return r.re.Match(text)
 	}
-	ok, err := r.re2.MatchString(string(text))
+	ok, err := match2(r.re2, string(text))
 	return err == nil && ok
 }
 
