@@ -22,8 +22,8 @@ type mmsghdr struct {
 // The socket is put in blocking mode and read with MSG_WAITFORONE on the reader's own thread: the
 // call sleeps in the kernel until a datagram arrives and then takes everything queued. Going
 // through Go's poller instead costs a failed read, an epoll wait and a goroutine wake-up each time
-// the reader catches up, which on loopback was 30% of the receiving process's CPU per message
-// (BenchmarkSyslogUDP: 0.38–0.39M msgs per receiver core-second through the poller, 0.49–0.57M blocking).
+// the reader catches up, a large share of the receiving process's CPU per message on loopback
+// (BenchmarkSyslogUDP compares; figures in bench/results.md).
 // SO_RCVTIMEO bounds the sleep so partly filled blocks still get flushed; shutdown(2) wakes it.
 type udpBatch struct {
 	fd    int

@@ -22,8 +22,7 @@ import (
 // the current one, and when the current one is full it becomes the old one and the old one is
 // dropped whole — the connections not seen for a generation. On a busy sshd most connections are
 // a line or two, so inserts dominate: this keeps each at a map insert of an integer, where an
-// exact least-recently-seen eviction scanned and sorted the whole cache every tenth of it (6% of
-// `portcullis regex` with fail2ban's sshd.conf at 60% failures, `perf record`).
+// exact least-recently-seen eviction would scan and sort the whole cache every tenth of it.
 type mlState struct {
 	mu       sync.Mutex
 	seed     maphash.Seed
@@ -64,7 +63,7 @@ type mlEntry struct {
 
 // lineOnly names the groups that describe one line, not its connection: the prefregex's
 // <F-CONTENT> (the whole message) and the id itself. The merge never reads them and fail2ban's
-// reports leave them out, so the cache does not keep them: at 60% failures they were most of
+// reports leave them out, so the cache does not keep them: on a busy log they would be most of
 // each cached connection's bytes.
 func lineOnly(name string) bool { return name == "content" || name == "mlfid" }
 

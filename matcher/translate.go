@@ -171,7 +171,7 @@ func hsExpr(expr string, others []string) string {
 	if lit := rareLiteral(expr, others); lit != "" {
 		// The literal alone, with no group to refer to: back-references and conditionals stay
 		// behind with the rest (fail2ban's sshd "Failed … for (?P<cond_inv>invalid user )?…
-		// (?(cond_user)…)" was scanned whole, in prefilter mode: 13% of its scan).
+		// (?(cond_user)…)" would otherwise be scanned whole, in prefilter mode).
 		return rewriteOutsideClasses(lit)
 	}
 	if strings.Contains(expr, "(?P=") || strings.Contains(expr, "(?(") {
@@ -190,9 +190,9 @@ func hsExpr(expr string, others []string) string {
 // literal form (literalText) — when it has at least minRareAlnum of them; else "". Hyperscan
 // then scans for that literal alone and the confirming regex (PCRE2) decides every line that holds
 // it: a literal costs Hyperscan only its literal matcher, while the rest of a pattern runs an
-// automaton from every place its literals are found, which measured 0.3–1 µs per line that holds
-// them (dovecot's "dovecot…-login: … rip=<HOST>" on dovecot's lines, postfix's "NOQUEUE: reject:
-// … [<HOST>]…" on postfix's) against 0.2–0.3 µs for PCRE2 to decide such a line. Letters and
+// automaton from every place its literals are found, which costs more per line that holds them
+// (dovecot's "dovecot…-login: … rip=<HOST>" on dovecot's lines, postfix's "NOQUEUE: reject:
+// … [<HOST>]…" on postfix's) than PCRE2 deciding such a line. Letters and
 // digits, not length, measure rarity: " HTTP/" is in every access-log line and "sshd" in every
 // line of auth.log, and both have 4; "Failed " (6) or "nvalid|llegal" (6) are only in failures.
 //
@@ -207,9 +207,8 @@ func hsExpr(expr string, others []string) string {
 // four or more characters with three or more letters and digits ("\.env", "pma/", "HNAP1" among
 // the probe paths of nginx-botsearch) — followed by an unbounded repetition is scanned for alone.
 // What follows the repetition in an access-log filter is generic (" HTTP/1.1" 404), and
-// Hyperscan, given the cut with its tail, started from the " HTTP/" every line holds:
-// nginx-botsearch's scan of the mixed collector stream took 16 ms per 200,000 lines with every jail
-// loaded, 9.3–9.7 ms scanning for the names alone. A list followed by fixed text keeps it (squid's
+// Hyperscan, given the cut with its tail, starts from the " HTTP/" every line holds, so the names
+// alone are the cheaper scan. A list followed by fixed text keeps it (squid's
 // "(?:TCP_DENIED|…|NONE)/(?:400|403|407) ": "NONE" alone is in every line a cache answered,
 // as HIER_NONE).
 func rareLiteral(expr string, others []string) string {

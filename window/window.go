@@ -240,8 +240,8 @@ func New(jails []JailParams, opts Options) *Window {
 
 // shardOf spreads keys over the shards. Both halves of the address go through a full 64-bit
 // finalizer and the shard is taken from the top bits: an IPv4 address sits in the last four
-// bytes, and a weaker mix (as this once was) put every address of one /8 in the same shard,
-// where they shared one lock and 1/64 of the key cap.
+// bytes, and a weaker mix puts every address of one /8 in the same shard, where they share one
+// lock and 1/64 of the key cap.
 func shardOf(jail uint16, a netip.Addr) uint8 {
 	b := a.As16()
 	h := uint64(jail) * 0x9E3779B97F4A7C15
