@@ -72,7 +72,9 @@ type Active struct {
 
 // Policy is one jail's ban rules. Jails are indexed by jail ID.
 type Policy struct {
-	Name       string
+	Name string
+	// Recidive marks a jail that counts the other jails' bans (Offences), not log lines.
+	Recidive   bool
 	BanTime    time.Duration // negative means forever
 	MaxRetry   int           // caps a known offender's failure weight (Weights)
 	IgnoreIP   []netip.Prefix
@@ -161,13 +163,14 @@ type bkey struct {
 
 // Manager is safe for concurrent use.
 type Manager struct {
-	pols   []Policy
-	self   []netip.Prefix
-	now    func() time.Time
-	Stats  []JailStats
-	mu     sync.Mutex
-	active map[bkey]Active
-	hist   map[netip.Prefix]History
+	recidive []uint16 // jails with Policy.Recidive
+	pols     []Policy
+	self     []netip.Prefix
+	now      func() time.Time
+	Stats    []JailStats
+	mu       sync.Mutex
+	active   map[bkey]Active
+	hist     map[netip.Prefix]History
 	// histJail counts bans per jail and prefix, for bantime.increment without overalljails.
 	histJail map[bkey]History
 	// inWide counts the active bans strictly inside each network of an escalation rule (keyed by
@@ -203,8 +206,11 @@ func New(pols []Policy, opts Options) *Manager {
 	}
 	m := &Manager{pols: pols, now: opts.Now, Stats: make([]JailStats, len(pols)),
 		active: make(map[bkey]Active), hist: make(map[netip.Prefix]History), histJail: make(map[bkey]History), inWide: make(map[bkey]int)}
-	for _, p := range pols {
+	for id, p := range pols {
 		m.anyIncrement = m.anyIncrement || p.Increment.Enabled
+		if p.Recidive {
+			m.recidive = append(m.recidive, uint16(id))
+		}
 	}
 	for _, a := range opts.SelfAddrs {
 		a = a.Unmap()
@@ -661,4 +667,22 @@ func (m *Manager) IsBanned(jail uint16, prefix netip.Prefix) bool {
 	defer m.mu.Unlock()
 	_, ok := m.active[bkey{prefix: prefix, jail: jail}]
 	return ok
+}
+
+// Offences appends what the recidive jails count of ds: for each new ban in another jail (from
+// failures or the CLI; not a prolonged one, for which fail2ban logs no "Ban"), one offence of the
+// banned address at the ban's start per recidive jail. A recidive jail's own bans are not fed back.
+func (m *Manager) Offences(ds []Decision, dst []window.Offence) []window.Offence {
+	if len(m.recidive) == 0 {
+		return dst
+	}
+	for _, d := range ds {
+		if d.Op != OpBan || d.Reason == Prolonged || int(d.Jail) < len(m.pols) && m.pols[d.Jail].Recidive {
+			continue
+		}
+		for _, r := range m.recidive {
+			dst = append(dst, window.Offence{Jail: r, Addr: d.Prefix.Addr(), Time: d.Start})
+		}
+	}
+	return dst
 }

@@ -445,3 +445,24 @@ func TestWeightsOfKnownOffenders(t *testing.T) {
 		m.Expire(nil)
 	}
 }
+
+// A recidive jail counts each new ban of the other jails once, at the ban's start: not a
+// prolonged ban, not its own bans, not unbans.
+func TestOffences(t *testing.T) {
+	m := New([]Policy{{Name: "sshd", BanTime: time.Hour}, {Name: "recidive", Recidive: true, BanTime: time.Hour}},
+		Options{SelfAddrs: []netip.Addr{}})
+	p := netip.MustParsePrefix("203.0.113.1/32")
+	ds := []Decision{
+		{Op: OpBan, Jail: 0, Prefix: p, Start: 100, Reason: "failures"},
+		{Op: OpBan, Jail: 0, Prefix: p, Start: 200, Reason: Prolonged},
+		{Op: OpUnban, Jail: 0, Prefix: p, Start: 100, Reason: Expired},
+		{Op: OpBan, Jail: 1, Prefix: p, Start: 300, Reason: "failures"},
+	}
+	got := m.Offences(ds, nil)
+	if len(got) != 1 || got[0].Jail != 1 || got[0].Addr != p.Addr() || got[0].Time != 100 {
+		t.Fatalf("offences %+v, want one for recidive at 100", got)
+	}
+	if none := New([]Policy{{Name: "sshd"}}, Options{SelfAddrs: []netip.Addr{}}).Offences(ds, nil); none != nil {
+		t.Fatalf("no recidive jail, offences %+v", none)
+	}
+}

@@ -20,7 +20,6 @@ type stages struct {
 	win      *window.Window // nil when only matching (regex)
 	bans     *ban.Manager
 	params   []window.JailParams
-	recidive []uint16
 	evidence *evidence // the failures' lines for the audit log; nil without one
 }
 
@@ -45,7 +44,7 @@ func newStages(cfg *config.Config, o stageOptions) (*stages, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &stages{jails: cfg.Jails, m: m, params: params, recidive: recidiveJails(cfg)}
+	s := &stages{jails: cfg.Jails, m: m, params: params}
 	if o.MatchOnly {
 		return s, nil
 	}
@@ -167,13 +166,23 @@ func (c *chain) process(b *ingest.Block) error {
 			}
 		}
 		c.clock.deciding(c.crossings)
-		c.decisions = escalate(c.recidive, c.adder, c.bans, c.bans.Decide(c.crossings, c.decisions[:0]))
+		c.decisions = c.countBans(c.adder, c.bans.Decide(c.crossings, c.decisions[:0]))
 		c.clock.decided()
 		if len(c.decisions) > 0 {
 			c.emit(c.decisions)
 		}
 	}
 	return err
+}
+
+// countBans hands the bans of ds to the recidive jails (ban.Manager.Offences, counted through a,
+// the chain's or a CLI ban's adder) and appends the bans they decide.
+func (s *stages) countBans(a *window.Adder, ds []ban.Decision) []ban.Decision {
+	offs := s.bans.Offences(ds, nil)
+	if len(offs) == 0 {
+		return ds
+	}
+	return s.bans.Decide(a.AddOffences(offs, nil), ds)
 }
 
 // match runs the matcher, turning a panic (a parser bug reached by a hostile line) into an error
@@ -204,7 +213,7 @@ func stageConfig(cfg *config.Config) ([]matcher.JailSpec, []window.JailParams, [
 		if j.IgnoreCommand != nil {
 			ic = &ban.IgnoreCommand{Argv: j.IgnoreCommand}
 		}
-		pols[id] = ban.Policy{IgnoreCommand: ic, Escalate: j.Escalate, Name: j.Name, BanTime: j.BanTime, MaxRetry: j.MaxRetry,
+		pols[id] = ban.Policy{Recidive: j.Recidive, IgnoreCommand: ic, Escalate: j.Escalate, Name: j.Name, BanTime: j.BanTime, MaxRetry: j.MaxRetry,
 			IgnoreIP: j.IgnoreIP, IgnoreSelf: j.IgnoreSelf, Increment: j.Increment}
 	}
 	return specs, params, pols

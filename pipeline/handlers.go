@@ -130,7 +130,7 @@ func (d *Daemon) ban(args []string) control.Reply {
 		}
 		results = append(results, r)
 	}
-	ds = escalate(eng.recidive, eng.win.NewAdder(eng.bans), eng.bans, ds)
+	ds = eng.countBans(eng.win.NewAdder(eng.bans), ds)
 	return d.applyAndReply("ban", ds, eng, results)
 }
 

@@ -280,6 +280,24 @@ type Adder struct {
 	shard    []uint8
 	order    []int32
 	counts   [shardCount + 1]int32
+	offences []matcher.Event // AddOffences's batch
+}
+
+// Offence is a failure no log line holds: a ban in another jail, which a recidive jail counts
+// (fail2ban's recidive jail reads them as the "Ban" lines of its own log).
+type Offence struct {
+	Jail uint16
+	Addr netip.Addr
+	Time int64 // the ban's start, unix seconds
+}
+
+// AddOffences counts offences as Add counts a log's failures, with the same windows and rules.
+func (a *Adder) AddOffences(offs []Offence, dst []Crossing) []Crossing {
+	a.offences = a.offences[:0]
+	for _, o := range offs {
+		a.offences = append(a.offences, matcher.Event{Jail: o.Jail, Addr: o.Addr, Time: o.Time})
+	}
+	return a.Add(a.offences, dst)
 }
 
 // NewAdder returns an Adder; use one per worker goroutine. weigh may be nil: every event counts
