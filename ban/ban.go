@@ -7,17 +7,13 @@ import (
 	"container/heap"
 	"errors"
 	"fmt"
-	"math"
 	"math/rand/v2"
-	"net"
 	"net/netip"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/portcullis/portcullis/config"
-	"github.com/portcullis/portcullis/internal/formula"
 	"github.com/portcullis/portcullis/window"
 )
 
@@ -93,43 +89,6 @@ type (
 	Escalation = config.Escalation
 	Increment  = config.Increment
 )
-
-var defaultFormula, _ = formula.Compile(formula.Default)
-
-// banTime returns the ban length for an address banned count times before, as fail2ban's
-// observer computes it (incrBanTime, setBanTimeExtra): a first ban is bantime as set; from the
-// second on, bantime × factor × multipliers[count] (the last one for larger counts), or the
-// formula but never less than bantime; then at most maxtime, plus up to rndtime at random.
-func incrementedBanTime(in *Increment, base time.Duration, count uint32, rnd func(int64) int64) time.Duration {
-	if !in.Enabled || base <= 0 || count == 0 {
-		return base
-	}
-	factor := in.Factor
-	if factor == 0 {
-		factor = 1
-	}
-	secs := base.Seconds()
-	if len(in.Multipliers) > 0 {
-		i := min(int(count), len(in.Multipliers)-1)
-		secs *= factor * in.Multipliers[i]
-	} else {
-		f := in.Formula
-		if f == nil {
-			f = defaultFormula
-		}
-		if v, err := f.Eval(formula.Vars{Time: secs, Count: float64(count), Factor: factor}); err == nil {
-			secs = max(secs, v)
-		}
-	}
-	d := time.Duration(math.Min(secs, float64(math.MaxInt64/2)/1e9) * float64(time.Second))
-	if in.MaxTime > 0 && d > in.MaxTime {
-		d = in.MaxTime
-	}
-	if in.RndTime > 0 && rnd != nil {
-		d += time.Duration(rnd(int64(in.RndTime/time.Second)+1)) * time.Second
-	}
-	return d
-}
 
 // JailStats counts per-jail outcomes.
 type JailStats struct {
@@ -219,86 +178,6 @@ func New(pols []Policy, opts Options) *Manager {
 	return m
 }
 
-// LocalAddrs lists the addresses of every local interface.
-func LocalAddrs() []netip.Addr {
-	var out []netip.Addr
-	addrs, err := net.InterfaceAddrs()
-	if err != nil {
-		return nil
-	}
-	for _, a := range addrs {
-		if ipn, ok := a.(*net.IPNet); ok {
-			if ad, ok := netip.AddrFromSlice(ipn.IP); ok {
-				out = append(out, ad.Unmap())
-			}
-		}
-	}
-	return out
-}
-
-// Protected reports whether addr may never be banned in jail, and why.
-func (m *Manager) Protected(jail uint16, addr netip.Addr) error {
-	addr = addr.Unmap()
-	switch {
-	case !addr.IsValid():
-		return &ProtectedError{Addr: addr, Reason: "not an address"}
-	case addr.IsLoopback():
-		return &ProtectedError{Addr: addr, Reason: "loopback addresses are never banned"}
-	case addr.IsUnspecified(), addr.IsMulticast():
-		return &ProtectedError{Addr: addr, Reason: "not a unicast address"}
-	}
-	if int(jail) >= len(m.pols) {
-		return ErrUnknownJail
-	}
-	p := &m.pols[jail]
-	for _, pr := range p.IgnoreIP {
-		if pr.Contains(addr) {
-			return &ProtectedError{Addr: addr, Reason: fmt.Sprintf("in ignoreip of jail %s (%s)", p.Name, pr)}
-		}
-	}
-	if p.IgnoreSelf {
-		for _, pr := range m.self {
-			if pr.Contains(addr) {
-				return &ProtectedError{Addr: addr, Reason: "an address of this machine (ignoreself)"}
-			}
-		}
-	}
-	if p.IgnoreCommand != nil {
-		ignore, err := p.IgnoreCommand.Ignore(addr, m.now())
-		if err != nil {
-			m.Stats[jail].IgnoreCommandErrors.Add(1)
-		}
-		if ignore {
-			return &ProtectedError{Addr: addr, Reason: "ignorecommand said so"}
-		}
-	}
-	return nil
-}
-
-var loopback4 = netip.MustParsePrefix("127.0.0.0/8")
-
-// protectedInside reports whether a protected range (loopback, ignoreip, ignoreself) overlaps pfx,
-// so that banning the whole of pfx would ban a protected address too.
-func (m *Manager) protectedInside(jail uint16, pfx netip.Prefix) bool {
-	if pfx.Overlaps(loopback4) || pfx.Contains(netip.IPv6Loopback()) {
-		return true
-	}
-	p := &m.pols[jail]
-	for _, pr := range p.IgnoreIP {
-		if pr.Overlaps(pfx) {
-			return true
-		}
-	}
-	if p.IgnoreSelf {
-		for _, pr := range m.self {
-			if pr.Overlaps(pfx) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
 // decide bans addr, or the network pfx it was counted in (banprefix4/6; pfx invalid or a single
 // address otherwise). A network that holds a protected address is never banned whole: the
 // address alone is.
@@ -361,39 +240,6 @@ const Prolonged = "prolonged"
 
 // Expired is the Reason of an unban whose time is up (the kernel's element timeout lifts it too).
 const Expired = "expired"
-
-// Weights implements window.Weigher with fail2ban's observer (failureFound): with
-// bantime.increment, a failure of an address banned n times before in the jail (the last ban
-// before the failure) counts 2^(n-1)+1 times, at most maxretry, so a known offender is banned
-// again sooner. It takes the lock once per call, and not at all when no event's jail increments.
-func (m *Manager) Weights(n int, at func(i int) (jail uint16, key netip.Prefix, t int64), dst []uint8) []uint8 {
-	if !m.anyIncrement {
-		return dst
-	}
-	locked := false
-	for i := range n {
-		jail, key, t := at(i)
-		if int(jail) >= len(m.pols) || !m.pols[jail].Increment.Enabled {
-			continue
-		}
-		if !locked {
-			m.mu.Lock()
-			defer m.mu.Unlock()
-			locked = true
-		}
-		h, ok := m.histJail[bkey{prefix: key, jail: jail}]
-		if !ok || h.Count == 0 || t <= h.Last {
-			continue
-		}
-		if len(dst) < n { // 0: the event counts once
-			dst = slices.Grow(dst[:0], n)[:n]
-			clear(dst)
-		}
-		w := uint32(1)<<min(h.Count, 20)/2 + 1
-		dst[i] = uint8(min(w, uint32(m.pols[jail].MaxRetry), 255))
-	}
-	return dst
-}
 
 // wider is the network of rule e that holds pfx in jail, when e is of pfx's family and wider.
 func wider(e Escalation, jail uint16, pfx netip.Prefix) (bkey, bool) {
@@ -553,99 +399,6 @@ func (m *Manager) Unban(jail uint16, all bool, prefix netip.Prefix, reason strin
 		}
 	}
 	return out
-}
-
-// Expire appends an unban for every ban whose time is up.
-func (m *Manager) Expire(dst []Decision) []Decision {
-	now := m.now().Unix()
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for len(m.ends) > 0 && m.ends[0].end <= now {
-		e := heap.Pop(&m.ends).(endEntry)
-		if a, ok := m.active[e.key]; ok && a.End == e.end {
-			m.deleteActiveLocked(e.key)
-			dst = append(dst, a.unban(Expired))
-		}
-	}
-	return dst
-}
-
-// endEntry is one ban's end time in Manager.ends.
-type endEntry struct {
-	end int64
-	key bkey
-}
-
-type endHeap []endEntry
-
-func (h endHeap) Len() int           { return len(h) }
-func (h endHeap) Less(i, j int) bool { return h[i].end < h[j].end }
-func (h endHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *endHeap) Push(x any)        { *h = append(*h, x.(endEntry)) }
-func (h *endHeap) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return x
-}
-
-// Restore loads bans kept from an earlier run; ones already over are returned as unbans.
-func (m *Manager) Restore(list []Active, history map[netip.Prefix]History) []Decision {
-	var expired []Decision
-	now := m.now().Unix()
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for p, n := range history {
-		m.hist[p] = n
-	}
-	for _, a := range list {
-		if a.End != 0 && a.End <= now {
-			expired = append(expired, a.unban(Expired))
-			continue
-		}
-		m.setActiveLocked(bkey{prefix: a.Prefix, jail: a.Jail}, a)
-		if h := m.hist[a.Prefix]; h.Count < a.Count {
-			m.hist[a.Prefix] = History{Count: a.Count, Last: max(h.Last, a.Start)}
-		}
-	}
-	return expired
-}
-
-// RestoreJailHistory loads per-jail ban counts kept from an earlier run.
-func (m *Manager) RestoreJailHistory(jail uint16, counts map[netip.Prefix]History) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for p, n := range counts {
-		m.histJail[bkey{prefix: p, jail: jail}] = n
-	}
-}
-
-// PurgeHistory forgets the ban history of prefixes last banned before cutoff and not banned now
-// (fail2ban's dbpurgeage): escalation then starts over for them, and the history cannot grow
-// without bound. It returns what it forgot, overall and per jail, for the store.
-func (m *Manager) PurgeHistory(cutoff int64) (overall []netip.Prefix, perJail map[uint16][]netip.Prefix) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	banned := make(map[netip.Prefix]bool, len(m.active))
-	for k := range m.active {
-		banned[k.prefix] = true
-	}
-	for p, h := range m.hist {
-		if h.Last < cutoff && !banned[p] {
-			delete(m.hist, p)
-			overall = append(overall, p)
-		}
-	}
-	for k, h := range m.histJail {
-		if _, active := m.active[k]; h.Last < cutoff && !active {
-			delete(m.histJail, k)
-			if perJail == nil {
-				perJail = make(map[uint16][]netip.Prefix)
-			}
-			perJail[k.jail] = append(perJail[k.jail], k.prefix)
-		}
-	}
-	return overall, perJail
 }
 
 // Active lists the bans in force, of one jail or (all) of every jail.

@@ -2,18 +2,13 @@ package ingest
 
 import (
 	"bufio"
-	"bytes"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -227,102 +222,6 @@ func (s *SyslogServer) Close() {
 	s.wg.Wait()
 }
 
-func (s *SyslogServer) allowed(a netip.Addr) bool {
-	if len(s.opts.Allow) == 0 {
-		return true
-	}
-	a = a.Unmap()
-	for _, p := range s.opts.Allow {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
-}
-
-// serverTLS is the listener's TLS configuration: its certificate, and with a client CA, client
-// certificates required and verified against it.
-func serverTLS(certFile, keyFile, clientCA string) (*tls.Config, error) {
-	if certFile == "" || keyFile == "" {
-		return nil, errors.New("needs a certificate and a key")
-	}
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-	if err != nil {
-		return nil, fmt.Errorf("cannot load %s / %s: %w", certFile, keyFile, err)
-	}
-	conf := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	if clientCA != "" {
-		pem, err := os.ReadFile(clientCA)
-		if err != nil {
-			return nil, fmt.Errorf("cannot read the client CA: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("%s holds no PEM certificate", clientCA)
-		}
-		conf.ClientCAs, conf.ClientAuth = pool, tls.RequireAndVerifyClientCert
-	}
-	return conf, nil
-}
-
-// peerIdentities are the names of a TLS peer's verified certificate: DNS SANs, then the CN.
-func peerIdentities(cs tls.ConnectionState) []string {
-	if len(cs.VerifiedChains) == 0 || len(cs.PeerCertificates) == 0 {
-		return nil
-	}
-	c := cs.PeerCertificates[0]
-	ids := append([]string(nil), c.DNSNames...)
-	if c.Subject.CommonName != "" {
-		ids = append(ids, c.Subject.CommonName)
-	}
-	return ids
-}
-
-// senderMatches reports whether a route's sender lists take a message from sender, whose
-// connection proved the identities ids (nil: none).
-func (r *SyslogRoute) senderMatches(sender netip.Addr, ids []string) bool {
-	if len(r.Senders) == 0 && len(r.Identities) == 0 {
-		return true
-	}
-	for _, p := range r.Senders {
-		if p.Contains(sender.Unmap()) {
-			return true
-		}
-	}
-	for _, want := range r.Identities {
-		for _, id := range ids {
-			if want == "*" || strings.EqualFold(want, id) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// routeMask is the set of routes (bit i = Routes[i]) that take a message.
-func (s *SyslogServer) routeMask(prog []byte, sender netip.Addr, ids []string) uint64 {
-	var mask uint64
-	for i, r := range s.opts.Routes {
-		if len(r.Programs) > 0 {
-			ok := false
-			for _, p := range r.Programs {
-				if string(prog) == p {
-					ok = true
-					break
-				}
-			}
-			if !ok {
-				continue
-			}
-		}
-		if !r.senderMatches(sender, ids) {
-			continue
-		}
-		mask |= 1 << i
-	}
-	return mask
-}
-
 func (s *SyslogServer) source(mask uint64) *Source {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -337,69 +236,6 @@ func (s *SyslogServer) source(mask uint64) *Source {
 		s.sources[mask] = src
 	}
 	return src
-}
-
-// batcher gathers lines into one open block per route mask; used by one goroutine.
-type batcher struct {
-	s      *SyslogServer
-	ids    []string // the connection's verified certificate names; nil without
-	open   map[uint64]*Block
-	oldest time.Time
-	stamps stampCache
-}
-
-func (s *SyslogServer) newBatcher() *batcher { return &batcher{s: s, open: make(map[uint64]*Block)} }
-
-func (bt *batcher) add(msg []byte, sender netip.Addr, host []byte, now time.Time) {
-	s := bt.s
-	m := parseSyslog(msg, now, s.opts.Location, &bt.stamps)
-	mask := s.routeMask(m.Program, sender, bt.ids)
-	if mask == 0 {
-		s.Stats.Unrouted.Add(1)
-		return
-	}
-	s.Stats.Messages.Add(1)
-	b := bt.open[mask]
-	if b == nil {
-		b = GetBlock()
-		b.Source = s.source(mask)
-		bt.open[mask] = b
-		if len(bt.open) == 1 {
-			bt.oldest = now
-		}
-	}
-	start := len(b.Buf)
-	b.Buf = appendClassicLine(b.Buf, &m, now, host, s.opts.Location, &bt.stamps)
-	b.Lines = append(b.Lines, Span{Start: uint32(start), End: uint32(len(b.Buf) - 1)})
-	st := b.Source.Stats
-	st.Lines.Add(1)
-	st.Bytes.Add(uint64(len(b.Buf) - start))
-	if len(b.Buf) > blockSize-s.opts.MaxMessage-256 {
-		bt.send(mask, b)
-	}
-}
-
-func (bt *batcher) send(mask uint64, b *Block) {
-	delete(bt.open, mask)
-	b.stamp()
-	select {
-	case bt.s.out <- b:
-	default:
-		bt.s.Stats.Dropped.Add(uint64(len(b.Lines)))
-		PutBlock(b)
-	}
-}
-
-// flush sends every open block.
-func (bt *batcher) flush() {
-	for mask, b := range bt.open {
-		bt.send(mask, b)
-	}
-}
-
-// due reports whether the oldest open block has waited FlushEvery.
-func (bt *batcher) due(now time.Time) bool {
-	return len(bt.open) > 0 && now.Sub(bt.oldest) >= bt.s.opts.FlushEvery
 }
 
 func (s *SyslogServer) serveUDP() {
@@ -562,127 +398,4 @@ func (s *SyslogServer) admit(c net.Conn, sender netip.Addr) bool {
 	s.perAddr[sender]++
 	s.Stats.Conns.Add(1)
 	return true
-}
-
-// ErrFraming is a syslog stream that is not RFC 6587 framing (a bad octet count).
-var ErrFraming = errors.New("syslog framing error")
-
-// deadlineReader flushes the connection's open blocks whenever the peer pauses, so a quiet sender's
-// last lines are not held back, and ends the stream with a timeout error after idle without data.
-type deadlineReader struct {
-	c     net.Conn
-	every time.Duration
-	idle  time.Duration
-	bt    *batcher
-}
-
-func (d *deadlineReader) Read(p []byte) (int, error) {
-	for {
-		_ = d.c.SetReadDeadline(time.Now().Add(d.every))
-		n, err := d.c.Read(p)
-		if n > 0 {
-			return n, nil
-		}
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
-			d.bt.flush()
-			_ = d.c.SetReadDeadline(time.Now().Add(d.idle))
-			n, err = d.c.Read(p)
-			if n > 0 || err != nil {
-				return n, err
-			}
-			continue
-		}
-		return n, err
-	}
-}
-
-// FrameReader splits a syslog stream into messages as RFC 6587 allows, deciding per message: one
-// starting with a digit is octet-counted ("LEN SP MSG"), any other ends at a newline. Messages
-// longer than max are skipped and reported to oversized.
-type FrameReader struct {
-	r         *bufio.Reader
-	max       int
-	msg       []byte
-	oversized func()
-}
-
-// NewFrameReader reads frames from r.
-func NewFrameReader(r io.Reader, max int, oversized func()) *FrameReader {
-	return &FrameReader{r: bufio.NewReaderSize(r, 64*1024), max: max, oversized: oversized}
-}
-
-// Next returns the next non-empty message, valid until the next call. At the end of the stream it
-// returns what is left (a last line without newline) with the error.
-func (f *FrameReader) Next() ([]byte, error) {
-	for {
-		first, err := f.r.Peek(1)
-		if err != nil {
-			return nil, err
-		}
-		if first[0] >= '1' && first[0] <= '9' {
-			lenText, err := f.r.ReadSlice(' ')
-			if err != nil || len(lenText) > 11 {
-				if err == nil {
-					err = fmt.Errorf("%w: octet count too long", ErrFraming)
-				}
-				return nil, err // not octet counting after all: a broken stream
-			}
-			n, err := strconv.Atoi(string(lenText[:len(lenText)-1]))
-			if err != nil || n <= 0 {
-				return nil, fmt.Errorf("%w: bad octet count %q", ErrFraming, lenText)
-			}
-			if n > f.max {
-				if f.oversized != nil {
-					f.oversized()
-				}
-				if _, err := f.r.Discard(n); err != nil {
-					return nil, err
-				}
-				continue
-			}
-			if cap(f.msg) < n {
-				f.msg = make([]byte, 0, n)
-			}
-			f.msg = f.msg[:n]
-			if _, err := io.ReadFull(f.r, f.msg); err != nil {
-				return nil, err
-			}
-			return f.msg, nil
-		}
-		f.msg = f.msg[:0]
-		over := false
-		for {
-			part, err := f.r.ReadSlice('\n')
-			if !over {
-				if len(f.msg)+len(part) > f.max+1 {
-					over = true
-				} else {
-					f.msg = append(f.msg, part...)
-				}
-			}
-			if err == bufio.ErrBufferFull {
-				continue
-			}
-			if err != nil {
-				if over && f.oversized != nil {
-					f.oversized() // an overlong last line the stream ended in
-				}
-				if over || len(bytes.TrimRight(f.msg, "\r\n \x00")) == 0 {
-					return nil, err
-				}
-				return f.msg, err
-			}
-			break
-		}
-		if over {
-			if f.oversized != nil {
-				f.oversized()
-			}
-			continue
-		}
-		if len(bytes.TrimRight(f.msg, "\r\n \x00")) > 0 {
-			return f.msg, nil
-		}
-	}
 }
