@@ -74,13 +74,18 @@ type Daemon struct {
 
 // Jail is one enabled jail.
 type Jail struct {
-	Name       string
-	Filter     *Filter
-	LogPaths   []LogPath
-	Backend    string
-	Ports      []PortRange // empty means every port
-	Protocol   string      // "tcp", "udp" or "all"
-	BlockType  string      // "drop" or "reject"
+	Name      string
+	Filter    *Filter
+	LogPaths  []LogPath
+	Backend   string
+	Ports     []PortRange // empty means every port
+	Protocol  string      // "tcp", "udp" or "all"
+	BlockType string      // "drop" or "reject"
+	// Actions is the jail's action list (action, action_* macros, banaction) as read from
+	// action.d; empty when the jail names none. Firewall: the jail bans in nftables (it names a
+	// firewall action, or no action at all).
+	Actions    []Action
+	Firewall   bool
 	MaxRetry   int
 	FindTime   time.Duration
 	BanTime    time.Duration // Forever for permanent bans

@@ -23,6 +23,7 @@ func listFields(s string) []string {
 func loadJail(dir string, r *reader, opts Options, cfg *Config) *Jail {
 	j := parseJail(r, opts, cfg)
 	validateJail(j, r)
+	loadActions(j, dir, r)
 	if j.Recidive {
 		return j
 	}

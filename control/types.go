@@ -20,6 +20,7 @@ type JailStatus struct {
 	TotalBanned     uint64   `json:"total_banned"`
 	Banned          []string `json:"banned"`
 	Regexes         []string `json:"regex_modes"`
+	Actions         []string `json:"actions"` // each action and how it runs
 }
 
 // Result is the outcome for one address of "ban" or "unban".

@@ -131,7 +131,7 @@ func Start(opts Options) (*Daemon, error) {
 			return nil, err
 		}
 	}
-	sinks := []sink.Sink{sink.Kernel{FW: d.fw}, sink.Log{L: opts.Log}}
+	sinks := []sink.Sink{sink.Kernel{FW: d.fw, Skip: d.noFirewall}, sink.Log{L: opts.Log}}
 	if path := cfg.Daemon.AuditLog; path != "" {
 		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 			return nil, fmt.Errorf("auditlog %s: %w", path, err)
@@ -261,6 +261,7 @@ func (d *Daemon) install(eng *engine) error {
 	}
 	d.purgeHistory(eng)
 	eng.run(&d.opts, d.applyAsync)
+	logActions(eng, d.log)
 	d.mu.Lock()
 	d.eng = eng
 	d.mu.Unlock()
@@ -457,4 +458,37 @@ func (e *engine) jailID(name string) (uint16, error) {
 		return 0, fmt.Errorf("no enabled jail %q (enabled: %v)", name, names)
 	}
 	return uint16(id), nil
+}
+
+// noFirewall reports whether the current configuration's jail bans nothing in the kernel.
+func (d *Daemon) noFirewall(jail string) bool {
+	eng := d.current()
+	if eng == nil {
+		return false
+	}
+	id, ok := eng.byName[jail]
+	return ok && !eng.jails[id].Firewall
+}
+
+// logActions says at start and reload how each jail's actions run: nothing is dropped silently.
+func logActions(eng *engine, log *slog.Logger) {
+	for _, j := range eng.jails {
+		if len(j.Actions) == 0 {
+			log.Info("jail actions", "jail", j.Name, "action", "nftables (no action key: the jail's port, protocol and blocktype)")
+			continue
+		}
+		if !j.Firewall {
+			log.Warn("the jail's actions name no firewall action: its bans block nothing in the kernel, as in fail2ban", "jail", j.Name)
+		}
+		for _, a := range j.Actions {
+			switch a.Kind {
+			case config.ActionNative:
+				log.Info("jail action", "jail", j.Name, "action", a.Name, "runs", a.Kind.String(), "file", a.File)
+			case config.ActionExec:
+				log.Warn("jail action not run: executing action.d commands is not implemented yet", "jail", j.Name, "action", a.Name, "file", a.File)
+			default:
+				log.Warn("jail action refused", "jail", j.Name, "action", a.Name, "reason", a.Reason)
+			}
+		}
+	}
 }

@@ -32,6 +32,12 @@ type unitDaemon struct {
 
 func startUnit(t *testing.T, jail string, extra string) *unitDaemon {
 	t.Helper()
+	return startUnitWith(t, jail, extra, nil)
+}
+
+// startUnitWith is startUnit with prepare run on the configuration folder before the start.
+func startUnitWith(t *testing.T, jail, extra string, prepare func(cfg string)) *unitDaemon {
+	t.Helper()
 	dir := t.TempDir()
 	u := &unitDaemon{fw: &sinktest.Firewall{}, dir: dir, log: filepath.Join(dir, "auth.log")}
 	if err := os.WriteFile(u.log, nil, 0o644); err != nil {
@@ -42,6 +48,9 @@ func startUnit(t *testing.T, jail string, extra string) *unitDaemon {
 	conf := "[Definition]\nauditlog = " + filepath.Join(dir, "audit.log") + "\n" + extra
 	if err := os.WriteFile(filepath.Join(cfg, "portcullis.conf"), []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
+	}
+	if prepare != nil {
+		prepare(cfg)
 	}
 	u.opts = Options{ConfigDir: cfg, Socket: filepath.Join(dir, "s.sock"), DBDir: filepath.Join(dir, "db"), Metrics: "off",
 		Poll: 5 * time.Millisecond, Workers: 2, CheckEvery: 50 * time.Millisecond, Firewall: u.fw,
@@ -224,4 +233,32 @@ func readAudit(t *testing.T, path string) []map[string]any {
 		out = append(out, m)
 	}
 	return out
+}
+
+// A jail whose actions name no firewall bans nothing in the kernel, as in fail2ban
+// (action = sendmail-whois only mails); its ban is still decided, stored and audited, and status
+// says how each action runs.
+func TestDaemonJailWithoutFirewallAction(t *testing.T) {
+	dir := t.TempDir()
+	ad := filepath.Join(dir, "actions")
+	os.MkdirAll(ad, 0o755)
+	os.WriteFile(filepath.Join(ad, "notify.conf"), []byte("[Definition]\nactionban = echo <ip> >> /dev/null\n"), 0o644)
+	u := startUnitWith(t, unitJail+"action = notify\n", "", func(cfg string) {
+		os.Rename(ad, filepath.Join(cfg, "action.d"))
+	})
+	u.fail(t, "203.0.113.70", 3)
+	waitFor(t, "the ban in the audit log", func() bool {
+		_, err := os.Stat(filepath.Join(u.dir, "audit.log"))
+		return err == nil && len(readAudit(t, filepath.Join(u.dir, "audit.log"))) == 1
+	})
+	if _, err := u.fw.Elements("sshd"); err == nil {
+		t.Fatal("the jail has sets in the firewall")
+	}
+	if tx := u.fw.Transactions(); len(tx) != 0 {
+		t.Fatalf("firewall transactions for a jail without a firewall action: %+v", tx)
+	}
+	r := u.call(t, "get", "sshd", "actions")
+	if !r.OK || !strings.Contains(string(r.Data), "notify (executed)") {
+		t.Fatalf("get sshd actions: %+v %s", r, r.Data)
+	}
 }

@@ -8,14 +8,19 @@ import (
 
 // rebuild replaces the firewall table with eng's jails and its active bans.
 func (d *Daemon) rebuild(eng *engine) error {
-	specs := make([]sink.JailSpec, len(eng.jails))
-	for i, j := range eng.jails {
-		specs[i] = sink.JailSpec{Name: j.Name, Ports: j.Ports, Protocol: j.Protocol, BlockType: j.BlockType,
-			Input: j.ChainHookInput, Forward: j.ChainHookForward}
+	var specs []sink.JailSpec
+	for _, j := range eng.jails {
+		if j.Firewall {
+			specs = append(specs, sink.JailSpec{Name: j.Name, Ports: j.Ports, Protocol: j.Protocol, BlockType: j.BlockType,
+				Input: j.ChainHookInput, Forward: j.ChainHookForward})
+		}
 	}
 	now := d.opts.Now().Unix()
 	var elems []sink.Element
 	for _, a := range eng.bans.Active(0, true) {
+		if !eng.jails[a.Jail].Firewall {
+			continue
+		}
 		el, ok := sink.ElementOf(eng.jails[a.Jail].Name, a.Prefix, a.End, now)
 		if ok {
 			elems = append(elems, el)
@@ -55,6 +60,9 @@ func (d *Daemon) reconcile(eng *engine) {
 	now := d.opts.Now().Unix()
 	var add, del []sink.Element
 	for id, j := range eng.jails {
+		if !j.Firewall {
+			continue // its actions name no firewall: nothing of it is in the kernel
+		}
 		have, err := d.fw.Elements(j.Name)
 		if err != nil {
 			d.log.Warn("cannot list the nftables set", "jail", j.Name, "err", err)

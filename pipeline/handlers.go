@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/portcullis/portcullis/ban"
+	"github.com/portcullis/portcullis/config"
 	"github.com/portcullis/portcullis/control"
 	"github.com/portcullis/portcullis/sink"
 )
@@ -80,6 +81,7 @@ func (d *Daemon) status(args []string) control.Reply {
 	for _, m := range eng.m.Modes(int(id)) {
 		js.Regexes = append(js.Regexes, m.String())
 	}
+	js.Actions = jailActions(j)
 	return control.DataReply(js)
 }
 
@@ -231,7 +233,7 @@ func (d *Daemon) banned(args []string) control.Reply {
 // is a list of strings (one value for most).
 func (d *Daemon) get(args []string) control.Reply {
 	if len(args) != 2 {
-		return control.ErrorReply("usage: get JAIL maxretry|findtime|bantime|ignoreip|ignoreself|logpath|failregex|ignoreregex|journalmatch (banip is answered from banned)")
+		return control.ErrorReply("usage: get JAIL maxretry|findtime|bantime|ignoreip|ignoreself|logpath|failregex|ignoreregex|journalmatch|actions (banip is answered from banned)")
 	}
 	eng := d.current()
 	id, err := eng.jailID(args[0])
@@ -275,8 +277,22 @@ func (d *Daemon) get(args []string) control.Reply {
 		}
 	case "journalmatch":
 		out = []string{j.JournalMatch}
+	case "actions":
+		out = jailActions(j)
 	default:
 		return control.ErrorReply("get: unknown setting %q", args[1])
 	}
 	return control.DataReply(out)
+}
+
+// jailActions lists a jail's actions, each with how it runs (fail2ban-client prints the names).
+func jailActions(j *config.Jail) []string {
+	if len(j.Actions) == 0 {
+		return []string{"nftables (native nftables)"}
+	}
+	var out []string
+	for _, a := range j.Actions {
+		out = append(out, a.Name+" ("+a.Kind.String()+")")
+	}
+	return out
 }

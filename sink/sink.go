@@ -45,12 +45,25 @@ type Firewall interface {
 	WatchDeletes(changed func()) (stop func(), err error)
 }
 
-// Kernel is the firewall as a sink: each batch is one transaction of its net effect.
-type Kernel struct{ FW Firewall }
+// Kernel is the firewall as a sink: each batch is one transaction of its net effect. Skip, when
+// set, names the jails that ban nothing in the kernel (their actions name no firewall).
+type Kernel struct {
+	FW   Firewall
+	Skip func(jail string) bool
+}
 
 func (Kernel) Name() string { return "nftables" }
 
 func (k Kernel) Apply(batch []Change, now int64) error {
+	if k.Skip != nil {
+		kept := make([]Change, 0, len(batch))
+		for _, c := range batch {
+			if !k.Skip(c.Ban.Jail) {
+				kept = append(kept, c)
+			}
+		}
+		batch = kept
+	}
 	add, del := NetEffect(batch, now)
 	return k.FW.Apply(add, del)
 }

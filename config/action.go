@@ -1,0 +1,353 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ActionKind is how portcullis carries out one of a jail's actions.
+type ActionKind int
+
+const (
+	// ActionNative is a firewall action (iptables*, nftables*, firewallcmd*, ufw, shorewall*,
+	// route): not run as a command; its port, protocol, block type and chain go to the nftables sink.
+	ActionNative ActionKind = iota
+	// ActionExec runs its commands as fail2ban runs them (mail, whois, Cloudflare, AbuseIPDB, …).
+	ActionExec
+	// ActionRefused cannot run here (a Python action); Reason says what to use instead.
+	ActionRefused
+)
+
+func (k ActionKind) String() string {
+	switch k {
+	case ActionNative:
+		return "native nftables"
+	case ActionExec:
+		return "executed"
+	}
+	return "refused"
+}
+
+// Action is one entry of a jail's action list with its action.d file read.
+type Action struct {
+	Name   string            // the action.d file's base name
+	Args   map[string]string // the jail's arguments: name[key=value, ...]
+	Kind   ActionKind
+	Reason string // how it runs, or why it cannot, for the start log and status
+	File   string // the action.d file read last
+	// Native actions: what the firewall blocks. AllPorts ignores Ports.
+	Ports          []PortRange
+	AllPorts       bool
+	Protocol       string // tcp, udp or all
+	BlockType      string // drop or reject
+	Input, Forward bool   // the chain: INPUT, or FORWARD / DOCKER-USER
+	// Executed actions: each command key fail2ban knows (actionstart, actionstop, actioncheck,
+	// actionban, actionunban, actionflush, actionreban) with %(x)s and the action's own <tags>
+	// filled in at load; the tags of a ban (<ip>, <matches>, <F-*>, …) stay for run time.
+	Commands      map[string]string
+	Timeout       time.Duration // fail2ban's default: 60 s
+	NoRestored    bool          // norestored: not run for bans restored at start
+	StartOnDemand bool          // actionstart_on_demand
+}
+
+// actionCommands are the command keys of an action.d [Definition].
+var actionCommands = []string{"actionstart", "actionstop", "actioncheck", "actionban", "actionunban", "actionflush", "actionreban"}
+
+// nativeActions are the action.d families portcullis carries out in nftables itself.
+var nativeActions = []string{"iptables", "ip6tables", "nftables", "firewallcmd", "ufw", "shorewall", "route"}
+
+// pythonActions names the native replacement of fail2ban's Python actions.
+var pythonActions = map[string]string{
+	"smtp":          "the smtp action in portcullis's action.d (direct SMTP, STARTTLS, auth)",
+	"badips":        "none: badips.com is gone",
+	"apprise":       "the webhook action",
+	"mynetwatchman": "the webhook action",
+}
+
+// splitActions splits a jail's action value into its entries: one per line, where a line break
+// inside brackets or quotes (a logpath list passed as an argument) does not end an entry.
+func splitActions(s string) []string {
+	var out []string
+	depth, quote, start := 0, byte(0), 0
+	flush := func(end int) {
+		if e := strings.TrimSpace(s[start:end]); e != "" {
+			out = append(out, e)
+		}
+		start = end + 1
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case quote != 0:
+			if c == quote {
+				quote = 0
+			}
+		case c == '"' || c == '\'':
+			if depth > 0 {
+				quote = c
+			}
+		case c == '[':
+			depth++
+		case c == ']':
+			depth = max(0, depth-1)
+		case c == '\n' && depth == 0:
+			flush(i)
+		}
+	}
+	flush(len(s))
+	return out
+}
+
+// loadActions reads the jail's action key: each entry's action.d file, how it runs, and for
+// native actions what the firewall blocks. A jail with no action key keeps portcullis's own
+// meaning: its port, protocol, blocktype and chain_hook go to nftables.
+func loadActions(j *Jail, dir string, r *reader) {
+	s, v, ok := r.given("action")
+	if !ok {
+		j.Firewall = true
+		return
+	}
+	for _, spec := range splitActions(s) {
+		name, args, err := ParseFilterSpec(spec)
+		if err != nil {
+			r.errs.AddAt(v, "action", strings.Replace(err.Error(), "filter", "action", -1))
+			continue
+		}
+		if args == nil {
+			args = map[string]string{}
+		}
+		// As fail2ban's ActionReader: the jail's name is the action's <name> unless given, and
+		// <actname> tells two instances of one action in a jail apart.
+		if _, ok := args["name"]; !ok {
+			args["name"] = j.Name
+		}
+		if _, ok := args["actname"]; !ok {
+			args["actname"] = name
+			if n := args["name"]; n != j.Name {
+				if rest, ok := strings.CutPrefix(n, j.Name); ok {
+					args["actname"] += rest
+				} else {
+					args["actname"] += "-" + n
+				}
+			}
+		}
+		a := loadAction(dir, name, args, v, r)
+		if a == nil {
+			continue
+		}
+		j.Actions = append(j.Actions, *a)
+	}
+	// The first native action says what the kernel blocks; a jail with none bans nothing in the
+	// kernel, as in fail2ban (action = sendmail-whois only mails).
+	for _, a := range j.Actions {
+		if a.Kind != ActionNative {
+			continue
+		}
+		if !j.Firewall {
+			j.Firewall = true
+			j.Ports, j.Protocol, j.BlockType = a.Ports, a.Protocol, a.BlockType
+			if a.AllPorts {
+				j.Ports = nil
+			}
+			j.ChainHookInput, j.ChainHookForward = a.Input, a.Forward
+			continue
+		}
+		r.errs.AddAt(v, "action", fmt.Sprintf("%s: a second firewall action in one jail; portcullis blocks what the first one says (split the jail to block differently)", a.Name))
+	}
+}
+
+// loadAction reads action.d/NAME.conf and NAME.local with their includes.
+func loadAction(dir, name string, args map[string]string, at *Value, r *reader) *Action {
+	a := &Action{Name: name, Args: args}
+	adir := filepath.Join(dir, "action.d")
+	conf := filepath.Join(adir, name+".conf")
+	_, errConf := os.Stat(conf)
+	_, errLocal := os.Stat(filepath.Join(adir, name+".local"))
+	base, py := strings.CutSuffix(name, ".py") // fail2ban names Python actions smtp.py[...]
+	if py || errConf != nil && errLocal != nil {
+		if _, err := os.Stat(filepath.Join(adir, base+".py")); py || err == nil || pythonActions[base] != "" {
+			a.Kind, a.File = ActionRefused, filepath.Join(adir, base+".py")
+			alt := pythonActions[base]
+			if alt == "" {
+				alt = "an action.d .conf action, or the webhook action"
+			}
+			a.Reason = fmt.Sprintf("a Python action: portcullis runs no Python; use %s", alt)
+			return a
+		}
+		r.errs.AddAt(at, "action", fmt.Sprintf("no action %q in %s", name, adir))
+		return nil
+	}
+	var errs Errors
+	ini := NewINI()
+	ini.ReadFile(conf, false, &errs)
+	ini.ReadFile(filepath.Join(adir, name+".local"), false, &errs)
+	if len(errs) > 0 {
+		r.errs = append(r.errs, errs...)
+		return nil
+	}
+	a.File = ini.Files[len(ini.Files)-1]
+	def, init, dflt := ini.Section("Definition"), ini.Section("Init"), ini.Section("DEFAULT")
+	if def == nil {
+		def = newSection("Definition")
+	}
+	if init == nil {
+		init = newSection("Init")
+	}
+	// <known/key> in an argument is the action's own value of key (jail.conf passes
+	// chain="<known/chain>").
+	for k, val := range args {
+		if known, ok := strings.CutPrefix(val, "<known/"); ok && strings.HasSuffix(known, ">") {
+			key := strings.TrimSuffix(known, ">")
+			own := ""
+			if x, ok := init.Raw(key); ok {
+				own = x.Text
+			} else if x, ok := def.Raw(key); ok {
+				own = x.Text
+			}
+			args[k] = own
+		}
+	}
+	for k, val := range args {
+		ini.Set("Init", k, val, at.File, at.Line)
+	}
+	lookup := ini.lookup(name, ini.Section("Init"), def, dflt)
+	get := func(key string) (string, *Value) {
+		v, ok := ini.Section("Init").Raw(key)
+		if !ok {
+			v, ok = def.Raw(key)
+		}
+		if !ok {
+			return "", nil
+		}
+		s, err := Interpolate(v, lookup)
+		if err != nil {
+			err.Key = key
+			r.errs = append(r.errs, err)
+			return "", v
+		}
+		// The action's own options as tags, nested ones too (<_nft_for_proto-<type>-iter>); the
+		// tags of a ban stay for run time.
+		for range 10 {
+			next := replaceTagsOnce(s, func(tag, _ string) (string, bool) {
+				if runtimeTag(tag) {
+					return "", false
+				}
+				val, ok := lookup(tag)
+				if !ok {
+					return "", false
+				}
+				out, ierr := Interpolate(val, lookup)
+				if ierr != nil {
+					return "", false
+				}
+				return out, true
+			})
+			if next == s {
+				break
+			}
+			s = next
+		}
+		return s, v
+	}
+	if isNative(name) {
+		nativeAction(a, get, at, r)
+		return a
+	}
+	a.Kind = ActionExec
+	a.Reason = "run through /bin/sh as fail2ban runs it"
+	a.Commands = map[string]string{}
+	for _, k := range actionCommands {
+		if s, v := get(k); v != nil && strings.TrimSpace(s) != "" {
+			a.Commands[k] = s
+		}
+	}
+	a.Timeout = 60 * time.Second
+	if s, v := get("timeout"); v != nil && strings.TrimSpace(s) != "" {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n <= 0 {
+			r.errs.AddAt(v, "timeout", fmt.Sprintf("%q is not a number of seconds above 0", s))
+		} else {
+			a.Timeout = time.Duration(n) * time.Second
+		}
+	}
+	for key, dst := range map[string]*bool{"norestored": &a.NoRestored, "actionstart_on_demand": &a.StartOnDemand} {
+		if s, v := get(key); v != nil && strings.TrimSpace(s) != "" {
+			b, err := ParseBool(strings.TrimSpace(s))
+			if err != nil {
+				r.errs.AddAt(v, key, err.Error())
+			}
+			*dst = b
+		}
+	}
+	if a.Commands["actionban"] == "" {
+		r.errs.AddAt(at, "action", fmt.Sprintf("action %s (%s) has no actionban", name, a.File))
+	}
+	return a
+}
+
+// runtimeTag reports whether <tag> is filled per ban: the address and what led to the ban.
+func runtimeTag(tag string) bool {
+	switch tag {
+	case "ip", "ip-rev", "ip-host", "fid", "family", "failures", "matches", "ipmatches", "ipjailmatches",
+		"ipfailures", "ipjailfailures", "time", "bantime", "bancount", "restored", "fq-hostname", "sh-hostname":
+		return true
+	}
+	return strings.HasPrefix(tag, "F-") || strings.HasPrefix(tag, "known/") || strings.HasPrefix(tag, "raw-")
+}
+
+func isNative(name string) bool {
+	family, _, _ := strings.Cut(name, "-")
+	return slices.Contains(nativeActions, family)
+}
+
+// nativeAction maps a firewall action's options onto what the nftables sink blocks.
+func nativeAction(a *Action, get func(string) (string, *Value), at *Value, r *reader) {
+	a.Kind = ActionNative
+	a.Reason = "carried out by portcullis in nftables (table inet portcullis), not run as a command"
+	proto, _ := get("protocol")
+	a.Protocol = strings.ToLower(strings.TrimSpace(proto))
+	if a.Protocol == "" {
+		a.Protocol = "tcp"
+	}
+	if a.Protocol != "tcp" && a.Protocol != "udp" && a.Protocol != "all" {
+		r.errs.AddAt(at, "action", fmt.Sprintf("%s: protocol %q: use tcp, udp or all", a.Name, a.Protocol))
+		a.Protocol = "tcp"
+	}
+	typ, _ := get("type")
+	a.AllPorts = strings.Contains(a.Name, "allports") || strings.TrimSpace(typ) == "allports" ||
+		a.Name == "route" || strings.HasPrefix(a.Name, "shorewall")
+	if !a.AllPorts {
+		port, v := get("port")
+		if v == nil || strings.TrimSpace(port) == "" {
+			a.AllPorts = true
+		} else {
+			ports, err := ParsePorts(port, a.Protocol)
+			if err != nil {
+				r.errs.AddAt(at, "action", fmt.Sprintf("%s: port: %v", a.Name, err))
+			}
+			a.Ports = ports
+		}
+	}
+	bt, _ := get("blocktype")
+	switch b := strings.ToLower(bt); {
+	case strings.Contains(b, "drop") || strings.Contains(b, "blackhole") || strings.Contains(b, "deny"):
+		a.BlockType = "drop"
+	default: // REJECT …, reject, unreachable, prohibit: iptables' and nftables' defaults
+		a.BlockType = "reject"
+	}
+	chain, _ := get("chain")
+	switch c := strings.ToUpper(strings.TrimSpace(chain)); c {
+	case "", "INPUT", "F2B-INPUT", "INPUT_DIRECT":
+		a.Input = true
+	case "FORWARD", "DOCKER-USER", "FORWARD_DIRECT":
+		a.Forward = true
+	default:
+		r.errs.AddAt(at, "action", fmt.Sprintf("%s: chain %q: portcullis blocks in its own table, on the input hook (INPUT) or the forward hook (FORWARD, DOCKER-USER)", a.Name, chain))
+		a.Input = true
+	}
+}
