@@ -106,7 +106,13 @@ func (a *applier) commit(batch []sink.Change, waiters []chan error) {
 	for i, c := range batch {
 		sc[i] = store.Change{Unban: c.Unban, Ban: c.Ban}
 	}
-	err := a.st.Commit(sc)
+	var jobs []store.Job
+	for _, s := range a.sinks {
+		if st, ok := s.(sink.Stager); ok {
+			jobs = append(jobs, st.Stage(batch)...)
+		}
+	}
+	err := a.st.CommitWith(sc, jobs)
 	if err != nil {
 		// The sinks still get the bans: protection first; the error goes to the log and waiters.
 		a.log.Error("cannot commit bans to the store", "err", err)

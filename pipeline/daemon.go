@@ -57,6 +57,7 @@ type Daemon struct {
 	log     *slog.Logger
 	store   *store.Store
 	fw      sink.Firewall
+	exec    *sink.Exec // fail2ban's executed actions
 	ctl     *control.Server
 	metrics *metricsServer
 	applier *applier
@@ -131,7 +132,10 @@ func Start(opts Options) (*Daemon, error) {
 			return nil, err
 		}
 	}
-	sinks := []sink.Sink{sink.Kernel{FW: d.fw, Skip: d.noFirewall}, sink.Log{L: opts.Log}}
+	if d.exec, err = sink.NewExec(d.store, sink.ExecOptions{Log: opts.Log, Metrics: d.lasting}); err != nil {
+		return nil, err
+	}
+	sinks := []sink.Sink{sink.Kernel{FW: d.fw, Skip: d.noFirewall}, sink.Log{L: opts.Log}, d.exec}
 	if path := cfg.Daemon.AuditLog; path != "" {
 		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 			return nil, fmt.Errorf("auditlog %s: %w", path, err)
@@ -262,6 +266,9 @@ func (d *Daemon) install(eng *engine) error {
 	d.purgeHistory(eng)
 	eng.run(&d.opts, d.applyAsync)
 	logActions(eng, d.log)
+	if err := d.exec.SetJails(eng.jails); err != nil {
+		d.log.Error("cannot resume the queued action runs", "err", err)
+	}
 	d.mu.Lock()
 	d.eng = eng
 	d.mu.Unlock()
@@ -395,6 +402,9 @@ func (d *Daemon) closeParts() error {
 	if d.applier != nil {
 		d.applier.close()
 	}
+	if d.exec != nil {
+		d.exec.Close() // after the applier: every staged job is stored
+	}
 	if d.auditFile != nil {
 		errs = append(errs, d.auditFile.Close())
 	}
@@ -485,7 +495,7 @@ func logActions(eng *engine, log *slog.Logger) {
 			case config.ActionNative:
 				log.Info("jail action", "jail", j.Name, "action", a.Name, "runs", a.Kind.String(), "file", a.File)
 			case config.ActionExec:
-				log.Warn("jail action not run: executing action.d commands is not implemented yet", "jail", j.Name, "action", a.Name, "file", a.File)
+				log.Info("jail action", "jail", j.Name, "action", a.Name, "runs", "through /bin/sh, queued, never delaying a ban", "file", a.File)
 			default:
 				log.Warn("jail action refused", "jail", j.Name, "action", a.Name, "reason", a.Reason)
 			}

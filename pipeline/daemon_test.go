@@ -262,3 +262,45 @@ func TestDaemonJailWithoutFirewallAction(t *testing.T) {
 		t.Fatalf("get sshd actions: %+v %s", r, r.Data)
 	}
 }
+
+// An executed action runs once per ban and unban, with the ban's tags; attacker text in the
+// lines (<matches>) reaches the command as data, never as shell code.
+func TestDaemonRunsActions(t *testing.T) {
+	dir := t.TempDir()
+	out, pwned := filepath.Join(dir, "ran"), filepath.Join(dir, "pwned")
+	ad := filepath.Join(dir, "actions")
+	os.MkdirAll(ad, 0o755)
+	os.WriteFile(filepath.Join(ad, "record.conf"), []byte(fmt.Sprintf(`[Definition]
+actionstart = echo start >> %[1]s
+actionban = printf 'ban %%s %%s %%s %%s [%%s]\n' '<name>' <ip> <failures> <bancount> "<matches>" >> %[1]s
+actionunban = echo unban <ip> >> %[1]s
+`, out)), 0o644)
+	u := startUnitWith(t, unitJail+"action = record\n", "", func(cfg string) {
+		os.Rename(ad, filepath.Join(cfg, "action.d"))
+	})
+	f, _ := os.OpenFile(u.log, os.O_APPEND|os.O_WRONLY, 0)
+	stamp := time.Now().Format(time.Stamp)
+	for i, user := range []string{"$(touch " + pwned + ")", "`touch " + pwned + "`", "x;touch " + pwned} {
+		fmt.Fprintf(f, "%s host sshd[%d]: Failed password for invalid user %s from 203.0.113.80 port %d ssh2\n", stamp, 5000+i, user, 41000+i)
+	}
+	f.Close()
+	waitFor(t, "the action's ban line", func() bool {
+		b, _ := os.ReadFile(out)
+		return strings.Contains(string(b), "ban sshd")
+	})
+	if r := u.call(t, "unban", "203.0.113.80"); !r.OK {
+		t.Fatalf("unban: %s", r.Error)
+	}
+	waitFor(t, "the action's unban line", func() bool {
+		b, _ := os.ReadFile(out)
+		return strings.Contains(string(b), "unban 203.0.113.80")
+	})
+	b, _ := os.ReadFile(out)
+	got := string(b)
+	if !strings.HasPrefix(got, "start\nban sshd 203.0.113.80 3 1 [") || !strings.Contains(got, "invalid user $(touch "+pwned+") from") || !strings.Contains(got, "`touch "+pwned+"`") {
+		t.Fatalf("action output:\n%s", got)
+	}
+	if _, err := os.Stat(pwned); err == nil {
+		t.Fatal("text from a log line ran as a shell command")
+	}
+}

@@ -29,6 +29,12 @@ type Sink interface {
 	Apply(batch []Change, now int64) error
 }
 
+// Stager is a sink whose work must survive a crash: the applier commits the jobs Stage makes from
+// a batch in the same synced Pebble batch as the batch's bans, before any sink's Apply.
+type Stager interface {
+	Stage(batch []Change) []store.Job
+}
+
 // Firewall is what the pipeline needs from a firewall: NFT in the kernel, sinktest.Firewall in
 // unit tests. Implementations are safe for concurrent use.
 type Firewall interface {

@@ -8,6 +8,7 @@
 //	off/<path>           -> dev | inode | fingerprint | fingerprint length | offset   how far a log was read
 //	cur/<source>         -> journal cursor                                             how far the journal was read
 //	win/<jail>/<address> -> failure times u32...                                       failures counted, saved with off/ at shutdown and reload
+//	job/<queue>/<seq>    -> a queued action run (opaque to the store)                  committed with the bans that made it, deleted once run
 //
 // Every batch of ban decisions is committed with fsync before it is applied to the firewall or
 // reported done, so a ban that was reported can be restored after any crash.
@@ -84,12 +85,33 @@ func banKey(jail string, p netip.Prefix) []byte {
 func histKey(p netip.Prefix) []byte { return []byte("hist/" + p.String()) }
 
 // Commit writes changes in one synced batch.
-func (s *Store) Commit(changes []Change) error {
-	if len(changes) == 0 {
+func (s *Store) Commit(changes []Change) error { return s.CommitWith(changes, nil) }
+
+// Job is a queued piece of work that must survive a crash (an action run for a ban): Queue names
+// its ordered queue, Seq its place there, Data is the owner's.
+type Job struct {
+	Queue string
+	Seq   uint64
+	Data  []byte
+}
+
+func jobKey(queue string, seq uint64) []byte {
+	return fmt.Appendf([]byte("job/"+queue+"/"), "%016x", seq)
+}
+
+// CommitWith writes changes and jobs in one synced batch: the jobs a batch of bans makes are
+// stored exactly when the bans are.
+func (s *Store) CommitWith(changes []Change, jobs []Job) error {
+	if len(changes) == 0 && len(jobs) == 0 {
 		return nil
 	}
 	b := s.db.NewBatch()
 	defer b.Close()
+	for _, j := range jobs {
+		if err := b.Set(jobKey(j.Queue, j.Seq), j.Data, nil); err != nil {
+			return err
+		}
+	}
 	var v [20]byte
 	var h [12]byte
 	for _, c := range changes {
@@ -387,4 +409,47 @@ func (s *Store) Cursors() (map[string]string, error) {
 		return nil
 	})
 	return out, err
+}
+
+// Jobs calls fn with every stored job of queue, in Seq order, until fn returns false.
+func (s *Store) Jobs(queue string, fn func(Job) bool) error {
+	prefix := "job/" + queue + "/"
+	stop := fmt.Errorf("stop")
+	err := s.scan(prefix, func(k, v []byte) error {
+		var seq uint64
+		if _, err := fmt.Sscanf(string(k[len(prefix):]), "%016x", &seq); err != nil {
+			return nil // not ours
+		}
+		if !fn(Job{Queue: queue, Seq: seq, Data: append([]byte(nil), v...)}) {
+			return stop
+		}
+		return nil
+	})
+	if err == stop {
+		return nil
+	}
+	return err
+}
+
+// JobQueues lists the queues that hold jobs.
+func (s *Store) JobQueues() ([]string, error) {
+	seen := map[string]bool{}
+	var out []string
+	err := s.scan("job/", func(k, _ []byte) error {
+		q := string(k[len("job/"):])
+		if i := strings.LastIndexByte(q, '/'); i > 0 {
+			q = q[:i]
+		}
+		if !seen[q] {
+			seen[q] = true
+			out = append(out, q)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// DoneJob deletes a job once it has run (or been given up), synced.
+func (s *Store) DoneJob(j Job) error {
+	return s.db.Delete(jobKey(j.Queue, j.Seq), pebble.Sync)
 }

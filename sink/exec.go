@@ -1,0 +1,377 @@
+package sink
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/portcullis/portcullis/ban"
+	"github.com/portcullis/portcullis/config"
+	"github.com/portcullis/portcullis/store"
+)
+
+// Exec runs the executed actions of fail2ban's action.d (mail, whois, Cloudflare, AbuseIPDB, your
+// own) as fail2ban runs them: each command through /bin/sh with the ban's tags, never in the way
+// of a ban. Each (jail, action) has an ordered queue kept in Pebble: Stage turns a batch's bans
+// and unbans into jobs that the applier commits with the bans themselves, so a crash between a
+// ban and its mail loses no mail, and a restart resumes the queue. Queues run one job at a time
+// each, at most Concurrency commands in all; a failed run is retried with backoff, up to
+// MaxAttempts, each counted in portcullis_action_* metrics.
+type Exec struct {
+	st          *store.Store
+	log         *slog.Logger
+	concurrency chan struct{}
+	set         *metrics.Set
+
+	mu      sync.Mutex
+	actions map[string]config.Action // queue name -> the action, from the configuration in force
+	queues  map[string]*execQueue
+	seq     uint64
+	closed  bool
+	wg      sync.WaitGroup
+	stop    chan struct{}
+}
+
+// ExecOptions configure Exec.
+type ExecOptions struct {
+	Concurrency int // commands running at once, in every queue; 4 when zero
+	Log         *slog.Logger
+	Metrics     *metrics.Set // where portcullis_action_* go; none when nil
+}
+
+// MaxAttempts is how often a failing run is tried before it is given up (logged and counted).
+const MaxAttempts = 5
+
+// execJob is a queued run: a ban or an unban of one (jail, action).
+type execJob struct {
+	Unban    bool      `json:"unban,omitempty"`
+	Change   jobChange `json:"change"`
+	Attempts int       `json:"attempts,omitempty"`
+}
+
+// jobChange is what of a Change a job needs, as stored.
+type jobChange struct {
+	Jail     string   `json:"jail"`
+	Prefix   string   `json:"prefix"`
+	Start    int64    `json:"start"`
+	End      int64    `json:"end"`
+	Count    uint32   `json:"count"`
+	Failures int      `json:"failures,omitempty"`
+	Matches  []string `json:"matches,omitempty"`
+}
+
+type execQueue struct {
+	name    string
+	wake    chan struct{}
+	started bool // actionstart has run
+}
+
+// NewExec starts the queues the store still holds jobs for (a restart resumes them).
+func NewExec(st *store.Store, o ExecOptions) (*Exec, error) {
+	if o.Concurrency <= 0 {
+		o.Concurrency = 4
+	}
+	e := &Exec{st: st, log: o.Log, concurrency: make(chan struct{}, o.Concurrency), set: o.Metrics,
+		actions: map[string]config.Action{}, queues: map[string]*execQueue{}, stop: make(chan struct{}),
+		seq: uint64(time.Now().UnixNano())}
+	return e, nil
+}
+
+func (*Exec) Name() string { return "actions" }
+
+// QueueName is the queue of a jail's action.
+func QueueName(jail string, a *config.Action) string {
+	n := a.Args["actname"]
+	if n == "" {
+		n = a.Name
+	}
+	return jail + "/" + n
+}
+
+// SetJails takes the executed actions of the configuration in force (at start and on reload) and
+// starts every queue, resuming the jobs stored for it. Jobs of an action no longer configured are
+// dropped with a warning when their queue runs.
+func (e *Exec) SetJails(jails []*config.Jail) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.actions = map[string]config.Action{}
+	for _, j := range jails {
+		for i := range j.Actions {
+			if a := j.Actions[i]; a.Kind == config.ActionExec {
+				e.actions[QueueName(j.Name, &a)] = a
+			}
+		}
+	}
+	names, err := e.st.JobQueues()
+	if err != nil {
+		return err
+	}
+	for q := range e.actions {
+		names = append(names, q)
+	}
+	for _, q := range names {
+		e.queueLocked(q)
+	}
+	for _, q := range e.queues {
+		e.wakeLocked(q)
+	}
+	return nil
+}
+
+func (e *Exec) queueLocked(name string) *execQueue {
+	if q := e.queues[name]; q != nil {
+		return q
+	}
+	q := &execQueue{name: name, wake: make(chan struct{}, 1)}
+	e.queues[name] = q
+	e.wg.Add(1)
+	go e.run(q)
+	return q
+}
+
+func (e *Exec) wakeLocked(q *execQueue) {
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Stage turns the batch's bans and unbans into a job per executed action of their jail. A prolonged
+// ban (lifted and banned again in one go) runs nothing, as in fail2ban.
+func (e *Exec) Stage(batch []Change) []store.Job {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var jobs []store.Job
+	for _, c := range batch {
+		if c.Reason == ban.Prolonged {
+			continue
+		}
+		for q, a := range e.actions {
+			if !strings.HasPrefix(q, c.Ban.Jail+"/") {
+				continue
+			}
+			key := "actionban"
+			if c.Unban {
+				key = "actionunban"
+			}
+			if a.Commands[key] == "" {
+				continue
+			}
+			jc := jobChange{Jail: c.Ban.Jail, Prefix: c.Ban.Prefix.String(), Start: c.Ban.Start, End: c.Ban.End, Count: c.Ban.Count}
+			if ev := c.Evidence; ev != nil {
+				jc.Failures, jc.Matches = ev.Failures, ev.Matches
+			}
+			data, _ := json.Marshal(execJob{Unban: c.Unban, Change: jc})
+			e.seq++
+			jobs = append(jobs, store.Job{Queue: q, Seq: e.seq, Data: data})
+		}
+	}
+	return jobs
+}
+
+// Apply wakes the queues: the batch's jobs are in the store by now.
+func (e *Exec) Apply(batch []Change, _ int64) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, q := range e.queues {
+		e.wakeLocked(q)
+	}
+	return nil
+}
+
+// Close stops the queues after the runs in progress and runs each started action's actionstop.
+// Jobs not yet run stay in the store for the next start.
+func (e *Exec) Close() {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return
+	}
+	e.closed = true
+	close(e.stop)
+	e.mu.Unlock()
+	e.wg.Wait()
+}
+
+// run is one queue's goroutine: the oldest job first, one at a time.
+func (e *Exec) run(q *execQueue) {
+	defer e.wg.Done()
+	defer func() {
+		if a, ok := e.action(q.name); ok && q.started && a.Commands["actionstop"] != "" {
+			e.exec(q.name, "actionstop", a.Commands["actionstop"], nil, a.Timeout)
+		}
+	}()
+	for {
+		for {
+			job, ok := e.next(q)
+			if !ok {
+				break
+			}
+			if !e.runJob(q, job) {
+				return // stopping
+			}
+		}
+		select {
+		case <-e.stop:
+			return
+		case <-q.wake:
+		}
+	}
+}
+
+func (e *Exec) action(queue string) (config.Action, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	a, ok := e.actions[queue]
+	return a, ok
+}
+
+func (e *Exec) next(q *execQueue) (store.Job, bool) {
+	var out store.Job
+	found := false
+	if err := e.st.Jobs(q.name, func(j store.Job) bool { out, found = j, true; return false }); err != nil {
+		e.log.Error("cannot read the action queue", "queue", q.name, "err", err)
+	}
+	if e.set != nil {
+		n := 0
+		_ = e.st.Jobs(q.name, func(store.Job) bool { n++; return true })
+		e.set.GetOrCreateGauge(fmt.Sprintf("portcullis_action_queue_depth{queue=%q}", q.name), nil).Set(float64(n))
+	}
+	return out, found
+}
+
+// runJob runs one job with retries; false when the daemon is stopping (the job stays stored).
+func (e *Exec) runJob(q *execQueue, sj store.Job) bool {
+	var job execJob
+	a, ok := e.action(q.name)
+	if err := json.Unmarshal(sj.Data, &job); err != nil || !ok {
+		if !ok {
+			e.log.Warn("dropping a queued action run: the action is no longer configured", "queue", q.name)
+		} else {
+			e.log.Error("dropping an unreadable queued action run", "queue", q.name, "err", err)
+		}
+		e.done(sj)
+		return true
+	}
+	if !q.started && a.Commands["actionstart"] != "" {
+		if err := e.exec(q.name, "actionstart", a.Commands["actionstart"], nil, a.Timeout); err != nil {
+			e.log.Warn("actionstart failed; running the ban's command anyway, as fail2ban does", "queue", q.name, "err", err)
+		}
+	}
+	q.started = true
+	c, err := job.Change.change()
+	if err != nil {
+		e.log.Error("dropping a queued action run", "queue", q.name, "err", err)
+		e.done(sj)
+		return true
+	}
+	key := "actionban"
+	if job.Unban {
+		key = "actionunban"
+	}
+	tags := TagsOf(c, false)
+	for attempt := 1; ; attempt++ {
+		if check := a.Commands["actioncheck"]; check != "" && !job.Unban {
+			if err := e.exec(q.name, "actioncheck", check, tags, a.Timeout); err != nil {
+				// fail2ban repairs a failed check by stopping and starting the action.
+				e.exec(q.name, "actionstop", a.Commands["actionstop"], nil, a.Timeout)
+				e.exec(q.name, "actionstart", a.Commands["actionstart"], nil, a.Timeout)
+			}
+		}
+		err := e.exec(q.name, key, a.Commands[key], tags, a.Timeout)
+		if err == nil {
+			break
+		}
+		if attempt >= MaxAttempts {
+			e.log.Error("action given up", "queue", q.name, "command", key, "ip", c.Ban.Prefix, "attempts", attempt, "err", err)
+			e.count("portcullis_action_given_up_total", q.name)
+			break
+		}
+		e.log.Warn("action failed; retrying", "queue", q.name, "command", key, "ip", c.Ban.Prefix, "attempt", attempt, "err", err)
+		select {
+		case <-e.stop:
+			return false
+		case <-time.After(time.Duration(1<<min(attempt-1, 5)) * time.Second):
+		}
+	}
+	e.done(sj)
+	return true
+}
+
+func (e *Exec) done(j store.Job) {
+	if err := e.st.DoneJob(j); err != nil {
+		e.log.Error("cannot remove a finished action run from its queue", "queue", j.Queue, "err", err)
+	}
+}
+
+func (e *Exec) count(name, queue string) {
+	if e.set != nil {
+		e.set.GetOrCreateCounter(fmt.Sprintf("%s{queue=%q}", name, queue)).Inc()
+	}
+}
+
+// exec runs one command through /bin/sh with the ban's tags filled in (attacker text in the
+// environment, never in the script), killing its whole process group at timeout.
+func (e *Exec) exec(queue, key, cmd string, tags BanTags, timeout time.Duration) error {
+	if cmd == "" {
+		return nil
+	}
+	e.concurrency <- struct{}{}
+	defer func() { <-e.concurrency }()
+	script, env := cmd, []string(nil)
+	if tags != nil {
+		script, env = Command(cmd, tags)
+	}
+	if timeout <= 0 {
+		timeout = time.Minute
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	c := exec.CommandContext(ctx, "/bin/sh", "-c", script)
+	c.Env = append(os.Environ(), env...)
+	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	c.Cancel = func() error { return syscall.Kill(-c.Process.Pid, syscall.SIGKILL) }
+	c.WaitDelay = time.Second
+	start := time.Now()
+	out, err := c.CombinedOutput()
+	if e.set != nil {
+		e.set.GetOrCreateHistogram(fmt.Sprintf("portcullis_action_seconds{queue=%q}", queue)).UpdateDuration(start)
+	}
+	e.count("portcullis_action_runs_total", queue)
+	if err != nil {
+		e.count("portcullis_action_failures_total", queue)
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			err = fmt.Errorf("timed out after %v", timeout)
+		}
+		if len(out) > 512 {
+			out = out[:512]
+		}
+		return fmt.Errorf("%s: %w: %s", key, err, out)
+	}
+	return nil
+}
+
+func (j jobChange) change() (Change, error) {
+	p, err := parsePrefix(j.Prefix)
+	if err != nil {
+		return Change{}, err
+	}
+	c := Change{Ban: store.Ban{Jail: j.Jail, Prefix: p, Start: j.Start, End: j.End, Count: j.Count}}
+	if j.Failures > 0 || len(j.Matches) > 0 {
+		c.Evidence = &ban.Evidence{Failures: j.Failures, Matches: j.Matches}
+	}
+	return c, nil
+}
+
+func parsePrefix(s string) (netip.Prefix, error) { return netip.ParsePrefix(s) }

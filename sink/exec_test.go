@@ -1,0 +1,103 @@
+package sink
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/portcullis/portcullis/config"
+	"github.com/portcullis/portcullis/store"
+)
+
+func execFixture(t *testing.T, cmds map[string]string, timeout time.Duration) (*store.Store, []*config.Jail) {
+	t.Helper()
+	st, err := store.Open(filepath.Join(t.TempDir(), "db"), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	a := config.Action{Name: "rec", Kind: config.ActionExec, Commands: cmds, Timeout: timeout, Args: map[string]string{"actname": "rec"}}
+	return st, []*config.Jail{{Name: "sshd", Actions: []config.Action{a}}}
+}
+
+func banChange(ip string, start int64) Change {
+	return Change{Ban: store.Ban{Jail: "sshd", Prefix: netip.MustParsePrefix(ip + "/32"), Start: start, End: start + 60, Count: 1}, Kernel: true, Reason: "failures"}
+}
+
+func waitFile(t *testing.T, path, want string) string {
+	t.Helper()
+	for end := time.Now().Add(20 * time.Second); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
+		if b, _ := os.ReadFile(path); strings.Contains(string(b), want) {
+			return string(b)
+		}
+	}
+	b, _ := os.ReadFile(path)
+	t.Fatalf("%s never held %q:\n%s", path, want, b)
+	return ""
+}
+
+// Jobs committed with their bans survive a stop before they run: the next start runs them, in
+// order, once each.
+func TestExecResumesQueuedRuns(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "out")
+	st, jails := execFixture(t, map[string]string{"actionban": "echo ban <ip> >> " + out, "actionunban": "echo unban <ip> >> " + out}, time.Minute)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	e, _ := NewExec(st, ExecOptions{Log: log})
+	// Stage and commit as the applier does, but stop before any queue runs.
+	e.actions = map[string]config.Action{"sshd/rec": jails[0].Actions[0]}
+	batch := []Change{banChange("192.0.2.1", 100), banChange("192.0.2.2", 101)}
+	batch = append(batch, Change{Unban: true, Ban: batch[0].Ban, Reason: "expired"})
+	if err := st.CommitWith(nil, e.Stage(batch)); err != nil {
+		t.Fatal(err)
+	}
+	e.Close()
+	if _, err := os.Stat(out); err == nil {
+		t.Fatal("a queue ran before it was started")
+	}
+	e2, _ := NewExec(st, ExecOptions{Log: log})
+	if err := e2.SetJails(jails); err != nil {
+		t.Fatal(err)
+	}
+	got := waitFile(t, out, "unban 192.0.2.1")
+	e2.Close()
+	if got != "ban 192.0.2.1\nban 192.0.2.2\nunban 192.0.2.1\n" {
+		t.Fatalf("runs:\n%s", got)
+	}
+	n := 0
+	st.Jobs("sshd/rec", func(store.Job) bool { n++; return true })
+	if n != 0 {
+		t.Fatalf("%d jobs left after they ran", n)
+	}
+}
+
+// A failing command is retried until it succeeds; one that outlives timeout is killed with its
+// children and counts as a failure.
+func TestExecRetriesAndTimesOut(t *testing.T) {
+	dir := t.TempDir()
+	out, flag := filepath.Join(dir, "out"), filepath.Join(dir, "flag")
+	// The first run fails (no flag yet, and it makes one), the second succeeds.
+	st, jails := execFixture(t, map[string]string{"actionban": fmt.Sprintf("if [ -e %[1]s ]; then echo ok <ip> >> %[2]s; else touch %[1]s; exit 3; fi", flag, out)}, time.Minute)
+	e, _ := NewExec(st, ExecOptions{Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	e.SetJails(jails)
+	if err := st.CommitWith(nil, e.Stage([]Change{banChange("192.0.2.9", 100)})); err != nil {
+		t.Fatal(err)
+	}
+	e.Apply(nil, 0)
+	waitFile(t, out, "ok 192.0.2.9")
+	e.Close()
+
+	st2, jails2 := execFixture(t, map[string]string{"actionban": "sleep 30 & sleep 30"}, time.Second)
+	e2, _ := NewExec(st2, ExecOptions{Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	start := time.Now()
+	err := e2.exec("sshd/rec", "actionban", jails2[0].Actions[0].Commands["actionban"], nil, time.Second)
+	if err == nil || !strings.Contains(err.Error(), "timed out") || time.Since(start) > 10*time.Second {
+		t.Fatalf("a command past its timeout: %v after %v", err, time.Since(start))
+	}
+	e2.Close()
+}
