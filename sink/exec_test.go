@@ -1,17 +1,22 @@
 package sink
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/portcullis/portcullis/ban"
 	"github.com/portcullis/portcullis/config"
+	"github.com/portcullis/portcullis/internal/f2bcorpus"
 	"github.com/portcullis/portcullis/store"
 )
 
@@ -100,4 +105,60 @@ func TestExecRetriesAndTimesOut(t *testing.T) {
 		t.Fatalf("a command past its timeout: %v after %v", err, time.Since(start))
 	}
 	e2.Close()
+}
+
+// The tags of a ban reach a command exactly as fail2ban's own CommandAction puts them there
+// (its Python module from the fetched package runs the same actionban): attacker text in the
+// lines included, which both pass as $f2bV_ variables.
+func TestCommandMatchesFail2ban(t *testing.T) {
+	if err := f2bcorpus.Ensure(); err != nil {
+		t.Fatalf("fail2ban's package: %v", err)
+	}
+	dir := t.TempDir()
+	c := banChange("192.0.2.7", 1_790_000_000)
+	c.Ban.Count = 2
+	c.Evidence = &ban.Evidence{Failures: 3, Matches: []string{
+		`Dec  3 10:00:01 h sshd[1]: Invalid user $(touch ` + dir + `/pwned) from 192.0.2.7`,
+		"Dec  3 10:00:02 h sshd[2]: Invalid user `id`;x|y&z 'q' \"d\" \\b from 192.0.2.7",
+		`Dec  3 10:00:03 h sshd[3]: Invalid user <ip> ~!x * ? [a] {b} ^c #d from 192.0.2.7`,
+	}}
+	tags := TagsOf(c, false)
+	var lines []string
+	for _, k := range []string{"ip", "fid", "ip-rev", "failures", "time", "bantime", "bancount", "matches", "ipmatches", "ipjailmatches", "ipfailures", "restored"} {
+		lines = append(lines, k+`=[<`+k+`>]`)
+	}
+	script := func(out string) string {
+		return `printf '%s\n' "` + strings.Join(lines, `" "`) + `" > ` + out
+	}
+	goOut, pyOut := filepath.Join(dir, "go"), filepath.Join(dir, "py")
+	e, _ := NewExec(nil, ExecOptions{Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err := e.exec("sshd/x", "actionban", script(goOut), tags, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	info := map[string]string{}
+	for k, v := range tags {
+		if k != "br" && k != "sp" && k != "fq-hostname" && k != "sh-hostname" {
+			info[k] = v
+		}
+	}
+	spec, _ := json.Marshal(map[string]any{"name": "sshd", "actionban": script(pyOut), "info": info})
+	specPath := filepath.Join(dir, "spec.json")
+	os.WriteFile(specPath, spec, 0o644)
+	lib := filepath.Join(f2bcorpus.Root(), "usr", "lib", "python3", "dist-packages")
+	_, file, _, _ := runtime.Caller(0)
+	py := filepath.Join(filepath.Dir(file), "..", "internal", "differential", "f2baction.py")
+	if out, err := exec.Command("python3", py, lib, specPath).CombinedOutput(); err != nil {
+		t.Fatalf("fail2ban's CommandAction: %v\n%s", err, out)
+	}
+	g, _ := os.ReadFile(goOut)
+	p, _ := os.ReadFile(pyOut)
+	if string(g) != string(p) || len(g) == 0 {
+		t.Fatalf("portcullis:\n%s\nfail2ban:\n%s", g, p)
+	}
+	if !strings.Contains(string(g), "$(touch ") {
+		t.Fatalf("the lines did not arrive whole:\n%s", g)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "pwned")); err == nil {
+		t.Fatal("a log line ran as a command")
+	}
 }
