@@ -214,6 +214,11 @@ func (e *Exec) run(q *execQueue) {
 	}()
 	for {
 		for {
+			select {
+			case <-e.stop:
+				return // the jobs not run stay stored for the next start
+			default:
+			}
 			job, ok := e.next(q)
 			if !ok {
 				break

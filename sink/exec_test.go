@@ -162,3 +162,33 @@ func TestCommandMatchesFail2ban(t *testing.T) {
 		t.Fatal("a log line ran as a command")
 	}
 }
+
+// Shutdown does not wait for a long queue: the run in progress finishes, the rest stays stored
+// for the next start.
+func TestExecCloseLeavesTheQueue(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "out")
+	st, jails := execFixture(t, map[string]string{"actionban": "echo <ip> >> " + out + "; sleep 1"}, time.Minute)
+	e, _ := NewExec(st, ExecOptions{Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	e.SetJails(jails)
+	var batch []Change
+	for i := range 20 {
+		batch = append(batch, banChange(fmt.Sprintf("192.0.2.%d", i+1), 100))
+	}
+	if err := st.CommitWith(nil, e.Stage(batch)); err != nil {
+		t.Fatal(err)
+	}
+	e.Apply(nil, 0)
+	waitFile(t, out, "192.0.2.1")
+	closed := make(chan struct{})
+	go func() { e.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second): // 20 runs of a second each: a Close that waits for them
+		t.Fatal("Close waits for the whole queue")
+	}
+	n := 0
+	st.Jobs("sshd/rec", func(store.Job) bool { n++; return true })
+	if n < 17 {
+		t.Fatalf("%d jobs left stored, want the ones not run", n)
+	}
+}
