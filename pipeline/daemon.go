@@ -266,8 +266,24 @@ func (d *Daemon) install(eng *engine) error {
 	d.purgeHistory(eng)
 	eng.run(&d.opts, d.applyAsync)
 	logActions(eng, d.log)
+	first := d.current() == nil
 	if err := d.exec.SetJails(eng.jails); err != nil {
 		d.log.Error("cannot resume the queued action runs", "err", err)
+	}
+	if first && len(keep) > len(expired) {
+		// At start (not on reload), fail2ban runs the actions of the bans it restores.
+		var restored []store.Ban
+		for _, a := range keep {
+			if a.End == 0 || a.End > now {
+				restored = append(restored, store.Ban{Jail: eng.jails[a.Jail].Name, Prefix: a.Prefix, Start: a.Start, End: a.End, Count: a.Count})
+			}
+		}
+		if jobs := d.exec.StageRestored(restored); len(jobs) > 0 {
+			if err := d.store.CommitWith(nil, jobs); err != nil {
+				d.log.Error("cannot queue the actions of the restored bans", "err", err)
+			}
+			d.exec.Apply(nil, now)
+		}
 	}
 	d.mu.Lock()
 	d.eng = eng

@@ -304,3 +304,35 @@ actionunban = echo unban <ip> >> %[1]s
 		t.Fatal("text from a log line ran as a shell command")
 	}
 }
+
+// At start, the actions of restored bans run again with <restored> 1, except those that set
+// norestored (fail2ban's mail actions), as fail2ban does; a reload runs nothing again.
+func TestDaemonRestoredBansRunActions(t *testing.T) {
+	dir := t.TempDir()
+	keep, mail := filepath.Join(dir, "keep"), filepath.Join(dir, "mail")
+	ad := filepath.Join(dir, "actions")
+	os.MkdirAll(ad, 0o755)
+	os.WriteFile(filepath.Join(ad, "keep.conf"), []byte("[Definition]\nactionban = echo <ip> <restored> >> "+keep+"\n"), 0o644)
+	os.WriteFile(filepath.Join(ad, "mail.conf"), []byte("[Definition]\nnorestored = 1\nactionban = echo <ip> <restored> >> "+mail+"\n"), 0o644)
+	u := startUnitWith(t, unitJail+"action = keep\n         mail\n", "", func(cfg string) {
+		os.Rename(ad, filepath.Join(cfg, "action.d"))
+	})
+	u.fail(t, "203.0.113.90", 3)
+	read := func(p string) string { b, _ := os.ReadFile(p); return string(b) }
+	waitFor(t, "both actions", func() bool { return read(keep) == "203.0.113.90 0\n" && read(mail) == "203.0.113.90 0\n" })
+	if err := u.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	u.restart(t)
+	waitFor(t, "the restored ban's action", func() bool { return read(keep) == "203.0.113.90 0\n203.0.113.90 1\n" })
+	if err := u.Daemon.Close(); err != nil {
+		t.Fatal(err)
+	}
+	u.Daemon = nil
+	if got := read(mail); got != "203.0.113.90 0\n" {
+		t.Fatalf("a norestored action ran for the restored ban: %q", got)
+	}
+	if got := read(keep); got != "203.0.113.90 0\n203.0.113.90 1\n" {
+		t.Fatalf("keep: %q (a reload runs nothing again)", got)
+	}
+}

@@ -56,6 +56,7 @@ const MaxAttempts = 5
 // execJob is a queued run: a ban or an unban of one (jail, action).
 type execJob struct {
 	Unban    bool      `json:"unban,omitempty"`
+	Restored bool      `json:"restored,omitempty"` // a ban restored at start: <restored> is 1
 	Change   jobChange `json:"change"`
 	Attempts int       `json:"attempts,omitempty"`
 }
@@ -180,6 +181,26 @@ func (e *Exec) Stage(batch []Change) []store.Job {
 	return jobs
 }
 
+// StageRestored makes the jobs of the bans restored at start: fail2ban runs actionban again for
+// each, with <restored> 1, in every action that does not set norestored (mail and report actions
+// do; a Cloudflare or hosts.deny action puts its entry back).
+func (e *Exec) StageRestored(bans []store.Ban) []store.Job {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var jobs []store.Job
+	for _, b := range bans {
+		for q, a := range e.actions {
+			if !strings.HasPrefix(q, b.Jail+"/") || a.NoRestored || a.Commands["actionban"] == "" {
+				continue
+			}
+			data, _ := json.Marshal(execJob{Restored: true, Change: jobChange{Jail: b.Jail, Prefix: b.Prefix.String(), Start: b.Start, End: b.End, Count: b.Count}})
+			e.seq++
+			jobs = append(jobs, store.Job{Queue: q, Seq: e.seq, Data: data})
+		}
+	}
+	return jobs
+}
+
 // Apply wakes the queues: the batch's jobs are in the store by now.
 func (e *Exec) Apply(batch []Change, _ int64) error {
 	e.mu.Lock()
@@ -285,7 +306,7 @@ func (e *Exec) runJob(q *execQueue, sj store.Job) bool {
 	if job.Unban {
 		key = "actionunban"
 	}
-	tags := TagsOf(c, false)
+	tags := TagsOf(c, job.Restored)
 	for attempt := 1; ; attempt++ {
 		if check := a.Commands["actioncheck"]; check != "" && !job.Unban {
 			if err := e.exec(q.name, "actioncheck", check, tags, a.Timeout); err != nil {
