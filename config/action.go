@@ -21,6 +21,9 @@ const (
 	ActionExec
 	// ActionRefused cannot run here (a Python action); Reason says what to use instead.
 	ActionRefused
+	// ActionWebhook is portcullis's own webhook action (native = webhook): an HTTP POST per ban and
+	// unban, queued like an executed action, no shell.
+	ActionWebhook
 )
 
 func (k ActionKind) String() string {
@@ -29,6 +32,8 @@ func (k ActionKind) String() string {
 		return "native nftables"
 	case ActionExec:
 		return "executed"
+	case ActionWebhook:
+		return "native webhook"
 	}
 	return "refused"
 }
@@ -50,9 +55,17 @@ type Action struct {
 	// actionban, actionunban, actionflush, actionreban) with %(x)s and the action's own <tags>
 	// filled in at load; the tags of a ban (<ip>, <matches>, <F-*>, …) stay for run time.
 	Commands      map[string]string
+	Webhook       *Webhook      // ActionWebhook
 	Timeout       time.Duration // fail2ban's default: 60 s
 	NoRestored    bool          // norestored: not run for bans restored at start
 	StartOnDemand bool          // actionstart_on_demand
+}
+
+// Webhook is where and how a webhook action posts (action.d/webhook.conf).
+type Webhook struct {
+	URL    string
+	Preset string // generic (JSON of the ban), slack, discord, ntfy, matrix
+	Secret string // when set: X-Portcullis-Signature: sha256=<HMAC-SHA256 of the body>
 }
 
 // actionCommands are the command keys of an action.d [Definition].
@@ -258,6 +271,9 @@ func loadAction(dir, name string, args map[string]string, at *Value, r *reader) 
 		nativeAction(a, get, at, r)
 		return a
 	}
+	if native, v := get("native"); v != nil && strings.TrimSpace(native) != "" {
+		return webhookAction(a, get, v, r)
+	}
 	a.Kind = ActionExec
 	a.Reason = "run through /bin/sh as fail2ban runs it"
 	a.Commands = map[string]string{}
@@ -350,4 +366,41 @@ func nativeAction(a *Action, get func(string) (string, *Value), at *Value, r *re
 		r.errs.AddAt(at, "action", fmt.Sprintf("%s: chain %q: portcullis blocks in its own table, on the input hook (INPUT) or the forward hook (FORWARD, DOCKER-USER)", a.Name, chain))
 		a.Input = true
 	}
+}
+
+// webhookAction reads portcullis's own webhook action: url, preset, secret, timeout.
+func webhookAction(a *Action, get func(string) (string, *Value), native *Value, r *reader) *Action {
+	if n := strings.TrimSpace(native.Text); n != "webhook" {
+		r.errs.AddAt(native, "native", fmt.Sprintf("%q: the only native action here is webhook", n))
+		return nil
+	}
+	a.Kind, a.Reason = ActionWebhook, "an HTTP POST per ban and unban, queued, no shell"
+	url, uv := get("url")
+	preset, _ := get("preset")
+	secret, _ := get("secret")
+	w := &Webhook{URL: strings.TrimSpace(url), Preset: strings.ToLower(strings.TrimSpace(preset)), Secret: strings.TrimSpace(secret)}
+	if w.Preset == "" {
+		w.Preset = "generic"
+	}
+	if !strings.HasPrefix(w.URL, "https://") && !strings.HasPrefix(w.URL, "http://") {
+		if uv == nil {
+			uv = native
+		}
+		r.errs.AddAt(uv, "url", fmt.Sprintf("%q: the webhook needs an http:// or https:// URL", w.URL))
+	}
+	switch w.Preset {
+	case "generic", "slack", "discord", "ntfy", "matrix":
+	default:
+		r.errs.AddAt(native, "preset", fmt.Sprintf("%q: use generic, slack, discord, ntfy or matrix", w.Preset))
+	}
+	a.Webhook = w
+	a.Timeout = 10 * time.Second
+	if s, v := get("timeout"); v != nil && strings.TrimSpace(s) != "" {
+		if n, err := strconv.Atoi(strings.TrimSpace(s)); err == nil && n > 0 {
+			a.Timeout = time.Duration(n) * time.Second
+		} else {
+			r.errs.AddAt(v, "timeout", fmt.Sprintf("%q is not a number of seconds above 0", s))
+		}
+	}
+	return a
 }

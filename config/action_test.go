@@ -164,3 +164,31 @@ func TestSplitActions(t *testing.T) {
 		t.Fatalf("%q", got)
 	}
 }
+
+// The shipped webhook action is native: read with its arguments, and refused with a bad URL or
+// preset, naming file, line and key.
+func TestShippedWebhookAction(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "filter.d"), 0o755)
+	os.MkdirAll(filepath.Join(dir, "action.d"), 0o755)
+	os.WriteFile(filepath.Join(dir, "filter.d", "x.conf"), []byte("[Definition]\nfailregex = ^fail <HOST>$\n"), 0o644)
+	shipped, err := os.ReadFile(filepath.Join("..", "configs", "action.d", "webhook.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "action.d", "webhook.conf"), shipped, 0o644)
+	os.WriteFile(filepath.Join(dir, "jail.conf"), []byte("[x]\nenabled = true\nlogpath = /var/log/x.log\naction = webhook[url=\"https://ntfy.sh/bans\", preset=ntfy, secret=k]\n"), 0o644)
+	cfg, err := Load(dir, Options{Resolve: noDNS})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := cfg.Jail("x")
+	if len(j.Actions) != 1 || j.Actions[0].Kind != ActionWebhook || *j.Actions[0].Webhook != (Webhook{URL: "https://ntfy.sh/bans", Preset: "ntfy", Secret: "k"}) || j.Firewall {
+		t.Fatalf("%+v firewall=%v", j.Actions, j.Firewall)
+	}
+	os.WriteFile(filepath.Join(dir, "jail.conf"), []byte("[x]\nenabled = true\nlogpath = /var/log/x.log\naction = webhook[url=\"ftp://x\", preset=telex]\n"), 0o644)
+	_, err = Load(dir, Options{Resolve: noDNS})
+	if err == nil || !strings.Contains(err.Error(), `"ftp://x": the webhook needs an http:// or https:// URL`) || !strings.Contains(err.Error(), `"telex": use generic`) {
+		t.Fatalf("bad webhook: %v", err)
+	}
+}

@@ -510,6 +510,8 @@ func logActions(eng *engine, log *slog.Logger) {
 			switch a.Kind {
 			case config.ActionNative:
 				log.Info("jail action", "jail", j.Name, "action", a.Name, "runs", a.Kind.String(), "file", a.File)
+			case config.ActionWebhook:
+				log.Info("jail action", "jail", j.Name, "action", a.Name, "runs", "HTTP POST to "+a.Webhook.URL+", queued", "preset", a.Webhook.Preset)
 			case config.ActionExec:
 				log.Info("jail action", "jail", j.Name, "action", a.Name, "runs", "through /bin/sh, queued, never delaying a ban", "file", a.File)
 			default:

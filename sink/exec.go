@@ -109,7 +109,7 @@ func (e *Exec) SetJails(jails []*config.Jail) error {
 	e.actions = map[string]config.Action{}
 	for _, j := range jails {
 		for i := range j.Actions {
-			if a := j.Actions[i]; a.Kind == config.ActionExec {
+			if a := j.Actions[i]; a.Kind == config.ActionExec || a.Kind == config.ActionWebhook {
 				e.actions[QueueName(j.Name, &a)] = a
 			}
 		}
@@ -166,7 +166,7 @@ func (e *Exec) Stage(batch []Change) []store.Job {
 			if c.Unban {
 				key = "actionunban"
 			}
-			if a.Commands[key] == "" {
+			if a.Commands[key] == "" && a.Webhook == nil {
 				continue
 			}
 			jc := jobChange{Jail: c.Ban.Jail, Prefix: c.Ban.Prefix.String(), Start: c.Ban.Start, End: c.Ban.End, Count: c.Ban.Count}
@@ -308,6 +308,22 @@ func (e *Exec) runJob(q *execQueue, sj store.Job) bool {
 	}
 	tags := TagsOf(c, job.Restored)
 	for attempt := 1; ; attempt++ {
+		if a.Webhook != nil {
+			err := e.post(q.name, a, job.Unban, c)
+			if err == nil {
+				break
+			}
+			if attempt >= MaxAttempts {
+				e.log.Error("webhook given up", "queue", q.name, "ip", c.Ban.Prefix, "attempts", attempt, "err", err)
+				e.count("portcullis_action_given_up_total", q.name)
+				break
+			}
+			e.log.Warn("webhook failed; retrying", "queue", q.name, "ip", c.Ban.Prefix, "attempt", attempt, "err", err)
+			if !e.backoff(attempt) {
+				return false
+			}
+			continue
+		}
 		if check := a.Commands["actioncheck"]; check != "" && !job.Unban {
 			if err := e.exec(q.name, "actioncheck", check, tags, a.Timeout); err != nil {
 				// fail2ban repairs a failed check by stopping and starting the action.
@@ -325,10 +341,8 @@ func (e *Exec) runJob(q *execQueue, sj store.Job) bool {
 			break
 		}
 		e.log.Warn("action failed; retrying", "queue", q.name, "command", key, "ip", c.Ban.Prefix, "attempt", attempt, "err", err)
-		select {
-		case <-e.stop:
+		if !e.backoff(attempt) {
 			return false
-		case <-time.After(time.Duration(1<<min(attempt-1, 5)) * time.Second):
 		}
 	}
 	e.done(sj)
@@ -401,3 +415,29 @@ func (j jobChange) change() (Change, error) {
 }
 
 func parsePrefix(s string) (netip.Prefix, error) { return netip.ParsePrefix(s) }
+
+// backoff waits before attempt+1 (1, 2, 4, 8 … s); false when the daemon stops meanwhile.
+func (e *Exec) backoff(attempt int) bool {
+	select {
+	case <-e.stop:
+		return false
+	case <-time.After(time.Duration(1<<min(attempt-1, 5)) * time.Second):
+		return true
+	}
+}
+
+// post runs one webhook call, with the same concurrency bound and metrics as a command.
+func (e *Exec) post(queue string, a config.Action, unban bool, c Change) error {
+	e.concurrency <- struct{}{}
+	defer func() { <-e.concurrency }()
+	start := time.Now()
+	err := postWebhook(context.Background(), a.Webhook, unban, c, a.Timeout)
+	if e.set != nil {
+		e.set.GetOrCreateHistogram(fmt.Sprintf("portcullis_action_seconds{queue=%q}", queue)).UpdateDuration(start)
+	}
+	e.count("portcullis_action_runs_total", queue)
+	if err != nil {
+		e.count("portcullis_action_failures_total", queue)
+	}
+	return err
+}

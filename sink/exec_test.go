@@ -1,10 +1,15 @@
 package sink
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -190,5 +195,63 @@ func TestExecCloseLeavesTheQueue(t *testing.T) {
 	st.Jobs("sshd/rec", func(store.Job) bool { n++; return true })
 	if n < 17 {
 		t.Fatalf("%d jobs left stored, want the ones not run", n)
+	}
+}
+
+// The webhook action posts each ban to a real HTTP server on loopback, signs it, carries the
+// attacker's lines as JSON strings, and retries a refused post.
+func TestWebhookPosts(t *testing.T) {
+	type got struct {
+		body []byte
+		sig  string
+	}
+	posts := make(chan got, 10)
+	calls := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls++
+		if calls == 1 {
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+			return
+		}
+		b, _ := io.ReadAll(r.Body)
+		posts <- got{b, r.Header.Get("X-Portcullis-Signature")}
+	}))
+	defer srv.Close()
+	st, _ := execFixture(t, nil, time.Minute)
+	a := config.Action{Name: "webhook", Kind: config.ActionWebhook, Timeout: 5 * time.Second, Args: map[string]string{"actname": "webhook"},
+		Webhook: &config.Webhook{URL: srv.URL, Preset: "generic", Secret: "s3cret"}}
+	e, _ := NewExec(st, ExecOptions{Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	e.SetJails([]*config.Jail{{Name: "sshd", Actions: []config.Action{a}}})
+	c := banChange("192.0.2.44", 1_790_000_000)
+	evil := `Invalid user "}],"ip":"10.0.0.1","x":[{" $(id) from 192.0.2.44`
+	c.Evidence = &ban.Evidence{Failures: 3, Matches: []string{evil}}
+	if err := st.CommitWith(nil, e.Stage([]Change{c})); err != nil {
+		t.Fatal(err)
+	}
+	e.Apply(nil, 0)
+	var p got
+	select {
+	case p = <-posts:
+	case <-time.After(20 * time.Second):
+		t.Fatal("no post arrived")
+	}
+	e.Close()
+	var m map[string]any
+	if err := json.Unmarshal(p.body, &m); err != nil {
+		t.Fatalf("%v: %s", err, p.body)
+	}
+	if m["op"] != "ban" || m["ip"] != "192.0.2.44" || m["jail"] != "sshd" || m["failures"] != 3.0 || m["bantime"] != 60.0 {
+		t.Fatalf("body: %s", p.body)
+	}
+	if ms, _ := m["matches"].([]any); len(ms) != 1 || ms[0] != evil {
+		t.Fatalf("matches: %v", m["matches"])
+	}
+	mac := hmac.New(sha256.New, []byte("s3cret"))
+	mac.Write(p.body)
+	if want := "sha256=" + hex.EncodeToString(mac.Sum(nil)); p.sig != want {
+		t.Fatalf("signature %q, want %q", p.sig, want)
+	}
+	if calls != 2 {
+		t.Fatalf("%d calls, want the refused one and its retry", calls)
 	}
 }

@@ -1,0 +1,95 @@
+package sink
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/portcullis/portcullis/config"
+)
+
+// webhookClient is shared by every webhook action; each request carries its action's timeout.
+var webhookClient = &http.Client{}
+
+// postWebhook sends one ban or unban to w.URL as w.Preset says: generic is the ban as JSON, the
+// chat presets a line of text in the field each service reads. Log lines travel only inside JSON
+// strings (or ntfy's body), never in a header or the URL. A status other than 2xx is an error,
+// which the queue retries.
+func postWebhook(ctx context.Context, w *config.Webhook, unban bool, c Change, timeout time.Duration) error {
+	op := "ban"
+	if unban {
+		op = "unban"
+	}
+	tags := TagsOf(c, false)
+	text := fmt.Sprintf("portcullis on %s: %s %s in jail %s", tags["sh-hostname"], op, tags["ip"], c.Ban.Jail)
+	if !unban {
+		text += fmt.Sprintf(" after %s failures, for %s (ban %s)", tags["failures"], banLength(c), tags["bancount"])
+	}
+	var body []byte
+	contentType := "application/json"
+	switch w.Preset {
+	case "slack":
+		body, _ = json.Marshal(map[string]string{"text": text})
+	case "discord":
+		body, _ = json.Marshal(map[string]string{"content": text})
+	case "matrix":
+		body, _ = json.Marshal(map[string]string{"msgtype": "m.text", "body": text})
+	case "ntfy":
+		body, contentType = []byte(text), "text/plain; charset=utf-8"
+	default:
+		g := map[string]any{"op": op, "jail": c.Ban.Jail, "ip": tags["ip"], "start": c.Ban.Start, "end": c.Ban.End,
+			"count": c.Ban.Count, "host": tags["fq-hostname"]}
+		if c.Ban.End != 0 {
+			g["bantime"] = c.Ban.End - c.Ban.Start
+		} else {
+			g["bantime"] = -1
+		}
+		if ev := c.Evidence; ev != nil && !unban {
+			g["failures"], g["matches"] = ev.Failures, ev.Matches
+		}
+		body, _ = json.Marshal(g)
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.URL, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", contentType)
+	req.Header.Set("User-Agent", "portcullis")
+	if w.Preset == "ntfy" {
+		req.Header.Set("Title", "portcullis: "+op+" "+tags["ip"])
+		req.Header.Set("Tags", "no_entry")
+	}
+	if w.Secret != "" {
+		m := hmac.New(sha256.New, []byte(w.Secret))
+		m.Write(body)
+		req.Header.Set("X-Portcullis-Signature", "sha256="+hex.EncodeToString(m.Sum(nil)))
+	}
+	resp, err := webhookClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("%s answered %s: %s", w.URL, resp.Status, strings.TrimSpace(string(msg)))
+	}
+	return nil
+}
+
+func banLength(c Change) string {
+	if c.Ban.End == 0 {
+		return "ever"
+	}
+	return (time.Duration(c.Ban.End-c.Ban.Start) * time.Second).String() + " (" + strconv.FormatInt(c.Ban.End-c.Ban.Start, 10) + " s)"
+}
