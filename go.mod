@@ -11,8 +11,9 @@ require (
 	github.com/klauspost/compress v1.18.0
 	github.com/mdlayher/netlink v1.7.3-0.20250113171957-fbb4dce95f42
 	github.com/valyala/fastjson v1.6.10
-	golang.org/x/net v0.33.0
-	golang.org/x/sys v0.38.0
+	github.com/wneessen/go-mail v0.8.1
+	golang.org/x/net v0.56.0
+	golang.org/x/sys v0.47.0
 )
 
 require (
@@ -41,8 +42,9 @@ require (
 	github.com/rogpeppe/go-internal v1.9.0 // indirect
 	github.com/valyala/fastrand v1.1.0 // indirect
 	github.com/valyala/histogram v1.2.0 // indirect
+	golang.org/x/crypto v0.54.0 // indirect
 	golang.org/x/exp v0.0.0-20230626212559-97b1e661b5df // indirect
-	golang.org/x/sync v0.10.0 // indirect
-	golang.org/x/text v0.21.0 // indirect
+	golang.org/x/sync v0.22.0 // indirect
+	golang.org/x/text v0.40.0 // indirect
 	google.golang.org/protobuf v1.33.0 // indirect
 )

@@ -24,6 +24,9 @@ const (
 	// ActionWebhook is portcullis's own webhook action (native = webhook): an HTTP POST per ban and
 	// unban, queued like an executed action, no shell.
 	ActionWebhook
+	// ActionSMTP is portcullis's own mail action (native = smtp): a mail per ban sent over SMTP
+	// directly (STARTTLS, auth), no local MTA, queued like an executed action.
+	ActionSMTP
 )
 
 func (k ActionKind) String() string {
@@ -34,6 +37,8 @@ func (k ActionKind) String() string {
 		return "executed"
 	case ActionWebhook:
 		return "native webhook"
+	case ActionSMTP:
+		return "native smtp"
 	}
 	return "refused"
 }
@@ -56,6 +61,7 @@ type Action struct {
 	// filled in at load; the tags of a ban (<ip>, <matches>, <F-*>, …) stay for run time.
 	Commands      map[string]string
 	Webhook       *Webhook      // ActionWebhook
+	SMTP          *SMTP         // ActionSMTP
 	Timeout       time.Duration // fail2ban's default: 60 s
 	NoRestored    bool          // norestored: not run for bans restored at start
 	StartOnDemand bool          // actionstart_on_demand
@@ -66,6 +72,17 @@ type Webhook struct {
 	URL    string
 	Preset string // generic (JSON of the ban), slack, discord, ntfy, matrix
 	Secret string // when set: X-Portcullis-Signature: sha256=<HMAC-SHA256 of the body>
+}
+
+// SMTP is where and how the smtp action sends its mail (action.d/smtp.conf).
+type SMTP struct {
+	Host     string
+	Port     int
+	TLS      string // opportunistic (STARTTLS when offered), mandatory, none
+	User     string // with Password: SMTP AUTH
+	Password string
+	From     string
+	To       []string
 }
 
 // actionCommands are the command keys of an action.d [Definition].
@@ -370,8 +387,12 @@ func nativeAction(a *Action, get func(string) (string, *Value), at *Value, r *re
 
 // webhookAction reads portcullis's own webhook action: url, preset, secret, timeout.
 func webhookAction(a *Action, get func(string) (string, *Value), native *Value, r *reader) *Action {
-	if n := strings.TrimSpace(native.Text); n != "webhook" {
-		r.errs.AddAt(native, "native", fmt.Sprintf("%q: the only native action here is webhook", n))
+	switch n := strings.TrimSpace(native.Text); n {
+	case "webhook":
+	case "smtp":
+		return smtpAction(a, get, native, r)
+	default:
+		r.errs.AddAt(native, "native", fmt.Sprintf("%q: the native actions are webhook and smtp", n))
 		return nil
 	}
 	a.Kind, a.Reason = ActionWebhook, "an HTTP POST per ban and unban, queued, no shell"
@@ -402,5 +423,50 @@ func webhookAction(a *Action, get func(string) (string, *Value), native *Value, 
 			r.errs.AddAt(v, "timeout", fmt.Sprintf("%q is not a number of seconds above 0", s))
 		}
 	}
+	return a
+}
+
+// smtpAction reads portcullis's own mail action: host, port, tls, user, password, sender, dest.
+func smtpAction(a *Action, get func(string) (string, *Value), native *Value, r *reader) *Action {
+	a.Kind, a.Reason = ActionSMTP, "a mail per ban over SMTP, queued, no shell and no local MTA"
+	val := func(k, def string) (string, *Value) {
+		s, v := get(k)
+		if v == nil {
+			v = native
+		}
+		if strings.TrimSpace(s) == "" {
+			return def, v
+		}
+		return strings.TrimSpace(s), v
+	}
+	m := &SMTP{}
+	m.Host, _ = val("host", "localhost")
+	port, pv := val("port", "25")
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 1 || n > 65535 {
+		r.errs.AddAt(pv, "port", fmt.Sprintf("%q is not a port number", port))
+	}
+	m.Port = n
+	var tv *Value
+	m.TLS, tv = val("tls", "opportunistic")
+	if m.TLS != "opportunistic" && m.TLS != "mandatory" && m.TLS != "none" {
+		r.errs.AddAt(tv, "tls", fmt.Sprintf("%q: use opportunistic, mandatory or none", m.TLS))
+	}
+	m.User, _ = val("user", "")
+	m.Password, _ = val("password", "")
+	host, _ := os.Hostname()
+	m.From, _ = val("sender", "portcullis@"+host)
+	to, dv := val("dest", "root")
+	m.To = listFields(to)
+	for _, addr := range append([]string{m.From}, m.To...) {
+		if (!strings.Contains(addr, "@") && addr != "root") || strings.ContainsAny(addr, "\r\n<>") {
+			r.errs.AddAt(dv, "dest", fmt.Sprintf("%q is not a mail address", addr))
+		}
+	}
+	if m.User != "" && m.TLS == "none" {
+		r.errs.AddAt(native, "user", "SMTP AUTH over a connection without TLS would send the password in clear: set tls")
+	}
+	a.SMTP = m
+	a.Timeout = 30 * time.Second
 	return a
 }

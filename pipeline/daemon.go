@@ -512,6 +512,8 @@ func logActions(eng *engine, log *slog.Logger) {
 				log.Info("jail action", "jail", j.Name, "action", a.Name, "runs", a.Kind.String(), "file", a.File)
 			case config.ActionWebhook:
 				log.Info("jail action", "jail", j.Name, "action", a.Name, "runs", "HTTP POST to "+a.Webhook.URL+", queued", "preset", a.Webhook.Preset)
+			case config.ActionSMTP:
+				log.Info("jail action", "jail", j.Name, "action", a.Name, "runs", "mail over SMTP, queued", "server", fmt.Sprintf("%s:%d", a.SMTP.Host, a.SMTP.Port), "to", a.SMTP.To)
 			case config.ActionExec:
 				log.Info("jail action", "jail", j.Name, "action", a.Name, "runs", "through /bin/sh, queued, never delaying a ban", "file", a.File)
 			default:

@@ -109,7 +109,7 @@ func (e *Exec) SetJails(jails []*config.Jail) error {
 	e.actions = map[string]config.Action{}
 	for _, j := range jails {
 		for i := range j.Actions {
-			if a := j.Actions[i]; a.Kind == config.ActionExec || a.Kind == config.ActionWebhook {
+			if a := j.Actions[i]; a.Kind == config.ActionExec || a.Kind == config.ActionWebhook || a.Kind == config.ActionSMTP {
 				e.actions[QueueName(j.Name, &a)] = a
 			}
 		}
@@ -166,7 +166,7 @@ func (e *Exec) Stage(batch []Change) []store.Job {
 			if c.Unban {
 				key = "actionunban"
 			}
-			if a.Commands[key] == "" && a.Webhook == nil {
+			if a.Commands[key] == "" && a.Webhook == nil && (a.SMTP == nil || c.Unban) {
 				continue
 			}
 			jc := jobChange{Jail: c.Ban.Jail, Prefix: c.Ban.Prefix.String(), Start: c.Ban.Start, End: c.Ban.End, Count: c.Ban.Count}
@@ -308,7 +308,7 @@ func (e *Exec) runJob(q *execQueue, sj store.Job) bool {
 	}
 	tags := TagsOf(c, job.Restored)
 	for attempt := 1; ; attempt++ {
-		if a.Webhook != nil {
+		if a.Webhook != nil || a.SMTP != nil {
 			err := e.post(q.name, a, job.Unban, c)
 			if err == nil {
 				break
@@ -426,12 +426,20 @@ func (e *Exec) backoff(attempt int) bool {
 	}
 }
 
-// post runs one webhook call, with the same concurrency bound and metrics as a command.
+// post runs one webhook call or mail, with the same concurrency bound and metrics as a command.
 func (e *Exec) post(queue string, a config.Action, unban bool, c Change) error {
 	e.concurrency <- struct{}{}
 	defer func() { <-e.concurrency }()
 	start := time.Now()
-	err := postWebhook(context.Background(), a.Webhook, unban, c, a.Timeout)
+	var err error
+	switch {
+	case a.SMTP != nil:
+		if !unban {
+			err = sendMail(context.Background(), a.SMTP, c, a.Timeout)
+		}
+	default:
+		err = postWebhook(context.Background(), a.Webhook, unban, c, a.Timeout)
+	}
 	if e.set != nil {
 		e.set.GetOrCreateHistogram(fmt.Sprintf("portcullis_action_seconds{queue=%q}", queue)).UpdateDuration(start)
 	}

@@ -1,6 +1,7 @@
 package sink
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -8,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime/quotedprintable"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -253,5 +256,67 @@ func TestWebhookPosts(t *testing.T) {
 	}
 	if calls != 2 {
 		t.Fatalf("%d calls, want the refused one and its retry", calls)
+	}
+}
+
+// The smtp action delivers a ban's mail, with its lines, to a real SMTP server on loopback
+// (Debian's python3-aiosmtpd, storing what it receives in a Maildir).
+func TestSMTPDelivers(t *testing.T) {
+	if _, err := exec.Command("/usr/bin/python3", "-c", "import aiosmtpd").CombinedOutput(); err != nil {
+		t.Fatalf("python3-aiosmtpd (make deps installs it): %v", err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().(*net.TCPAddr)
+	l.Close()
+	maildir := filepath.Join(t.TempDir(), "Maildir")
+	srv := exec.Command("/usr/bin/python3", "-m", "aiosmtpd", "-n", "-l", addr.String(), "-c", "aiosmtpd.handlers.Mailbox", maildir)
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { srv.Process.Kill(); srv.Wait() }()
+	for end := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if c, err := net.Dial("tcp", addr.String()); err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatal("the SMTP server did not start")
+		}
+	}
+	st, _ := execFixture(t, nil, time.Minute)
+	a := config.Action{Name: "smtp", Kind: config.ActionSMTP, Timeout: 10 * time.Second, Args: map[string]string{"actname": "smtp"},
+		SMTP: &config.SMTP{Host: "127.0.0.1", Port: addr.Port, TLS: "opportunistic", From: "portcullis@example.org", To: []string{"admin@example.org"}}}
+	e, _ := NewExec(st, ExecOptions{Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	e.SetJails([]*config.Jail{{Name: "sshd", Actions: []config.Action{a}}})
+	c := banChange("192.0.2.55", 1_790_000_000)
+	evil := "Dec  3 10:00:01 h sshd[1]: Invalid user $(reboot) from 192.0.2.55"
+	c.Evidence = &ban.Evidence{Failures: 3, Matches: []string{evil}}
+	unban := Change{Unban: true, Ban: c.Ban, Reason: "expired"}
+	if err := st.CommitWith(nil, e.Stage([]Change{c, unban})); err != nil {
+		t.Fatal(err)
+	}
+	e.Apply(nil, 0)
+	var msgs []string
+	for end := time.Now().Add(20 * time.Second); len(msgs) == 0 && time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		msgs, _ = filepath.Glob(filepath.Join(maildir, "new", "*"))
+	}
+	time.Sleep(200 * time.Millisecond) // an unban mail, were one sent, would be in by now
+	e.Close()
+	msgs, _ = filepath.Glob(filepath.Join(maildir, "new", "*"))
+	if len(msgs) != 1 {
+		t.Fatalf("%d mails delivered, want one for the ban and none for the unban", len(msgs))
+	}
+	raw, _ := os.ReadFile(msgs[0])
+	body, err := io.ReadAll(quotedprintable.NewReader(bytes.NewReader(raw))) // the body is quoted-printable
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Subject: [portcullis] sshd: banned 192.0.2.55 from", "To: <admin@example.org>", "after 3 attempts against sshd", evil} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("the mail lacks %q:\n%s", want, body)
+		}
 	}
 }
