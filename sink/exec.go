@@ -233,6 +233,14 @@ func (e *Exec) run(q *execQueue) {
 			e.exec(q.name, "actionstop", a.Commands["actionstop"], nil, a.Timeout)
 		}
 	}()
+	// As fail2ban: actionstart when the jail starts, unless actionstart_on_demand defers it to
+	// the first ban.
+	if a, ok := e.action(q.name); ok && !a.StartOnDemand && a.Commands["actionstart"] != "" {
+		if err := e.exec(q.name, "actionstart", a.Commands["actionstart"], nil, a.Timeout); err != nil {
+			e.log.Warn("actionstart failed", "queue", q.name, "err", err)
+		}
+		q.started = true
+	}
 	for {
 		for {
 			select {
