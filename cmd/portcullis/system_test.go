@@ -1228,3 +1228,47 @@ func TestSystemFirstStartReadsBacklog(t *testing.T) {
 	e.waitBanned("203.0.113.73 after the start", "sshd-v4", "203.0.113.73", d)
 	d.stop(t)
 }
+
+// kill -9 in the middle of an action queue loses no run: the bans' jobs were committed with the
+// bans, and the restarted daemon runs every one not yet done (at least once: the run in flight at
+// the kill may run twice). norestored keeps restored bans from running the action again, so only
+// the stored jobs can write the missing lines.
+func TestSystemKill9ActionQueue(t *testing.T) {
+	netnstest.Require(t)
+	e := newEnv(t, sshdOnly+`
+maxretry = 1
+logpath = @DIR@/auth.log
+action = nftables-multiport[port=ssh]
+         slowmail
+`)
+	out := filepath.Join(e.dir, "mails")
+	os.MkdirAll(filepath.Join(e.cfg, "action.d"), 0o755)
+	os.WriteFile(filepath.Join(e.cfg, "action.d", "nftables-multiport.conf"), []byte("[Definition]\nactionban = true\n"), 0o644)
+	os.WriteFile(filepath.Join(e.cfg, "action.d", "slowmail.conf"), []byte("[Definition]\nnorestored = 1\nactionban = sleep 0.3; echo <ip> >> "+out+"\n"), 0o644)
+	d := e.start()
+	const bans = 10
+	var lines []string
+	for i := range bans {
+		lines = append(lines, fmt.Sprintf("%s host sshd[%d]: Failed password for root from 203.0.113.%d port 22 ssh2", stamp(), 700+i, 100+i))
+	}
+	e.appendLog(lines...)
+	e.waitFor("every ban in the kernel", func() bool { return len(nftSet(t, "sshd-v4")) == bans }, d)
+	e.waitFor("the first mail", func() bool { b, _ := os.ReadFile(out); return len(b) > 0 }, d)
+	d.cmd.Process.Kill() // kill -9, mid-queue
+	<-d.done
+	b, _ := os.ReadFile(out)
+	if n := strings.Count(string(b), "\n"); n >= bans {
+		t.Fatalf("the queue was done before the kill (%d runs): the test proves nothing", n)
+	}
+	d = e.start()
+	e.waitFor("every ban's run after the restart", func() bool {
+		b, _ := os.ReadFile(out)
+		for i := range bans {
+			if !strings.Contains(string(b), fmt.Sprintf("203.0.113.%d\n", 100+i)) {
+				return false
+			}
+		}
+		return true
+	}, d)
+	d.stop(t)
+}
