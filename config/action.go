@@ -59,9 +59,12 @@ type Action struct {
 	// Executed actions: each command key fail2ban knows (actionstart, actionstop, actioncheck,
 	// actionban, actionunban, actionflush, actionreban) with %(x)s and the action's own <tags>
 	// filled in at load; the tags of a ban (<ip>, <matches>, <F-*>, …) stay for run time.
-	Commands      map[string]string
-	Webhook       *Webhook      // ActionWebhook
-	SMTP          *SMTP         // ActionSMTP
+	Commands map[string]string
+	Webhook  *Webhook // ActionWebhook
+	SMTP     *SMTP    // ActionSMTP
+	// Digest (webhook, smtp): at most one message per interval listing every ban in it, as
+	// fail2ban's mail-buffered; zero: a message per ban.
+	Digest        time.Duration
 	Timeout       time.Duration // fail2ban's default: 60 s
 	NoRestored    bool          // norestored: not run for bans restored at start
 	StartOnDemand bool          // actionstart_on_demand
@@ -289,7 +292,17 @@ func loadAction(dir, name string, args map[string]string, at *Value, r *reader) 
 		return a
 	}
 	if native, v := get("native"); v != nil && strings.TrimSpace(native) != "" {
-		return webhookAction(a, get, v, r)
+		a := webhookAction(a, get, v, r)
+		if a != nil {
+			if s, dv := get("digest"); dv != nil && strings.TrimSpace(s) != "" && strings.TrimSpace(s) != "0" {
+				d, err := ParseDuration(strings.TrimSpace(s))
+				if err != nil || d <= 0 {
+					r.errs.AddAt(dv, "digest", fmt.Sprintf("%q: a time such as 10m (0: a message per ban)", s))
+				}
+				a.Digest = d
+			}
+		}
+		return a
 	}
 	a.Kind = ActionExec
 	a.Reason = "run through /bin/sh as fail2ban runs it"

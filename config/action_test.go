@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/portcullis/portcullis/internal/f2bcorpus"
 )
@@ -190,5 +191,27 @@ func TestShippedWebhookAction(t *testing.T) {
 	_, err = Load(dir, Options{Resolve: noDNS})
 	if err == nil || !strings.Contains(err.Error(), `"ftp://x": the webhook needs an http:// or https:// URL`) || !strings.Contains(err.Error(), `"telex": use generic`) {
 		t.Fatalf("bad webhook: %v", err)
+	}
+}
+
+// digest is read on the native notifications, and a bad one is an error.
+func TestDigestOption(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "filter.d"), 0o755)
+	os.MkdirAll(filepath.Join(dir, "action.d"), 0o755)
+	os.WriteFile(filepath.Join(dir, "filter.d", "x.conf"), []byte("[Definition]\nfailregex = ^fail <HOST>$\n"), 0o644)
+	shipped, _ := os.ReadFile(filepath.Join("..", "configs", "action.d", "smtp.conf"))
+	os.WriteFile(filepath.Join(dir, "action.d", "smtp.conf"), shipped, 0o644)
+	os.WriteFile(filepath.Join(dir, "jail.conf"), []byte("[x]\nenabled = true\nlogpath = /var/log/x.log\naction = smtp[dest=\"a@example.org\", digest=10m]\n"), 0o644)
+	cfg, err := Load(dir, Options{Resolve: noDNS})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := cfg.Jail("x").Actions[0]; a.Kind != ActionSMTP || a.Digest != 10*time.Minute || a.SMTP.To[0] != "a@example.org" {
+		t.Fatalf("%+v", a)
+	}
+	os.WriteFile(filepath.Join(dir, "jail.conf"), []byte("[x]\nenabled = true\nlogpath = /var/log/x.log\naction = smtp[digest=soon]\n"), 0o644)
+	if _, err := Load(dir, Options{Resolve: noDNS}); err == nil || !strings.Contains(err.Error(), `"soon": a time such as 10m`) {
+		t.Fatalf("bad digest: %v", err)
 	}
 }

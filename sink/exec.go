@@ -57,6 +57,7 @@ const MaxAttempts = 5
 type execJob struct {
 	Unban    bool      `json:"unban,omitempty"`
 	Restored bool      `json:"restored,omitempty"` // a ban restored at start: <restored> is 1
+	Queued   int64     `json:"queued,omitempty"`   // unix seconds, for digests
 	Change   jobChange `json:"change"`
 	Attempts int       `json:"attempts,omitempty"`
 }
@@ -173,7 +174,7 @@ func (e *Exec) Stage(batch []Change) []store.Job {
 			if ev := c.Evidence; ev != nil {
 				jc.Failures, jc.Matches = ev.Failures, ev.Matches
 			}
-			data, _ := json.Marshal(execJob{Unban: c.Unban, Change: jc})
+			data, _ := json.Marshal(execJob{Unban: c.Unban, Change: jc, Queued: time.Now().Unix()})
 			e.seq++
 			jobs = append(jobs, store.Job{Queue: q, Seq: e.seq, Data: data})
 		}
@@ -251,6 +252,12 @@ func (e *Exec) run(q *execQueue) {
 			job, ok := e.next(q)
 			if !ok {
 				break
+			}
+			if a, ok := e.action(q.name); ok && a.Digest > 0 {
+				if !e.runDigest(q, a, job) {
+					return // stopping
+				}
+				continue
 			}
 			if !e.runJob(q, job) {
 				return // stopping
@@ -456,4 +463,58 @@ func (e *Exec) post(queue string, a config.Action, unban bool, c Change) error {
 		e.count("portcullis_action_failures_total", queue)
 	}
 	return err
+}
+
+// runDigest waits until the oldest job of a digest queue is Digest old, then sends one message for
+// every ban queued by then and removes them; false when the daemon is stopping (they stay stored).
+func (e *Exec) runDigest(q *execQueue, a config.Action, oldest store.Job) bool {
+	var first execJob
+	_ = json.Unmarshal(oldest.Data, &first)
+	if wait := time.Until(time.Unix(first.Queued, 0).Add(a.Digest)); wait > 0 {
+		select {
+		case <-e.stop:
+			return false
+		case <-time.After(wait):
+		}
+	}
+	var jobs []store.Job
+	var bans []Change
+	_ = e.st.Jobs(q.name, func(j store.Job) bool {
+		jobs = append(jobs, j)
+		var x execJob
+		if json.Unmarshal(j.Data, &x) == nil && !x.Unban {
+			if c, err := x.Change.change(); err == nil {
+				bans = append(bans, c)
+			}
+		}
+		return true
+	})
+	for attempt := 1; len(bans) > 0; attempt++ {
+		e.concurrency <- struct{}{}
+		var err error
+		if a.SMTP != nil {
+			err = sendDigestMail(context.Background(), a.SMTP, bans, a.Timeout)
+		} else {
+			err = postDigest(context.Background(), a.Webhook, bans, a.Timeout)
+		}
+		<-e.concurrency
+		e.count("portcullis_action_runs_total", q.name)
+		if err == nil {
+			break
+		}
+		e.count("portcullis_action_failures_total", q.name)
+		if attempt >= MaxAttempts {
+			e.log.Error("digest given up", "queue", q.name, "bans", len(bans), "err", err)
+			e.count("portcullis_action_given_up_total", q.name)
+			break
+		}
+		e.log.Warn("digest failed; retrying", "queue", q.name, "bans", len(bans), "attempt", attempt, "err", err)
+		if !e.backoff(attempt) {
+			return false
+		}
+	}
+	for _, j := range jobs {
+		e.done(j)
+	}
+	return true
 }

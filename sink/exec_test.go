@@ -295,3 +295,43 @@ func TestSMTPDelivers(t *testing.T) {
 		}
 	}
 }
+
+// A digest action sends one message per interval listing every ban queued in it.
+func TestWebhookDigest(t *testing.T) {
+	posts := make(chan []byte, 10)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		posts <- b
+	}))
+	defer srv.Close()
+	st, _ := execFixture(t, nil, time.Minute)
+	a := config.Action{Name: "webhook", Kind: config.ActionWebhook, Timeout: 5 * time.Second, Digest: time.Second,
+		Args: map[string]string{"actname": "webhook"}, Webhook: &config.Webhook{URL: srv.URL, Preset: "generic"}}
+	e, _ := NewExec(st, ExecOptions{Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	e.SetJails([]*config.Jail{{Name: "sshd", Actions: []config.Action{a}}})
+	var batch []Change
+	for i := range 3 {
+		batch = append(batch, banChange(fmt.Sprintf("192.0.2.%d", 60+i), 1_790_000_000))
+	}
+	if err := st.CommitWith(nil, e.Stage(batch)); err != nil {
+		t.Fatal(err)
+	}
+	e.Apply(nil, 0)
+	var body []byte
+	select {
+	case body = <-posts:
+	case <-time.After(20 * time.Second):
+		t.Fatal("no digest arrived")
+	}
+	e.Close()
+	if len(posts) != 0 {
+		t.Fatalf("%d more posts: a digest is one message", len(posts))
+	}
+	var m struct {
+		Op   string
+		Bans []struct{ IP string }
+	}
+	if err := json.Unmarshal(body, &m); err != nil || m.Op != "digest" || len(m.Bans) != 3 || m.Bans[2].IP != "192.0.2.62" {
+		t.Fatalf("digest %s (%v)", body, err)
+	}
+}

@@ -16,15 +16,6 @@ import (
 // Unbans send nothing, as fail2ban's mail actions.
 func sendMail(ctx context.Context, m *config.SMTP, c Change, timeout time.Duration) error {
 	tags := TagsOf(c, false)
-	msg := mail.NewMsg()
-	if err := msg.From(m.From); err != nil {
-		return err
-	}
-	if err := msg.To(m.To...); err != nil {
-		return err
-	}
-	msg.Subject(fmt.Sprintf("[portcullis] %s: banned %s from %s", c.Ban.Jail, tags["ip"], tags["fq-hostname"]))
-	msg.SetDate()
 	var b strings.Builder
 	fmt.Fprintf(&b, "Hi,\n\nThe IP %s has just been banned by portcullis after %s attempts against %s, for %s (ban %s).\n",
 		tags["ip"], tags["failures"], c.Ban.Jail, banLength(c), tags["bancount"])
@@ -36,7 +27,27 @@ func sendMail(ctx context.Context, m *config.SMTP, c Change, timeout time.Durati
 		}
 	}
 	b.WriteString("\nRegards,\nportcullis\n")
-	msg.SetBodyString(mail.TypeTextPlain, b.String())
+	return deliverMail(ctx, m, fmt.Sprintf("[portcullis] %s: banned %s from %s", c.Ban.Jail, tags["ip"], tags["fq-hostname"]), b.String(), timeout)
+}
+
+// sendDigestMail sends every ban of an interval in one mail, a line per ban.
+func sendDigestMail(ctx context.Context, m *config.SMTP, bans []Change, timeout time.Duration) error {
+	host := TagsOf(Change{}, false)["fq-hostname"]
+	return deliverMail(ctx, m, fmt.Sprintf("[portcullis] %d bans on %s", len(bans), host), digestText(bans)+"\n\nRegards,\nportcullis\n", timeout)
+}
+
+// deliverMail sends one plain-text mail as m says.
+func deliverMail(ctx context.Context, m *config.SMTP, subject, body string, timeout time.Duration) error {
+	msg := mail.NewMsg()
+	if err := msg.From(m.From); err != nil {
+		return err
+	}
+	if err := msg.To(m.To...); err != nil {
+		return err
+	}
+	msg.Subject(subject)
+	msg.SetDate()
+	msg.SetBodyString(mail.TypeTextPlain, body)
 	policy := mail.TLSOpportunistic
 	switch m.TLS {
 	case "mandatory":

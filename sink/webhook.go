@@ -46,18 +46,15 @@ func postWebhook(ctx context.Context, w *config.Webhook, unban bool, c Change, t
 	case "ntfy":
 		body, contentType = []byte(text), "text/plain; charset=utf-8"
 	default:
-		g := map[string]any{"op": op, "jail": c.Ban.Jail, "ip": tags["ip"], "start": c.Ban.Start, "end": c.Ban.End,
-			"count": c.Ban.Count, "host": tags["fq-hostname"]}
-		if c.Ban.End != 0 {
-			g["bantime"] = c.Ban.End - c.Ban.Start
-		} else {
-			g["bantime"] = -1
-		}
-		if ev := c.Evidence; ev != nil && !unban {
-			g["failures"], g["matches"] = ev.Failures, ev.Matches
-		}
+		g := banJSON(c, !unban)
+		g["op"], g["host"] = op, tags["fq-hostname"]
 		body, _ = json.Marshal(g)
 	}
+	return deliver(ctx, w, body, contentType, "portcullis: "+op+" "+tags["ip"], timeout)
+}
+
+// deliver posts body to w.URL, signed when w.Secret is set; a status other than 2xx is an error.
+func deliver(ctx context.Context, w *config.Webhook, body []byte, contentType, title string, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.URL, bytes.NewReader(body))
@@ -67,7 +64,7 @@ func postWebhook(ctx context.Context, w *config.Webhook, unban bool, c Change, t
 	req.Header.Set("Content-Type", contentType)
 	req.Header.Set("User-Agent", "portcullis")
 	if w.Preset == "ntfy" {
-		req.Header.Set("Title", "portcullis: "+op+" "+tags["ip"])
+		req.Header.Set("Title", title)
 		req.Header.Set("Tags", "no_entry")
 	}
 	if w.Secret != "" {
@@ -85,6 +82,56 @@ func postWebhook(ctx context.Context, w *config.Webhook, unban bool, c Change, t
 		return fmt.Errorf("%s answered %s: %s", w.URL, resp.Status, strings.TrimSpace(string(msg)))
 	}
 	return nil
+}
+
+// banJSON is a ban as the generic preset sends it.
+func banJSON(c Change, withEvidence bool) map[string]any {
+	tags := TagsOf(c, false)
+	g := map[string]any{"jail": c.Ban.Jail, "ip": tags["ip"], "start": c.Ban.Start, "end": c.Ban.End, "count": c.Ban.Count, "bantime": -1}
+	if c.Ban.End != 0 {
+		g["bantime"] = c.Ban.End - c.Ban.Start
+	}
+	if ev := c.Evidence; ev != nil && withEvidence {
+		g["failures"], g["matches"] = ev.Failures, ev.Matches
+	}
+	return g
+}
+
+// digestText is the text of a digest: a line per ban.
+func digestText(bans []Change) string {
+	host := TagsOf(Change{}, false)["sh-hostname"]
+	var b strings.Builder
+	fmt.Fprintf(&b, "portcullis on %s: %d bans", host, len(bans))
+	for _, c := range bans {
+		t := TagsOf(c, false)
+		fmt.Fprintf(&b, "\n%s in %s after %s failures, for %s (ban %s)", t["ip"], c.Ban.Jail, t["failures"], banLength(c), t["bancount"])
+	}
+	return b.String()
+}
+
+// postDigest sends every ban of an interval in one post: generic {"op": "digest", "host", "bans":
+// [...]}, the chat presets their text with a line per ban.
+func postDigest(ctx context.Context, w *config.Webhook, bans []Change, timeout time.Duration) error {
+	text := digestText(bans)
+	var body []byte
+	contentType := "application/json"
+	switch w.Preset {
+	case "slack":
+		body, _ = json.Marshal(map[string]string{"text": text})
+	case "discord":
+		body, _ = json.Marshal(map[string]string{"content": text})
+	case "matrix":
+		body, _ = json.Marshal(map[string]string{"msgtype": "m.text", "body": text})
+	case "ntfy":
+		body, contentType = []byte(text), "text/plain; charset=utf-8"
+	default:
+		list := make([]map[string]any, len(bans))
+		for i, c := range bans {
+			list[i] = banJSON(c, true)
+		}
+		body, _ = json.Marshal(map[string]any{"op": "digest", "host": TagsOf(Change{}, false)["fq-hostname"], "bans": list})
+	}
+	return deliver(ctx, w, body, contentType, fmt.Sprintf("portcullis: %d bans", len(bans)), timeout)
 }
 
 func banLength(c Change) string {
