@@ -76,7 +76,8 @@ type jobChange struct {
 type execQueue struct {
 	name    string
 	wake    chan struct{}
-	started bool // actionstart has run
+	started bool // actionstart has run; the queue's goroutine only
+	depth   int  // jobs stored, for the queue-depth gauge; under Exec.mu
 }
 
 // NewExec starts the queues the store still holds jobs for (a restart resumes them).
@@ -136,7 +137,9 @@ func (e *Exec) queueLocked(name string) *execQueue {
 		return q
 	}
 	q := &execQueue{name: name, wake: make(chan struct{}, 1)}
+	_ = e.st.Jobs(name, func(store.Job) bool { q.depth++; return true })
 	e.queues[name] = q
+	e.gaugeLocked(q)
 	e.wg.Add(1)
 	go e.run(q)
 	return q
@@ -177,6 +180,7 @@ func (e *Exec) Stage(batch []Change) []store.Job {
 			data, _ := json.Marshal(execJob{Unban: c.Unban, Change: jc, Queued: time.Now().Unix()})
 			e.seq++
 			jobs = append(jobs, store.Job{Queue: q, Seq: e.seq, Data: data})
+			e.addDepthLocked(q, 1)
 		}
 	}
 	return jobs
@@ -197,6 +201,7 @@ func (e *Exec) StageRestored(bans []store.Ban) []store.Job {
 			data, _ := json.Marshal(execJob{Restored: true, Change: jobChange{Jail: b.Jail, Prefix: b.Prefix.String(), Start: b.Start, End: b.End, Count: b.Count}})
 			e.seq++
 			jobs = append(jobs, store.Job{Queue: q, Seq: e.seq, Data: data})
+			e.addDepthLocked(q, 1)
 		}
 	}
 	return jobs
@@ -284,12 +289,21 @@ func (e *Exec) next(q *execQueue) (store.Job, bool) {
 	if err := e.st.Jobs(q.name, func(j store.Job) bool { out, found = j, true; return false }); err != nil {
 		e.log.Error("cannot read the action queue", "queue", q.name, "err", err)
 	}
-	if e.set != nil {
-		n := 0
-		_ = e.st.Jobs(q.name, func(store.Job) bool { n++; return true })
-		e.set.GetOrCreateGauge(fmt.Sprintf("portcullis_action_queue_depth{queue=%q}", q.name), nil).Set(float64(n))
-	}
 	return out, found
+}
+
+// addDepthLocked counts n jobs staged for (or, negative, removed from) a queue.
+func (e *Exec) addDepthLocked(queue string, n int) {
+	if q := e.queues[queue]; q != nil {
+		q.depth += n
+		e.gaugeLocked(q)
+	}
+}
+
+func (e *Exec) gaugeLocked(q *execQueue) {
+	if e.set != nil {
+		e.set.GetOrCreateGauge(fmt.Sprintf("portcullis_action_queue_depth{queue=%q}", q.name), nil).Set(float64(q.depth))
+	}
 }
 
 // runJob runs one job with retries; false when the daemon is stopping (the job stays stored).
@@ -367,7 +381,11 @@ func (e *Exec) runJob(q *execQueue, sj store.Job) bool {
 func (e *Exec) done(j store.Job) {
 	if err := e.st.DoneJob(j); err != nil {
 		e.log.Error("cannot remove a finished action run from its queue", "queue", j.Queue, "err", err)
+		return
 	}
+	e.mu.Lock()
+	e.addDepthLocked(j.Queue, -1)
+	e.mu.Unlock()
 }
 
 func (e *Exec) count(name, queue string) {
@@ -418,7 +436,7 @@ func (e *Exec) exec(queue, key, cmd string, tags BanTags, timeout time.Duration)
 }
 
 func (j jobChange) change() (Change, error) {
-	p, err := parsePrefix(j.Prefix)
+	p, err := netip.ParsePrefix(j.Prefix)
 	if err != nil {
 		return Change{}, err
 	}
@@ -428,8 +446,6 @@ func (j jobChange) change() (Change, error) {
 	}
 	return c, nil
 }
-
-func parsePrefix(s string) (netip.Prefix, error) { return netip.ParsePrefix(s) }
 
 // backoff waits before attempt+1 (1, 2, 4, 8 … s); false when the daemon stops meanwhile.
 func (e *Exec) backoff(attempt int) bool {

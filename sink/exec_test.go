@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -209,10 +210,9 @@ func TestWebhookPosts(t *testing.T) {
 		sig  string
 	}
 	posts := make(chan got, 10)
-	calls := 0
+	var calls atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		calls++
-		if calls == 1 {
+		if calls.Add(1) == 1 {
 			http.Error(w, "busy", http.StatusServiceUnavailable)
 			return
 		}
@@ -254,8 +254,8 @@ func TestWebhookPosts(t *testing.T) {
 	if want := "sha256=" + hex.EncodeToString(mac.Sum(nil)); p.sig != want {
 		t.Fatalf("signature %q, want %q", p.sig, want)
 	}
-	if calls != 2 {
-		t.Fatalf("%d calls, want the refused one and its retry", calls)
+	if n := calls.Load(); n != 2 {
+		t.Fatalf("%d calls, want the refused one and its retry", n)
 	}
 }
 

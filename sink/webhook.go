@@ -34,23 +34,33 @@ func postWebhook(ctx context.Context, w *config.Webhook, unban bool, c Change, t
 	if !unban {
 		text += fmt.Sprintf(" after %s failures, for %s (ban %s)", tags["failures"], banLength(c), tags["bancount"])
 	}
-	var body []byte
-	contentType := "application/json"
-	switch w.Preset {
-	case "slack":
-		body, _ = json.Marshal(map[string]string{"text": text})
-	case "discord":
-		body, _ = json.Marshal(map[string]string{"content": text})
-	case "matrix":
-		body, _ = json.Marshal(map[string]string{"msgtype": "m.text", "body": text})
-	case "ntfy":
-		body, contentType = []byte(text), "text/plain; charset=utf-8"
-	default:
+	body, contentType, chat := chatBody(w.Preset, text)
+	if !chat {
 		g := banJSON(c, !unban)
 		g["op"], g["host"] = op, tags["fq-hostname"]
 		body, _ = json.Marshal(g)
 	}
 	return deliver(ctx, w, body, contentType, "portcullis: "+op+" "+tags["ip"], timeout)
+}
+
+// chatBody is text as a chat preset sends it; false for the generic preset, which sends JSON of
+// the bans instead.
+func chatBody(preset, text string) ([]byte, string, bool) {
+	var field map[string]string
+	switch preset {
+	case "slack":
+		field = map[string]string{"text": text}
+	case "discord":
+		field = map[string]string{"content": text}
+	case "matrix":
+		field = map[string]string{"msgtype": "m.text", "body": text}
+	case "ntfy":
+		return []byte(text), "text/plain; charset=utf-8", true
+	default:
+		return nil, "application/json", false
+	}
+	body, _ := json.Marshal(field)
+	return body, "application/json", true
 }
 
 // deliver posts body to w.URL, signed when w.Secret is set; a status other than 2xx is an error.
@@ -112,19 +122,8 @@ func digestText(bans []Change) string {
 // postDigest sends every ban of an interval in one post: generic {"op": "digest", "host", "bans":
 // [...]}, the chat presets their text with a line per ban.
 func postDigest(ctx context.Context, w *config.Webhook, bans []Change, timeout time.Duration) error {
-	text := digestText(bans)
-	var body []byte
-	contentType := "application/json"
-	switch w.Preset {
-	case "slack":
-		body, _ = json.Marshal(map[string]string{"text": text})
-	case "discord":
-		body, _ = json.Marshal(map[string]string{"content": text})
-	case "matrix":
-		body, _ = json.Marshal(map[string]string{"msgtype": "m.text", "body": text})
-	case "ntfy":
-		body, contentType = []byte(text), "text/plain; charset=utf-8"
-	default:
+	body, contentType, chat := chatBody(w.Preset, digestText(bans))
+	if !chat {
 		list := make([]map[string]any, len(bans))
 		for i, c := range bans {
 			list[i] = banJSON(c, true)

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -78,20 +79,11 @@ func (s *Server) Sendmail(t testing.TB) string {
 	script := `import smtplib, sys
 args = [a for a in sys.argv[1:] if a != "-f"]
 msg = sys.stdin.buffer.read()
-with smtplib.SMTP("127.0.0.1", ` + itoa(s.Addr.Port) + `) as c:
+with smtplib.SMTP("127.0.0.1", ` + strconv.Itoa(s.Addr.Port) + `) as c:
     c.sendmail(args[0], args[1:], msg)
 `
 	if err := os.WriteFile(path, []byte(script), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return "/usr/bin/python3 " + path
-}
-
-func itoa(n int) string {
-	b := []byte{}
-	for n > 0 || len(b) == 0 {
-		b = append([]byte{byte('0' + n%10)}, b...)
-		n /= 10
-	}
-	return string(b)
 }
