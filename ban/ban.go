@@ -53,8 +53,9 @@ type Decision struct {
 // Evidence is what led to a ban: the failures counted and their lines.
 type Evidence struct {
 	Failures int
-	Times    []uint32 // unix seconds, oldest first
-	Matches  []string // the failures' lines, the last maxmatches of them (none with maxmatches = 0)
+	Times    []uint32          // unix seconds, oldest first
+	Matches  []string          // the failures' lines, the last maxmatches of them (none with maxmatches = 0)
+	Fields   map[string]string // the filter's captures (user, fid, …) for actions' <F-*> tags
 }
 
 // Active is a ban in force.
@@ -370,7 +371,7 @@ func (m *Manager) Decide(cs []window.Crossing, dst []Decision) []Decision {
 		d, err := m.decide(c.Jail, c.Addr, c.Prefix, "failures")
 		switch {
 		case err == nil:
-			d.Evidence = &Evidence{Failures: c.Count, Times: c.Times, Matches: c.Matches}
+			d.Evidence = &Evidence{Failures: c.Count, Times: c.Times, Matches: c.Matches, Fields: c.Fields}
 			dst = append(dst, d)
 			dst = append(dst, m.escalate(c.Jail, d.Prefix)...)
 		case errors.Is(err, ErrAlreadyBanned):

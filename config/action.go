@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -60,14 +61,17 @@ type Action struct {
 	// actionban, actionunban, actionflush, actionreban) with %(x)s and the action's own <tags>
 	// filled in at load; the tags of a ban (<ip>, <matches>, <F-*>, …) stay for run time.
 	Commands map[string]string
-	Webhook  *Webhook // ActionWebhook
-	SMTP     *SMTP    // ActionSMTP
+	// Commands6 are the commands for IPv6 bans when [Init?family=inet6] changes any; nil: the same.
+	Commands6 map[string]string
+	Webhook   *Webhook // ActionWebhook
+	SMTP      *SMTP    // ActionSMTP
 	// Digest (webhook, smtp): at most one message per interval listing every ban in it, as
 	// fail2ban's mail-buffered; zero: a message per ban.
 	Digest        time.Duration
 	Timeout       time.Duration // fail2ban's default: 60 s
 	NoRestored    bool          // norestored: not run for bans restored at start
 	StartOnDemand bool          // actionstart_on_demand
+	RepairOnUnban bool          // actionrepair_on_unban: a failed unban may repair the action
 }
 
 // Webhook is where and how a webhook action posts (action.d/webhook.conf).
@@ -88,8 +92,16 @@ type SMTP struct {
 	To       []string
 }
 
+// Command is the command key for a ban of family ("inet4" or "inet6").
+func (a *Action) Command(key, family string) string {
+	if family == "inet6" && a.Commands6 != nil {
+		return a.Commands6[key]
+	}
+	return a.Commands[key]
+}
+
 // actionCommands are the command keys of an action.d [Definition].
-var actionCommands = []string{"actionstart", "actionstop", "actioncheck", "actionban", "actionunban", "actionflush", "actionreban"}
+var actionCommands = []string{"actionstart", "actionstop", "actioncheck", "actionban", "actionunban", "actionflush", "actionreban", "actionrepair", "actionprolong"}
 
 // nativeActions are the action.d families portcullis carries out in nftables itself.
 var nativeActions = []string{"iptables", "ip6tables", "nftables", "firewallcmd", "ufw", "shorewall", "route"}
@@ -270,15 +282,17 @@ func loadAction(dir, name string, args map[string]string, at *Value, r *reader) 
 				if runtimeTag(tag) {
 					return "", false
 				}
-				val, ok := lookup(tag)
-				if !ok {
-					return "", false
+				if val, ok := lookup(tag); ok {
+					out, ierr := Interpolate(val, lookup)
+					return out, ierr == nil
 				}
-				out, ierr := Interpolate(val, lookup)
-				if ierr != nil {
-					return "", false
+				// As fail2ban's getCombOption: a tag the action does not define is the jail's
+				// own option (<logpath>, <maxretry>, a key of your own).
+				if val, ok := r.lookup(tag); ok {
+					out, ierr := Interpolate(val, r.lookup)
+					return out, ierr == nil
 				}
-				return out, true
+				return "", false
 			})
 			if next == s {
 				break
@@ -306,10 +320,25 @@ func loadAction(dir, name string, args map[string]string, at *Value, r *reader) 
 	}
 	a.Kind = ActionExec
 	a.Reason = "run through /bin/sh as fail2ban runs it"
-	a.Commands = map[string]string{}
-	for _, k := range actionCommands {
-		if s, v := get(k); v != nil && strings.TrimSpace(s) != "" {
-			a.Commands[k] = s
+	commands := func() map[string]string {
+		m := map[string]string{}
+		for _, k := range actionCommands {
+			if s, v := get(k); v != nil && strings.TrimSpace(s) != "" {
+				m[k] = s
+			}
+		}
+		return m
+	}
+	a.Commands = commands()
+	// [Init?family=inet6] holds what differs for IPv6 bans (cloudflare's cftarget, hostsdeny's
+	// [<ip>]): its options over [Init] give the IPv6 commands.
+	if six := ini.Section("Init?family=inet6"); six != nil {
+		for _, k := range six.Keys() {
+			v, _ := six.Raw(k)
+			ini.Set("Init", k, v.Text, v.File, v.Line)
+		}
+		if c6 := commands(); !maps.Equal(c6, a.Commands) {
+			a.Commands6 = c6
 		}
 	}
 	a.Timeout = 60 * time.Second
@@ -321,7 +350,7 @@ func loadAction(dir, name string, args map[string]string, at *Value, r *reader) 
 			a.Timeout = time.Duration(n) * time.Second
 		}
 	}
-	for key, dst := range map[string]*bool{"norestored": &a.NoRestored, "actionstart_on_demand": &a.StartOnDemand} {
+	for key, dst := range map[string]*bool{"norestored": &a.NoRestored, "actionstart_on_demand": &a.StartOnDemand, "actionrepair_on_unban": &a.RepairOnUnban} {
 		if s, v := get(key); v != nil && strings.TrimSpace(s) != "" {
 			b, err := ParseBool(strings.TrimSpace(s))
 			if err != nil {
@@ -334,6 +363,29 @@ func loadAction(dir, name string, args map[string]string, at *Value, r *reader) 
 		r.errs.AddAt(at, "action", fmt.Sprintf("action %s (%s) has no actionban", name, a.File))
 	}
 	return a
+}
+
+// Queued reports whether the jail has an action run from a queue (executed, webhook, smtp):
+// those need the lines of a ban (<matches>) whether or not an audit log is kept.
+func (j *Jail) Queued() bool {
+	return slices.ContainsFunc(j.Actions, func(a Action) bool {
+		return a.Kind == ActionExec || a.Kind == ActionWebhook || a.Kind == ActionSMTP
+	})
+}
+
+// UsesFields reports whether one of the jail's executed actions has <F-*> tags: only then does a
+// ban carry the filter's captures.
+func (j *Jail) UsesFields() bool {
+	for _, a := range j.Actions {
+		for _, m := range []map[string]string{a.Commands, a.Commands6} {
+			for _, c := range m {
+				if strings.Contains(c, "<F-") {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // runtimeTag reports whether <tag> is filled per ban: the address and what led to the ban.

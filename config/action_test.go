@@ -215,3 +215,46 @@ func TestDigestOption(t *testing.T) {
 		t.Fatalf("bad digest: %v", err)
 	}
 }
+
+// [Init?family=inet6] gives IPv6 bans their own commands (hostsdeny writes [<ip>], cloudflare's
+// target is ip6), and a tag the action does not define is the jail's own option, as fail2ban's
+// getCombOption resolves it.
+func TestActionFamiliesAndJailTags(t *testing.T) {
+	etc := stockEtc(t, `
+[sshd]
+enabled = true
+logpath = @LOG@
+action = hostsdeny[file="/tmp/hosts.deny"]
+         cloudflare-token[cfzone="z", cftoken="t"]
+         mine
+myowntag = from-the-jail
+`)
+	os.WriteFile(filepath.Join(etc, "action.d", "mine.conf"), []byte(`[Definition]
+actionban = echo <ip> <myowntag> <maxretry> <logpath> <name> <F-USER>
+`), 0o644)
+	cfg, err := Load(etc, Options{Resolve: noDNS})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := cfg.Jail("sshd")
+	hd, cf, mine := j.Actions[0], j.Actions[1], j.Actions[2]
+	if got := hd.Command("actionban", "inet4"); got != `printf %b "ALL: <ip>\n" >> /tmp/hosts.deny` {
+		t.Errorf("hostsdeny inet4: %q", got)
+	}
+	if got := hd.Command("actionban", "inet6"); got != `printf %b "ALL: [<ip>]\n" >> /tmp/hosts.deny` {
+		t.Errorf("hostsdeny inet6: %q", got)
+	}
+	if !strings.Contains(cf.Command("actionban", "inet4"), `"target":"ip"`) || !strings.Contains(cf.Command("actionban", "inet6"), `"target":"ip6"`) {
+		t.Errorf("cloudflare-token:\n%s\n%s", cf.Command("actionban", "inet4"), cf.Command("actionban", "inet6"))
+	}
+	if mine.Commands6 != nil {
+		t.Errorf("an action without [Init?family=inet6] has IPv6 commands: %v", mine.Commands6)
+	}
+	want := "echo <ip> from-the-jail 5 " + j.LogPaths[0].Pattern + " sshd <F-USER>"
+	if got := mine.Command("actionban", "inet6"); got != want {
+		t.Errorf("jail options as tags:\n got %q\nwant %q", got, want)
+	}
+	if !j.UsesFields() || cfg.Jail("sshd").Actions[0].Kind != ActionExec {
+		t.Error("a jail whose action uses <F-USER> does not ask for captures")
+	}
+}

@@ -19,6 +19,23 @@ func (w *Worker) ExplainAt(jail int, line []byte, t time.Time) (Result, error) {
 	return w.explain(jail, line, t)
 }
 
+// Captures runs line through the jail's filter as Explain does and returns the failure's captured
+// fields (nil when the line is no failure of the jail), counting nothing in the matcher's
+// statistics: a ban's actions get their <F-*> values from the lines that led to it. A line with
+// no date of its own (a journal message) is taken at t.
+func (w *Worker) Captures(jail int, line []byte, t time.Time) map[string]string {
+	w.quiet = true
+	defer func() { w.quiet = false }()
+	res, err := w.explain(jail, line, time.Time{})
+	if err == nil && res.NoDate {
+		res, err = w.explain(jail, line, t)
+	}
+	if err != nil || !res.Matched {
+		return nil
+	}
+	return res.Fields
+}
+
 func (w *Worker) explain(jail int, line []byte, fixed time.Time) (res Result, err error) {
 	w.explaining = true
 	defer func() { w.explaining = false }()

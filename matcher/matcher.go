@@ -82,6 +82,7 @@ type Worker struct {
 	mlCur      fieldList // one line's groups for the multi-line merge, reused
 	stamp      stampCache
 	explaining bool // in Explain: every outcome is described, no shortcut taken
+	quiet      bool // in Captures: nothing is counted in the matcher's statistics
 }
 
 // job is one (line, jail) whose candidates wait for the batch.
@@ -249,6 +250,11 @@ func (w *Worker) scan(b *ingest.Block) error {
 }
 
 func (w *Worker) flushStats() {
+	if w.quiet {
+		clear(w.stats)
+		w.pcreErrors = 0
+		return
+	}
 	for id := range w.stats {
 		c := &w.stats[id]
 		if *c == (jailCounts{}) {

@@ -21,6 +21,7 @@ type stages struct {
 	bans     *ban.Manager
 	params   []window.JailParams
 	evidence *evidence // the failures' lines for the audit log; nil without one
+	fields   []bool    // per jail: its actions use <F-*> tags, so its bans carry the captures
 }
 
 type stageOptions struct {
@@ -55,6 +56,10 @@ func newStages(cfg *config.Config, o stageOptions) (*stages, error) {
 	s.bans = ban.New(pols, ban.Options{Now: o.BanNow, SelfAddrs: o.SelfAddrs})
 	if o.Evidence {
 		s.evidence = newEvidence(evidenceKeys)
+		s.fields = make([]bool, len(cfg.Jails))
+		for i, j := range cfg.Jails {
+			s.fields[i] = j.UsesFields()
+		}
 	}
 	return s, nil
 }
@@ -117,6 +122,9 @@ type chain struct {
 	// emit receives decisions as they are made; the slice is the chain's, valid during the call.
 	emit func([]ban.Decision)
 
+	// fw finds the captures of a crossing's lines (fieldsOf); its own worker, made when first
+	// needed, so the chain's multi-line state is never touched.
+	fw        *matcher.Worker
 	events    []matcher.Event
 	crossings []window.Crossing
 	decisions []ban.Decision
@@ -132,7 +140,31 @@ func (s *stages) newChain(mw *matcher.Worker, c clock, emit func([]ban.Decision)
 	return ch
 }
 
-func (c *chain) close() { c.mw.Close() }
+func (c *chain) close() {
+	c.mw.Close()
+	if c.fw != nil {
+		c.fw.Close()
+	}
+}
+
+// fieldsOf returns the captures of the first of a crossing's lines that has any, as fail2ban's
+// ticket keeps its first failure's data. A filter whose captures come from a connection's earlier
+// lines (multi-line) yields only what the failure's own line holds.
+func (c *chain) fieldsOf(jail uint16, lines []string, t int64) map[string]string {
+	if c.fw == nil {
+		w, err := c.m.NewWorker()
+		if err != nil {
+			return nil
+		}
+		c.fw = w
+	}
+	for _, l := range lines {
+		if f := c.fw.Captures(int(jail), []byte(l), time.Unix(t, 0)); len(f) > 0 {
+			return f
+		}
+	}
+	return nil
+}
 
 // process runs b through the chain. A matching error (a panic on a hostile line included) skips
 // the block's failures and is returned; the block stays the caller's.
@@ -163,6 +195,9 @@ func (c *chain) process(b *ingest.Block) error {
 			for i := range c.crossings {
 				x := &c.crossings[i]
 				x.Matches = c.evidence.take(x.Jail, x.Prefix)
+				if c.fields[x.Jail] {
+					x.Fields = c.fieldsOf(x.Jail, x.Matches, x.Time)
+				}
 			}
 		}
 		c.clock.deciding(c.crossings)

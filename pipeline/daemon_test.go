@@ -272,11 +272,13 @@ func TestDaemonRunsActions(t *testing.T) {
 	os.MkdirAll(ad, 0o755)
 	os.WriteFile(filepath.Join(ad, "record.conf"), []byte(fmt.Sprintf(`[Definition]
 actionstart = echo start >> %[1]s
-actionban = printf 'ban %%s %%s %%s %%s [%%s]\n' '<name>' <ip> <failures> <bancount> "<matches>" >> %[1]s
+actionban = printf 'ban %%s %%s %%s %%s [%%s] {%%s}\n' '<name>' <ip> <failures> <bancount> "<matches>" "<F-USER>" >> %[1]s
 actionunban = echo unban <ip> >> %[1]s
 `, out)), 0o644)
+	// No audit log: the actions alone need the ban's lines and captures.
 	u := startUnitWith(t, unitJail+"action = record\n", "", func(cfg string) {
 		os.Rename(ad, filepath.Join(cfg, "action.d"))
+		os.WriteFile(filepath.Join(cfg, "portcullis.conf"), []byte("[Definition]\n"), 0o644)
 	})
 	f, _ := os.OpenFile(u.log, os.O_APPEND|os.O_WRONLY, 0)
 	stamp := time.Now().Format(time.Stamp)
@@ -297,7 +299,8 @@ actionunban = echo unban <ip> >> %[1]s
 	})
 	b, _ := os.ReadFile(out)
 	got := string(b)
-	if !strings.HasPrefix(got, "start\nban sshd 203.0.113.80 3 1 [") || !strings.Contains(got, "invalid user $(touch "+pwned+") from") || !strings.Contains(got, "`touch "+pwned+"`") {
+	if !strings.HasPrefix(got, "start\nban sshd 203.0.113.80 3 1 [") || !strings.Contains(got, "invalid user $(touch "+pwned+") from") || !strings.Contains(got, "`touch "+pwned+"`") ||
+		!strings.Contains(got, "] {$(touch "+pwned+")}\n") {
 		t.Fatalf("action output:\n%s", got)
 	}
 	if _, err := os.Stat(pwned); err == nil {

@@ -7,6 +7,7 @@ package pipeline
 import (
 	"context"
 	"os"
+	"slices"
 
 	"log/slog"
 	"path/filepath"
@@ -61,7 +62,7 @@ func newEngine(cfg *config.Config, opts *Options) (*engine, error) {
 		cache = filepath.Join(opts.DBDir, "hscache")
 	}
 	st, err := newStages(cfg, stageOptions{Now: e.now, CacheDir: cache, MaxKeys: opts.MaxKeys, SelfAddrs: opts.SelfAddrs,
-		Evidence: cfg.Daemon.AuditLog != ""})
+		Evidence: cfg.Daemon.AuditLog != "" || slices.ContainsFunc(cfg.Jails, (*config.Jail).Queued)})
 	if err != nil {
 		return nil, err
 	}

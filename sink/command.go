@@ -16,6 +16,9 @@ var tagRE = regexp.MustCompile(`<([^ <>]+)>`)
 var shellSpecial = regexp.MustCompile("[\\\\#&;`|*?~<>^()\\[\\]{}$'\"\n\r]")
 var nonWord = regexp.MustCompile(`\W`)
 
+// fieldTag is a capture's tag as fail2ban's FCUSTAG_CRE finds it: upper case only.
+var fieldTag = regexp.MustCompile(`^F-[A-Z0-9_-]+$`)
+
 // BanTags are the values of a ban's dynamic tags (fail2ban's aInfo).
 type BanTags map[string]string
 
@@ -28,15 +31,12 @@ func TagsOf(c Change, restored bool) BanTags {
 	ip := PrefixString(p)
 	t := BanTags{
 		"ip": ip, "fid": ip, "ip-host": ip, "ip-rev": reverse(p.Addr()),
-		"family":   "inet4",
 		"time":     strconv.FormatInt(c.Ban.Start, 10),
 		"bantime":  "-1",
 		"bancount": strconv.FormatUint(uint64(c.Ban.Count), 10),
 		"restored": "0",
 		"br":       "\n", "sp": " ",
-	}
-	if p.Addr().Is6() && !p.Addr().Is4In6() {
-		t["family"] = "inet6"
+		"family": familyOf(p),
 	}
 	if c.Ban.End != 0 {
 		t["bantime"] = strconv.FormatInt(c.Ban.End-c.Ban.Start, 10)
@@ -48,6 +48,9 @@ func TagsOf(c Change, restored bool) BanTags {
 	if ev := c.Evidence; ev != nil {
 		failures = strconv.Itoa(ev.Failures)
 		matches = strings.Join(ev.Matches, "\n")
+		for k, v := range ev.Fields {
+			t["F-"+k] = v
+		}
 	}
 	for _, k := range []string{"failures", "ipfailures", "ipjailfailures"} {
 		t[k] = failures
@@ -60,6 +63,18 @@ func TagsOf(c Change, restored bool) BanTags {
 	short, _, _ := strings.Cut(host, ".")
 	t["sh-hostname"] = short
 	return t
+}
+
+// fieldName is fail2ban's mapTag2Opt: the capture an <F-NAME> tag names.
+func fieldName(tag string) string {
+	switch t := strings.ToLower(tag); t {
+	case "id":
+		return "fid"
+	case "port":
+		return "fport"
+	default:
+		return t
+	}
 }
 
 // reverse is the address in DNS reverse order, as fail2ban's ip-rev: 4.3.2.1. for 1.2.3.4, nibbles
@@ -84,16 +99,24 @@ func reverse(a netip.Addr) string {
 // Command fills a command's dynamic tags as fail2ban's replaceDynamicTags does: a value with no
 // shell-special character goes in as it is; any other (log lines, user names) is passed in the
 // environment as f2bV_<tag> and the tag becomes $f2bV_<tag>, so attacker text is never parsed as
-// shell code. <F-NAME> tags of captures portcullis does not carry become empty, as in fail2ban
-// when a ticket lacks them. Tags neither known nor dynamic stay as written.
+// shell code. <F-NAME> is the filter's capture name (lower case; F-ID is fid, F-PORT fport, as
+// fail2ban maps them), empty when the ban has none, as in fail2ban. Tags neither known nor
+// dynamic stay as written.
 func Command(cmd string, tags BanTags) (string, []string) {
 	var env []string
 	seen := map[string]bool{}
 	out := tagRE.ReplaceAllStringFunc(cmd, func(m string) string {
 		tag := m[1 : len(m)-1]
+		field := fieldTag.MatchString(tag)
+		switch {
+		case field:
+			tag = "F-" + fieldName(tag[2:])
+		case strings.HasPrefix(tag, "F-"):
+			return m // not upper case: no capture's tag, as in fail2ban
+		}
 		v, ok := tags[tag]
 		if !ok {
-			if strings.HasPrefix(tag, "F-") {
+			if field {
 				return ""
 			}
 			return m

@@ -39,8 +39,10 @@ type Exec struct {
 	queues  map[string]*execQueue
 	seq     uint64
 	closed  bool
-	wg      sync.WaitGroup
-	stop    chan struct{}
+	// stopWithin bounds the unbans run at stop (stopQueue).
+	stopWithin time.Duration
+	wg         sync.WaitGroup
+	stop       chan struct{}
 }
 
 // ExecOptions configure Exec.
@@ -48,14 +50,18 @@ type ExecOptions struct {
 	Concurrency int // commands running at once, in every queue; 4 when zero
 	Log         *slog.Logger
 	Metrics     *metrics.Set // where portcullis_action_* go; none when nil
+	// StopWithin bounds the time the actionunban runs at stop take, per action; 30 s when zero.
+	StopWithin time.Duration
 }
 
 // MaxAttempts is how often a failing run is tried before it is given up (logged and counted).
 const MaxAttempts = 5
 
-// execJob is a queued run: a ban or an unban of one (jail, action).
+// execJob is a queued run: a ban, unban, prolonged ban or re-ban of one (jail, action).
 type execJob struct {
-	Unban    bool      `json:"unban,omitempty"`
+	Unban bool `json:"unban,omitempty"`
+	// Key is the command to run when not actionban or actionunban: actionprolong, actionreban.
+	Key      string    `json:"key,omitempty"`
 	Restored bool      `json:"restored,omitempty"` // a ban restored at start: <restored> is 1
 	Queued   int64     `json:"queued,omitempty"`   // unix seconds, for digests
 	Change   jobChange `json:"change"`
@@ -64,20 +70,53 @@ type execJob struct {
 
 // jobChange is what of a Change a job needs, as stored.
 type jobChange struct {
-	Jail     string   `json:"jail"`
-	Prefix   string   `json:"prefix"`
-	Start    int64    `json:"start"`
-	End      int64    `json:"end"`
-	Count    uint32   `json:"count"`
-	Failures int      `json:"failures,omitempty"`
-	Matches  []string `json:"matches,omitempty"`
+	Jail     string            `json:"jail"`
+	Prefix   string            `json:"prefix"`
+	Start    int64             `json:"start"`
+	End      int64             `json:"end"`
+	Count    uint32            `json:"count"`
+	Failures int               `json:"failures,omitempty"`
+	Matches  []string          `json:"matches,omitempty"`
+	Fields   map[string]string `json:"fields,omitempty"` // the filter's captures: <F-*>
+}
+
+// key is the command the job runs.
+func (j *execJob) key() string {
+	switch {
+	case j.Key != "":
+		return j.Key
+	case j.Unban:
+		return "actionunban"
+	}
+	return "actionban"
 }
 
 type execQueue struct {
-	name    string
-	wake    chan struct{}
-	started bool // actionstart has run; the queue's goroutine only
-	depth   int  // jobs stored, for the queue-depth gauge; under Exec.mu
+	name string
+	wake chan struct{}
+	// What the queue's goroutine has done, per family (0 inet4, 1 inet6), as fail2ban's
+	// __started: actionstart run (the command, so one the other family ran is not run twice),
+	// and whether a ban was run since, so stopping unbans only what it banned.
+	started [2]string
+	items   [2]bool
+	depth   int // jobs stored, for the queue-depth gauge; under Exec.mu
+}
+
+var families = [2]string{"inet4", "inet6"}
+
+// familyOf is a ban's <family>: inet6 for IPv6 networks and addresses, inet4 for the rest.
+func familyOf(p netip.Prefix) string {
+	if p.Addr().Is6() && !p.Addr().Is4In6() {
+		return "inet6"
+	}
+	return "inet4"
+}
+
+func famIndex(f string) int {
+	if f == "inet6" {
+		return 1
+	}
+	return 0
 }
 
 // NewExec starts the queues the store still holds jobs for (a restart resumes them).
@@ -85,9 +124,12 @@ func NewExec(st *store.Store, o ExecOptions) (*Exec, error) {
 	if o.Concurrency <= 0 {
 		o.Concurrency = 4
 	}
+	if o.StopWithin <= 0 {
+		o.StopWithin = 30 * time.Second
+	}
 	e := &Exec{st: st, log: o.Log, concurrency: make(chan struct{}, o.Concurrency), set: o.Metrics,
 		actions: map[string]config.Action{}, queues: map[string]*execQueue{}, stop: make(chan struct{}),
-		seq: uint64(time.Now().UnixNano())}
+		seq: uint64(time.Now().UnixNano()), stopWithin: o.StopWithin}
 	return e, nil
 }
 
@@ -153,31 +195,48 @@ func (e *Exec) wakeLocked(q *execQueue) {
 }
 
 // Stage turns the batch's bans and unbans into a job per executed action of their jail. A prolonged
-// ban (lifted and banned again in one go) runs nothing, as in fail2ban.
+// ban (lifted and banned again in one go) runs only actionprolong where an action has one, as in
+// fail2ban.
 func (e *Exec) Stage(batch []Change) []store.Job {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	var jobs []store.Job
 	for _, c := range batch {
-		if c.Reason == ban.Prolonged {
+		key := "actionban"
+		switch {
+		case c.Reason == ban.Prolonged && c.Unban:
 			continue
+		case c.Reason == ban.Prolonged:
+			key = "actionprolong"
+		case c.Unban:
+			key = "actionunban"
 		}
+		fam := familyOf(c.Ban.Prefix)
 		for q, a := range e.actions {
 			if !strings.HasPrefix(q, c.Ban.Jail+"/") {
 				continue
 			}
-			key := "actionban"
-			if c.Unban {
-				key = "actionunban"
-			}
-			if a.Commands[key] == "" && a.Webhook == nil && (a.SMTP == nil || c.Unban) {
+			switch {
+			case a.Webhook != nil:
+				if key == "actionprolong" {
+					continue
+				}
+			case a.SMTP != nil:
+				if key != "actionban" {
+					continue
+				}
+			case a.Command(key, fam) == "":
 				continue
 			}
 			jc := jobChange{Jail: c.Ban.Jail, Prefix: c.Ban.Prefix.String(), Start: c.Ban.Start, End: c.Ban.End, Count: c.Ban.Count}
 			if ev := c.Evidence; ev != nil {
-				jc.Failures, jc.Matches = ev.Failures, ev.Matches
+				jc.Failures, jc.Matches, jc.Fields = ev.Failures, ev.Matches, ev.Fields
 			}
-			data, _ := json.Marshal(execJob{Unban: c.Unban, Change: jc, Queued: time.Now().Unix()})
+			job := execJob{Unban: c.Unban, Change: jc, Queued: time.Now().Unix()}
+			if key == "actionprolong" {
+				job.Key = key
+			}
+			data, _ := json.Marshal(job)
 			e.seq++
 			jobs = append(jobs, store.Job{Queue: q, Seq: e.seq, Data: data})
 			e.addDepthLocked(q, 1)
@@ -195,7 +254,7 @@ func (e *Exec) StageRestored(bans []store.Ban) []store.Job {
 	var jobs []store.Job
 	for _, b := range bans {
 		for q, a := range e.actions {
-			if !strings.HasPrefix(q, b.Jail+"/") || a.NoRestored || a.Commands["actionban"] == "" {
+			if !strings.HasPrefix(q, b.Jail+"/") || a.NoRestored || a.Command("actionban", familyOf(b.Prefix)) == "" {
 				continue
 			}
 			data, _ := json.Marshal(execJob{Restored: true, Change: jobChange{Jail: b.Jail, Prefix: b.Prefix.String(), Start: b.Start, End: b.End, Count: b.Count}})
@@ -234,18 +293,13 @@ func (e *Exec) Close() {
 // run is one queue's goroutine: the oldest job first, one at a time.
 func (e *Exec) run(q *execQueue) {
 	defer e.wg.Done()
-	defer func() {
-		if a, ok := e.action(q.name); ok && q.started && a.Commands["actionstop"] != "" {
-			e.exec(q.name, "actionstop", a.Commands["actionstop"], nil, a.Timeout)
+	defer e.stopQueue(q)
+	// As fail2ban: actionstart for both families when the jail starts, unless
+	// actionstart_on_demand defers each to its family's first ban.
+	if a, ok := e.action(q.name); ok && !a.StartOnDemand {
+		for _, f := range families {
+			e.start(q, a, f)
 		}
-	}()
-	// As fail2ban: actionstart when the jail starts, unless actionstart_on_demand defers it to
-	// the first ban.
-	if a, ok := e.action(q.name); ok && !a.StartOnDemand && a.Commands["actionstart"] != "" {
-		if err := e.exec(q.name, "actionstart", a.Commands["actionstart"], nil, a.Timeout); err != nil {
-			e.log.Warn("actionstart failed", "queue", q.name, "err", err)
-		}
-		q.started = true
 	}
 	for {
 		for {
@@ -274,6 +328,157 @@ func (e *Exec) run(q *execQueue) {
 		case <-q.wake:
 		}
 	}
+}
+
+// start runs the action's actionstart for family unless it ran already, or the other family ran
+// the same command (fail2ban runs a command shared by both families once).
+func (e *Exec) start(q *execQueue, a config.Action, family string) {
+	i := famIndex(family)
+	if q.started[i] != "" {
+		return
+	}
+	cmd := a.Command("actionstart", family)
+	q.started[i] = cmd + "\x00" // started, even with no command
+	if cmd == "" || q.started[1-i] == q.started[i] {
+		return
+	}
+	if err := e.exec(q.name, "actionstart", cmd, BanTags{"family": family}, a.Timeout); err != nil {
+		e.log.Warn("actionstart failed", "queue", q.name, "family", family, "err", err)
+	}
+}
+
+// stopQueue is fail2ban's jail stop for one action: actionflush once, or else actionunban for every
+// ban in force that the queue banned, then actionstop, for each family started. A ban restored at
+// the next start runs actionban again (unless norestored), so the action ends where it was. The
+// unbans get StopWithin in all; those left are logged.
+func (e *Exec) stopQueue(q *execQueue) {
+	a, ok := e.action(q.name)
+	if !ok || a.Webhook != nil || a.SMTP != nil {
+		return
+	}
+	var started []string
+	for i, f := range families {
+		if q.started[i] != "" {
+			started = append(started, f)
+		}
+	}
+	if len(started) == 0 {
+		return
+	}
+	if e.operation(q, a, "actionflush", started) == 0 && (a.Commands["actionunban"] != "" || a.Commands6["actionunban"] != "") {
+		bans, err := e.st.Bans()
+		if err != nil {
+			e.log.Error("cannot read the bans to unban at stop", "queue", q.name, "err", err)
+		}
+		deadline := time.Now().Add(e.stopWithin)
+		left := 0
+		now := time.Now().Unix()
+		for _, b := range bans {
+			fam := familyOf(b.Prefix)
+			if !strings.HasPrefix(q.name, b.Jail+"/") || b.End != 0 && b.End <= now || !q.items[famIndex(fam)] || a.Command("actionunban", fam) == "" {
+				continue
+			}
+			if time.Now().After(deadline) {
+				left++
+				continue
+			}
+			c := Change{Unban: true, Ban: b}
+			if err := e.exec(q.name, "actionunban", a.Command("actionunban", fam), TagsOf(c, false), a.Timeout); err != nil {
+				e.log.Warn("actionunban at stop failed", "queue", q.name, "ip", b.Prefix, "err", err)
+			}
+		}
+		if left > 0 {
+			e.log.Warn("stopping: actionunban not run for every ban in force (out of time); the next start bans them again", "queue", q.name, "left", left)
+		}
+	}
+	e.operation(q, a, "actionstop", started)
+}
+
+// operation runs a command of no ban (actionflush, actionstop, actionrepair) for each of families,
+// once where two families share it, and returns how many it ran.
+func (e *Exec) operation(q *execQueue, a config.Action, key string, fams []string) int {
+	ran, n := "", 0
+	for _, f := range fams {
+		cmd := a.Command(key, f)
+		if cmd == "" || cmd == ran {
+			continue
+		}
+		ran = cmd
+		n++
+		if err := e.exec(q.name, key, cmd, BanTags{"family": f}, a.Timeout); err != nil {
+			e.log.Warn(key+" failed", "queue", q.name, "family", f, "err", err)
+		}
+	}
+	return n
+}
+
+// check is fail2ban's invariant check after a failed command: actioncheck, and when it fails, the
+// repair (actionrepair, or actionstop and actionstart) and the check again. A repair may have
+// emptied what the action held, so every other ban in force of the jail is queued again through
+// actionreban (fail2ban re-bans an address when it is next seen; portcullis does not wait).
+// False when the action stays broken. An unban repairs only with actionrepair_on_unban.
+func (e *Exec) check(q *execQueue, a config.Action, key, family string, except netip.Prefix) bool {
+	checkCmd := a.Command("actioncheck", family)
+	if checkCmd == "" || e.exec(q.name, "actioncheck", checkCmd, BanTags{"family": family}, a.Timeout) == nil {
+		return true
+	}
+	if key == "actionunban" && !a.RepairOnUnban {
+		e.log.Error("actioncheck failed: the unban cannot be run", "queue", q.name)
+		return false
+	}
+	e.log.Error("actioncheck failed; restoring a sane environment", "queue", q.name, "family", family)
+	e.count("portcullis_action_repairs_total", q.name)
+	if e.operation(q, a, "actionrepair", []string{family}) == 0 {
+		e.operation(q, a, "actionstop", []string{family})
+		i := famIndex(family)
+		shared := q.started[i] == q.started[1-i] // one command served both: both stopped
+		q.started[i] = ""
+		if shared {
+			q.started[1-i] = ""
+		}
+		e.start(q, a, family)
+		if shared {
+			q.started[1-i] = q.started[i]
+		}
+	}
+	e.reban(q, a, family, except)
+	if err := e.exec(q.name, "actioncheck", checkCmd, BanTags{"family": family}, a.Timeout); err != nil {
+		e.log.Error("actioncheck failed after the repair", "queue", q.name, "family", family, "err", err)
+		return false
+	}
+	return true
+}
+
+// reban queues actionreban (actionban where the action has none) for each ban in force of the
+// queue's jail and family but except, after the queue's pending jobs.
+func (e *Exec) reban(q *execQueue, a config.Action, family string, except netip.Prefix) {
+	bans, err := e.st.Bans()
+	if err != nil {
+		e.log.Error("cannot read the bans to re-ban", "queue", q.name, "err", err)
+		return
+	}
+	now := time.Now().Unix()
+	e.mu.Lock()
+	var jobs []store.Job
+	for _, b := range bans {
+		if !strings.HasPrefix(q.name, b.Jail+"/") || familyOf(b.Prefix) != family || b.Prefix == except || b.End != 0 && b.End <= now {
+			continue
+		}
+		data, _ := json.Marshal(execJob{Key: "actionreban", Queued: now, Change: jobChange{Jail: b.Jail, Prefix: b.Prefix.String(), Start: b.Start, End: b.End, Count: b.Count}})
+		e.seq++
+		jobs = append(jobs, store.Job{Queue: q.name, Seq: e.seq, Data: data})
+	}
+	e.mu.Unlock()
+	if len(jobs) == 0 {
+		return
+	}
+	if err := e.st.CommitWith(nil, jobs); err != nil {
+		e.log.Error("cannot queue the re-bans", "queue", q.name, "err", err)
+		return
+	}
+	e.mu.Lock()
+	e.addDepthLocked(q.name, len(jobs))
+	e.mu.Unlock()
 }
 
 func (e *Exec) action(queue string) (config.Action, bool) {
@@ -319,48 +524,34 @@ func (e *Exec) runJob(q *execQueue, sj store.Job) bool {
 		e.done(sj)
 		return true
 	}
-	if !q.started && a.Commands["actionstart"] != "" {
-		if err := e.exec(q.name, "actionstart", a.Commands["actionstart"], nil, a.Timeout); err != nil {
-			e.log.Warn("actionstart failed; running the ban's command anyway, as fail2ban does", "queue", q.name, "err", err)
-		}
-	}
-	q.started = true
 	c, err := job.Change.change()
 	if err != nil {
 		e.log.Error("dropping a queued action run", "queue", q.name, "err", err)
 		e.done(sj)
 		return true
 	}
-	key := "actionban"
-	if job.Unban {
-		key = "actionunban"
+	fam := familyOf(c.Ban.Prefix)
+	key := job.key()
+	cmd := a.Command(key, fam)
+	if key == "actionreban" && cmd == "" {
+		cmd = a.Command("actionban", fam)
+	}
+	if a.Webhook == nil && a.SMTP == nil && key != "actionunban" {
+		e.start(q, a, fam) // on demand: a family starts with its first ban
 	}
 	tags := TagsOf(c, job.Restored)
 	for attempt := 1; ; attempt++ {
+		var err error
 		if a.Webhook != nil || a.SMTP != nil {
-			err := e.post(q.name, a, job.Unban, c)
-			if err == nil {
-				break
-			}
-			if attempt >= MaxAttempts {
-				e.log.Error("webhook given up", "queue", q.name, "ip", c.Ban.Prefix, "attempts", attempt, "err", err)
-				e.count("portcullis_action_given_up_total", q.name)
-				break
-			}
-			e.log.Warn("webhook failed; retrying", "queue", q.name, "ip", c.Ban.Prefix, "attempt", attempt, "err", err)
-			if !e.backoff(attempt) {
-				return false
-			}
-			continue
-		}
-		if check := a.Commands["actioncheck"]; check != "" && !job.Unban {
-			if err := e.exec(q.name, "actioncheck", check, tags, a.Timeout); err != nil {
-				// fail2ban repairs a failed check by stopping and starting the action.
-				e.exec(q.name, "actionstop", a.Commands["actionstop"], nil, a.Timeout)
-				e.exec(q.name, "actionstart", a.Commands["actionstart"], nil, a.Timeout)
+			err = e.post(q.name, a, job.Unban, c)
+		} else {
+			// As fail2ban: a failed command is followed by the invariant check (and the
+			// repair it may call for), then run once more.
+			err = e.exec(q.name, key, cmd, tags, a.Timeout)
+			if err != nil && (a.Command("actioncheck", fam) != "") && e.check(q, a, key, fam, c.Ban.Prefix) {
+				err = e.exec(q.name, key, cmd, tags, a.Timeout)
 			}
 		}
-		err := e.exec(q.name, key, a.Commands[key], tags, a.Timeout)
 		if err == nil {
 			break
 		}
@@ -373,6 +564,9 @@ func (e *Exec) runJob(q *execQueue, sj store.Job) bool {
 		if !e.backoff(attempt) {
 			return false
 		}
+	}
+	if key != "actionunban" {
+		q.items[famIndex(fam)] = true
 	}
 	e.done(sj)
 	return true
@@ -441,8 +635,8 @@ func (j jobChange) change() (Change, error) {
 		return Change{}, err
 	}
 	c := Change{Ban: store.Ban{Jail: j.Jail, Prefix: p, Start: j.Start, End: j.End, Count: j.Count}}
-	if j.Failures > 0 || len(j.Matches) > 0 {
-		c.Evidence = &ban.Evidence{Failures: j.Failures, Matches: j.Matches}
+	if j.Failures > 0 || len(j.Matches) > 0 || len(j.Fields) > 0 {
+		c.Evidence = &ban.Evidence{Failures: j.Failures, Matches: j.Matches, Fields: j.Fields}
 	}
 	return c, nil
 }

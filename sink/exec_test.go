@@ -130,10 +130,11 @@ func TestCommandMatchesFail2ban(t *testing.T) {
 		`Dec  3 10:00:01 h sshd[1]: Invalid user $(touch ` + dir + `/pwned) from 192.0.2.7`,
 		"Dec  3 10:00:02 h sshd[2]: Invalid user `id`;x|y&z 'q' \"d\" \\b from 192.0.2.7",
 		`Dec  3 10:00:03 h sshd[3]: Invalid user <ip> ~!x * ? [a] {b} ^c #d from 192.0.2.7`,
-	}}
+	}, Fields: map[string]string{"user": "$(touch " + dir + "/pwned2)'`id`", "fid": "conn-7", "fport": "22"}}
 	tags := TagsOf(c, false)
 	var lines []string
-	for _, k := range []string{"ip", "fid", "ip-rev", "failures", "time", "bantime", "bancount", "matches", "ipmatches", "ipjailmatches", "ipfailures", "restored"} {
+	for _, k := range []string{"ip", "fid", "ip-rev", "failures", "time", "bantime", "bancount", "matches", "ipmatches", "ipjailmatches", "ipfailures", "restored",
+		"F-USER", "F-ID", "F-FID", "F-PORT", "F-NONE", "F-user"} {
 		lines = append(lines, k+`=[<`+k+`>]`)
 	}
 	script := func(out string) string {
@@ -146,11 +147,11 @@ func TestCommandMatchesFail2ban(t *testing.T) {
 	}
 	info := map[string]string{}
 	for k, v := range tags {
-		if k != "br" && k != "sp" && k != "fq-hostname" && k != "sh-hostname" {
+		if k != "br" && k != "sp" && k != "fq-hostname" && k != "sh-hostname" && !strings.HasPrefix(k, "F-") {
 			info[k] = v
 		}
 	}
-	spec, _ := json.Marshal(map[string]any{"name": "sshd", "actionban": script(pyOut), "info": info})
+	spec, _ := json.Marshal(map[string]any{"name": "sshd", "actionban": script(pyOut), "info": info, "fields": c.Evidence.Fields})
 	specPath := filepath.Join(dir, "spec.json")
 	os.WriteFile(specPath, spec, 0o644)
 	lib := filepath.Join(f2bcorpus.Root(), "usr", "lib", "python3", "dist-packages")
@@ -164,11 +165,13 @@ func TestCommandMatchesFail2ban(t *testing.T) {
 	if string(g) != string(p) || len(g) == 0 {
 		t.Fatalf("portcullis:\n%s\nfail2ban:\n%s", g, p)
 	}
-	if !strings.Contains(string(g), "$(touch ") {
-		t.Fatalf("the lines did not arrive whole:\n%s", g)
+	if !strings.Contains(string(g), "$(touch ") || !strings.Contains(string(g), "F-USER=[$(touch ") || !strings.Contains(string(g), "F-ID=[conn-7]") {
+		t.Fatalf("the lines or captures did not arrive whole:\n%s", g)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "pwned")); err == nil {
-		t.Fatal("a log line ran as a command")
+	for _, f := range []string{"pwned", "pwned2"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
+			t.Fatal("a log line or a capture ran as a command")
+		}
 	}
 }
 

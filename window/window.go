@@ -62,6 +62,9 @@ type Crossing struct {
 	Line    uint32
 	Times   []uint32
 	Matches []string
+	// Fields are the filter's captures of the first of Matches that has them (fail2ban's ticket
+	// data, the <F-*> tags of actions), filled by the caller only for jails whose actions use them.
+	Fields map[string]string
 }
 
 // key is 18 bytes: the address in 16-byte form (IPv4 mapped) and the jail.

@@ -3,7 +3,8 @@
 information the way fail2ban's server runs it (replaceTag, replaceDynamicTags, /bin/sh).
 
 usage: f2baction.py PYTHONLIB BAN_JSON
-BAN_JSON: {"name": jail name, "actionban": command, "info": {tag: value, ...}}
+BAN_JSON: {"name": jail name, "actionban": command, "info": {tag: value, ...},
+           "fields": {capture: value, ...} (the ticket's data: <F-*> tags)}
 """
 import json
 import logging
@@ -25,4 +26,6 @@ action.actionban = spec["actionban"]
 action.timeout = 10
 action.actionstart_on_demand = False
 action.actionstart = ""
-action.ban(dict(spec["info"]))  # raises when the command fails
+info = dict(spec["info"])
+info["F-*"] = spec.get("fields", {})
+action.ban(info)  # raises when the command fails
