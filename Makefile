@@ -10,8 +10,9 @@ BIN   := bin/portcullis
 # Hyperscan (cgo, pinned gohs v1.2.2 links it; gohs has a C++ file, hence g++), PCRE2 (cgo, confirms Hyperscan's hits), nftables for the nft CLI used by tests and
 # operators, iproute2 + util-linux for the private network namespaces of the system tests, python3
 # to run fail2ban's own engine (unpacked at test time) as the differential tests' oracle, and
-# python3-aiosmtpd, the real SMTP server the mail action is tested against.
-DEB_PACKAGES := libhyperscan-dev libpcre2-dev pkg-config gcc g++ nftables iproute2 util-linux python3 python3-aiosmtpd
+# python3-aiosmtpd, the real SMTP server the mail action is tested against, and mailutils, the
+# GNU mail that fail2ban's mail-whois actions pipe into (CVE-2021-32749's regression test).
+DEB_PACKAGES := libhyperscan-dev libpcre2-dev pkg-config gcc g++ nftables iproute2 util-linux python3 python3-aiosmtpd mailutils
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 FUZZTIME ?= 30s
 
