@@ -67,6 +67,10 @@ type Daemon struct {
 	DBPurgeAge time.Duration
 	// AuditLog is a file that gets one JSON line per ban and unban (auditlog); empty: none.
 	AuditLog string
+	// ImportFail2ban is fail2ban's database that the first start takes the bans and ban counts
+	// of (import_fail2ban): a path, "auto" (fail2ban.conf's dbfile, else
+	// /var/lib/fail2ban/fail2ban.sqlite3) or "off".
+	ImportFail2ban string
 	// MaxKeys caps the (jail, address) failure counts held in memory (max_keys, 1,000,000 by
 	// default); at the cap the keys with the fewest failures make room.
 	MaxKeys int
@@ -204,7 +208,8 @@ type Options struct {
 var daemonKeys = map[string]bool{"socket": true, "dbdir": true, "metrics": true, "loglevel": true, "dbpurgeage": true,
 	"syslog_udp": true, "syslog_tcp": true, "syslog_allow": true, "syslog_max_message": true, "journalctl": true,
 	"syslog_tls": true, "syslog_tls_cert": true, "syslog_tls_key": true, "max_keys": true, "auditlog": true,
-	"syslog_tls_client_ca": true, "syslog_max_conns": true, "syslog_max_conns_per_sender": true, "syslog_idle_timeout": true}
+	"syslog_tls_client_ca": true, "syslog_max_conns": true, "syslog_max_conns_per_sender": true, "syslog_idle_timeout": true,
+	"import_fail2ban": true}
 
 // Load reads the configuration in dir. The returned error is an Errors listing every problem.
 func Load(dir string, opts Options) (*Config, error) {
@@ -265,7 +270,8 @@ func LoadDaemon(dir string) (Daemon, error) {
 }
 
 func loadDaemon(dir string, errs *Errors) Daemon {
-	out := Daemon{Socket: DefaultSocket, DBDir: DefaultDBDir, Metrics: DefaultMetrics, DBPurgeAge: 24 * time.Hour, MaxKeys: 1_000_000}
+	out := Daemon{Socket: DefaultSocket, DBDir: DefaultDBDir, Metrics: DefaultMetrics, DBPurgeAge: 24 * time.Hour, MaxKeys: 1_000_000,
+		ImportFail2ban: "auto"}
 	d := NewINI()
 	d.ReadFile(filepath.Join(dir, "portcullis.conf"), false, errs)
 	d.ReadFile(filepath.Join(dir, "portcullis.local"), false, errs)
@@ -285,6 +291,7 @@ func loadDaemon(dir string, errs *Errors) Daemon {
 		"syslog_tls": &out.SyslogTLS, "syslog_tls_cert": &out.SyslogTLSCert, "syslog_tls_key": &out.SyslogTLSKey,
 		"syslog_tls_client_ca": &out.SyslogTLSClientCA,
 		"syslog_udp":           &out.SyslogUDP, "syslog_tcp": &out.SyslogTCP, "auditlog": &out.AuditLog,
+		"import_fail2ban": &out.ImportFail2ban,
 	}
 	for _, k := range s.Keys() {
 		v, _ := s.Raw(k)

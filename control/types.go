@@ -1,7 +1,7 @@
 package control
 
 // Commands the daemon understands.
-var Commands = []string{"ping", "status", "ban", "unban", "banned", "reload", "get"}
+var Commands = []string{"ping", "status", "ban", "unban", "banned", "reload", "get", "import"}
 
 // Status is the reply to "status" without a jail.
 type Status struct {
@@ -38,4 +38,21 @@ type Banned struct {
 	Start  int64  `json:"start"`
 	End    int64  `json:"end"` // 0 = forever
 	Count  uint32 `json:"count"`
+}
+
+// Import is the reply to "import PATH [--dry-run]": what came over from fail2ban's database.
+type Import struct {
+	From   string `json:"from"`
+	DryRun bool   `json:"dry_run,omitempty"`
+	// Bans in force taken over (into the store and the firewall), of them IPv6 and permanent.
+	Bans      int `json:"bans"`
+	IPv6      int `json:"ipv6"`
+	Permanent int `json:"permanent"`
+	Already   int `json:"already_banned"` // banned here already: kept as they were
+	Expired   int `json:"expired"`        // over at the import: their ban counts only
+	History   int `json:"history"`        // addresses whose ban counts came over
+	// UnknownJails counts the bans of jails not enabled here, by jail: not taken (their counts are).
+	UnknownJails map[string]int `json:"unknown_jails,omitempty"`
+	Protected    []string       `json:"protected,omitempty"` // "jail address: why", not taken
+	Skipped      []string       `json:"skipped,omitempty"`   // rows that could not be read
 }

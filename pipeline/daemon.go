@@ -17,6 +17,7 @@ import (
 	"github.com/portcullis/portcullis/config"
 	"github.com/portcullis/portcullis/control"
 	"github.com/portcullis/portcullis/ingest"
+	"github.com/portcullis/portcullis/migrate"
 	"github.com/portcullis/portcullis/sink"
 	"github.com/portcullis/portcullis/store"
 	"github.com/portcullis/portcullis/window"
@@ -49,6 +50,8 @@ type Options struct {
 	// Firewall is where bans go; nftables in the current network namespace when nil. The daemon
 	// does not own it past Close: a firewall passed in stays the caller's.
 	Firewall sink.Firewall
+	// ImportFail2ban overrides portcullis.conf's import_fail2ban (a path, auto or off).
+	ImportFail2ban string
 }
 
 // Daemon is a running portcullis.
@@ -108,6 +111,12 @@ func Start(opts Options) (*Daemon, error) {
 	if opts.MaxKeys == 0 {
 		opts.MaxKeys = cfg.Daemon.MaxKeys
 	}
+	if opts.ImportFail2ban == "" {
+		opts.ImportFail2ban = cfg.Daemon.ImportFail2ban
+	}
+	if opts.ImportFail2ban == "auto" {
+		opts.ImportFail2ban = migrate.DefaultDB
+	}
 	for _, w := range cfg.Warnings {
 		opts.Log.Warn(w)
 	}
@@ -158,9 +167,14 @@ func Start(opts Options) (*Daemon, error) {
 		return nil, err
 	}
 	eng.setCursors(curs)
+	fresh, err := d.store.Fresh()
+	if err != nil {
+		return nil, err
+	}
 	if err := d.install(eng); err != nil {
 		return nil, err
 	}
+	d.autoImport(opts.ImportFail2ban, fresh)
 	if d.ctl, err = control.Listen(opts.Socket, d.handle, opts.Log); err != nil {
 		eng.stop()
 		return nil, err
@@ -215,6 +229,13 @@ func (d *Daemon) install(eng *engine) error {
 		id, ok := eng.byName[b.Jail]
 		if !ok {
 			d.log.Info("dropping the ban of a jail that is no longer enabled", "jail", b.Jail, "prefix", b.Prefix)
+			drop = append(drop, store.Change{Unban: true, Ban: b})
+			continue
+		}
+		// As fail2ban's restoreCurrentBans: an address protected now (ignoreip added since) is
+		// not banned again.
+		if err := eng.bans.ProtectedPrefix(uint16(id), b.Prefix); err != nil {
+			d.log.Info("dropping the stored ban of a protected address", "jail", b.Jail, "prefix", b.Prefix, "why", err)
 			drop = append(drop, store.Change{Unban: true, Ban: b})
 			continue
 		}

@@ -53,7 +53,7 @@ func startUnitWith(t *testing.T, jail, extra string, prepare func(cfg string)) *
 		prepare(cfg)
 	}
 	u.opts = Options{ConfigDir: cfg, Socket: filepath.Join(dir, "s.sock"), DBDir: filepath.Join(dir, "db"), Metrics: "off",
-		Poll: 5 * time.Millisecond, Workers: 2, CheckEvery: 50 * time.Millisecond, Firewall: u.fw,
+		Poll: 5 * time.Millisecond, Workers: 2, CheckEvery: 50 * time.Millisecond, Firewall: u.fw, ImportFail2ban: "off",
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	u.restart(t)
 	return u

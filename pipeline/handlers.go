@@ -30,6 +30,16 @@ func (d *Daemon) handle(req control.Request) control.Reply {
 		return d.banned(req.Args)
 	case "get":
 		return d.get(req.Args)
+	case "import":
+		// import PATH [--dry-run]: fail2ban's database, read by the daemon (the socket is root's).
+		if len(req.Args) < 1 || len(req.Args) > 2 || len(req.Args) == 2 && req.Args[1] != "--dry-run" {
+			return control.ErrorReply("usage: import PATH [--dry-run]")
+		}
+		sum, err := d.importFail2ban(req.Args[0], len(req.Args) == 2)
+		if err != nil {
+			return control.ErrorReply("%v", err)
+		}
+		return control.DataReply(sum)
 	case "reload":
 		if len(req.Args) > 1 {
 			return control.ErrorReply("usage: reload [JAIL]")

@@ -232,7 +232,11 @@ func (e *Exec) Stage(batch []Change) []store.Job {
 			if ev := c.Evidence; ev != nil {
 				jc.Failures, jc.Matches, jc.Fields = ev.Failures, ev.Matches, ev.Fields
 			}
-			job := execJob{Unban: c.Unban, Change: jc, Queued: time.Now().Unix()}
+			// Bans taken over from fail2ban are restored bans: norestored actions skip them.
+			job := execJob{Unban: c.Unban, Change: jc, Queued: time.Now().Unix(), Restored: c.Reason == ban.Imported}
+			if job.Restored && a.NoRestored {
+				continue
+			}
 			if key == "actionprolong" {
 				job.Key = key
 			}

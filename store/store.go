@@ -128,13 +128,12 @@ func (s *Store) CommitWith(changes []Change, jobs []Job) error {
 		if err := b.Set(k, v[:], nil); err != nil {
 			return err
 		}
-		binary.BigEndian.PutUint32(h[0:], c.Ban.Count)
-		binary.BigEndian.PutUint64(h[4:], uint64(c.Ban.Start))
+		putHistory(h[:], History{Count: c.Ban.Count, Last: c.Ban.Start})
 		if err := b.Set(histKey(c.Ban.Prefix), h[:], nil); err != nil {
 			return err
 		}
 		if c.Ban.JailCount > 0 {
-			binary.BigEndian.PutUint32(h[0:], c.Ban.JailCount)
+			putHistory(h[:], History{Count: c.Ban.JailCount, Last: c.Ban.Start})
 			if err := b.Set(histJailKey(c.Ban.Jail, c.Ban.Prefix), h[:], nil); err != nil {
 				return err
 			}
@@ -174,6 +173,12 @@ func (s *Store) Bans() ([]Ban, error) {
 type History struct {
 	Count uint32
 	Last  int64
+}
+
+// putHistory encodes h into v (12 bytes): count, then last ban time.
+func putHistory(v []byte, h History) {
+	binary.BigEndian.PutUint32(v[0:], h.Count)
+	binary.BigEndian.PutUint64(v[4:], uint64(h.Last))
 }
 
 func decodeHistory(k, v []byte) (History, error) {

@@ -19,6 +19,7 @@ import (
 	"github.com/portcullis/portcullis/config"
 	"github.com/portcullis/portcullis/control"
 	"github.com/portcullis/portcullis/internal/tzenv"
+	"github.com/portcullis/portcullis/migrate"
 	"github.com/portcullis/portcullis/pipeline"
 )
 
@@ -38,6 +39,8 @@ Usage:
   portcullis set JAIL banip|unbanip IP...
   portcullis regex [--json] [--now TIME] [--config DIR] LOG FILTER [IGNOREREGEX]
   portcullis replay -c DIR [--json] [--from T] [--to T] LOG...
+  portcullis import-fail2ban [--from PATH] [--dry-run] [-c DIR] [--db DIR] [--json]
+                 (fail2ban's bans in force and ban counts; default PATH ` + migrate.DefaultDB + `)
   portcullis version
 
 Client commands accept --socket PATH, or -c DIR to take the socket from DIR/portcullis.conf
@@ -67,6 +70,8 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 		return cmdRegex(rest, os.Stdin, stdout, stderr)
 	case "replay":
 		return cmdReplay(rest, os.Stdin, stdout, stderr)
+	case "import-fail2ban":
+		return cmdImport(rest, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "portcullis %s (%s)\n", pipeline.Version, runtime.Version())
 		return 0

@@ -1,0 +1,53 @@
+package ban
+
+import "net/netip"
+
+// Imported is the reason of bans taken over from fail2ban's database.
+const Imported = "imported"
+
+// ProtectedPrefix is Protected for a ban of a network: its address, and any protected address
+// inside it.
+func (m *Manager) ProtectedPrefix(jail uint16, p netip.Prefix) error {
+	if err := m.Protected(jail, p.Addr()); err != nil {
+		return err
+	}
+	if !p.IsSingleIP() && m.protectedInside(jail, p) {
+		return &ProtectedError{Addr: p.Addr(), Reason: "the network " + p.String() + " holds a protected address"}
+	}
+	return nil
+}
+
+// Import takes over bans decided elsewhere (fail2ban's database) with their own start, end and
+// count, and merges their ban history (the larger count wins) so bantime.increment goes on from
+// where it was. The caller has left out protected prefixes (ProtectedPrefix); a prefix banned here
+// already keeps its ban. It appends a decision (reason Imported) per ban taken.
+func (m *Manager) Import(list []Active, hist map[netip.Prefix]History, jailHist map[uint16]map[netip.Prefix]History, dst []Decision) []Decision {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	merge := func(cur, h History) History {
+		cur.Count, cur.Last = max(cur.Count, h.Count), max(cur.Last, h.Last)
+		return cur
+	}
+	for p, h := range hist {
+		m.hist[p] = merge(m.hist[p], h)
+	}
+	for j, hs := range jailHist {
+		for p, h := range hs {
+			k := bkey{prefix: p, jail: j}
+			m.histJail[k] = merge(m.histJail[k], h)
+		}
+	}
+	for _, a := range list {
+		k := bkey{prefix: a.Prefix, jail: a.Jail}
+		if int(a.Jail) >= len(m.pols) {
+			continue
+		}
+		if _, ok := m.active[k]; ok || m.coveredLocked(a.Jail, a.Prefix) {
+			continue
+		}
+		m.setActiveLocked(k, a)
+		dst = append(dst, Decision{Op: OpBan, Jail: a.Jail, Prefix: a.Prefix, Start: a.Start, End: a.End,
+			Count: a.Count, JailCount: m.histJail[k].Count, Reason: Imported})
+	}
+	return dst
+}
