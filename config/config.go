@@ -67,6 +67,15 @@ type Daemon struct {
 	DBPurgeAge time.Duration
 	// AuditLog is a file that gets one JSON line per ban and unban (auditlog); empty: none.
 	AuditLog string
+	// LogLevel (loglevel: CRITICAL, ERROR, WARNING, NOTICE, INFO, DEBUG, as fail2ban) and
+	// LogTarget (logtarget: STDERR, STDOUT, SYSLOG, SYSTEMD-JOURNAL or a file) say where the
+	// daemon logs; INFO to STDERR by default.
+	LogLevel, LogTarget string
+	// Fail2banDB is fail2ban.conf's dbfile, when the folder is an /etc/fail2ban layout: the
+	// database import_fail2ban = auto takes over.
+	Fail2banDB string
+	// Notes say how fail2ban.conf's settings were taken (for the start log).
+	Notes []string
 	// ImportFail2ban is fail2ban's database that the first start takes the bans and ban counts
 	// of (import_fail2ban): a path, "auto" (fail2ban.conf's dbfile, else
 	// /var/lib/fail2ban/fail2ban.sqlite3) or "off".
@@ -209,7 +218,7 @@ var daemonKeys = map[string]bool{"socket": true, "dbdir": true, "metrics": true,
 	"syslog_udp": true, "syslog_tcp": true, "syslog_allow": true, "syslog_max_message": true, "journalctl": true,
 	"syslog_tls": true, "syslog_tls_cert": true, "syslog_tls_key": true, "max_keys": true, "auditlog": true,
 	"syslog_tls_client_ca": true, "syslog_max_conns": true, "syslog_max_conns_per_sender": true, "syslog_idle_timeout": true,
-	"import_fail2ban": true}
+	"import_fail2ban": true, "logtarget": true}
 
 // Load reads the configuration in dir. The returned error is an Errors listing every problem.
 func Load(dir string, opts Options) (*Config, error) {
@@ -271,7 +280,8 @@ func LoadDaemon(dir string) (Daemon, error) {
 
 func loadDaemon(dir string, errs *Errors) Daemon {
 	out := Daemon{Socket: DefaultSocket, DBDir: DefaultDBDir, Metrics: DefaultMetrics, DBPurgeAge: 24 * time.Hour, MaxKeys: 1_000_000,
-		ImportFail2ban: "auto"}
+		ImportFail2ban: "auto", LogLevel: "INFO", LogTarget: "STDERR"}
+	readFail2banConf(dir, &out, errs)
 	d := NewINI()
 	d.ReadFile(filepath.Join(dir, "portcullis.conf"), false, errs)
 	d.ReadFile(filepath.Join(dir, "portcullis.local"), false, errs)
@@ -291,7 +301,7 @@ func loadDaemon(dir string, errs *Errors) Daemon {
 		"syslog_tls": &out.SyslogTLS, "syslog_tls_cert": &out.SyslogTLSCert, "syslog_tls_key": &out.SyslogTLSKey,
 		"syslog_tls_client_ca": &out.SyslogTLSClientCA,
 		"syslog_udp":           &out.SyslogUDP, "syslog_tcp": &out.SyslogTCP, "auditlog": &out.AuditLog,
-		"import_fail2ban": &out.ImportFail2ban,
+		"import_fail2ban": &out.ImportFail2ban, "logtarget": &out.LogTarget,
 	}
 	for _, k := range s.Keys() {
 		v, _ := s.Raw(k)
@@ -313,6 +323,13 @@ func loadDaemon(dir string, errs *Errors) Daemon {
 			continue
 		}
 		switch k {
+		case "loglevel":
+			lv, err := logLevel(v.Text)
+			if err != nil {
+				errs.AddAt(v, k, err.Error())
+				continue
+			}
+			out.LogLevel = lv
 		case "syslog_allow":
 			for _, f := range listFields(v.Text) {
 				p, err := parseIgnore(f, func(string) ([]netip.Addr, error) { return nil, fmt.Errorf("names are not allowed here") })

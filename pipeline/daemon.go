@@ -116,6 +116,12 @@ func Start(opts Options) (*Daemon, error) {
 	}
 	if opts.ImportFail2ban == "auto" {
 		opts.ImportFail2ban = migrate.DefaultDB
+		if cfg.Daemon.Fail2banDB != "" {
+			opts.ImportFail2ban = cfg.Daemon.Fail2banDB
+		}
+	}
+	for _, n := range cfg.Daemon.Notes {
+		opts.Log.Info(n)
 	}
 	for _, w := range cfg.Warnings {
 		opts.Log.Warn(w)

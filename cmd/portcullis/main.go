@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"runtime"
@@ -117,11 +116,12 @@ func cmdRun(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "portcullis run: unexpected argument %q\n", pos[0])
 		return 2
 	}
-	level := slog.LevelInfo
-	if *debug {
-		level = slog.LevelDebug
+	log, closeLog, err := daemonLogger(*dir, *debug, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "portcullis: %v\n", err)
+		return 1
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	defer closeLog()
 	// Signals are caught before the daemon starts: a SIGTERM that arrives while it starts (the
 	// control socket already answering) is a clean stop once the start is done, never a kill
 	// that saves no position and no count.

@@ -494,7 +494,9 @@ func TestMalformedConfigExitsNonZero(t *testing.T) {
 // The promise to a fail2ban user: point portcullis at an existing /etc/fail2ban and it bans.
 // Debian's own fail2ban configuration (jail.conf, paths-debian.conf, jail.d, fail2ban's sshd.conf
 // with its prefregex and multi-line helpers) runs unmodified; only jail.local points the sshd jail
-// at a test log.
+// at a test log, and fail2ban.local its logtarget and dbfile into the test's folder. The first
+// start takes over the bans in fail2ban's database (written by fail2ban's own code) into
+// nftables, and logs where fail2ban.conf says.
 func TestSystemStockFail2banConfig(t *testing.T) {
 	netnstest.Require(t)
 	if err := f2bcorpus.Ensure(); err != nil {
@@ -508,8 +510,22 @@ func TestSystemStockFail2banConfig(t *testing.T) {
 	log := filepath.Join(dir, "auth.log")
 	os.WriteFile(log, nil, 0o644)
 	os.WriteFile(filepath.Join(etc, "jail.local"), []byte(fmt.Sprintf("[sshd]\nbackend = auto\nlogpath = %s\nmaxretry = 2\nbantime = 1h\n", log)), 0o644)
+	f2bLog, f2bDB := filepath.Join(dir, "fail2ban.log"), filepath.Join(dir, "fail2ban.sqlite3")
+	os.WriteFile(filepath.Join(etc, "fail2ban.local"), []byte(fmt.Sprintf("[Definition]\nlogtarget = %s\nloglevel = INFO\ndbfile = %s\n", f2bLog, f2bDB)), 0o644)
+	now := time.Now().Unix()
+	if err := f2bcorpus.WriteDB(f2bDB, []f2bcorpus.DBBan{
+		{Jail: "sshd", IP: "203.0.113.41", Time: now - 60, BanTime: 3600, BanCount: 1},
+		{Jail: "sshd", IP: "2001:db8::41", Time: now - 60, BanTime: -1, BanCount: 2},
+	}); err != nil {
+		t.Fatal(err)
+	}
 	e := &env{t: t, dir: dir, cfg: etc, log: log, socket: filepath.Join(dir, "p.sock"), db: filepath.Join(dir, "db"), metrics: freeAddr(t, "tcp")}
 	d := e.start()
+	e.waitBanned("fail2ban's IPv4 ban taken over", "sshd-v4", "203.0.113.41", d)
+	e.waitBanned("fail2ban's permanent IPv6 ban taken over", "sshd-v6", "2001:db8::41", d)
+	if b, _ := os.ReadFile(f2bLog); !strings.Contains(string(b), "took over fail2ban's bans") || !strings.Contains(string(b), "portcullis started") {
+		t.Errorf("fail2ban.conf's logtarget did not get the daemon's log:\n%s\nstderr:\n%s", b, d.stderr)
+	}
 	e.appendLog(
 		stamp()+" host sshd[901]: Invalid user oracle from 203.0.113.40 port 40001",
 		stamp()+" host sshd[902]: Failed password for invalid user admin from 203.0.113.40 port 40002 ssh2",
