@@ -52,6 +52,10 @@ type Options struct {
 	Firewall sink.Firewall
 	// ImportFail2ban overrides portcullis.conf's import_fail2ban (a path, auto or off).
 	ImportFail2ban string
+	// DryRun does everything but the kernel and the actions: bans are decided, stored (in
+	// DBDir's sibling DBDir-dry-run, never the real state) and logged as "would ban"; no
+	// audit log is written.
+	DryRun bool
 }
 
 // Daemon is a running portcullis.
@@ -111,6 +115,12 @@ func Start(opts Options) (*Daemon, error) {
 	if opts.MaxKeys == 0 {
 		opts.MaxKeys = cfg.Daemon.MaxKeys
 	}
+	if opts.DryRun {
+		opts.DBDir = filepath.Clean(opts.DBDir) + "-dry-run"
+		opts.Firewall = &sink.Memory{} // even one passed in: a dry run blocks nothing anywhere
+		cfg.Daemon.AuditLog = ""
+		opts.Log.Warn("dry run: nothing is blocked and no action runs; bans are logged as \"would ban\"", "state", opts.DBDir)
+	}
 	if opts.ImportFail2ban == "" {
 		opts.ImportFail2ban = cfg.Daemon.ImportFail2ban
 	}
@@ -150,7 +160,10 @@ func Start(opts Options) (*Daemon, error) {
 	if d.exec, err = sink.NewExec(d.store, sink.ExecOptions{Log: opts.Log, Metrics: d.lasting}); err != nil {
 		return nil, err
 	}
-	sinks := []sink.Sink{sink.Kernel{FW: d.fw, Skip: d.noFirewall}, sink.Log{L: opts.Log}, d.exec}
+	sinks := []sink.Sink{sink.Kernel{FW: d.fw, Skip: d.noFirewall}, sink.Log{L: opts.Log, DryRun: opts.DryRun}}
+	if !opts.DryRun {
+		sinks = append(sinks, d.exec)
+	}
 	if path := cfg.Daemon.AuditLog; path != "" {
 		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 			return nil, fmt.Errorf("auditlog %s: %w", path, err)
@@ -294,7 +307,9 @@ func (d *Daemon) install(eng *engine) error {
 	eng.run(&d.opts, d.applyAsync)
 	logActions(eng, d.log)
 	first := d.current() == nil
-	if err := d.exec.SetJails(eng.jails); err != nil {
+	if d.opts.DryRun {
+		// No queue starts: nothing is staged, nothing runs.
+	} else if err := d.exec.SetJails(eng.jails); err != nil {
 		d.log.Error("cannot resume the queued action runs", "err", err)
 	}
 	if first && len(keep) > len(expired) {

@@ -2,14 +2,18 @@ package pipeline
 
 import (
 	"encoding/json"
+	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/portcullis/portcullis/control"
 	"github.com/portcullis/portcullis/internal/f2bcorpus"
+	"github.com/portcullis/portcullis/store"
 )
 
 // fail2banDB writes a database with fail2ban's own code: sshd bans in force (IPv4, IPv6, one in
@@ -147,3 +151,52 @@ func TestRestoreSkipsProtected(t *testing.T) {
 		t.Fatalf("a protected address was banned again at start: %v", u.ends(t))
 	}
 }
+
+// A dry run decides and logs bans ("would ban") but blocks nothing in the kernel it is given, runs
+// no action and keeps its state beside the real one, never in it.
+func TestDryRun(t *testing.T) {
+	dir := t.TempDir()
+	ran := filepath.Join(dir, "ran")
+	u := startUnitWith(t, unitJail+"action = nftables[port=ssh]\n         record\n", "", func(cfg string) {
+		os.MkdirAll(filepath.Join(cfg, "action.d"), 0o755)
+		os.WriteFile(filepath.Join(cfg, "action.d", "nftables.conf"), []byte("[Definition]\nactionban = true\n"), 0o644)
+		os.WriteFile(filepath.Join(cfg, "action.d", "record.conf"), []byte("[Definition]\nactionban = echo <ip> >> "+ran+"\n"), 0o644)
+	})
+	u.Daemon.Close()
+	u.Daemon = nil
+	builds := u.fw.Builds()
+	var logs syncLog
+	u.opts.DryRun, u.opts.Log = true, slog.New(slog.NewTextHandler(&logs, nil))
+	u.restart(t)
+	u.fail(t, "203.0.113.60", 3)
+	waitFor(t, "the would-ban line", func() bool {
+		return strings.Contains(logs.String(), `msg="would ban" jail=sshd prefix=203.0.113.60/32`)
+	})
+	if len(u.fw.Transactions()) != 0 || u.fw.Builds() != builds {
+		t.Fatalf("a dry run touched the firewall: %+v, %d builds", u.fw.Transactions(), u.fw.Builds()-builds)
+	}
+	if _, err := os.Stat(ran); err == nil {
+		t.Fatal("a dry run ran an action")
+	}
+	if _, err := os.Stat(u.opts.DBDir + "-dry-run"); err != nil {
+		t.Fatalf("the dry run's state is not beside the real one: %v", err)
+	}
+	u.Daemon.Close()
+	u.Daemon = nil
+	st, err := store.Open(u.opts.DBDir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if bans, _ := st.Bans(); len(bans) != 0 {
+		t.Fatalf("the dry run's ban reached the real state: %v", bans)
+	}
+}
+
+type syncLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *syncLog) Write(p []byte) (int, error) { l.mu.Lock(); defer l.mu.Unlock(); return l.b.Write(p) }
+func (l *syncLog) String() string              { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }

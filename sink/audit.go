@@ -53,21 +53,30 @@ func (a Audit) Apply(batch []Change, now int64) error {
 }
 
 // Log reports every ban and lifted ban to the daemon's log, as fail2ban's "Ban"/"Unban" lines.
-type Log struct{ L *slog.Logger }
+// Log writes each ban and unban to the daemon's log; DryRun says "would ban" and "would unban"
+// (portcullis run --dry-run, where nothing reaches the kernel).
+type Log struct {
+	L      *slog.Logger
+	DryRun bool
+}
 
 func (Log) Name() string { return "log" }
 
 func (l Log) Apply(batch []Change, _ int64) error {
+	banMsg, unbanMsg := "ban", "unban"
+	if l.DryRun {
+		banMsg, unbanMsg = "would ban", "would unban"
+	}
 	for _, c := range batch {
 		if c.Unban {
-			l.L.Info("unban", "jail", c.Ban.Jail, "prefix", c.Ban.Prefix, "reason", c.Reason)
+			l.L.Info(unbanMsg, "jail", c.Ban.Jail, "prefix", c.Ban.Prefix, "reason", c.Reason)
 			continue
 		}
 		until := "forever"
 		if c.Ban.End != 0 {
 			until = time.Unix(c.Ban.End, 0).UTC().Format(time.RFC3339)
 		}
-		l.L.Info("ban", "jail", c.Ban.Jail, "prefix", c.Ban.Prefix, "until", until, "count", c.Ban.Count, "reason", c.Reason)
+		l.L.Info(banMsg, "jail", c.Ban.Jail, "prefix", c.Ban.Prefix, "until", until, "count", c.Ban.Count, "reason", c.Reason)
 	}
 	return nil
 }

@@ -142,7 +142,7 @@ done
 		}
 		os.Remove(body)
 		ban(t)
-		got := waitFile(t, body, "banned by Fail2Ban")
+		got := waitFile(t, body, "~!touch "+marks[3]) // the reply's last line: mail writes line by line
 		if !strings.Contains(got, "~! touch "+marks[0]) {
 			t.Errorf("the whois reply did not reach mail whole:\n%s", got)
 		}

@@ -26,7 +26,7 @@ const usage = `portcullis — ban addresses that keep failing to authenticate (f
 
 Usage:
   portcullis run [-c DIR] [--socket PATH] [--db DIR] [--metrics ADDR|off] [--workers N]
-                 [--poll DUR] [--check-every DUR] [--debug]
+                 [--poll DUR] [--check-every DUR] [--debug] [--dry-run]
   portcullis status [JAIL] [--json]
   portcullis ban JAIL IP...
   portcullis unban [JAIL] IP...        (no jail: unban in every jail)
@@ -108,6 +108,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 	debug := fs.Bool("debug", false, "log debug messages")
 	checkEvery := fs.Duration("check-every", 5*time.Second, "how often to check that the nftables table is intact")
 	poll := fs.Duration("poll", 250*time.Millisecond, "log file poll interval")
+	dryRun := fs.Bool("dry-run", false, "block nothing and run no action: log bans as \"would ban\" (beside fail2ban, before switching)")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return 2
@@ -130,7 +131,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 	defer signal.Stop(sigs)
 	d, err := pipeline.Start(pipeline.Options{
 		ConfigDir: *dir, Socket: *socket, DBDir: *db, Metrics: *metricsAddr, Workers: *workers, Log: log,
-		CheckEvery: *checkEvery, Poll: *poll,
+		CheckEvery: *checkEvery, Poll: *poll, DryRun: *dryRun,
 	})
 	if err != nil {
 		var ce config.Errors
