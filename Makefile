@@ -11,12 +11,20 @@ BIN   := bin/portcullis
 # operators, iproute2 + util-linux for the private network namespaces of the system tests, python3
 # to run fail2ban's own engine (unpacked at test time) as the differential tests' oracle, and
 # python3-aiosmtpd, the real SMTP server the mail action is tested against, and mailutils, the
-# GNU mail that fail2ban's mail-whois actions pipe into (CVE-2021-32749's regression test).
-DEB_PACKAGES := libhyperscan-dev libpcre2-dev pkg-config gcc g++ nftables iproute2 util-linux python3 python3-aiosmtpd mailutils
+# GNU mail that fail2ban's mail-whois actions pipe into (CVE-2021-32749's regression test),
+# and groff, which checks the man pages make install puts in place.
+DEB_PACKAGES := libhyperscan-dev libpcre2-dev pkg-config gcc g++ nftables iproute2 util-linux python3 python3-aiosmtpd mailutils groff-base
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 FUZZTIME ?= 30s
 
-.PHONY: all deps build run test bench bench-compare benchstat profile fuzz hostile differential conformance clean
+# make install: where things go (PREFIX=/usr for a system package; DESTDIR stages a tree).
+PREFIX     ?= /usr/local
+SYSCONFDIR ?= /etc
+SBINDIR    := $(PREFIX)/sbin
+MANDIR     := $(PREFIX)/share/man
+UNITDIR    ?= $(if $(filter /usr,$(PREFIX)),/lib/systemd/system,$(PREFIX)/lib/systemd/system)
+
+.PHONY: all deps build static install run test bench bench-compare benchstat profile fuzz hostile differential conformance clean
 
 all: build
 
@@ -33,6 +41,29 @@ deps:
 
 build: deps
 	CGO_ENABLED=1 $(GO) build -o $(BIN) ./cmd/portcullis
+
+# One binary with nothing to link at run time: Hyperscan (libhs.a), PCRE2 and libstdc++ linked
+# in statically, Go's own resolver and user lookup (netgo, osusergo) instead of glibc's.
+static: deps
+	CGO_ENABLED=1 $(GO) build -tags netgo,osusergo -ldflags '-linkmode external -extldflags "-static"' -o $(BIN) ./cmd/portcullis
+
+# The binary, /etc/portcullis (an admin's files are never overwritten), the systemd unit, man
+# pages, completions and the logrotate file. Nothing is started: the last lines say how.
+install: build
+	install -D -m 0755 $(BIN) $(DESTDIR)$(SBINDIR)/portcullis
+	mkdir -p $(DESTDIR)$(SYSCONFDIR)/portcullis
+	cp -rn configs/. $(DESTDIR)$(SYSCONFDIR)/portcullis/
+	mkdir -p $(DESTDIR)$(UNITDIR)
+	sed 's|@SBINDIR@|$(SBINDIR)|g' packaging/portcullis.service > $(DESTDIR)$(UNITDIR)/portcullis.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/portcullis.service
+	install -D -m 0644 packaging/man/portcullis.8 $(DESTDIR)$(MANDIR)/man8/portcullis.8
+	install -D -m 0644 packaging/man/portcullis.conf.5 $(DESTDIR)$(MANDIR)/man5/portcullis.conf.5
+	install -D -m 0644 packaging/man/portcullis-jail.conf.5 $(DESTDIR)$(MANDIR)/man5/portcullis-jail.conf.5
+	install -D -m 0644 packaging/completion/portcullis.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/portcullis
+	install -D -m 0644 packaging/completion/_portcullis $(DESTDIR)$(PREFIX)/share/zsh/vendor-completions/_portcullis
+	install -D -m 0644 packaging/portcullis.logrotate $(DESTDIR)$(SYSCONFDIR)/logrotate.d/portcullis
+	@echo "installed. To switch from fail2ban (its bans come over at the first start):"
+	@echo "  systemctl disable --now fail2ban; systemctl daemon-reload; systemctl enable --now portcullis"
 
 run: build
 	./$(BIN) run -c configs
