@@ -51,6 +51,9 @@ static: deps
 # pages, completions and the logrotate file. Nothing is started: the last lines say how.
 install: build
 	install -D -m 0755 $(BIN) $(DESTDIR)$(SBINDIR)/portcullis
+	# fail2ban-client's commands and output for scripts and checks: sbin comes before fail2ban's
+	# /usr/bin/fail2ban-client in root's PATH.
+	ln -sfn portcullis $(DESTDIR)$(SBINDIR)/fail2ban-client
 	mkdir -p $(DESTDIR)$(SYSCONFDIR)/portcullis
 	cp -rn configs/. $(DESTDIR)$(SYSCONFDIR)/portcullis/
 	mkdir -p $(DESTDIR)$(UNITDIR)

@@ -51,3 +51,10 @@ func (m *Manager) Import(list []Active, hist map[netip.Prefix]History, jailHist 
 	}
 	return dst
 }
+
+// Prolong extends the ban of addr in jail as banning it again does in fail2ban (addBanTicket on a
+// banned address): its end moves to the jail's bantime from now when that is later. It appends
+// the pair of decisions that replaces the ban, or nothing.
+func (m *Manager) Prolong(jail uint16, addr netip.Addr, dst []Decision) []Decision {
+	return m.prolong(m.banKey(jail, addr, netip.Prefix{}), dst)
+}

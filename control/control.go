@@ -34,6 +34,12 @@ type Reply struct {
 	OK    bool            `json:"ok"`
 	Error string          `json:"error,omitempty"`
 	Data  json.RawMessage `json:"data,omitempty"`
+	// UnknownJail names the jail a failed request named that does not exist (fail2ban-client
+	// says so in its own words).
+	UnknownJail string `json:"unknown_jail,omitempty"`
+	// After, when set, runs once the reply is written (or could not be): a stop that must not
+	// close the connection before its answer is out.
+	After func() `json:"-"`
 }
 
 // Handler serves one request.
@@ -207,7 +213,11 @@ func (s *Server) handle(c *net.UnixConn) {
 			return
 		}
 		rep := s.handler(req)
-		if err := WriteMsg(c, rep); err != nil {
+		err := WriteMsg(c, rep)
+		if rep.After != nil {
+			go rep.After() // not on this handler: Close waits for the handlers
+		}
+		if err != nil {
 			return
 		}
 	}

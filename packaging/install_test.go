@@ -57,6 +57,9 @@ func TestMakeInstall(t *testing.T) {
 	if out, err := exec.Command(filepath.Join(dest, "usr/sbin/portcullis"), "version").CombinedOutput(); err != nil || !strings.HasPrefix(string(out), "portcullis ") {
 		t.Errorf("the installed binary: %v %s", err, out)
 	}
+	if out, err := exec.Command(filepath.Join(dest, "usr/sbin/fail2ban-client"), "-V").CombinedOutput(); err != nil || string(out) != "1.0.2\n" {
+		t.Errorf("the installed fail2ban-client: %v %q", err, out)
+	}
 	conf := filepath.Join(dest, "etc/portcullis/portcullis.conf")
 	os.WriteFile(conf, []byte("[Definition]\n# the admin's\n"), 0o644)
 	install()

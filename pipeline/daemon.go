@@ -50,6 +50,10 @@ type Options struct {
 	// Firewall is where bans go; nftables in the current network namespace when nil. The daemon
 	// does not own it past Close: a firewall passed in stays the caller's.
 	Firewall sink.Firewall
+	// Stop, when set, is called by the control command "stop" (fail2ban-client stop): the owner
+	// of the daemon shuts it down. FlushLogs reopens the log file (fail2ban-client flushlogs).
+	Stop      func()
+	FlushLogs func() error
 	// ImportFail2ban overrides portcullis.conf's import_fail2ban (a path, auto or off).
 	ImportFail2ban string
 	// DryRun does everything but the kernel and the actions: bans are decided, stored (in
@@ -523,7 +527,7 @@ func (e *engine) jailID(name string) (uint16, error) {
 			names = append(names, n)
 		}
 		sort.Strings(names)
-		return 0, fmt.Errorf("no enabled jail %q (enabled: %v)", name, names)
+		return 0, &UnknownJailError{Name: name, Enabled: names}
 	}
 	return uint16(id), nil
 }
@@ -563,4 +567,14 @@ func logActions(eng *engine, log *slog.Logger) {
 			}
 		}
 	}
+}
+
+// UnknownJailError is a request naming a jail that is not enabled.
+type UnknownJailError struct {
+	Name    string
+	Enabled []string
+}
+
+func (e *UnknownJailError) Error() string {
+	return fmt.Sprintf("no enabled jail %q (enabled: %v)", e.Name, e.Enabled)
 }

@@ -20,6 +20,20 @@ func (d *Daemon) handle(req control.Request) control.Reply {
 	switch req.Cmd {
 	case "ping":
 		return control.DataReply(Version)
+	case "stop":
+		if d.opts.Stop == nil {
+			return control.ErrorReply("this daemon is not stopped over its socket")
+		}
+		r := control.DataReply("Shutdown successful")
+		r.After = d.opts.Stop
+		return r
+	case "flushlogs":
+		if d.opts.FlushLogs != nil {
+			if err := d.opts.FlushLogs(); err != nil {
+				return control.ErrorReply("%v", err)
+			}
+		}
+		return control.DataReply("rolled over")
 	case "status":
 		return d.status(req.Args)
 	case "ban":
@@ -37,7 +51,7 @@ func (d *Daemon) handle(req control.Request) control.Reply {
 		}
 		sum, err := d.importFail2ban(req.Args[0], len(req.Args) == 2)
 		if err != nil {
-			return control.ErrorReply("%v", err)
+			return errReply(err)
 		}
 		return control.DataReply(sum)
 	case "reload":
@@ -59,6 +73,28 @@ func (d *Daemon) handle(req control.Request) control.Reply {
 	return control.ErrorReply("unknown command %q (known: %s)", req.Cmd, strings.Join(control.Commands, ", "))
 }
 
+// errReply is a failed reply; one naming a jail that is not enabled says which.
+func errReply(err error) control.Reply {
+	r := control.ErrorReply("%v", err)
+	var uj *UnknownJailError
+	if errors.As(err, &uj) {
+		r.UnknownJail = uj.Name
+	}
+	return r
+}
+
+// orderBans sorts bans as fail2ban's status and banned list them: in the order they were made
+// (start, then address for bans of one second; a prolonged ban keeps its place).
+func orderBans(list []ban.Active) {
+	sort.Slice(list, func(i, j int) bool {
+		a, b := list[i], list[j]
+		if a.Start != b.Start {
+			return a.Start < b.Start
+		}
+		return a.Prefix.Addr().Less(b.Prefix.Addr())
+	})
+}
+
 func (d *Daemon) status(args []string) control.Reply {
 	eng := d.current()
 	if len(args) == 0 {
@@ -73,7 +109,7 @@ func (d *Daemon) status(args []string) control.Reply {
 	}
 	id, err := eng.jailID(args[0])
 	if err != nil {
-		return control.ErrorReply("%v", err)
+		return errReply(err)
 	}
 	j := eng.jails[id]
 	js := control.JailStatus{
@@ -83,10 +119,11 @@ func (d *Daemon) status(args []string) control.Reply {
 		TotalBanned:     eng.bans.Stats[id].Bans.Load(),
 	}
 	js.Files = eng.files(int(id))
-	for _, a := range eng.bans.Active(id, false) {
+	active := eng.bans.Active(id, false)
+	orderBans(active)
+	for _, a := range active {
 		js.Banned = append(js.Banned, sink.PrefixString(a.Prefix))
 	}
-	sort.Strings(js.Banned)
 	js.CurrentlyBanned = len(js.Banned)
 	for _, m := range eng.m.Modes(int(id)) {
 		js.Regexes = append(js.Regexes, m.String())
@@ -118,7 +155,7 @@ func (d *Daemon) ban(args []string) control.Reply {
 	eng := d.current()
 	id, err := eng.jailID(args[0])
 	if err != nil {
-		return control.ErrorReply("%v", err)
+		return errReply(err)
 	}
 	var results []control.Result
 	var ds []ban.Decision
@@ -134,6 +171,7 @@ func (d *Daemon) ban(args []string) control.Reply {
 		switch {
 		case errors.Is(err, ban.ErrAlreadyBanned):
 			r.OK, r.Error = true, "already banned"
+			ds = eng.bans.Prolong(id, a, ds) // as fail2ban: banned again, it ends bantime from now
 		case err != nil:
 			r.Error = "refused: " + err.Error()
 		default:
@@ -169,7 +207,7 @@ func (d *Daemon) unban(args []string) control.Reply {
 	if _, err := parseTarget(args[0]); err != nil {
 		jid, jerr := eng.jailID(args[0])
 		if jerr != nil {
-			return control.ErrorReply("%v", jerr)
+			return errReply(jerr)
 		}
 		id, all, args = jid, false, args[1:]
 		if len(args) == 0 {
@@ -222,33 +260,45 @@ func (d *Daemon) banned(args []string) control.Reply {
 	if !all {
 		var err error
 		if id, err = eng.jailID(args[0]); err != nil {
-			return control.ErrorReply("%v", err)
+			return errReply(err)
 		}
 	}
 	list := eng.bans.Active(id, all)
+	// Jails in their configured order, each jail's bans as fail2ban lists them.
+	orderBans(list)
+	sort.SliceStable(list, func(i, j int) bool { return list[i].Jail < list[j].Jail })
 	out := make([]control.Banned, 0, len(list))
 	for _, a := range list {
 		out = append(out, control.Banned{Jail: eng.jails[a.Jail].Name, Prefix: sink.PrefixString(a.Prefix), Start: a.Start, End: a.End, Count: a.Count})
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Jail != out[j].Jail {
-			return out[i].Jail < out[j].Jail
-		}
-		return out[i].Prefix < out[j].Prefix
-	})
 	return control.DataReply(out)
 }
 
 // get answers fail2ban-client's "get JAIL PARAM" for the settings a jail runs with; the reply
 // is a list of strings (one value for most).
 func (d *Daemon) get(args []string) control.Reply {
+	if len(args) == 1 {
+		// The daemon's own settings, as fail2ban-client's "get loglevel" and friends.
+		dm := d.current().cfg.Daemon
+		switch args[0] {
+		case "loglevel":
+			return control.DataReply([]string{dm.LogLevel})
+		case "logtarget":
+			return control.DataReply([]string{dm.LogTarget})
+		case "dbfile":
+			return control.DataReply([]string{d.opts.DBDir})
+		case "dbpurgeage":
+			return control.DataReply([]string{strconv.FormatInt(int64(dm.DBPurgeAge/time.Second), 10)})
+		}
+		return control.ErrorReply("get: unknown setting %q (loglevel, logtarget, dbfile, dbpurgeage; or get JAIL SETTING)", args[0])
+	}
 	if len(args) != 2 {
 		return control.ErrorReply("usage: get JAIL maxretry|findtime|bantime|ignoreip|ignoreself|logpath|failregex|ignoreregex|journalmatch|actions (banip is answered from banned)")
 	}
 	eng := d.current()
 	id, err := eng.jailID(args[0])
 	if err != nil {
-		return control.ErrorReply("%v", err)
+		return errReply(err)
 	}
 	j := eng.jails[id]
 	secs := func(t time.Duration) string {
@@ -289,6 +339,18 @@ func (d *Daemon) get(args []string) control.Reply {
 		out = []string{j.JournalMatch}
 	case "actions":
 		out = jailActions(j)
+	case "banned":
+		active := eng.bans.Active(id, false)
+		orderBans(active)
+		for _, a := range active {
+			out = append(out, sink.PrefixString(a.Prefix))
+		}
+	case "logencoding":
+		out = []string{"UTF-8"} // portcullis reads logs as UTF-8, bytes that are not kept as they are
+	case "usedns":
+		out = []string{j.UseDNS}
+	case "maxmatches":
+		out = []string{strconv.Itoa(j.MaxMatches)}
 	default:
 		return control.ErrorReply("get: unknown setting %q", args[1])
 	}

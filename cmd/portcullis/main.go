@@ -7,9 +7,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
 	"runtime"
+	"sort"
 	"strings"
 	"syscall"
 	"time"
@@ -41,6 +43,8 @@ Usage:
   portcullis import-fail2ban [--from PATH] [--dry-run] [-c DIR] [--db DIR] [--json]
                  (fail2ban's bans in force and ban counts; default PATH ` + migrate.DefaultDB + `)
   portcullis version
+  portcullis fail2ban-client ARGS...   (or the binary named fail2ban-client: fail2ban-client's
+                                        commands and output, for scripts and monitoring)
 
 Client commands accept --socket PATH, or -c DIR to take the socket from DIR/portcullis.conf
 (default ` + config.DefaultSocket + `).
@@ -50,6 +54,9 @@ func main() {
 	// TZ as the C library reads it: Go alone ignores POSIX rules like CET-01CEST-02,M3.5.0,M10.5.0.
 	if loc := tzenv.FromEnv(); loc != nil {
 		time.Local = loc
+	}
+	if isF2bClient(os.Args[0]) {
+		os.Exit(runF2bClient(os.Args[1:], os.Stdout, os.Stderr))
 	}
 	os.Exit(runMain(os.Args[1:], os.Stdout, os.Stderr))
 }
@@ -71,6 +78,8 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 		return cmdReplay(rest, os.Stdin, stdout, stderr)
 	case "import-fail2ban":
 		return cmdImport(rest, stdout, stderr)
+	case "fail2ban-client":
+		return runF2bClient(rest, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "portcullis %s (%s)\n", pipeline.Version, runtime.Version())
 		return 0
@@ -117,7 +126,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "portcullis run: unexpected argument %q\n", pos[0])
 		return 2
 	}
-	log, closeLog, err := daemonLogger(*dir, *debug, stderr)
+	log, closeLog, reopenLog, err := daemonLogger(*dir, *debug, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "portcullis: %v\n", err)
 		return 1
@@ -132,6 +141,8 @@ func cmdRun(args []string, stderr io.Writer) int {
 	d, err := pipeline.Start(pipeline.Options{
 		ConfigDir: *dir, Socket: *socket, DBDir: *db, Metrics: *metricsAddr, Workers: *workers, Log: log,
 		CheckEvery: *checkEvery, Poll: *poll, DryRun: *dryRun,
+		Stop:      func() { sigs <- syscall.SIGTERM }, // fail2ban-client stop: as a SIGTERM
+		FlushLogs: reopenLog,
 	})
 	if err != nil {
 		var ce config.Errors
@@ -266,6 +277,18 @@ func printReply(cmd string, pos []string, data json.RawMessage, withTime bool, s
 			fmt.Fprintf(stderr, "portcullis: bad reply: %v\n", err)
 			return 1
 		}
+		// As fail2ban's getBanList(ordered=True): by end, permanent bans last; the daemon's
+		// order (as made) for equal ends.
+		sort.SliceStable(bs, func(i, j int) bool {
+			ei, ej := bs[i].End, bs[j].End
+			if ei == 0 {
+				ei = math.MaxInt64
+			}
+			if ej == 0 {
+				ej = math.MaxInt64
+			}
+			return ei < ej
+		})
 		if !withTime {
 			var addrs []string
 			for _, b := range bs {
