@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -59,6 +60,22 @@ func readFail2banConf(dir string, out *Daemon, errs *Errors) {
 			out.Notes = append(out.Notes, fmt.Sprintf("fail2ban.conf %s = %s is fail2ban's server's; portcullis does not use it (see docs/migrating-from-fail2ban.md)", k, text))
 		}
 	}
+}
+
+// LogLevel reads a loglevel value (for fail2ban-client set loglevel).
+func LogLevel(s string) (string, error) { return logLevel(s) }
+
+// SlogLevel is the log/slog level of a loglevel name: DEBUG and finer are debug, NOTICE is info.
+func SlogLevel(name string) slog.Level {
+	switch name {
+	case "DEBUG", "TRACEDEBUG", "HEAVYDEBUG":
+		return slog.LevelDebug
+	case "WARNING":
+		return slog.LevelWarn
+	case "ERROR", "CRITICAL":
+		return slog.LevelError
+	}
+	return slog.LevelInfo
 }
 
 // logLevel reads fail2ban's loglevel: a name or its number (fail2ban's, from Python's logging).

@@ -288,3 +288,11 @@ func ParseTimezone(s string) (*time.Location, error) {
 	}
 	return loc, nil
 }
+
+// ParseIgnoreIP reads one ignoreip entry given at run time (fail2ban-client set JAIL
+// addignoreip): an address or a CIDR; host names and file: lists are for the configuration.
+func ParseIgnoreIP(s string) ([]netip.Prefix, error) {
+	return parseIgnore(s, func(string) ([]netip.Addr, error) {
+		return nil, fmt.Errorf("a host name is not taken at run time: put it in the jail's ignoreip")
+	})
+}

@@ -21,12 +21,29 @@ func (d *Daemon) handle(req control.Request) control.Reply {
 	case "ping":
 		return control.DataReply(Version)
 	case "stop":
+		if len(req.Args) == 1 {
+			return d.stopJail(req.Args[0])
+		}
 		if d.opts.Stop == nil {
 			return control.ErrorReply("this daemon is not stopped over its socket")
 		}
 		r := control.DataReply("Shutdown successful")
 		r.After = d.opts.Stop
 		return r
+	case "start":
+		// start JAIL: the jail from the configuration on disk, as reload JAIL takes it.
+		if len(req.Args) != 1 {
+			return control.ErrorReply("usage: start JAIL")
+		}
+		if err := d.ReloadJail(req.Args[0]); err != nil {
+			return control.ErrorReply("%v", err)
+		}
+		return control.DataReply("Jail started")
+	case "set":
+		if len(req.Args) == 2 {
+			return d.setDaemon(req.Args[0], req.Args[1])
+		}
+		return d.setJail(req.Args)
 	case "flushlogs":
 		if d.opts.FlushLogs != nil {
 			if err := d.opts.FlushLogs(); err != nil {
@@ -318,8 +335,13 @@ func (d *Daemon) get(args []string) control.Reply {
 	case "ignoreself":
 		out = []string{strconv.FormatBool(j.IgnoreSelf)}
 	case "ignoreip":
-		for _, p := range j.IgnoreIP {
-			out = append(out, sink.PrefixString(p))
+		// As fail2ban lists them: networks in the order given, then single addresses.
+		for _, single := range []bool{false, true} {
+			for _, p := range j.IgnoreIP {
+				if p.IsSingleIP() == single {
+					out = append(out, sink.PrefixString(p))
+				}
+			}
 		}
 	case "logpath":
 		for _, lp := range j.LogPaths {

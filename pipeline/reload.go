@@ -26,6 +26,12 @@ func (d *Daemon) ReloadJail(name string) error {
 			return err
 		}
 	}
+	return d.swap(cfg)
+}
+
+// swap runs cfg in place of the running configuration (reloadMu held): bans, failure counts and
+// file positions carry over; an engine that cannot start leaves the running one.
+func (d *Daemon) swap(cfg *config.Config) error {
 	for _, w := range cfg.Warnings {
 		d.log.Warn(w)
 	}

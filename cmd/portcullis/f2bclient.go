@@ -117,6 +117,8 @@ func (c *f2bClient) run(args []string) int {
 		return c.startServer()
 	case cmd == "stop" && len(rest) == 0:
 		return c.simple("stop", nil, "Shutdown successful")
+	case (cmd == "stop" || cmd == "start") && len(rest) == 1:
+		return c.simple(cmd, rest, map[string]string{"stop": "Jail stopped", "start": "Jail started"}[cmd])
 	case (cmd == "reload" || cmd == "restart") && len(rest) <= 1:
 		// restart [JAIL] reloads too: the daemon keeps its bans and counts either way.
 		return c.simple("reload", rest, "OK")
@@ -133,6 +135,24 @@ func (c *f2bClient) run(args []string) int {
 			return c.ban(rest[0], rest[2:])
 		}
 		return c.unban(rest[0], rest[2:])
+	case cmd == "set" && len(rest) == 2:
+		data, ok := c.call("set", rest...)
+		if !ok {
+			return f2bErrorCode
+		}
+		return c.printServer(rest[0], data)
+	case cmd == "set" && len(rest) >= 3:
+		data, ok := c.call("set", rest...)
+		if !ok {
+			return f2bErrorCode
+		}
+		key := rest[1]
+		if k, ok := strings.CutPrefix(key, "add"); ok {
+			key = k
+		} else if k, ok := strings.CutPrefix(key, "del"); ok {
+			key = k
+		}
+		return c.printJail(rest[0], key, data)
 	case cmd == "get" && len(rest) == 1:
 		return c.getServer(rest[0])
 	case cmd == "get" && len(rest) >= 2:
@@ -288,6 +308,11 @@ func (c *f2bClient) getServer(key string) int {
 	if !ok {
 		return f2bErrorCode
 	}
+	return c.printServer(key, data)
+}
+
+// printServer prints a daemon setting as fail2ban-client does.
+func (c *f2bClient) printServer(key string, data json.RawMessage) int {
 	var vs []string
 	json.Unmarshal(data, &vs)
 	v := strings.Join(vs, "")
@@ -319,6 +344,11 @@ func (c *f2bClient) getJail(jail, key string, rest []string) int {
 	if !ok {
 		return f2bErrorCode
 	}
+	return c.printJail(jail, key, data)
+}
+
+// printJail prints a jail setting as fail2ban-client does.
+func (c *f2bClient) printJail(jail, key string, data json.RawMessage) int {
 	var vs []string
 	json.Unmarshal(data, &vs)
 	switch key {

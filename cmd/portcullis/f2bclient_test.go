@@ -26,8 +26,9 @@ func TestF2bClientGolden(t *testing.T) {
 		t.Fatalf("fail2ban's package: %v", err)
 	}
 	dir := t.TempDir()
-	log := filepath.Join(dir, "auth.log")
+	log, other := filepath.Join(dir, "auth.log"), filepath.Join(dir, "other.log")
 	os.WriteFile(log, nil, 0o644)
+	os.WriteFile(other, nil, 0o644)
 	jailLocal := fmt.Sprintf(`[DEFAULT]
 banaction = dummy
 banaction_allports = dummy
@@ -93,6 +94,13 @@ action = dummy[target="%s"]
 		{"get", "sshd", "usedns"}, {"get", "loglevel"}, {"get", "dbpurgeage"},
 		{"unban", "2001:db8::1", "203.0.113.1"}, {"set", "sshd", "unbanip", "192.0.2.1"},
 		{"status", "sshd"}, {"echo", "hello", "world"}, {"status", "nojail"}, {"get", "nojail", "maxretry"},
+		// Run-time changes, until the next reload.
+		{"set", "sshd", "addignoreip", "10.9.0.0/16"}, {"set", "sshd", "delignoreip", "10.9.0.0/16"},
+		{"set", "sshd", "maxretry", "7"}, {"set", "sshd", "findtime", "1h"}, {"set", "sshd", "bantime", "2h"},
+		{"get", "sshd", "bantime"}, {"set", "sshd", "addlogpath", other}, {"get", "sshd", "logpath"},
+		{"set", "sshd", "dellogpath", other}, {"set", "sshd", "addignoreregex", "^ignored line$"},
+		{"set", "sshd", "delignoreregex", "0"}, {"set", "loglevel", "DEBUG"}, {"get", "loglevel"},
+		{"set", "dbpurgeage", "2d"}, {"stop", "sshd"}, {"status"}, {"reload"}, {"status"}, {"get", "sshd", "maxretry"},
 		{"set", "sshd", "banip", "198.51.100.7"}, {"reload"}, {"status", "sshd"}, {"unban", "--all"},
 		{"flushlogs"}, {"stop"}, {"ping"},
 	}

@@ -18,19 +18,12 @@ import (
 // file, appended to and reopened by reopen (fail2ban-client flushlogs, after a rotation). --debug
 // wins over loglevel. A configuration that does not load logs to stderr: the start then reports
 // its errors there.
-func daemonLogger(dir string, debug bool, stderr io.Writer) (log *slog.Logger, closeLog func(), reopen func() error, err error) {
+func daemonLogger(dir string, debug bool, stderr io.Writer) (log *slog.Logger, level *slog.LevelVar, closeLog func(), reopen func() error, err error) {
 	d, _ := config.LoadDaemon(dir)
-	level := slog.LevelInfo
-	switch d.LogLevel {
-	case "DEBUG", "TRACEDEBUG", "HEAVYDEBUG":
-		level = slog.LevelDebug
-	case "WARNING":
-		level = slog.LevelWarn
-	case "ERROR", "CRITICAL":
-		level = slog.LevelError
-	}
+	level = new(slog.LevelVar)
+	level.Set(config.SlogLevel(d.LogLevel))
 	if debug {
-		level = slog.LevelDebug
+		level.Set(slog.LevelDebug)
 	}
 	var w io.Writer = stderr
 	closeLog, reopen = func() {}, func() error { return nil }
@@ -41,17 +34,17 @@ func daemonLogger(dir string, debug bool, stderr io.Writer) (log *slog.Logger, c
 	case "SYSLOG":
 		sw, err := syslog.New(syslog.LOG_DAEMON|syslog.LOG_INFO, "portcullis")
 		if err != nil {
-			return nil, nil, nil, fmt.Errorf("logtarget SYSLOG: %w", err)
+			return nil, nil, nil, nil, fmt.Errorf("logtarget SYSLOG: %w", err)
 		}
 		w, closeLog = sw, func() { sw.Close() }
 	default:
 		lf := &logFile{path: t}
 		if err := lf.Reopen(); err != nil {
-			return nil, nil, nil, fmt.Errorf("logtarget: %w", err)
+			return nil, nil, nil, nil, fmt.Errorf("logtarget: %w", err)
 		}
 		w, closeLog, reopen = lf, lf.Close, lf.Reopen
 	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})), closeLog, reopen, nil
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})), level, closeLog, reopen, nil
 }
 
 // logFile is a log file that can be reopened under its name after a rotation moved it away.

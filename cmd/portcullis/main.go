@@ -126,7 +126,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "portcullis run: unexpected argument %q\n", pos[0])
 		return 2
 	}
-	log, closeLog, reopenLog, err := daemonLogger(*dir, *debug, stderr)
+	log, logLevel, closeLog, reopenLog, err := daemonLogger(*dir, *debug, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "portcullis: %v\n", err)
 		return 1
@@ -142,7 +142,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 		ConfigDir: *dir, Socket: *socket, DBDir: *db, Metrics: *metricsAddr, Workers: *workers, Log: log,
 		CheckEvery: *checkEvery, Poll: *poll, DryRun: *dryRun,
 		Stop:      func() { sigs <- syscall.SIGTERM }, // fail2ban-client stop: as a SIGTERM
-		FlushLogs: reopenLog,
+		FlushLogs: reopenLog, LogLevel: logLevel,
 	})
 	if err != nil {
 		var ce config.Errors

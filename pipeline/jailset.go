@@ -1,0 +1,189 @@
+package pipeline
+
+import (
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/portcullis/portcullis/config"
+	"github.com/portcullis/portcullis/control"
+)
+
+// setJail is fail2ban-client's run-time "set JAIL KEY VALUE…": the running configuration with the
+// jail changed is swapped in as a reload swaps one (bans, counts and positions carry over). As in
+// fail2ban, the change lasts until the next reload. The reply is the setting's new value, as
+// "get JAIL KEY" gives it.
+func (d *Daemon) setJail(args []string) control.Reply {
+	if len(args) < 3 {
+		return control.ErrorReply("usage: set JAIL addignoreip|delignoreip|addlogpath|dellogpath|addfailregex|delfailregex|addignoreregex|delignoreregex|maxretry|findtime|bantime VALUE")
+	}
+	name, key, vals := args[0], args[1], args[2:]
+	d.reloadMu.Lock()
+	running := d.current().cfg
+	idx := slices.IndexFunc(running.Jails, func(j *config.Jail) bool { return j.Name == name })
+	if idx < 0 {
+		d.reloadMu.Unlock()
+		_, err := d.current().jailID(name)
+		return errReply(err)
+	}
+	j := *running.Jails[idx]
+	get, err := changeJail(&j, key, vals)
+	if err != nil {
+		d.reloadMu.Unlock()
+		return control.ErrorReply("%v", err)
+	}
+	cfg := *running
+	cfg.Jails = slices.Clone(running.Jails)
+	cfg.Jails[idx] = &j
+	err = d.swap(&cfg)
+	d.reloadMu.Unlock()
+	if err != nil {
+		return control.ErrorReply("%v", err)
+	}
+	return d.get([]string{name, get})
+}
+
+// changeJail applies one run-time setting to j (a copy; slices it changes are copied first) and
+// returns the key whose value the reply shows.
+func changeJail(j *config.Jail, key string, vals []string) (string, error) {
+	v := vals[0]
+	switch key {
+	case "maxretry":
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return "", fmt.Errorf("maxretry %q: a number of at least 1", v)
+		}
+		j.MaxRetry = n
+		return key, nil
+	case "findtime", "bantime":
+		t, err := config.ParseDuration(v)
+		if err != nil || key == "findtime" && t <= 0 {
+			return "", fmt.Errorf("%s %q: a time such as 600, 10m or 1h (bantime -1: forever)", key, v)
+		}
+		if t < 0 {
+			t = config.Forever
+		}
+		if key == "findtime" {
+			j.FindTime = t
+		} else {
+			j.BanTime = t
+		}
+		return key, nil
+	case "addignoreip", "delignoreip":
+		ps, err := config.ParseIgnoreIP(v)
+		if err != nil {
+			return "", err
+		}
+		list := slices.Clone(j.IgnoreIP)
+		for _, p := range ps {
+			i := slices.Index(list, p)
+			switch {
+			case key == "addignoreip" && i < 0:
+				list = append(list, p)
+			case key == "delignoreip" && i < 0:
+				return "", fmt.Errorf("%s is not in the jail's ignoreip", p)
+			case key == "delignoreip":
+				list = slices.Delete(list, i, i+1)
+			}
+		}
+		j.IgnoreIP = list
+		return "ignoreip", nil
+	case "addlogpath", "dellogpath":
+		list := slices.Clone(j.LogPaths)
+		i := slices.IndexFunc(list, func(lp config.LogPath) bool { return lp.Pattern == v })
+		if key == "dellogpath" {
+			if i < 0 {
+				return "", fmt.Errorf("%s is not a log path of the jail", v)
+			}
+			j.LogPaths = slices.Delete(list, i, i+1)
+			return "logpath", nil
+		}
+		if _, err := os.Stat(v); err != nil {
+			return "", err // as fail2ban: a log to add must exist
+		}
+		if i < 0 {
+			lp := config.LogPath{Pattern: v}
+			if len(vals) > 1 {
+				lp.Tail, lp.Head = vals[1] == "tail", vals[1] == "head"
+			}
+			j.LogPaths = append(list, lp)
+		}
+		return "logpath", nil
+	case "addfailregex", "delfailregex", "addignoreregex", "delignoreregex":
+		if j.Filter == nil {
+			return "", fmt.Errorf("the jail has no filter")
+		}
+		f := *j.Filter
+		list := &f.FailRegex
+		if strings.HasSuffix(key, "ignoreregex") {
+			list = &f.IgnoreRegex
+		}
+		*list = slices.Clone(*list)
+		if strings.HasPrefix(key, "add") {
+			*list = append(*list, config.Regex{Text: v, File: "fail2ban-client set " + j.Name + " " + key})
+		} else {
+			i, err := strconv.Atoi(v)
+			if err != nil || i < 0 || i >= len(*list) {
+				return "", fmt.Errorf("%s %q: the index of a regex (get %s %s lists them)", key, v, j.Name, key[3:])
+			}
+			*list = slices.Delete(*list, i, i+1)
+		}
+		j.Filter = &f
+		return key[3:], nil
+	}
+	return "", fmt.Errorf("set %s %s: not a setting portcullis changes at run time", j.Name, key)
+}
+
+// stopJail is fail2ban-client "stop JAIL": the jail leaves the running configuration (its bans
+// are lifted, as a reload without it lifts them) until a reload or "start JAIL" brings it back.
+func (d *Daemon) stopJail(name string) control.Reply {
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
+	running := d.current().cfg
+	idx := slices.IndexFunc(running.Jails, func(j *config.Jail) bool { return j.Name == name })
+	if idx < 0 {
+		_, err := d.current().jailID(name)
+		return errReply(err)
+	}
+	cfg := *running
+	cfg.Jails = slices.Delete(slices.Clone(running.Jails), idx, idx+1)
+	if err := d.swap(&cfg); err != nil {
+		return control.ErrorReply("%v", err)
+	}
+	return control.DataReply("Jail stopped")
+}
+
+// setDaemon is fail2ban-client "set loglevel|dbpurgeage VALUE", swapped in as a reload swaps a
+// configuration; until the next reload, as in fail2ban.
+func (d *Daemon) setDaemon(key, v string) control.Reply {
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
+	running := d.current().cfg
+	cfg := *running
+	switch key {
+	case "loglevel":
+		lv, err := config.LogLevel(v)
+		if err != nil {
+			return control.ErrorReply("%v", err)
+		}
+		if d.opts.LogLevel == nil {
+			return control.ErrorReply("this daemon's log level is not changed at run time")
+		}
+		d.opts.LogLevel.Set(config.SlogLevel(lv))
+		cfg.Daemon.LogLevel = lv
+	case "dbpurgeage":
+		t, err := config.ParseDuration(v)
+		if err != nil {
+			return control.ErrorReply("dbpurgeage %q: %v", v, err)
+		}
+		cfg.Daemon.DBPurgeAge = max(t, 0)
+	default:
+		return control.ErrorReply("set %s: not a setting portcullis changes at run time (loglevel, dbpurgeage)", key)
+	}
+	if err := d.swap(&cfg); err != nil {
+		return control.ErrorReply("%v", err)
+	}
+	return d.get([]string{key})
+}
