@@ -66,7 +66,7 @@ func (w *Worker) queue(jail uint16, group []uint32, text []byte, li uint32, t ti
 			dep, grp = p, jr.contentGroup
 		}
 	}
-	if jr.canDefer && w.allEndHelpers(jr, group) {
+	if jr.canDefer && !w.CollectIgnored && w.allEndHelpers(jr, group) {
 		j.deferred = true
 		w.deferred++
 	} else if jr.pref == nil || jr.pref.pc != nil {
@@ -212,7 +212,7 @@ func (w *Worker) confirm(jail uint16, group []uint32, text []byte, li uint32, t 
 		var d Result
 		detail = &d
 		defer func() {
-			if d.Matched {
+			if d.Matched || (d.Ignored || d.NoFail) && w.CollectIgnored {
 				d.Line = li
 				w.Details = append(w.Details, d)
 			}

@@ -62,6 +62,10 @@ type Worker struct {
 	// Collect makes Match describe every counted failure in Details (including failures whose
 	// id is a host name or an F-ID, which produce no Event). For `portcullis regex`.
 	Collect bool
+	// CollectIgnored adds to Details the lines a failregex matched that are no failure: those an
+	// ignoreregex dropped (Ignored) and helper lines (NoFail), which fail2ban-regex counts as
+	// ignored.
+	CollectIgnored bool
 	Details []Result
 	// noFields leaves captured fields out of collected Details (counting only).
 	noFields bool

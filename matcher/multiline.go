@@ -389,7 +389,11 @@ func (w *Worker) multiLine(jail uint16, jr *jailRx, idx int, mlfid []byte, li ui
 		// A helper line (<F-NOFAIL> or <F-MLFGAINED>) that ends a connection never seen, or seen
 		// too long ago: fail2ban's merge leaves nothing behind and counts nothing. Most of the
 		// noise fail2ban's sshd.conf matches is this (disconnects, preauth closes, accepted
-		// logins of connections whose earlier lines it does not track).
+		// logins of connections whose earlier lines it does not track). A described line is a
+		// helper all the same (fail2ban-regex counts it as ignored).
+		if detail != nil {
+			detail.NoFail, detail.Regex = true, idx
+		}
 		return Event{}, false
 	}
 	// The groups are views of the line, valid for this call: merge copies what it keeps.

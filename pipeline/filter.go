@@ -14,6 +14,9 @@ type FilterOptions struct {
 	Now     time.Time // "now" for year inference
 	Journal bool      // logtype = journal: every line is a dateless journal message at Now
 	Fields  bool      // describe failures with their captured fields; false: counts only
+	// Ignored passes to each too the lines an ignoreregex dropped (Result.Ignored) and the helper
+	// lines a failregex matched without a failure (Result.NoFail).
+	Ignored bool
 }
 
 // FilterResult sums up RunFilter.
@@ -45,6 +48,7 @@ func RunFilter(f *config.Filter, r io.Reader, o FilterOptions, each func(b *inge
 	if o.Journal {
 		w.SetFixedTime(o.Now)
 	}
+	w.CollectIgnored = o.Ignored
 	c := stg.newChain(w, wallClock{}, nil)
 	defer c.close()
 	var eachErr error

@@ -13,6 +13,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -25,24 +27,36 @@ import (
 	"github.com/portcullis/portcullis/pipeline"
 )
 
-const regexUsage = `usage: portcullis regex [--json] [--now TIME] [--config DIR] LOG FILTER [IGNOREREGEX]
+const regexUsage = `usage: portcullis regex [--json] [--now TIME] [--config DIR] [--print-all-matched]
+                        [--print-all-missed] [--print-all-ignored] [--print-no-missed]
+                        [--print-no-ignored] [-v] [-l LEVEL] [-r] LOG FILTER [IGNOREREGEX]
 
-  LOG      a log file, - for standard input, or a single log line
+  LOG      a log file, - for standard input, or a single log line (text without blanks that
+           names a path is a file, and an error when there is none)
   FILTER   a filter name (looked up in DIR/filter.d; default: ./configs, the configs next to the
            binary, /etc/portcullis, then /etc/fail2ban), name[key=value,...] with filter
            arguments (logtype=journal: each line is a journal message whose time is --now),
            a path to a .conf file, or a raw regex
   --now    "now" for year inference: unix seconds or RFC 3339 (default: the clock); TZ is honoured
+  --print-all-matched, --print-all-missed, --print-all-ignored: list every such line (missed
+           and ignored lines are listed anyway when there are fewer than 20), as fail2ban-regex;
+           --print-no-missed, --print-no-ignored: never list them
+  -v       list every failregex and date template, hit or not
+  -l, -r   fail2ban-regex's log level and raw (no DNS) options: accepted; portcullis never
+           resolves names
 `
 
 type regexOpts struct {
-	json   bool
-	now    time.Time
-	config string
-	log    string
-	filter string
-	ignore string
-	stdin  io.Reader
+	json bool
+	// fail2ban-regex's line lists: print every matched / missed / ignored line; never the
+	// missed / ignored ones.
+	allMatched, allMissed, allIgnored, noMissed, noIgnored, verbose bool
+	now                                                             time.Time
+	config                                                          string
+	log                                                             string
+	filter                                                          string
+	ignore                                                          string
+	stdin                                                           io.Reader
 }
 
 func cmdRegex(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -52,15 +66,31 @@ func cmdRegex(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	asJSON := fs.Bool("json", false, "one JSON object per counted failure")
 	nowFlag := fs.String("now", "", "now, for year inference (unix seconds or RFC 3339)")
 	cfgDir := fs.String("config", "", "configuration folder with filter.d")
+	var o regexOpts
+	fs.BoolVar(&o.allMatched, "print-all-matched", false, "list every matched line")
+	fs.BoolVar(&o.allMissed, "print-all-missed", false, "list every missed line")
+	fs.BoolVar(&o.allIgnored, "print-all-ignored", false, "list every ignored line")
+	fs.BoolVar(&o.noMissed, "print-no-missed", false, "never list missed lines")
+	fs.BoolVar(&o.noIgnored, "print-no-ignored", false, "never list ignored lines")
+	fs.BoolVar(&o.verbose, "v", false, "list every failregex and date template")
+	fs.BoolVar(&o.verbose, "verbose", false, "list every failregex and date template")
+	fs.String("l", "", "log level (accepted)")
+	fs.String("log-level", "", "log level (accepted)")
+	fs.Bool("r", false, "raw: no DNS (portcullis never resolves)")
+	fs.Bool("raw", false, "raw: no DNS (portcullis never resolves)")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
+		return 2
+	}
+	if o.allMissed && o.noMissed || o.allIgnored && o.noIgnored {
+		fmt.Fprintln(stderr, "portcullis regex: --print-all-X and --print-no-X exclude each other")
 		return 2
 	}
 	if len(pos) < 2 || len(pos) > 3 {
 		fmt.Fprint(stderr, regexUsage)
 		return 2
 	}
-	o := regexOpts{json: *asJSON, config: *cfgDir, log: pos[0], filter: pos[1], stdin: stdin, now: time.Now()}
+	o.json, o.config, o.log, o.filter, o.stdin, o.now = *asJSON, *cfgDir, pos[0], pos[1], stdin, time.Now()
 	if len(pos) == 3 {
 		o.ignore = pos[2]
 	}
@@ -144,8 +174,15 @@ func loadRegexFilter(o regexOpts) (*config.Filter, map[string]string, string, er
 
 type regexStats struct {
 	lines, matched, missed, ignored int
+	helpers                         int // lines a failregex matched as no failure (nofail)
 	regexHits                       []int
+	// The lines listed after the summary: every one asked for, else the first listMax+1.
+	matchedLines, missedLines, ignoredLines []string
 }
+
+// listMax is fail2ban-regex's maxlines: fewer missed or ignored lines than this are listed
+// without being asked for.
+const listMax = 20
 
 func runRegex(o regexOpts, stdout, stderr io.Writer) error {
 	f, args, source, err := loadRegexFilter(o)
@@ -173,6 +210,8 @@ func runRegex(o regexOpts, stdout, stderr io.Writer) error {
 			}
 			defer fh.Close()
 			r = fh
+		} else if looksLikePath(o.log) {
+			return fmt.Errorf("%s: no such file (a log line has blanks; quote the whole line)", o.log)
 		} else {
 			r, logName = strings.NewReader(o.log+"\n"), "(one line)"
 		}
@@ -185,8 +224,21 @@ func runRegex(o regexOpts, stdout, stderr io.Writer) error {
 	lineBase := 0 // 1-based line number of the block's first line, minus one
 	var seen uint64
 	var outErr error // from writing, as opposed to reading
-	res, err := pipeline.RunFilter(f, r, pipeline.FilterOptions{Now: o.now, Journal: args["logtype"] == "journal", Fields: o.json},
+	lists := !o.json
+	res, err := pipeline.RunFilter(f, r, pipeline.FilterOptions{Now: o.now, Journal: args["logtype"] == "journal", Fields: o.json, Ignored: lists},
 		func(b *ingest.Block, found []matcher.Result) error {
+			if lists {
+				st.collectLines(b, found, o)
+				// As fail2ban-regex: a helper line (no failure) counts as ignored, and as a hit
+				// of its failregex.
+				for _, d := range found {
+					if d.NoFail && !d.Ignored {
+						st.helpers++
+						st.regexHits[d.Regex]++
+					}
+				}
+				found = slices.DeleteFunc(found, func(d matcher.Result) bool { return d.Ignored || d.NoFail })
+			}
 			var lineNo []int
 			if o.json && len(found) > 0 {
 				lineNo = lineNumbers(b)
@@ -225,14 +277,84 @@ func runRegex(o regexOpts, stdout, stderr io.Writer) error {
 	}
 	elapsed := time.Since(start)
 	st.lines = int(res.Source.Lines.Load())
-	st.ignored = int(res.Ignored)
+	st.ignored = int(res.Ignored) + st.helpers
 	st.missed = st.lines - st.matched - st.ignored
 	if o.json {
 		return nil
 	}
-	printRegexSummary(stdout, f, source, logName, st, res.Dates, res.Source, elapsed)
+	printRegexSummary(stdout, f, source, logName, st, res.Dates, res.Source, elapsed, o.verbose)
+	if o.allMatched {
+		printLines(stdout, "Matched", st.matched, st.matchedLines, true)
+	}
+	if !o.noIgnored {
+		printLines(stdout, "Ignored", st.ignored, st.ignoredLines, o.allIgnored)
+	}
+	if !o.noMissed {
+		printLines(stdout, "Missed", st.missed, st.missedLines, o.allMissed)
+	}
 	return nil
 }
+
+// collectLines keeps the block's lines for the lists after the summary: matched ones when all are
+// asked for, ignored and missed ones all when asked for, else up to listMax+1 (enough to know
+// there are too many to list).
+func (st *regexStats) collectLines(b *ingest.Block, found []matcher.Result, o regexOpts) {
+	state := make([]byte, len(b.Lines)) // 0 missed, 1 matched, 2 ignored
+	for _, d := range found {
+		if int(d.Line) < len(state) {
+			if d.Ignored || d.NoFail {
+				state[d.Line] = 2
+			} else {
+				state[d.Line] = 1
+			}
+		}
+	}
+	keep := func(dst *[]string, all bool, i int) {
+		if all || len(*dst) <= listMax {
+			*dst = append(*dst, strings.TrimRight(string(b.Line(i)), " \t\r"))
+		}
+	}
+	for i, s := range state {
+		switch s {
+		case 1:
+			if o.allMatched {
+				keep(&st.matchedLines, true, i)
+			}
+		case 2:
+			if !o.noIgnored {
+				keep(&st.ignoredLines, o.allIgnored, i)
+			}
+		default:
+			if !o.noMissed {
+				keep(&st.missedLines, o.allMissed, i)
+			}
+		}
+	}
+}
+
+// printLines is fail2ban-regex's printLines: the list, or that there are too many to print.
+func printLines(w io.Writer, kind string, n int, lines []string, all bool) {
+	if n == 0 {
+		return
+	}
+	header := kind + " line(s):"
+	if n < listMax || all {
+		fmt.Fprintf(w, "|- %s\n|  %s\n`-\n", header, strings.Join(lines, "\n|  "))
+		return
+	}
+	fmt.Fprintf(w, "%s too many to print.  Use --print-all-%s to print all %d lines\n", header, strings.ToLower(kind), n)
+}
+
+// looksLikePath is LOG when it is meant as a file: no blanks, and a path separator or a name
+// ending like a log (auth.log, syslog.1, access.log.gz).
+func looksLikePath(s string) bool {
+	if strings.ContainsAny(s, " \t") {
+		return false
+	}
+	return strings.ContainsRune(s, '/') || logFileName.MatchString(s)
+}
+
+var logFileName = regexp.MustCompile(`\.(log|gz|zst|xz|bz2|[0-9]+)$`)
 
 // lineNumbers maps each span of b to its 1-based line number within the block (skipped lines
 // count too).
@@ -277,7 +399,7 @@ func failureJSON(d matcher.Result, line int) map[string]any {
 	return out
 }
 
-func printRegexSummary(w io.Writer, f *config.Filter, source, logName string, st regexStats, dates []matcher.DateHit, ss *ingest.SourceStats, elapsed time.Duration) {
+func printRegexSummary(w io.Writer, f *config.Filter, source, logName string, st regexStats, dates []matcher.DateHit, ss *ingest.SourceStats, elapsed time.Duration, verbose bool) {
 	fmt.Fprintf(w, "\nRunning tests\n=============\n\n")
 	if source != "" {
 		fmt.Fprintf(w, "Use   failregex filter file : %s, basedir: %s\n", f.Name, filepath.Dir(filepath.Dir(source)))
@@ -289,7 +411,7 @@ func printRegexSummary(w io.Writer, f *config.Filter, source, logName string, st
 	fmt.Fprintf(w, "Failregex: %d total\n", st.matched)
 	fmt.Fprintf(w, "|-  #) [# of hits] regular expression\n")
 	for i, r := range f.FailRegex {
-		if st.regexHits[i] > 0 {
+		if st.regexHits[i] > 0 || verbose {
 			fmt.Fprintf(w, "|  %2d) [%d] %s\n", i+1, st.regexHits[i], r.Text)
 		}
 	}
@@ -305,5 +427,5 @@ func printRegexSummary(w io.Writer, f *config.Filter, source, logName string, st
 		fmt.Fprintf(w, " (%d over-long or binary lines skipped)", skipped)
 	}
 	rate := float64(st.lines) / max(elapsed.Seconds(), 1e-9)
-	fmt.Fprintf(w, "\n[processed in %.3f sec, %.0f lines/s]\n", elapsed.Seconds(), rate)
+	fmt.Fprintf(w, "\n[processed in %.3f sec, %.0f lines/s]\n\n", elapsed.Seconds(), rate)
 }

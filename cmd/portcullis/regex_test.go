@@ -3,12 +3,16 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/portcullis/portcullis/internal/f2bcorpus"
 )
 
 func runCLI(t *testing.T, stdin string, args ...string) (string, string, int) {
@@ -145,5 +149,80 @@ func TestRegexArchives(t *testing.T) {
 	out, _, code = runCLI(t, string(gz), "regex", "--config", "../../configs", "-", "sshd")
 	if code != 0 || !strings.Contains(out, "3 matched") {
 		t.Fatalf("gz on stdin: %d %s", code, out)
+	}
+}
+
+// fail2ban-regex's line lists, held against fail2ban-regex itself (from the fetched package) on
+// the same log and fail2ban's own sshd filter: the matched, missed and ignored lists asked for,
+// the missed ones listed unasked when few, "too many to print" when not, and none with
+// --print-no-missed. A LOG that names a file that is not there is an error, not a log line.
+func TestRegexPrintLinesAsFail2banRegex(t *testing.T) {
+	if err := f2bcorpus.Ensure(); err != nil {
+		t.Fatalf("fail2ban's package: %v", err)
+	}
+	dir := t.TempDir()
+	var many strings.Builder
+	many.WriteString(regexLog + "\n")
+	for i := range 25 {
+		fmt.Fprintf(&many, "Nov 23 10:01:%02d web1 CRON[%d]: pam_unix(cron:session): session closed for user root\n", i, 100+i)
+	}
+	few, lots := filepath.Join(dir, "few.log"), filepath.Join(dir, "lots.log")
+	os.WriteFile(few, []byte(strings.ReplaceAll(regexLog, "\x00binary\x00junk\n", "")+"\n"), 0o644)
+	os.WriteFile(lots, []byte(strings.ReplaceAll(many.String(), "\x00binary\x00junk\n", "")), 0o644)
+	filter := filepath.Join(f2bcorpus.FilterDir(), "sshd.conf")
+	lib := filepath.Join(f2bcorpus.Root(), "usr", "lib", "python3", "dist-packages")
+	lists := func(out string) string {
+		var keep []string
+		in := false
+		for _, l := range strings.Split(out, "\n") {
+			switch {
+			case strings.HasSuffix(l, "line(s):") && strings.HasPrefix(l, "|- "):
+				in = true
+			case strings.Contains(l, "too many to print"):
+				keep = append(keep, l)
+				continue
+			}
+			if in {
+				keep = append(keep, l)
+				if l == "`-" {
+					in = false
+				}
+			}
+		}
+		return strings.Join(keep, "\n")
+	}
+	for _, c := range []struct {
+		log   string
+		flags []string
+	}{
+		{few, nil},
+		{few, []string{"--print-all-matched"}},
+		{few, []string{"--print-no-missed"}},
+		{lots, nil},
+		{lots, []string{"--print-all-missed"}},
+		{few, []string{"--print-all-matched", "--print-all-ignored"}},
+	} {
+		args := append(append([]string{}, c.flags...), c.log, filter)
+		if slices.Contains(c.flags, "--print-all-ignored") {
+			args = append(args, "Accepted publickey|Invalid user")
+		}
+		cmd := exec.Command("/usr/bin/python3", append([]string{filepath.Join(f2bcorpus.Root(), "usr", "bin", "fail2ban-regex")}, args...)...)
+		cmd.Env = append(os.Environ(), "PYTHONPATH="+lib, "TZ=UTC")
+		want, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("fail2ban-regex %v: %v", args, err)
+		}
+		t.Setenv("TZ", "UTC")
+		got, stderr, code := runCLI(t, "", append([]string{"regex"}, args...)...)
+		if code != 0 {
+			t.Fatalf("portcullis regex %v: %d %s", args, code, stderr)
+		}
+		if lists(got) != lists(string(want)) || lists(got) == "" && !slices.Contains(c.flags, "--print-no-missed") {
+			t.Errorf("regex %v:\nfail2ban-regex:\n%s\nportcullis:\n%s", c.flags, lists(string(want)), lists(got))
+		}
+	}
+	_, stderr, code := runCLI(t, "", "regex", filepath.Join(dir, "nosuch.log"), filter)
+	if code == 0 || !strings.Contains(stderr, "no such file") {
+		t.Errorf("a missing log: %d %q", code, stderr)
 	}
 }
