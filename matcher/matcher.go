@@ -66,7 +66,7 @@ type Worker struct {
 	// ignoreregex dropped (Ignored) and helper lines (NoFail), which fail2ban-regex counts as
 	// ignored.
 	CollectIgnored bool
-	Details []Result
+	Details        []Result
 	// noFields leaves captured fields out of collected Details (counting only).
 	noFields bool
 	// the last failregex match in a maxlines buffer, for removing its lines
