@@ -46,13 +46,8 @@ func cmdImport(args []string, stdout, stderr io.Writer) int {
 		if *dryRun {
 			req.Args = append(req.Args, "--dry-run")
 		}
-		rep, err := control.Call(*socket, req, 10*time.Minute)
-		if err != nil {
-			fmt.Fprintf(stderr, "portcullis: %v\n", err)
-			return 1
-		}
-		if !rep.OK {
-			fmt.Fprintf(stderr, "portcullis: %s\n", rep.Error)
+		rep, ok := callDaemon(*socket, req, 10*time.Minute, stderr)
+		if !ok {
 			return 1
 		}
 		if err := json.Unmarshal(rep.Data, &sum); err != nil {

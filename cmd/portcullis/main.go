@@ -233,13 +233,8 @@ func cmdClient(cmd string, args []string, stdout, stderr io.Writer) int {
 	if cmd == "banip" {
 		wire = "banned" // get JAIL banip is answered from the list of bans
 	}
-	rep, err := control.Call(*socket, control.Request{Cmd: wire, Args: pos}, *timeout)
-	if err != nil {
-		fmt.Fprintf(stderr, "portcullis: %v\n", err)
-		return 1
-	}
-	if !rep.OK {
-		fmt.Fprintf(stderr, "portcullis: %s\n", rep.Error)
+	rep, ok := callDaemon(*socket, control.Request{Cmd: wire, Args: pos}, *timeout, stderr)
+	if !ok {
 		return 1
 	}
 	if *asJSON {
@@ -251,6 +246,21 @@ func cmdClient(cmd string, args []string, stdout, stderr io.Writer) int {
 		return exitForResults(cmd, rep.Data)
 	}
 	return printReply(cmd, pos, rep.Data, *withTime, stdout, stderr)
+}
+
+// callDaemon sends one request; a failure to reach the daemon or a refused request is said on
+// stderr and gives false.
+func callDaemon(socket string, req control.Request, timeout time.Duration, stderr io.Writer) (control.Reply, bool) {
+	rep, err := control.Call(socket, req, timeout)
+	if err != nil {
+		fmt.Fprintf(stderr, "portcullis: %v\n", err)
+		return rep, false
+	}
+	if !rep.OK {
+		fmt.Fprintf(stderr, "portcullis: %s\n", rep.Error)
+		return rep, false
+	}
+	return rep, true
 }
 
 func exitForResults(cmd string, data json.RawMessage) int {
