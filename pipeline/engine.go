@@ -47,10 +47,24 @@ type engine struct {
 	// lag returns the histogram of seconds from a block's arrival to its ban decisions, by source.
 	lag func(source string) *metrics.Histogram
 	now func() time.Time
+	// idle marks jails set idle (fail2ban-client set JAIL idle on): their failures are not
+	// counted until set off or a reload. anyIdle spares the per-event look when none is.
+	idle    []atomic.Bool
+	anyIdle atomic.Bool
+}
+
+// setIdle sets jail id idle or not.
+func (e *engine) setIdle(id uint16, on bool) {
+	e.idle[id].Store(on)
+	any := false
+	for i := range e.idle {
+		any = any || e.idle[i].Load()
+	}
+	e.anyIdle.Store(any)
 }
 
 func newEngine(cfg *config.Config, opts *Options) (*engine, error) {
-	e := &engine{cfg: cfg, byName: make(map[string]int), now: opts.Now}
+	e := &engine{cfg: cfg, byName: make(map[string]int), now: opts.Now, idle: make([]atomic.Bool, len(cfg.Jails))}
 	if e.now == nil {
 		e.now = time.Now
 	}
@@ -222,6 +236,9 @@ func (e *engine) work(mw *matcher.Worker, own chan *ingest.Block, log *slog.Logg
 // over bans no one. Lines read as they are written are counted by their own times whatever the
 // clock says, so a log in an unexpected time zone still bans.
 func (e *engine) admitLive(b *ingest.Block, events []matcher.Event) []matcher.Event {
+	if e.anyIdle.Load() {
+		events = slices.DeleteFunc(events, func(ev matcher.Event) bool { return e.idle[ev.Jail].Load() })
+	}
 	if !b.Backlog || len(events) == 0 {
 		return events
 	}

@@ -20,6 +20,20 @@ func (d *Daemon) setJail(args []string) control.Reply {
 		return control.ErrorReply("usage: set JAIL addignoreip|delignoreip|addlogpath|dellogpath|addfailregex|delfailregex|addignoreregex|delignoreregex|maxretry|findtime|bantime VALUE")
 	}
 	name, key, vals := args[0], args[1], args[2:]
+	if key == "idle" {
+		// fail2ban-client set JAIL idle on|off: the jail's failures are not counted meanwhile.
+		eng := d.current()
+		id, err := eng.jailID(name)
+		if err != nil {
+			return errReply(err)
+		}
+		on, err := config.ParseBool(vals[0])
+		if err != nil {
+			return control.ErrorReply("set %s idle %q: on or off", name, vals[0])
+		}
+		eng.setIdle(id, on)
+		return control.DataReply([]string{strconv.FormatBool(on)})
+	}
 	d.reloadMu.Lock()
 	running := d.current().cfg
 	idx := slices.IndexFunc(running.Jails, func(j *config.Jail) bool { return j.Name == name })

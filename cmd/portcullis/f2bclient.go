@@ -119,9 +119,12 @@ func (c *f2bClient) run(args []string) int {
 		return c.simple("stop", nil, "Shutdown successful")
 	case (cmd == "stop" || cmd == "start") && len(rest) == 1:
 		return c.simple(cmd, rest, map[string]string{"stop": "Jail stopped", "start": "Jail started"}[cmd])
-	case (cmd == "reload" || cmd == "restart") && len(rest) <= 1:
-		// restart [JAIL] reloads too: the daemon keeps its bans and counts either way.
+	case cmd == "reload" && len(rest) <= 1 || cmd == "restart" && len(rest) == 1:
 		return c.simple("reload", rest, "OK")
+	case cmd == "restart" && len(rest) == 0:
+		// The daemon reloads in place (bans, counts and positions carry over either way) and
+		// says what fail2ban says of its stop and start.
+		return c.simple("reload", nil, "Shutdown successful\nServer ready")
 	case cmd == "flushlogs" && len(rest) == 0:
 		return c.simple("flushlogs", nil, "logs: rolled over")
 	case cmd == "status" && len(rest) <= 1:
@@ -358,7 +361,7 @@ func (c *f2bClient) printJail(jail, key string, data json.RawMessage) int {
 			q[i] = pyStr(v)
 		}
 		return c.println("[" + strings.Join(q, ", ") + "]")
-	case "ignoreself":
+	case "ignoreself", "idle":
 		if len(vs) == 1 && vs[0] == "true" {
 			return c.println("True")
 		}

@@ -100,7 +100,9 @@ action = dummy[target="%s"]
 		{"get", "sshd", "bantime"}, {"set", "sshd", "addlogpath", other}, {"get", "sshd", "logpath"},
 		{"set", "sshd", "dellogpath", other}, {"set", "sshd", "addignoreregex", "^ignored line$"},
 		{"set", "sshd", "delignoreregex", "0"}, {"set", "loglevel", "DEBUG"}, {"get", "loglevel"},
-		{"set", "dbpurgeage", "2d"}, {"stop", "sshd"}, {"status"}, {"reload"}, {"status"}, {"get", "sshd", "maxretry"},
+		{"set", "dbpurgeage", "2d"}, {"set", "sshd", "idle", "on"}, {"set", "sshd", "idle", "off"},
+		{"restart", "sshd"}, {"stop", "sshd"}, {"status"}, {"reload"}, {"status"}, {"get", "sshd", "maxretry"},
+		{"restart"}, {"status", "sshd"},
 		{"set", "sshd", "banip", "198.51.100.7"}, {"reload"}, {"status", "sshd"}, {"unban", "--all"},
 		{"flushlogs"}, {"stop"}, {"ping"},
 	}
