@@ -71,12 +71,22 @@ install-files:
 	install -D -m 0644 packaging/completion/portcullis.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/portcullis
 	install -D -m 0644 packaging/completion/_portcullis $(DESTDIR)$(PREFIX)/share/zsh/vendor-completions/_portcullis
 	install -D -m 0644 packaging/portcullis.logrotate $(DESTDIR)$(SYSCONFDIR)/logrotate.d/portcullis
-	@echo "installed. To switch from fail2ban (its bans come over at the first start):"
+	install -D -m 0644 packaging/portcullis.default $(DESTDIR)$(PREFIX)/share/portcullis/default
+	# /etc/default/portcullis (the unit's configuration folder) is the admin's once there; on a
+	# host where fail2ban was configured it starts out pointing at /etc/fail2ban.
+	if [ ! -e $(DESTDIR)$(SYSCONFDIR)/default/portcullis ]; then \
+	  mkdir -p $(DESTDIR)$(SYSCONFDIR)/default; \
+	  if [ -z "$(DESTDIR)" ] && [ -f /etc/fail2ban/jail.conf ]; then \
+	    sed 's|^PORTCULLIS_CONFIG=.*|PORTCULLIS_CONFIG=/etc/fail2ban|' packaging/portcullis.default > $(SYSCONFDIR)/default/portcullis; \
+	  else install -m 0644 packaging/portcullis.default $(DESTDIR)$(SYSCONFDIR)/default/portcullis; fi; \
+	fi
+	@echo "installed; the daemon runs the configuration /etc/default/portcullis names."
+	@echo "To switch from fail2ban (its bans come over at the first start):"
 	@echo "  systemctl disable --now fail2ban; systemctl daemon-reload; systemctl enable --now portcullis"
 
 # build/portcullis_VERSION_amd64.deb: the static binary and the installed tree, packed by nfpm.
 deb: static
-	rm -rf build/deb-root && mkdir -p build
+	rm -rf build/deb-root build/*.deb && mkdir -p build
 	$(MAKE) -s install-files BIN=bin/portcullis-static DESTDIR=build/deb-root PREFIX=/usr
 	PORTCULLIS_VERSION=$(DEB_VERSION) $(NFPM) pkg --config packaging/nfpm.yaml --packager deb --target build/
 

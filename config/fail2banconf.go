@@ -23,11 +23,15 @@ func readFail2banConf(dir string, out *Daemon, errs *Errors) {
 	ini.ReadFile(filepath.Join(dir, "fail2ban.local"), false, errs)
 	s := ini.Section("Definition")
 	if s == nil {
-		return
+		s = newSection("Definition")
 	}
+	// Debian's fail2ban.conf sets them in [DEFAULT]; [Definition] (and .local) override.
 	lookup := ini.lookup("Definition", s, ini.Section("DEFAULT"))
-	for _, k := range s.Keys() {
-		v, _ := s.Raw(k)
+	for _, k := range []string{"loglevel", "logtarget", "dbpurgeage", "dbfile", "socket", "pidfile", "syslogsocket", "allowipv6", "dbmaxmatches"} {
+		v, ok := lookup(k)
+		if !ok {
+			continue
+		}
 		text, ierr := Interpolate(v, lookup)
 		if ierr != nil {
 			*errs = append(*errs, ierr)

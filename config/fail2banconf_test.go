@@ -13,13 +13,15 @@ import (
 // server-only settings are noted; a bad loglevel names its file and line.
 func TestFail2banConf(t *testing.T) {
 	dir := t.TempDir()
+	// As Debian's: the settings in [DEFAULT], an empty [Definition].
 	os.WriteFile(filepath.Join(dir, "fail2ban.conf"), []byte(`[DEFAULT]
-[Definition]
 loglevel = INFO
 logtarget = /var/log/fail2ban.log
 socket = /var/run/fail2ban/fail2ban.sock
 dbfile = /var/lib/fail2ban/fail2ban.sqlite3
 dbpurgeage = 1d
+[Definition]
+[Thread]
 `), 0o644)
 	os.WriteFile(filepath.Join(dir, "fail2ban.local"), []byte("[Definition]\nloglevel = 10\ndbpurgeage = 3d\n"), 0o644)
 	d, err := LoadDaemon(dir)

@@ -33,14 +33,14 @@ func TestMakeInstall(t *testing.T) {
 		"lib/systemd/system/portcullis.service", "usr/share/man/man8/portcullis.8",
 		"usr/share/man/man5/portcullis.conf.5", "usr/share/man/man5/portcullis-jail.conf.5",
 		"usr/share/bash-completion/completions/portcullis", "usr/share/zsh/vendor-completions/_portcullis",
-		"etc/logrotate.d/portcullis",
+		"etc/logrotate.d/portcullis", "etc/default/portcullis",
 	} {
 		if _, err := os.Stat(filepath.Join(dest, f)); err != nil {
 			t.Errorf("not installed: %s", f)
 		}
 	}
 	unit, _ := os.ReadFile(filepath.Join(dest, "lib/systemd/system/portcullis.service"))
-	for _, want := range []string{"ExecStart=/usr/sbin/portcullis run -c /etc/portcullis", "Conflicts=fail2ban.service", "ExecReload=/bin/kill -HUP $MAINPID", "ProtectSystem=strict", "CapabilityBoundingSet=CAP_NET_ADMIN"} {
+	for _, want := range []string{"ExecStart=/usr/sbin/portcullis run -c ${PORTCULLIS_CONFIG}", "EnvironmentFile=-/etc/default/portcullis", "Conflicts=fail2ban.service", "ExecReload=/bin/kill -HUP $MAINPID", "ProtectSystem=strict", "CapabilityBoundingSet=CAP_NET_ADMIN"} {
 		if !strings.Contains(string(unit), want) {
 			t.Errorf("the unit lacks %q", want)
 		}
