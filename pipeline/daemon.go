@@ -54,8 +54,10 @@ type Options struct {
 	// of the daemon shuts it down. FlushLogs reopens the log file (fail2ban-client flushlogs).
 	Stop      func()
 	FlushLogs func() error
-	// LogLevel, when set, is the log's level that "set loglevel" changes.
-	LogLevel *slog.LevelVar
+	// LogLevel, when set, is the log's level that "set loglevel" changes; SetLogTarget sends the
+	// log elsewhere ("set logtarget").
+	LogLevel     *slog.LevelVar
+	SetLogTarget func(target string) error
 	// ImportFail2ban overrides portcullis.conf's import_fail2ban (a path, auto or off).
 	ImportFail2ban string
 	// DryRun does everything but the kernel and the actions: bans are decided, stored (in

@@ -187,6 +187,14 @@ func (d *Daemon) setDaemon(key, v string) control.Reply {
 		}
 		d.opts.LogLevel.Set(config.SlogLevel(lv))
 		cfg.Daemon.LogLevel = lv
+	case "logtarget":
+		if d.opts.SetLogTarget == nil {
+			return control.ErrorReply("this daemon's log target is not changed at run time")
+		}
+		if err := d.opts.SetLogTarget(v); err != nil {
+			return control.ErrorReply("%v", err)
+		}
+		cfg.Daemon.LogTarget = v
 	case "dbpurgeage":
 		t, err := config.ParseDuration(v)
 		if err != nil {
@@ -194,7 +202,7 @@ func (d *Daemon) setDaemon(key, v string) control.Reply {
 		}
 		cfg.Daemon.DBPurgeAge = max(t, 0)
 	default:
-		return control.ErrorReply("set %s: not a setting portcullis changes at run time (loglevel, dbpurgeage)", key)
+		return control.ErrorReply("set %s: not a setting portcullis changes at run time (loglevel, logtarget, dbpurgeage)", key)
 	}
 	if err := d.swap(&cfg); err != nil {
 		return control.ErrorReply("%v", err)

@@ -126,12 +126,12 @@ func cmdRun(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "portcullis run: unexpected argument %q\n", pos[0])
 		return 2
 	}
-	log, logLevel, closeLog, reopenLog, err := daemonLogger(*dir, *debug, stderr)
+	log, logLevel, logOut, err := daemonLogger(*dir, *debug, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "portcullis: %v\n", err)
 		return 1
 	}
-	defer closeLog()
+	defer logOut.Close()
 	// Signals are caught before the daemon starts: a SIGTERM that arrives while it starts (the
 	// control socket already answering) is a clean stop once the start is done, never a kill
 	// that saves no position and no count.
@@ -142,7 +142,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 		ConfigDir: *dir, Socket: *socket, DBDir: *db, Metrics: *metricsAddr, Workers: *workers, Log: log,
 		CheckEvery: *checkEvery, Poll: *poll, DryRun: *dryRun,
 		Stop:      func() { sigs <- syscall.SIGTERM }, // fail2ban-client stop: as a SIGTERM
-		FlushLogs: reopenLog, LogLevel: logLevel,
+		FlushLogs: logOut.Reopen, LogLevel: logLevel, SetLogTarget: logOut.SetTarget,
 	})
 	if err != nil {
 		var ce config.Errors
