@@ -373,6 +373,12 @@ func (d *Daemon) get(args []string) control.Reply {
 		out = []string{j.UseDNS}
 	case "maxmatches":
 		out = []string{strconv.Itoa(j.MaxMatches)}
+	case "maxlines":
+		n := 1
+		if j.Filter != nil && j.Filter.MaxLines > 0 {
+			n = j.Filter.MaxLines
+		}
+		out = []string{strconv.Itoa(n)}
 	default:
 		return control.ErrorReply("get: unknown setting %q", args[1])
 	}

@@ -71,6 +71,37 @@ func changeJail(j *config.Jail, key string, vals []string) (string, error) {
 		}
 		j.MaxRetry = n
 		return key, nil
+	case "maxmatches":
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return "", fmt.Errorf("maxmatches %q: a number of lines, 0 or more", v)
+		}
+		j.MaxMatches = n
+		return key, nil
+	case "ignoreself":
+		b, err := config.ParseBool(v)
+		if err != nil {
+			return "", err
+		}
+		j.IgnoreSelf = b
+		return key, nil
+	case "usedns":
+		switch v {
+		case "yes", "warn", "no", "raw":
+			j.UseDNS = v
+		default:
+			return "", fmt.Errorf("usedns %q: yes, warn, no or raw", v)
+		}
+		return key, nil
+	case "maxlines":
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || j.Filter == nil {
+			return "", fmt.Errorf("maxlines %q: a number of lines, at least 1", v)
+		}
+		f := *j.Filter
+		f.MaxLines = n
+		j.Filter = &f
+		return key, nil
 	case "findtime", "bantime":
 		t, err := config.ParseDuration(v)
 		if err != nil || key == "findtime" && t <= 0 {
