@@ -362,3 +362,7 @@ func resolveFilter(j *Jail, dir string, r *reader) {
 		}
 	}
 }
+
+// ValidJailName reports whether name may name a jail (fail2ban-client add): letters, digits,
+// '-', '_' and '.', up to 32 characters, as in a configuration.
+func ValidJailName(name string) bool { return validName(name) }

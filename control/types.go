@@ -1,7 +1,7 @@
 package control
 
 // Commands the daemon understands.
-var Commands = []string{"ping", "status", "ban", "unban", "banned", "reload", "get", "import", "stop", "flushlogs", "start", "set"}
+var Commands = []string{"ping", "status", "ban", "unban", "banned", "reload", "get", "import", "stop", "flushlogs", "start", "set", "add"}
 
 // Status is the reply to "status" without a jail.
 type Status struct {

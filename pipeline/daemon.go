@@ -90,6 +90,8 @@ type Daemon struct {
 	stopWatch func()
 
 	reloadMu sync.Mutex
+	// pending are jails made by fail2ban-client add and not started yet (under reloadMu).
+	pending map[string]*config.Jail
 	stop     chan struct{}
 	done     sync.WaitGroup
 }

@@ -35,10 +35,9 @@ func (d *Daemon) handle(req control.Request) control.Reply {
 		if len(req.Args) != 1 {
 			return control.ErrorReply("usage: start JAIL")
 		}
-		if err := d.ReloadJail(req.Args[0]); err != nil {
-			return control.ErrorReply("%v", err)
-		}
-		return control.DataReply("Jail started")
+		return d.startJail(req.Args[0])
+	case "add":
+		return d.addJail(req.Args)
 	case "set":
 		if len(req.Args) == 2 {
 			return d.setDaemon(req.Args[0], req.Args[1])
@@ -312,12 +311,36 @@ func (d *Daemon) get(args []string) control.Reply {
 	if len(args) != 2 {
 		return control.ErrorReply("usage: get JAIL maxretry|findtime|bantime|ignoreip|ignoreself|logpath|failregex|ignoreregex|journalmatch|actions (banip is answered from banned)")
 	}
+	if j := d.pendingJail(args[0]); j != nil {
+		out, err := jailSetting(j, args[1])
+		if err != nil {
+			return control.ErrorReply("%v", err)
+		}
+		return control.DataReply(out)
+	}
 	eng := d.current()
 	id, err := eng.jailID(args[0])
 	if err != nil {
 		return errReply(err)
 	}
-	j := eng.jails[id]
+	if args[1] == "banned" {
+		var out []string
+		active := eng.bans.Active(id, false)
+		orderBans(active)
+		for _, a := range active {
+			out = append(out, sink.PrefixString(a.Prefix))
+		}
+		return control.DataReply(out)
+	}
+	out, err := jailSetting(eng.jails[id], args[1])
+	if err != nil {
+		return control.ErrorReply("%v", err)
+	}
+	return control.DataReply(out)
+}
+
+// jailSetting is a jail setting as "get JAIL KEY" answers it (a list of strings, one for most).
+func jailSetting(j *config.Jail, key string) ([]string, error) {
 	secs := func(t time.Duration) string {
 		if t < 0 {
 			return "-1"
@@ -325,7 +348,7 @@ func (d *Daemon) get(args []string) control.Reply {
 		return strconv.FormatInt(int64(t/time.Second), 10)
 	}
 	var out []string
-	switch args[1] {
+	switch key {
 	case "maxretry":
 		out = []string{strconv.Itoa(j.MaxRetry)}
 	case "findtime":
@@ -350,7 +373,7 @@ func (d *Daemon) get(args []string) control.Reply {
 	case "failregex", "ignoreregex":
 		if j.Filter != nil {
 			list := j.Filter.FailRegex
-			if args[1] == "ignoreregex" {
+			if key == "ignoreregex" {
 				list = j.Filter.IgnoreRegex
 			}
 			for _, r := range list {
@@ -361,12 +384,6 @@ func (d *Daemon) get(args []string) control.Reply {
 		out = []string{j.JournalMatch}
 	case "actions":
 		out = jailActions(j)
-	case "banned":
-		active := eng.bans.Active(id, false)
-		orderBans(active)
-		for _, a := range active {
-			out = append(out, sink.PrefixString(a.Prefix))
-		}
 	case "logencoding":
 		out = []string{"UTF-8"} // portcullis reads logs as UTF-8, bytes that are not kept as they are
 	case "usedns":
@@ -380,9 +397,9 @@ func (d *Daemon) get(args []string) control.Reply {
 		}
 		out = []string{strconv.Itoa(n)}
 	default:
-		return control.ErrorReply("get: unknown setting %q", args[1])
+		return nil, fmt.Errorf("get: unknown setting %q", key)
 	}
-	return control.DataReply(out)
+	return out, nil
 }
 
 // jailActions lists a jail's actions, each with how it runs (fail2ban-client prints the names).

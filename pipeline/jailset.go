@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/portcullis/portcullis/config"
 	"github.com/portcullis/portcullis/control"
@@ -35,6 +36,20 @@ func (d *Daemon) setJail(args []string) control.Reply {
 		return control.DataReply([]string{strconv.FormatBool(on)})
 	}
 	d.reloadMu.Lock()
+	if pj := d.pending[name]; pj != nil {
+		// A jail made by add: changed in place, started later.
+		j := *pj
+		get, err := changeJail(&j, key, vals)
+		if err == nil {
+			d.pending[name] = &j
+		}
+		d.reloadMu.Unlock()
+		if err != nil {
+			return control.ErrorReply("%v", err)
+		}
+		out, _ := jailSetting(&j, get)
+		return control.DataReply(out)
+	}
 	running := d.current().cfg
 	idx := slices.IndexFunc(running.Jails, func(j *config.Jail) bool { return j.Name == name })
 	if idx < 0 {
@@ -239,4 +254,64 @@ func (d *Daemon) setDaemon(key, v string) control.Reply {
 		return control.ErrorReply("%v", err)
 	}
 	return d.get([]string{key})
+}
+
+// addJail is fail2ban-client "add JAIL [BACKEND]": a jail made at run time, with fail2ban's
+// defaults and nothing to read or match yet; "set JAIL addlogpath|addfailregex|…" fill it and
+// "start JAIL" runs it. Like every run-time change it lasts until the next reload.
+func (d *Daemon) addJail(args []string) control.Reply {
+	if len(args) < 1 || len(args) > 2 {
+		return control.ErrorReply("usage: add JAIL [BACKEND]")
+	}
+	name := args[0]
+	if !config.ValidJailName(name) {
+		return control.ErrorReply("add: %q is not a jail name (letters, digits, - _ . only)", name)
+	}
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
+	if _, err := d.current().jailID(name); err == nil || d.pending[name] != nil {
+		return control.ErrorReply("the jail %q already exists", name)
+	}
+	backend := "auto"
+	if len(args) == 2 {
+		backend = args[1]
+	}
+	if d.pending == nil {
+		d.pending = map[string]*config.Jail{}
+	}
+	// fail2ban's server defaults for a jail made by add.
+	d.pending[name] = &config.Jail{Name: name, Backend: backend, Filter: &config.Filter{Name: name},
+		MaxRetry: 3, MaxMatches: 3, FindTime: 10 * time.Minute, BanTime: 10 * time.Minute, UseDNS: "warn",
+		Protocol: "tcp", BlockType: "drop", Firewall: true, ChainHookInput: true}
+	return control.DataReply("Added jail " + name)
+}
+
+// pendingJail is a jail made by add and not started yet, or nil.
+func (d *Daemon) pendingJail(name string) *config.Jail {
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
+	return d.pending[name]
+}
+
+// startJail is fail2ban-client "start JAIL": a jail made by add starts with what it was given;
+// any other is taken from the configuration on disk, as reload JAIL takes it.
+func (d *Daemon) startJail(name string) control.Reply {
+	d.reloadMu.Lock()
+	j := d.pending[name]
+	if j == nil {
+		d.reloadMu.Unlock()
+		if err := d.ReloadJail(name); err != nil {
+			return control.ErrorReply("%v", err)
+		}
+		return control.DataReply("Jail started")
+	}
+	defer d.reloadMu.Unlock()
+	running := d.current().cfg
+	cfg := *running
+	cfg.Jails = append(slices.Clone(running.Jails), j)
+	if err := d.swap(&cfg); err != nil {
+		return control.ErrorReply("the jail %s does not start: %v", name, err)
+	}
+	delete(d.pending, name)
+	return control.DataReply("Jail started")
 }

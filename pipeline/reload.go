@@ -16,6 +16,9 @@ func (d *Daemon) Reload() error { return d.ReloadJail("") }
 func (d *Daemon) ReloadJail(name string) error {
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
+	if name == "" {
+		d.pending = nil // jails made by add last until a reload, as in fail2ban
+	}
 	cfg, err := config.Load(d.opts.ConfigDir, config.Options{})
 	if err != nil {
 		d.log.Error("reload refused: the configuration has errors; the running one stays", "err", err)

@@ -117,6 +117,14 @@ func (c *f2bClient) run(args []string) int {
 		return c.startServer()
 	case cmd == "stop" && len(rest) == 0:
 		return c.simple("stop", nil, "Shutdown successful")
+	case cmd == "add" && len(rest) >= 1 && len(rest) <= 2:
+		data, ok := c.call("add", rest...)
+		if !ok {
+			return f2bErrorCode
+		}
+		var s string
+		json.Unmarshal(data, &s)
+		return c.println(s)
 	case (cmd == "stop" || cmd == "start") && len(rest) == 1:
 		return c.simple(cmd, rest, map[string]string{"stop": "Jail stopped", "start": "Jail started"}[cmd])
 	case cmd == "reload" && len(rest) <= 1 || cmd == "restart" && len(rest) == 1:
