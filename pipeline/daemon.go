@@ -92,8 +92,8 @@ type Daemon struct {
 	reloadMu sync.Mutex
 	// pending are jails made by fail2ban-client add and not started yet (under reloadMu).
 	pending map[string]*config.Jail
-	stop     chan struct{}
-	done     sync.WaitGroup
+	stop    chan struct{}
+	done    sync.WaitGroup
 }
 
 // Start loads the configuration and brings the daemon up: store, firewall rebuilt from stored bans,
