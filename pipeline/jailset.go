@@ -241,6 +241,9 @@ func (d *Daemon) setDaemon(key, v string) control.Reply {
 			return control.ErrorReply("%v", err)
 		}
 		cfg.Daemon.LogTarget = v
+	case "dbfile":
+		// fail2ban refuses it while any jail runs; portcullis's state is its dbdir, always.
+		return control.ErrorReply("Cannot change database when there are jails present")
 	case "dbpurgeage":
 		t, err := config.ParseDuration(v)
 		if err != nil {

@@ -90,7 +90,9 @@ func (c *f2bClient) call(cmd string, args ...string) (json.RawMessage, bool) {
 			fmt.Fprintf(c.stdout, "Sorry but the jail '%s' does not exist\n", rep.UnknownJail)
 			fmt.Fprintf(c.stderr, "ERROR   NOK: (%s,)\n", pyStr(rep.UnknownJail))
 		} else {
+			// fail2ban-client logs the error and prints its message.
 			fmt.Fprintf(c.stderr, "ERROR   NOK: (%s,)\n", pyStr(rep.Error))
+			fmt.Fprintln(c.stdout, rep.Error)
 		}
 		return nil, false
 	}

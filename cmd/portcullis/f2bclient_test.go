@@ -103,7 +103,7 @@ action = dummy[target="%s"]
 		{"set", "sshd", "ignoreself", "false"}, {"get", "sshd", "ignoreself"}, {"set", "sshd", "usedns", "no"},
 		{"get", "sshd", "usedns"}, {"get", "sshd", "maxlines"}, {"set", "sshd", "maxlines", "2"}, {"set", "loglevel", "DEBUG"}, {"get", "loglevel"},
 		{"set", "dbpurgeage", "2d"}, {"set", "logtarget", filepath.Join(dir, "moved.log")}, {"get", "logtarget"},
-		{"set", "logtarget", "STDERR"}, {"set", "sshd", "idle", "on"}, {"set", "sshd", "idle", "off"},
+		{"set", "logtarget", "STDERR"}, {"set", "dbfile", filepath.Join(dir, "other.sqlite3")}, {"set", "sshd", "idle", "on"}, {"set", "sshd", "idle", "off"},
 		{"restart", "sshd"}, {"stop", "sshd"}, {"status"}, {"reload"}, {"status"}, {"get", "sshd", "maxretry"},
 		{"restart"}, {"status", "sshd"},
 		// A jail made at run time: its failregex is set on both without comparing (fail2ban
