@@ -1,0 +1,176 @@
+// Package fleet shares bans between portcullis nodes over NATS JetStream (issue 19). This is its
+// first part: an embedded NATS server and the key-value bucket of bans in force, one key per
+// (jail, prefix), each with a per-key TTL equal to the ban's remaining time, so an expired ban
+// leaves the bucket by itself and every watcher hears of it. The daemon does not use it yet.
+package fleet
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Bucket is the key-value bucket holding the fleet's bans.
+const Bucket = "portcullis_bans"
+
+// Ban is a ban as the fleet shares it: what a node decided, and which node. The value of its key.
+type Ban struct {
+	Jail   string       `json:"jail"`
+	Prefix netip.Prefix `json:"prefix"`
+	Start  int64        `json:"start"`         // unix seconds
+	End    int64        `json:"end,omitempty"` // unix seconds; 0: forever
+	Count  uint32       `json:"count"`
+	Origin string       `json:"origin"` // the node that decided it
+	Reason string       `json:"reason,omitempty"`
+}
+
+// Key is the bucket key of a (jail, prefix): the jail's name and the prefix in hex, so that no
+// jail name or address form can make two bans share a key or break the key's syntax.
+func Key(jail string, p netip.Prefix) string {
+	b := p.Masked().Addr().AsSlice()
+	return hex.EncodeToString([]byte(jail)) + "." + hex.EncodeToString(b) + "-" + strconv.Itoa(p.Bits())
+}
+
+// Bans is the fleet's bucket of bans in force.
+type Bans struct {
+	js jetstream.JetStream
+	kv jetstream.KeyValue
+}
+
+// OpenBans opens the bucket, creating it when the fleet has none: one value per key, per-key
+// TTLs on (delete markers kept a minute so every watcher sees an expiry), replicas as the
+// deployment has servers (1 embedded, 3 clustered).
+func OpenBans(ctx context.Context, js jetstream.JetStream, replicas int) (*Bans, error) {
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: Bucket, History: 1, Storage: jetstream.FileStorage, Replicas: max(replicas, 1),
+		LimitMarkerTTL: time.Minute,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("fleet: the bans bucket: %w", err)
+	}
+	return &Bans{js: js, kv: kv}, nil
+}
+
+// Put shares a ban: its key lives until the ban's end (a permanent ban until an unban). A ban
+// shared again (prolonged) replaces the value and its TTL in one message, so watchers see one
+// put, never a lift between two bans.
+func (b *Bans) Put(ctx context.Context, ban Ban, now time.Time) error {
+	if !ban.Prefix.IsValid() || ban.Jail == "" {
+		return errors.New("fleet: a ban needs a jail and a prefix")
+	}
+	var opts []jetstream.PublishOpt
+	if ban.End != 0 {
+		ttl := time.Unix(ban.End, 0).Sub(now)
+		if ttl < time.Second {
+			return nil // over already: nothing to share
+		}
+		// Whole seconds, rounded up: the key outlives the ban's end, never the other way.
+		opts = append(opts, jetstream.WithMsgTTL((ttl+time.Second-1)/time.Second*time.Second))
+	}
+	val, err := json.Marshal(ban)
+	if err != nil {
+		return err
+	}
+	// The bucket's subject for the key, as the KV API writes it (per-key TTLs are per message).
+	_, err = b.js.Publish(ctx, "$KV."+Bucket+"."+Key(ban.Jail, ban.Prefix), val, opts...)
+	return err
+}
+
+// Delete lifts a shared ban everywhere.
+func (b *Bans) Delete(ctx context.Context, jail string, p netip.Prefix) error {
+	return b.kv.Purge(ctx, Key(jail, p))
+}
+
+// Change is what a watcher hears: a ban shared, or lifted (by an unban anywhere or its end).
+type Change struct {
+	Ban   Ban  // for a lift, only Jail and Prefix
+	Unban bool
+}
+
+// Watch calls fn for every ban in the bucket, then ready once, then for every change until ctx
+// ends. fn runs on one goroutine, in the bucket's order. The initial values are the bans in force
+// only (the markers of lifted bans the bucket still keeps are left out). A value that is not a
+// ban (a hostile or broken writer) is skipped and reported to bad.
+func (b *Bans) Watch(ctx context.Context, fn func(Change), ready func(), bad func(key string, err error)) error {
+	w, err := b.kv.WatchAll(ctx)
+	if err != nil {
+		return err
+	}
+	go func() {
+		defer w.Stop()
+		initial := true
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case e, ok := <-w.Updates():
+				if !ok {
+					return
+				}
+				if e == nil { // the initial values are all delivered
+					initial = false
+					if ready != nil {
+						ready()
+					}
+					continue
+				}
+				if initial && e.Operation() != jetstream.KeyValuePut {
+					continue
+				}
+				c, err := changeOf(e)
+				if err != nil {
+					if bad != nil {
+						bad(e.Key(), err)
+					}
+					continue
+				}
+				fn(c)
+			}
+		}
+	}()
+	return nil
+}
+
+func changeOf(e jetstream.KeyValueEntry) (Change, error) {
+	if e.Operation() == jetstream.KeyValueDelete || e.Operation() == jetstream.KeyValuePurge {
+		jail, p, err := parseKey(e.Key())
+		return Change{Unban: true, Ban: Ban{Jail: jail, Prefix: p}}, err
+	}
+	var ban Ban
+	if err := json.Unmarshal(e.Value(), &ban); err != nil {
+		return Change{}, err
+	}
+	if jail, p, err := parseKey(e.Key()); err != nil || jail != ban.Jail || p != ban.Prefix.Masked() {
+		return Change{}, fmt.Errorf("fleet: the ban %s/%s is not the key's", ban.Jail, ban.Prefix)
+	}
+	return Change{Ban: ban}, nil
+}
+
+// parseKey reads Key back.
+func parseKey(key string) (string, netip.Prefix, error) {
+	j, rest, ok := strings.Cut(key, ".")
+	a, bits, ok2 := strings.Cut(rest, "-")
+	if !ok || !ok2 {
+		return "", netip.Prefix{}, fmt.Errorf("fleet: key %q is not a ban's", key)
+	}
+	jail, err1 := hex.DecodeString(j)
+	raw, err2 := hex.DecodeString(a)
+	n, err3 := strconv.Atoi(bits)
+	addr, ok3 := netip.AddrFromSlice(raw)
+	if err1 != nil || err2 != nil || err3 != nil || !ok3 {
+		return "", netip.Prefix{}, fmt.Errorf("fleet: key %q is not a ban's", key)
+	}
+	p, err := addr.Prefix(n)
+	if err != nil || p.Addr() != addr {
+		return "", netip.Prefix{}, fmt.Errorf("fleet: key %q is not a ban's", key)
+	}
+	return string(jail), p, nil
+}

@@ -1,0 +1,142 @@
+package fleet
+
+import (
+	"context"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+func connect(t *testing.T, url string) (*Bans, jetstream.KeyValue) {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := OpenBans(context.Background(), js, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b, b.kv
+}
+
+func next(t *testing.T, ch <-chan Change, what string) Change {
+	t.Helper()
+	select {
+	case c := <-ch:
+		return c
+	case <-time.After(20 * time.Second): // a bound for a broken server, not a speed goal
+		t.Fatalf("no change: %s", what)
+	}
+	return Change{}
+}
+
+// Two nodes on a real embedded NATS server with JetStream: a ban one shares reaches the other's
+// watch with everything it carries; an unban lifts it; a ban's end lifts it by itself (the per-key
+// TTL); sharing a ban again (prolonged) replaces it; a node that starts watching later gets the
+// bans in force, then ready; a value that is not a ban is reported, never applied.
+func TestSharedBans(t *testing.T) {
+	srv, err := StartEmbedded(EmbeddedOptions{Name: "n1", StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	a, _ := connect(t, srv.URL())
+	b, rawKV := connect(t, srv.URL())
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	seen, ready, bad := make(chan Change, 16), make(chan struct{}, 1), make(chan string, 4)
+	if err := b.Watch(ctx, func(c Change) { seen <- c }, func() { ready <- struct{}{} }, func(k string, _ error) { bad <- k }); err != nil {
+		t.Fatal(err)
+	}
+	<-ready
+	now := time.Now()
+	short := Ban{Jail: "sshd", Prefix: netip.MustParsePrefix("192.0.2.7/32"), Start: now.Unix(), End: now.Unix() + 2, Count: 3, Origin: "n1", Reason: "failures"}
+	forever := Ban{Jail: "web.v2", Prefix: netip.MustParsePrefix("2001:db8::/64"), Start: now.Unix(), Count: 1, Origin: "n1"}
+	for _, x := range []Ban{short, forever} {
+		if err := a.Put(ctx, x, now); err != nil {
+			t.Fatal(err)
+		}
+		if c := next(t, seen, "the shared ban"); c.Unban || c.Ban != x {
+			t.Fatalf("shared %+v, watched %+v", x, c)
+		}
+	}
+	if err := a.Delete(ctx, forever.Jail, forever.Prefix); err != nil {
+		t.Fatal(err)
+	}
+	if c := next(t, seen, "the unban"); !c.Unban || c.Ban.Jail != forever.Jail || c.Ban.Prefix != forever.Prefix {
+		t.Fatalf("unban watched as %+v", c)
+	}
+	if c := next(t, seen, "the end of the 2 s ban"); !c.Unban || c.Ban.Prefix != short.Prefix {
+		t.Fatalf("expiry watched as %+v", c)
+	}
+	if end := time.Unix(short.End, 0); time.Now().Before(end) {
+		t.Fatalf("a ban shared until %v was lifted at %v", end, time.Now())
+	}
+	longer := forever
+	longer.Count = 2
+	for _, x := range []Ban{forever, longer} {
+		if err := a.Put(ctx, x, time.Now()); err != nil {
+			t.Fatalf("sharing %+v again: %v", x, err)
+		}
+		// Shared again, a ban is one put for the watchers: never a lift between two bans.
+		if c := next(t, seen, "the ban shared again"); c.Unban || c.Ban != x {
+			t.Fatalf("shared %+v, watched %+v", x, c)
+		}
+	}
+	// A node that watches now gets the one ban in force, then ready.
+	late, lateReady := make(chan Change, 16), make(chan struct{}, 1)
+	c, _ := connect(t, srv.URL())
+	if err := c.Watch(ctx, func(ch Change) { late <- ch }, func() { lateReady <- struct{}{} }, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := next(t, late, "the ban in force"); got.Unban || got.Ban != longer {
+		t.Fatalf("a late watcher got %+v, want %+v", got, longer)
+	}
+	select {
+	case <-lateReady:
+	case got := <-late:
+		t.Fatalf("a late watcher got %+v before ready", got)
+	case <-time.After(20 * time.Second):
+		t.Fatal("a late watcher was never ready")
+	}
+	// Hostile writers: a value that is no ban, and a ban under another ban's key.
+	rawKV.Put(ctx, Key("sshd", netip.MustParsePrefix("192.0.2.8/32")), []byte("not json"))
+	rawKV.Put(ctx, Key("sshd", netip.MustParsePrefix("192.0.2.9/32")), []byte(`{"jail":"sshd","prefix":"10.0.0.1/32","start":1,"count":1,"origin":"x"}`))
+	for range 2 {
+		select {
+		case <-bad:
+		case got := <-seen:
+			t.Fatalf("a value that is not a ban was applied: %+v", got)
+		case <-time.After(20 * time.Second):
+			t.Fatal("a bad value was not reported")
+		}
+	}
+}
+
+// Keys never collide and read back; a key that is not a ban's is refused.
+func TestKeys(t *testing.T) {
+	for _, c := range []struct {
+		jail string
+		p    string
+	}{{"sshd", "192.0.2.1/32"}, {"a.b", "2001:db8::/64"}, {"x-y_z", "10.0.0.0/8"}} {
+		p := netip.MustParsePrefix(c.p)
+		j, q, err := parseKey(Key(c.jail, p))
+		if err != nil || j != c.jail || q != p {
+			t.Errorf("%s %s: %q %v %v", c.jail, c.p, j, q, err)
+		}
+	}
+	for _, k := range []string{"", "zz.00-1", "73736864.c0000201-99", "73736864.c00002", "73736864.c0000201-24"} {
+		if _, _, err := parseKey(k); err == nil {
+			t.Errorf("key %q read as a ban's", k)
+		}
+	}
+}
