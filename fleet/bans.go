@@ -91,7 +91,7 @@ func (b *Bans) Delete(ctx context.Context, jail string, p netip.Prefix) error {
 
 // Change is what a watcher hears: a ban shared, or lifted (by an unban anywhere or its end).
 type Change struct {
-	Ban   Ban  // for a lift, only Jail and Prefix
+	Ban   Ban // for a lift, only Jail and Prefix
 	Unban bool
 }
 
