@@ -58,3 +58,6 @@ func (m *Manager) Import(list []Active, hist map[netip.Prefix]History, jailHist 
 func (m *Manager) Prolong(jail uint16, addr netip.Addr, dst []Decision) []Decision {
 	return m.prolong(m.banKey(jail, addr, netip.Prefix{}), dst)
 }
+
+// Fleet is the reason of bans and unbans another node of the fleet decided.
+const Fleet = "fleet"

@@ -76,6 +76,10 @@ type Daemon struct {
 	Fail2banDB string
 	// Notes say how fail2ban.conf's settings were taken (for the start log).
 	Notes []string
+	// Fleet shares bans with other nodes over NATS JetStream (fleet): empty or off, embedded (this
+	// node runs the server, clients connect to FleetListen), or nats:// URLs of a server to join.
+	// FleetName names this node (the host name when empty).
+	Fleet, FleetName, FleetListen string
 	// ImportFail2ban is fail2ban's database that the first start takes the bans and ban counts
 	// of (import_fail2ban): a path, "auto" (fail2ban.conf's dbfile, else
 	// /var/lib/fail2ban/fail2ban.sqlite3) or "off".
@@ -218,7 +222,7 @@ var daemonKeys = map[string]bool{"socket": true, "dbdir": true, "metrics": true,
 	"syslog_udp": true, "syslog_tcp": true, "syslog_allow": true, "syslog_max_message": true, "journalctl": true,
 	"syslog_tls": true, "syslog_tls_cert": true, "syslog_tls_key": true, "max_keys": true, "auditlog": true,
 	"syslog_tls_client_ca": true, "syslog_max_conns": true, "syslog_max_conns_per_sender": true, "syslog_idle_timeout": true,
-	"import_fail2ban": true, "logtarget": true}
+	"import_fail2ban": true, "logtarget": true, "fleet": true, "fleet_name": true, "fleet_listen": true}
 
 // Load reads the configuration in dir. The returned error is an Errors listing every problem.
 func Load(dir string, opts Options) (*Config, error) {
@@ -302,6 +306,7 @@ func loadDaemon(dir string, errs *Errors) Daemon {
 		"syslog_tls_client_ca": &out.SyslogTLSClientCA,
 		"syslog_udp":           &out.SyslogUDP, "syslog_tcp": &out.SyslogTCP, "auditlog": &out.AuditLog,
 		"import_fail2ban": &out.ImportFail2ban, "logtarget": &out.LogTarget,
+		"fleet": &out.Fleet, "fleet_name": &out.FleetName, "fleet_listen": &out.FleetListen,
 	}
 	for _, k := range s.Keys() {
 		v, _ := s.Raw(k)

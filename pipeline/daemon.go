@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -90,6 +91,7 @@ type Daemon struct {
 	stopWatch func()
 
 	reloadMu sync.Mutex
+	fleet    atomic.Pointer[fleetLink] // nil unless fleet is set
 	// pending are jails made by fail2ban-client add and not started yet (under reloadMu).
 	pending map[string]*config.Jail
 	stop    chan struct{}
@@ -170,7 +172,7 @@ func Start(opts Options) (*Daemon, error) {
 	if d.exec, err = sink.NewExec(d.store, sink.ExecOptions{Log: opts.Log, Metrics: d.lasting}); err != nil {
 		return nil, err
 	}
-	sinks := []sink.Sink{sink.Kernel{FW: d.fw, Skip: d.noFirewall}, sink.Log{L: opts.Log, DryRun: opts.DryRun}}
+	sinks := []sink.Sink{sink.Kernel{FW: d.fw, Skip: d.noFirewall}, sink.Log{L: opts.Log, DryRun: opts.DryRun}, fleetSink{d}}
 	if !opts.DryRun {
 		sinks = append(sinks, d.exec)
 	}
@@ -204,6 +206,12 @@ func Start(opts Options) (*Daemon, error) {
 		return nil, err
 	}
 	d.autoImport(opts.ImportFail2ban, fresh)
+	if !opts.DryRun {
+		if err := d.startFleet(cfg.Daemon); err != nil {
+			eng.stop()
+			return nil, err
+		}
+	}
 	if d.ctl, err = control.Listen(opts.Socket, d.handle, opts.Log); err != nil {
 		eng.stop()
 		return nil, err
@@ -462,6 +470,9 @@ func (d *Daemon) Close() error {
 }
 
 func (d *Daemon) closeParts() error {
+	if l := d.fleet.Load(); l != nil {
+		l.close()
+	}
 	var errs []error
 	if d.stopWatch != nil {
 		d.stopWatch()

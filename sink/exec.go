@@ -204,6 +204,8 @@ func (e *Exec) Stage(batch []Change) []store.Job {
 	for _, c := range batch {
 		key := "actionban"
 		switch {
+		case c.Reason == ban.Fleet:
+			continue // another node decided it and runs its actions: a mail goes out once
 		case c.Reason == ban.Prolonged && c.Unban:
 			continue
 		case c.Reason == ban.Prolonged:
