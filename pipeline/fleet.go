@@ -39,7 +39,7 @@ type fleetOp struct {
 }
 
 // fleetQueue bounds the publications waiting for the link: a ban decided while it is down waits
-// here (and a start from the store republishes what is in force).
+// here, in memory (lost at a stop; bans held before joining are not published).
 const fleetQueue = 1 << 16
 
 // startFleet joins the fleet and waits until the bans in force there are applied here.
