@@ -6,7 +6,6 @@ package matcher
 // one of them.
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/portcullis/portcullis/config"
 	"github.com/portcullis/portcullis/internal/f2bcorpus"
+	"github.com/portcullis/portcullis/internal/samples"
 )
 
 var (
@@ -192,29 +192,14 @@ func TestOwnFiltersInjection(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		data, _ := os.ReadFile(filepath.Join(ownSamples, name+".log"))
-		lines := strings.Split(string(data), "\n")
+		injections, err := samples.Injections(filepath.Join(ownSamples, name+".log"))
+		if err != nil {
+			t.Fatal(err)
+		}
 		tried := 0
-		for i := 0; i+1 < len(lines); i++ {
-			mm := markerRE.FindStringSubmatch(lines[i])
-			if mm == nil || mm[1] != "failJSON" {
-				continue
-			}
-			var fail map[string]any
-			if json.Unmarshal([]byte(mm[2]), &fail) != nil || fail["match"] != true {
-				continue
-			}
-			line := lines[i+1]
-			var targets []string
-			if u, ok := fail["user"].(string); ok && u != "" {
-				targets = append(targets, u)
-			}
-			if list, ok := fail["inject"].([]any); ok {
-				for _, x := range list {
-					targets = append(targets, fmt.Sprint(x))
-				}
-			}
-			for _, target := range targets {
+		for _, in := range injections {
+			line := in.Line
+			for _, target := range in.Targets {
 				if !strings.Contains(line, target) {
 					t.Errorf("%s: injection point %q is not in %q", name, target, line)
 					continue

@@ -1,14 +1,12 @@
 package sink
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -17,10 +15,9 @@ import (
 	"github.com/portcullis/portcullis/ban"
 	"github.com/portcullis/portcullis/config"
 	"github.com/portcullis/portcullis/internal/f2bcorpus"
+	"github.com/portcullis/portcullis/internal/samples"
 	"github.com/portcullis/portcullis/matcher"
 )
-
-var sampleMarker = regexp.MustCompile(`^#+ ?failJSON:(.+)$`)
 
 // Attacker text never reaches a shell as code, through any shipped filter: in every sample of
 // configs/filter.d, each attacker-written field (the sample's "user" and "inject" strings) is
@@ -86,30 +83,12 @@ func TestActionsInjectionCorpus(t *testing.T) {
 			t.Fatalf("%s: %v", name, err)
 		}
 		w, _ := m.NewWorker()
-		data, _ := os.ReadFile(filepath.Join("..", "testdata", "filters", name+".log"))
-		lines := strings.Split(string(data), "\n")
+		injections, _ := samples.Injections(filepath.Join("..", "testdata", "filters", name+".log"))
 		var counted []string
-		for i := 0; i+1 < len(lines); i++ {
-			mm := sampleMarker.FindStringSubmatch(lines[i])
-			if mm == nil {
-				continue
-			}
-			var fail map[string]any
-			if json.Unmarshal([]byte(mm[1]), &fail) != nil || fail["match"] != true {
-				continue
-			}
-			var targets []string
-			if u, ok := fail["user"].(string); ok && u != "" {
-				targets = append(targets, u)
-			}
-			if list, ok := fail["inject"].([]any); ok {
-				for _, x := range list {
-					targets = append(targets, fmt.Sprint(x))
-				}
-			}
-			for _, target := range targets {
+		for _, in := range injections {
+			for _, target := range in.Targets {
 				for _, p := range payloads {
-					variant := strings.Replace(lines[i+1], target, p, 1)
+					variant := strings.Replace(in.Line, target, p, 1)
 					if r, err := w.Explain(0, []byte(variant)); err == nil && r.Matched {
 						counted = append(counted, variant)
 					}
