@@ -262,16 +262,11 @@ func loadAction(dir, name string, args map[string]string, at *Value, r *reader) 
 	}
 	lookup := ini.lookup(name, ini.Section("Init"), def, dflt)
 	get := func(key string) (string, *Value) {
-		v, ok := ini.Section("Init").Raw(key)
-		if !ok {
-			v, ok = def.Raw(key)
-		}
-		if !ok {
+		s, v, err := option(key, lookup, ini.Section("Init"), def)
+		if v == nil {
 			return "", nil
 		}
-		s, err := Interpolate(v, lookup)
 		if err != nil {
-			err.Key = key
 			r.errs = append(r.errs, err)
 			return "", v
 		}

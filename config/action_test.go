@@ -2,7 +2,6 @@ package config
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -20,8 +19,8 @@ func stockEtc(t *testing.T, jailLocal string) string {
 	}
 	dir := t.TempDir()
 	etc := filepath.Join(dir, "fail2ban")
-	if out, err := exec.Command("cp", "-r", filepath.Join(f2bcorpus.Root(), "etc", "fail2ban"), etc).CombinedOutput(); err != nil {
-		t.Fatalf("%v %s", err, out)
+	if err := f2bcorpus.CopyEtc(etc); err != nil {
+		t.Fatal(err)
 	}
 	log := filepath.Join(dir, "auth.log")
 	os.WriteFile(log, nil, 0o644)
@@ -166,19 +165,27 @@ func TestSplitActions(t *testing.T) {
 	}
 }
 
-// The shipped webhook action is native: read with its arguments, and refused with a bad URL or
-// preset, naming file, line and key.
-func TestShippedWebhookAction(t *testing.T) {
+// shippedActionDir is a configuration folder with a one-line filter, our shipped action.d/NAME.conf
+// and a jail x whose action is action.
+func shippedActionDir(t *testing.T, name, action string) string {
+	t.Helper()
 	dir := t.TempDir()
 	os.MkdirAll(filepath.Join(dir, "filter.d"), 0o755)
 	os.MkdirAll(filepath.Join(dir, "action.d"), 0o755)
 	os.WriteFile(filepath.Join(dir, "filter.d", "x.conf"), []byte("[Definition]\nfailregex = ^fail <HOST>$\n"), 0o644)
-	shipped, err := os.ReadFile(filepath.Join("..", "configs", "action.d", "webhook.conf"))
+	shipped, err := os.ReadFile(filepath.Join("..", "configs", "action.d", name+".conf"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	os.WriteFile(filepath.Join(dir, "action.d", "webhook.conf"), shipped, 0o644)
-	os.WriteFile(filepath.Join(dir, "jail.conf"), []byte("[x]\nenabled = true\nlogpath = /var/log/x.log\naction = webhook[url=\"https://ntfy.sh/bans\", preset=ntfy, secret=k]\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "action.d", name+".conf"), shipped, 0o644)
+	os.WriteFile(filepath.Join(dir, "jail.conf"), []byte("[x]\nenabled = true\nlogpath = /var/log/x.log\naction = "+action+"\n"), 0o644)
+	return dir
+}
+
+// The shipped webhook action is native: read with its arguments, and refused with a bad URL or
+// preset, naming file, line and key.
+func TestShippedWebhookAction(t *testing.T) {
+	dir := shippedActionDir(t, "webhook", `webhook[url="https://ntfy.sh/bans", preset=ntfy, secret=k]`)
 	cfg, err := Load(dir, Options{Resolve: noDNS})
 	if err != nil {
 		t.Fatal(err)
@@ -196,13 +203,7 @@ func TestShippedWebhookAction(t *testing.T) {
 
 // digest is read on the native notifications, and a bad one is an error.
 func TestDigestOption(t *testing.T) {
-	dir := t.TempDir()
-	os.MkdirAll(filepath.Join(dir, "filter.d"), 0o755)
-	os.MkdirAll(filepath.Join(dir, "action.d"), 0o755)
-	os.WriteFile(filepath.Join(dir, "filter.d", "x.conf"), []byte("[Definition]\nfailregex = ^fail <HOST>$\n"), 0o644)
-	shipped, _ := os.ReadFile(filepath.Join("..", "configs", "action.d", "smtp.conf"))
-	os.WriteFile(filepath.Join(dir, "action.d", "smtp.conf"), shipped, 0o644)
-	os.WriteFile(filepath.Join(dir, "jail.conf"), []byte("[x]\nenabled = true\nlogpath = /var/log/x.log\naction = smtp[dest=\"a@example.org\", digest=10m]\n"), 0o644)
+	dir := shippedActionDir(t, "smtp", `smtp[dest="a@example.org", digest=10m]`)
 	cfg, err := Load(dir, Options{Resolve: noDNS})
 	if err != nil {
 		t.Fatal(err)

@@ -104,20 +104,12 @@ func LoadFilter(filterDir, name string, args map[string]string) (*Filter, Errors
 	// A filter option comes from [Init] (where the jail's filter arguments land), then
 	// [Definition], then [DEFAULT], as in fail2ban's FilterReader.
 	get := func(key string) (string, *Value) {
-		v, ok := init.Raw(key)
-		if !ok {
-			v, ok = def.Raw(key)
-		}
-		if !ok {
-			// ConfigParser's defaults reach every section (common.conf sets datepattern there).
-			v, ok = dflt.Raw(key)
-		}
-		if !ok {
+		// ConfigParser's defaults reach every section (common.conf sets datepattern there).
+		s, v, err := option(key, lookup, init, def, dflt)
+		if v == nil {
 			return "", nil
 		}
-		s, err := Interpolate(v, lookup)
 		if err != nil {
-			err.Key = key
 			errs = append(errs, err)
 			return "", v
 		}

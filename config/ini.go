@@ -323,6 +323,23 @@ func (c *INI) lookup(name string, chain ...*Section) lookupFunc {
 }
 
 // Interpolate expands %(name)s references in v using lookup, recursively, and %% to %.
+// option finds key in the first of secs that has it and interpolates it with lookup: the value,
+// where it was written (nil when no section has it), and an interpolation error naming key.
+func option(key string, lookup lookupFunc, secs ...*Section) (string, *Value, *Error) {
+	for _, sec := range secs {
+		v, ok := sec.Raw(key)
+		if !ok {
+			continue
+		}
+		s, err := Interpolate(v, lookup)
+		if err != nil {
+			err.Key = key
+		}
+		return s, v, err
+	}
+	return "", nil, nil
+}
+
 func Interpolate(v *Value, lookup lookupFunc) (string, *Error) {
 	return interpolate(v.Text, v, lookup, 0)
 }

@@ -5,7 +5,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -28,8 +27,8 @@ func TestStockActionMWL(t *testing.T) {
 	srv := testsmtp.Start(t)
 	dir := t.TempDir()
 	etc := filepath.Join(dir, "fail2ban")
-	if out, err := exec.Command("cp", "-r", filepath.Join(f2bcorpus.Root(), "etc", "fail2ban"), etc).CombinedOutput(); err != nil {
-		t.Fatalf("%v %s", err, out)
+	if err := f2bcorpus.CopyEtc(etc); err != nil {
+		t.Fatal(err)
 	}
 	logPath := filepath.Join(dir, "auth.log")
 	os.WriteFile(logPath, nil, 0o644)

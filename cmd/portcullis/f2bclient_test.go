@@ -44,8 +44,8 @@ action = dummy[target="%s"]
 `, log, filepath.Join(dir, "dummy"))
 	etc := func(name string) string {
 		d := filepath.Join(dir, name)
-		if out, err := exec.Command("cp", "-r", filepath.Join(f2bcorpus.Root(), "etc", "fail2ban"), d).CombinedOutput(); err != nil {
-			t.Fatalf("%v %s", err, out)
+		if err := f2bcorpus.CopyEtc(d); err != nil {
+			t.Fatal(err)
 		}
 		os.RemoveAll(filepath.Join(d, "jail.d"))
 		os.WriteFile(filepath.Join(d, "jail.local"), []byte(jailLocal), 0o644)

@@ -504,8 +504,8 @@ func TestSystemStockFail2banConfig(t *testing.T) {
 	}
 	dir := t.TempDir()
 	etc := filepath.Join(dir, "fail2ban")
-	if out, err := exec.Command("cp", "-r", filepath.Join(f2bcorpus.Root(), "etc", "fail2ban"), etc).CombinedOutput(); err != nil {
-		t.Fatalf("%v %s", err, out)
+	if err := f2bcorpus.CopyEtc(etc); err != nil {
+		t.Fatal(err)
 	}
 	log := filepath.Join(dir, "auth.log")
 	os.WriteFile(log, nil, 0o644)

@@ -41,3 +41,15 @@ func WriteDB(path string, bans []DBBan) error {
 	}
 	return nil
 }
+
+// CopyEtc copies Debian's /etc/fail2ban from the unpacked package to dst (which must not exist):
+// a configuration a test may change.
+func CopyEtc(dst string) error {
+	if err := Ensure(); err != nil {
+		return err
+	}
+	if out, err := exec.Command("cp", "-r", filepath.Join(Root(), "etc", "fail2ban"), dst).CombinedOutput(); err != nil {
+		return fmt.Errorf("copying fail2ban's etc: %v %s", err, out)
+	}
+	return nil
+}
