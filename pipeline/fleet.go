@@ -185,9 +185,7 @@ func (d *Daemon) fleetChange(c fleet.Change) {
 	if l := d.fleet.Load(); !c.Unban && l != nil && c.Ban.Origin == l.name {
 		return // our own, come back
 	}
-	d.reloadMu.Lock()
 	eng := d.current()
-	d.reloadMu.Unlock()
 	id, ok := eng.byName[c.Ban.Jail]
 	if !ok {
 		return // a jail this node does not run

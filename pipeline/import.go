@@ -72,6 +72,17 @@ func countTaken(ds []ban.Decision, planned int, sum *control.Import) {
 	}
 }
 
+// countWouldTake is countTaken for a dry run: the bans not banned here already.
+func countWouldTake(list []ban.Active, bans *ban.Manager, sum *control.Import) {
+	for _, a := range list {
+		if bans.IsBanned(a.Jail, a.Prefix) {
+			sum.Already++
+		} else {
+			sum.Bans++
+		}
+	}
+}
+
 // storeHistory is the history of jhist for the store, by jail name.
 func storeHistory(jails []*config.Jail, hist map[netip.Prefix]ban.History, jhist map[uint16]map[netip.Prefix]ban.History) (map[netip.Prefix]store.History, map[string]map[netip.Prefix]store.History) {
 	overall := make(map[netip.Prefix]store.History, len(hist))
@@ -103,13 +114,7 @@ func (d *Daemon) importFail2ban(path string, dryRun bool) (control.Import, error
 	eng := d.current()
 	list, hist, jhist := planImport(data, eng.byName, eng.bans, &sum)
 	if dryRun {
-		sum.Bans = len(list)
-		for _, a := range list {
-			if eng.bans.IsBanned(a.Jail, a.Prefix) {
-				sum.Bans--
-				sum.Already++
-			}
-		}
+		countWouldTake(list, eng.bans, &sum)
 		return sum, nil
 	}
 	ds := eng.bans.Import(list, hist, jhist, nil)
@@ -213,13 +218,7 @@ func ImportOffline(cfgDir, dbDir, path string, dryRun bool, selfAddrs []netip.Ad
 	bans.Restore(held, nil)
 	list, hist, jhist := planImport(data, byName, bans, &sum)
 	if dryRun {
-		for _, a := range list {
-			if bans.IsBanned(a.Jail, a.Prefix) {
-				sum.Already++
-			} else {
-				sum.Bans++
-			}
-		}
+		countWouldTake(list, bans, &sum)
 		return sum, nil
 	}
 	ds := bans.Import(list, hist, jhist, nil)

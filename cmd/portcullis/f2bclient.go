@@ -344,7 +344,6 @@ func (c *f2bClient) printServer(key string, data json.RawMessage) int {
 
 // getJail answers get JAIL SETTING in fail2ban-client's layout for each setting.
 func (c *f2bClient) getJail(jail, key string, rest []string) int {
-	wire := key
 	if key == "banip" {
 		data, ok := c.call("banned", jail)
 		if !ok {
@@ -353,7 +352,7 @@ func (c *f2bClient) getJail(jail, key string, rest []string) int {
 		withTime := len(rest) > 0 && rest[0] == "--with-time"
 		return printReply("banip", []string{jail}, data, withTime, c.stdout, c.stderr)
 	}
-	data, ok := c.call("get", jail, wire)
+	data, ok := c.call("get", jail, key)
 	if !ok {
 		return f2bErrorCode
 	}
