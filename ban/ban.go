@@ -218,22 +218,26 @@ func (m *Manager) prolong(k bkey, dst []Decision) []Decision {
 	now := m.now().Unix()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	a, ok := m.active[k]
-	if !ok || a.End == 0 {
-		return dst
-	}
 	end := int64(0)
 	if bt := m.pols[k.jail].BanTime; bt >= 0 {
 		end = now + int64((bt+time.Second-1)/time.Second)
-		if end <= a.End {
-			return dst
-		}
+	}
+	return m.extendLocked(k, end, Prolonged, dst)
+}
+
+// extendLocked moves the end of the ban k in force to end (0: forever) when that is later,
+// appending the pair of decisions that replaces it (the unban's reason Prolonged, the ban's
+// reason).
+func (m *Manager) extendLocked(k bkey, end int64, reason string, dst []Decision) []Decision {
+	a, ok := m.active[k]
+	if !ok || a.End == 0 || (end != 0 && end <= a.End) {
+		return dst
 	}
 	dst = append(dst, a.unban(Prolonged))
 	a.End = end
 	m.setActiveLocked(k, a)
 	return append(dst, Decision{Op: OpBan, Jail: k.jail, Prefix: k.prefix, Start: a.Start, End: end, Count: a.Count,
-		JailCount: m.histJail[k].Count, Reason: Prolonged})
+		JailCount: m.histJail[k].Count, Reason: reason})
 }
 
 // Prolonged is the reason of the decisions that extend a ban in force (Manager.prolong).

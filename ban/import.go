@@ -59,5 +59,14 @@ func (m *Manager) Prolong(jail uint16, addr netip.Addr, dst []Decision) []Decisi
 	return m.prolong(m.banKey(jail, addr, netip.Prefix{}), dst)
 }
 
+// ExtendTo moves the end of the ban of prefix in jail to end (0: forever) when that is later, as
+// another node's longer ban of it says: the pair of decisions that replaces it (the ban's reason
+// Fleet), or nothing.
+func (m *Manager) ExtendTo(jail uint16, prefix netip.Prefix, end int64, dst []Decision) []Decision {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.extendLocked(bkey{prefix: prefix, jail: jail}, end, Fleet, dst)
+}
+
 // Fleet is the reason of bans and unbans another node of the fleet decided.
 const Fleet = "fleet"

@@ -76,10 +76,8 @@ type Daemon struct {
 	Fail2banDB string
 	// Notes say how fail2ban.conf's settings were taken (for the start log).
 	Notes []string
-	// Fleet shares bans with other nodes over NATS JetStream (fleet): empty or off, embedded (this
-	// node runs the server, clients connect to FleetListen), or nats:// URLs of a server to join.
-	// FleetName names this node (the host name when empty).
-	Fleet, FleetName, FleetListen string
+	// Fleet shares bans and counts failures with other nodes over NATS JetStream (fleet_*).
+	Fleet Fleet
 	// ImportFail2ban is fail2ban's database that the first start takes the bans and ban counts
 	// of (import_fail2ban): a path, "auto" (fail2ban.conf's dbfile, else
 	// /var/lib/fail2ban/fail2ban.sqlite3) or "off".
@@ -108,6 +106,10 @@ type Jail struct {
 	BanTime    time.Duration // Forever for permanent bans
 	IgnoreIP   []netip.Prefix
 	IgnoreSelf bool
+	// FleetShare: the jail's bans (and, on a node that publishes them, its failures) go to the
+	// fleet (fleet_share); FleetApply: the fleet's bans of this jail are applied here
+	// (fleet_apply). Both true by default; nothing without fleet in portcullis.conf.
+	FleetShare, FleetApply bool
 	// Increment is fail2ban's bantime.increment family of keys.
 	Increment Increment
 	// UseDNS is fail2ban's usedns: yes, warn, no or raw. With "no", <HOST> matches addresses
@@ -222,7 +224,13 @@ var daemonKeys = map[string]bool{"socket": true, "dbdir": true, "metrics": true,
 	"syslog_udp": true, "syslog_tcp": true, "syslog_allow": true, "syslog_max_message": true, "journalctl": true,
 	"syslog_tls": true, "syslog_tls_cert": true, "syslog_tls_key": true, "max_keys": true, "auditlog": true,
 	"syslog_tls_client_ca": true, "syslog_max_conns": true, "syslog_max_conns_per_sender": true, "syslog_idle_timeout": true,
-	"import_fail2ban": true, "logtarget": true, "fleet": true, "fleet_name": true, "fleet_listen": true}
+	"import_fail2ban": true, "logtarget": true}
+
+func init() {
+	for _, k := range fleetKeys {
+		daemonKeys[k] = true
+	}
+}
 
 // Load reads the configuration in dir. The returned error is an Errors listing every problem.
 func Load(dir string, opts Options) (*Config, error) {
@@ -298,6 +306,10 @@ func loadDaemon(dir string, errs *Errors) Daemon {
 			v, _ := s.Raw("syslog_tls")
 			errs.AddAt(v, "syslog_tls", "needs syslog_tls_cert and syslog_tls_key")
 		}
+		if err := out.Fleet.finish(); err != nil {
+			v, _ := s.Raw("fleet")
+			errs.AddAt(v, "fleet", err.Error())
+		}
 	}()
 	// Plain text options: the value as written, blanks trimmed.
 	text := map[string]*string{
@@ -306,7 +318,6 @@ func loadDaemon(dir string, errs *Errors) Daemon {
 		"syslog_tls_client_ca": &out.SyslogTLSClientCA,
 		"syslog_udp":           &out.SyslogUDP, "syslog_tcp": &out.SyslogTCP, "auditlog": &out.AuditLog,
 		"import_fail2ban": &out.ImportFail2ban, "logtarget": &out.LogTarget,
-		"fleet": &out.Fleet, "fleet_name": &out.FleetName, "fleet_listen": &out.FleetListen,
 	}
 	for _, k := range s.Keys() {
 		v, _ := s.Raw(k)
@@ -316,6 +327,12 @@ func loadDaemon(dir string, errs *Errors) Daemon {
 				msg += fmt.Sprintf("; did you mean %q?", near)
 			}
 			errs.AddAt(v, k, msg)
+			continue
+		}
+		if strings.HasPrefix(k, "fleet") {
+			if err := out.Fleet.key(k, v.Text); err != nil {
+				errs.AddAt(v, k, err.Error())
+			}
 			continue
 		}
 		if p := text[k]; p != nil {

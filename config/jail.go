@@ -48,6 +48,8 @@ func parseJail(r *reader, opts Options, cfg *Config) *Jail {
 		BanPrefix4:   r.int("banprefix4", 32, 8),
 		BanPrefix6:   r.int("banprefix6", 128, 16),
 		SkipIfNoLogs: r.bool("skip_if_nologs", false),
+		FleetShare:   r.bool("fleet_share", true),
+		FleetApply:   r.bool("fleet_apply", true),
 		UseDNS:       strings.ToLower(r.str("usedns", "warn")),
 	}
 	j.MaxMatches = r.int("maxmatches", j.MaxRetry, 0)

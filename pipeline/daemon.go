@@ -322,6 +322,7 @@ func (d *Daemon) install(eng *engine) error {
 		return err
 	}
 	d.purgeHistory(eng)
+	eng.shareFailures = d.shareFailures
 	eng.run(&d.opts, d.applyAsync)
 	logActions(eng, d.log)
 	first := d.current() == nil
@@ -355,7 +356,7 @@ func (d *Daemon) install(eng *engine) error {
 }
 
 func toStoreBan(eng *engine, d ban.Decision) store.Ban {
-	return store.Ban{Jail: eng.jails[d.Jail].Name, Prefix: d.Prefix, Start: d.Start, End: d.End, Count: d.Count, JailCount: d.JailCount}
+	return store.Ban{Jail: eng.jails[d.Jail].Name, Prefix: d.Prefix, Start: d.Start, End: d.End, Count: d.Count, JailCount: d.JailCount, Fleet: d.Reason == ban.Fleet}
 }
 
 // applyAsync hands decisions of a worker to the applier without waiting.

@@ -51,6 +51,9 @@ type engine struct {
 	// counted until set off or a reload. anyIdle spares the per-event look when none is.
 	idle    []atomic.Bool
 	anyIdle atomic.Bool
+	// shareFailures, when set, gets each block's counted failures on the worker (the fleet's
+	// publisher); it must not keep evs.
+	shareFailures func(evs []matcher.Event, e *engine)
 }
 
 // setIdle sets jail id idle or not.
@@ -201,7 +204,13 @@ func (e *engine) work(mw *matcher.Worker, own chan *ingest.Block, log *slog.Logg
 	defer e.workers.Done()
 	c := e.newChain(mw, wallClock{}, func(ds []ban.Decision) { apply(ds, e) })
 	defer c.close()
-	c.admit = e.admitLive
+	c.admit = func(b *ingest.Block, evs []matcher.Event) []matcher.Event {
+		evs = e.admitLive(b, evs)
+		if e.shareFailures != nil && len(evs) > 0 {
+			e.shareFailures(evs, e)
+		}
+		return evs
+	}
 	shared := e.blocks
 	for shared != nil || own != nil {
 		var b *ingest.Block

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -21,16 +22,27 @@ import (
 // bucket, the fleet's bans come back through the watch and are applied through this node's own
 // sinks with this node's own protections. A ban is never echoed: what came from the fleet (reason
 // ban.Fleet) is not published, and what this node published comes back with its own name and is
-// left alone.
+// left alone. With fleet_failures, its failures go to the fleet's stream (fleetfail.go) and it
+// may count the fleet's.
 type fleetLink struct {
 	name   string
+	conf   config.Fleet
 	srv    *fleet.Embedded
 	nc     *nats.Conn
+	js     jetstream.JetStream
 	bans   *fleet.Bans
 	cancel context.CancelFunc
 	ops    chan fleetOp
 	wg     sync.WaitGroup
 	log    interface{ Warn(string, ...any) }
+	stats  fleetStats
+	fail   *failLink // nil unless fleet_failures
+}
+
+// fleetStats are the portcullis_fleet_* counters.
+type fleetStats struct {
+	published, publishErrors, applied, refused, bad               atomic.Uint64
+	failuresOut, failuresDropped, failuresIn, badBatches, decided atomic.Uint64
 }
 
 type fleetOp struct {
@@ -39,48 +51,66 @@ type fleetOp struct {
 }
 
 // fleetQueue bounds the publications waiting for the link: a ban decided while it is down waits
-// here, in memory (lost at a stop; bans held before joining are not published).
+// here, in memory; what is lost at a stop is published again by the next start, which publishes
+// every ban of this node's own in force that the fleet lacks.
 const fleetQueue = 1 << 16
 
-// startFleet joins the fleet and waits until the bans in force there are applied here.
+// startFleet joins the fleet, waits until the bans in force there are applied here, then
+// converges: this node's own bans the fleet lacks are published, the fleet's it lifted are lifted.
 func (d *Daemon) startFleet(dm config.Daemon) error {
-	if dm.Fleet == "" || dm.Fleet == "off" {
+	fc := dm.Fleet
+	if !fc.On() {
 		return nil
 	}
-	name := dm.FleetName
+	name := fc.Name
 	if name == "" {
 		name, _ = os.Hostname()
 	}
-	l := &fleetLink{name: name, ops: make(chan fleetOp, fleetQueue), log: d.log}
-	url := dm.Fleet
-	if dm.Fleet == "embedded" {
-		srv, err := fleet.StartEmbedded(fleet.EmbeddedOptions{Name: name, Listen: dm.FleetListen, StoreDir: filepath.Join(d.opts.DBDir, "fleet")})
+	l := &fleetLink{name: name, conf: fc, ops: make(chan fleetOp, fleetQueue), log: d.log}
+	url := fc.Mode
+	if fc.Mode == "embedded" {
+		srv, err := fleet.StartEmbedded(fleet.EmbeddedOptions{Name: name, Listen: fc.Listen, StoreDir: filepath.Join(d.opts.DBDir, "fleet"),
+			ClusterListen: fc.ClusterListen, Routes: fc.Routes, TLSCert: fc.TLSCert, TLSKey: fc.TLSKey, TLSCA: fc.TLSCA, Conf: fc.ServerConf})
 		if err != nil {
 			return err
 		}
 		l.srv, url = srv, srv.URL()
 	}
-	nc, err := nats.Connect(url, nats.Name("portcullis "+name), nats.MaxReconnects(-1))
+	nc, err := fleet.Connect(url, fleet.ConnOptions{Name: name, Creds: fc.Creds, NKey: fc.NKey, TLSCA: fc.TLSCA, TLSCert: fc.TLSCert, TLSKey: fc.TLSKey})
 	if err != nil {
 		l.close()
-		return fmt.Errorf("fleet: %s: %w", url, err)
+		return err
 	}
 	l.nc = nc
-	js, err := jetstream.New(nc)
-	if err != nil {
+	if l.js, err = jetstream.New(nc); err != nil {
 		l.close()
 		return err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	l.cancel = cancel
-	if l.bans, err = fleet.OpenBans(ctx, js, 1); err != nil {
+	// A clustered fleet elects its JetStream meta leader after the routes connect: the bucket
+	// is opened once it has one.
+	if err := retryFor(ctx, time.Minute, func() error {
+		var err error
+		l.bans, err = fleet.OpenBans(ctx, l.js, fc.Replicas)
+		return err
+	}); err != nil {
 		l.close()
 		return err
 	}
 	ready := make(chan struct{})
 	var once sync.Once
-	err = l.bans.Watch(ctx, d.fleetChange, func() { once.Do(func() { close(ready) }) },
+	held := map[string]bool{} // the keys in force when joining; written before ready only
+	err = l.bans.Watch(ctx, func(c fleet.Change) {
+		select {
+		case <-ready:
+		default:
+			held[fleet.Key(c.Ban.Jail, c.Ban.Prefix)] = true
+		}
+		d.fleetChange(l, c)
+	}, func() { once.Do(func() { close(ready) }) },
 		func(key string, err error) {
+			l.stats.bad.Add(1)
 			d.log.Warn("fleet: a value in the bans bucket is no ban; skipped", "key", key, "err", err)
 		})
 	if err != nil {
@@ -93,11 +123,63 @@ func (d *Daemon) startFleet(dm config.Daemon) error {
 		l.close()
 		return fmt.Errorf("fleet: the bans in force did not arrive within 30 s")
 	}
+	if err := l.startFailures(ctx, d); err != nil {
+		l.close()
+		return err
+	}
 	l.wg.Add(1)
 	go l.publish(ctx)
 	d.fleet.Store(l)
-	d.log.Info("fleet joined", "node", name, "server", url)
+	published, lifted := d.converge(l, held)
+	d.log.Info("fleet joined", "node", name, "server", url, "published", published, "lifted", lifted)
 	return nil
+}
+
+// retryFor calls f until it succeeds, ctx ends or limit passes; the last error is returned.
+func retryFor(ctx context.Context, limit time.Duration, f func() error) error {
+	deadline := time.Now().Add(limit)
+	for {
+		err := f()
+		if err == nil || time.Now().After(deadline) || ctx.Err() != nil {
+			return err
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// converge makes this node's bans agree with the fleet's as it joins: its own bans in force
+// (decided here, imported, restored from a run before) of shared jails that the fleet does not
+// hold are queued for publishing; bans it applied from the fleet that the fleet no longer holds
+// (lifted or expired while it was away) are lifted here. held are the fleet's keys in force.
+func (d *Daemon) converge(l *fleetLink, held map[string]bool) (published, lifted int) {
+	bans, err := d.store.Bans()
+	if err != nil {
+		d.log.Warn("fleet: cannot read the bans in force to converge", "err", err)
+		return 0, 0
+	}
+	eng := d.current()
+	now := d.opts.Now().Unix()
+	var cs []sink.Change
+	var ds []ban.Decision
+	for _, b := range bans {
+		id, ok := eng.byName[b.Jail]
+		switch {
+		case !ok || (b.End != 0 && b.End <= now) || held[fleet.Key(b.Jail, b.Prefix)]:
+		case b.Fleet:
+			ds = append(ds, eng.bans.Unban(uint16(id), false, b.Prefix, ban.Fleet)...)
+		case eng.jails[id].FleetShare:
+			cs = append(cs, sink.Change{Ban: b, Reason: "held"})
+		}
+	}
+	if len(ds) > 0 {
+		if err := d.applySync(ds, eng); err != nil {
+			d.log.Warn("fleet: not every ban the fleet lifted was lifted here", "err", err)
+		}
+	}
+	if err := l.apply(cs, eng); err != nil {
+		d.log.Warn("fleet: not every ban in force was queued", "err", err)
+	}
+	return len(cs), len(ds)
 }
 
 // publish sends this node's bans and unbans in order, retrying while the link is down.
@@ -115,9 +197,14 @@ func (l *fleetLink) publish(ctx context.Context) {
 				} else {
 					err = l.bans.Put(ctx, op.ban, time.Now())
 				}
-				if err == nil || ctx.Err() != nil {
+				if err == nil {
+					l.stats.published.Add(1)
 					break
 				}
+				if ctx.Err() != nil {
+					return
+				}
+				l.stats.publishErrors.Add(1)
 				l.log.Warn("fleet: cannot publish; retrying", "prefix", op.ban.Prefix, "err", err)
 				select {
 				case <-ctx.Done():
@@ -133,6 +220,9 @@ func (l *fleetLink) close() {
 	if l.cancel != nil {
 		l.cancel()
 	}
+	if l.fail != nil {
+		l.fail.close()
+	}
 	l.wg.Wait()
 	if l.nc != nil {
 		l.nc.Close()
@@ -144,25 +234,29 @@ func (l *fleetLink) close() {
 
 // fleetSink is the fleet as a sink: this node's decisions, as they are committed, go out to the
 // fleet (a prolonged ban as its new end; an expiry needs nothing, the key's TTL ends it too).
-// Nothing goes out before the link is up or when there is no fleet.
+// Nothing goes out before the link is up, when there is no fleet, or for a jail with
+// fleet_share = false.
 type fleetSink struct{ d *Daemon }
 
 func (fleetSink) Name() string { return "fleet" }
 
 func (s fleetSink) Apply(batch []sink.Change, now int64) error {
 	if l := s.d.fleet.Load(); l != nil {
-		return l.apply(batch)
+		return l.apply(batch, s.d.current())
 	}
 	return nil
 }
 
-func (l *fleetLink) apply(batch []sink.Change) error {
+func (l *fleetLink) apply(batch []sink.Change, eng *engine) error {
 	dropped := 0
 	for _, c := range batch {
 		switch {
 		case c.Reason == ban.Fleet || c.Reason == ban.Expired:
 			continue
 		case c.Unban && c.Reason == ban.Prolonged:
+			continue
+		}
+		if id, ok := eng.byName[c.Ban.Jail]; ok && !eng.jails[id].FleetShare {
 			continue
 		}
 		op := fleetOp{unban: c.Unban, ban: fleet.Ban{Jail: c.Ban.Jail, Prefix: c.Ban.Prefix, Start: c.Ban.Start,
@@ -180,33 +274,40 @@ func (l *fleetLink) apply(batch []sink.Change) error {
 }
 
 // fleetChange applies a change the fleet's watch reports: another node's ban, through this node's
-// protections and sinks (reason ban.Fleet), or the lift of a ban anywhere.
-func (d *Daemon) fleetChange(c fleet.Change) {
-	if l := d.fleet.Load(); !c.Unban && l != nil && c.Ban.Origin == l.name {
+// protections and sinks (reason ban.Fleet), or the lift of a ban anywhere. A jail with
+// fleet_apply = false takes nothing from the fleet.
+func (d *Daemon) fleetChange(l *fleetLink, c fleet.Change) {
+	if !c.Unban && c.Ban.Origin == l.name {
 		return // our own, come back
 	}
 	eng := d.current()
 	id, ok := eng.byName[c.Ban.Jail]
-	if !ok {
-		return // a jail this node does not run
+	if !ok || !eng.jails[id].FleetApply {
+		return
 	}
 	var ds []ban.Decision
 	if c.Unban {
 		ds = eng.bans.Unban(uint16(id), false, c.Ban.Prefix, ban.Fleet)
 	} else {
 		if err := eng.bans.ProtectedPrefix(uint16(id), c.Ban.Prefix); err != nil {
+			l.stats.refused.Add(1)
 			d.log.Info("fleet: a ban of a protected address is not applied here", "jail", c.Ban.Jail, "prefix", c.Ban.Prefix, "origin", c.Ban.Origin, "why", err)
 			return
 		}
 		if c.Ban.End != 0 && c.Ban.End <= d.opts.Now().Unix() {
 			return
 		}
-		ds = eng.bans.Import([]ban.Active{{Jail: uint16(id), Prefix: c.Ban.Prefix, Start: c.Ban.Start, End: c.Ban.End, Count: c.Ban.Count}}, nil, nil, nil)
-		for i := range ds {
-			ds[i].Reason = ban.Fleet
+		if eng.bans.IsBanned(uint16(id), c.Ban.Prefix) {
+			ds = eng.bans.ExtendTo(uint16(id), c.Ban.Prefix, c.Ban.End, nil)
+		} else {
+			ds = eng.bans.Import([]ban.Active{{Jail: uint16(id), Prefix: c.Ban.Prefix, Start: c.Ban.Start, End: c.Ban.End, Count: c.Ban.Count}}, nil, nil, nil)
+			for i := range ds {
+				ds[i].Reason = ban.Fleet
+			}
 		}
 	}
 	if len(ds) > 0 {
+		l.stats.applied.Add(1)
 		if err := d.applySync(ds, eng); err != nil {
 			d.log.Warn("fleet: a change could not be fully applied", "prefix", c.Ban.Prefix, "err", err)
 		}

@@ -2,8 +2,19 @@ package pipeline
 
 import (
 	"net"
+	"os"
+	"path/filepath"
 	"testing"
 )
+
+// writeConf replaces u's portcullis.conf with extra (and its audit log), for its next start.
+func writeConf(t *testing.T, u *unitDaemon, extra string) {
+	t.Helper()
+	conf := "[Definition]\nauditlog = " + filepath.Join(u.dir, "audit.log") + "\n" + extra
+	if err := os.WriteFile(filepath.Join(u.opts.ConfigDir, "portcullis.conf"), []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
 
 // Two daemons in one fleet (one runs the embedded NATS server, the other joins it): a ban either
 // decides is applied by the other; an unban on either lifts it on both; a ban of an address the
@@ -45,5 +56,96 @@ func TestFleetSharesBans(t *testing.T) {
 	waitFor(t, "b's unban on a", func() bool { return !a.inSet(t, "sshd", "203.0.113.90/32") })
 	if !a.inSet(t, "sshd", "203.0.113.91/32") || !b.inSet(t, "sshd", "203.0.113.92/32") {
 		t.Fatal("an unban lifted other bans")
+	}
+}
+
+// freeAddr is a loopback address no one listens on, for an embedded server.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// An attacker spread across three nodes, under maxretry on each (two failures on each of b and c,
+// one on a; maxretry 3), is banned by the decider (a) from the failures the others publish, and
+// the ban reaches every node. A node that does not publish adds nothing to the count.
+func TestFleetCountsAcrossHosts(t *testing.T) {
+	addr := freeAddr(t)
+	a := startUnit(t, unitJail, "fleet = embedded\nfleet_listen = "+addr+"\nfleet_name = a\nfleet_failures = both\nfleet_partitions = 4\n")
+	b := startUnit(t, unitJail, "fleet = nats://"+addr+"\nfleet_name = b\nfleet_failures = publish\nfleet_partitions = 4\n")
+	c := startUnit(t, unitJail, "fleet = nats://"+addr+"\nfleet_name = c\nfleet_failures = publish\nfleet_partitions = 4\n")
+	quiet := startUnit(t, unitJail, "fleet = nats://"+addr+"\nfleet_name = quiet\n")
+
+	// Not published: quiet's failures stay quiet's, so 198.51.100.9 stays one short.
+	quiet.fail(t, "198.51.100.9", 2)
+	waitFor(t, "quiet's lines read", func() bool { return quiet.LinesProcessed() == 2 })
+
+	b.fail(t, "203.0.113.60", 2)
+	c.fail(t, "203.0.113.60", 2)
+	waitFor(t, "the spread attacker banned on a", func() bool { return a.inSet(t, "sshd", "203.0.113.60/32") })
+	for _, u := range []*unitDaemon{b, c, quiet} {
+		waitFor(t, "the spread attacker banned everywhere", func() bool { return u.inSet(t, "sshd", "203.0.113.60/32") })
+	}
+	c.fail(t, "198.51.100.9", 1)
+	b.fail(t, "203.0.113.61", 1) // a marker: once it is counted, c's failure of .9 was too
+	waitFor(t, "the marker counted", func() bool { return a.fleet.Load().stats.failuresIn.Load() >= 6 })
+	a.applier.flush()
+	if a.inSet(t, "sshd", "198.51.100.9/32") {
+		t.Fatal("a failure of a node that does not publish was counted")
+	}
+	// Each node banned it once: the decider's ban is the only one, so no node holds a ban of its
+	// own origin.
+	if n := a.fleet.Load().stats.decided.Load(); n != 1 {
+		t.Fatalf("decided %d bans, want 1", n)
+	}
+}
+
+// fleet_share = false keeps a jail's bans on the node; fleet_apply = false keeps the fleet's
+// bans of a jail off it; a ban held before joining is published when the node joins, one applied
+// from the fleet is not published again by a restart.
+func TestFleetShareApplyAndHeldBans(t *testing.T) {
+	addr := freeAddr(t)
+	a := startUnit(t, unitJail, "fleet = embedded\nfleet_listen = "+addr+"\nfleet_name = a\n")
+	b := startUnit(t, unitJail+"fleet_share = false\n", "fleet = nats://"+addr+"\nfleet_name = b\n")
+	c := startUnit(t, unitJail+"fleet_apply = false\n", "fleet = nats://"+addr+"\nfleet_name = c\n")
+	late := startUnit(t, unitJail, "")
+
+	b.call(t, "ban", "sshd", "203.0.113.70")
+	a.call(t, "ban", "sshd", "203.0.113.71")
+	waitFor(t, "a's ban on b", func() bool { return b.inSet(t, "sshd", "203.0.113.71/32") })
+	if a.inSet(t, "sshd", "203.0.113.70/32") {
+		t.Fatal("a ban of a jail with fleet_share = false left its node")
+	}
+	// c publishes but applies nothing: its ban reaches a, a's never reaches c.
+	c.call(t, "ban", "sshd", "203.0.113.72")
+	waitFor(t, "c's ban on a", func() bool { return a.inSet(t, "sshd", "203.0.113.72/32") })
+	if c.inSet(t, "sshd", "203.0.113.71/32") {
+		t.Fatal("a jail with fleet_apply = false applied a fleet ban")
+	}
+
+	// late banned before it joined; it publishes that ban when it joins, and takes the fleet's.
+	late.call(t, "ban", "sshd", "203.0.113.73")
+	writeConf(t, late, "fleet = nats://"+addr+"\nfleet_name = late\n")
+	late.restart(t)
+	waitFor(t, "late's held ban on a", func() bool { return a.inSet(t, "sshd", "203.0.113.73/32") })
+	if !late.inSet(t, "sshd", "203.0.113.71/32") {
+		t.Fatal("a node joining did not apply the fleet's bans before it started")
+	}
+
+	// The fleet lifts a's ban while late is down; late's restart must not bring it back, though
+	// late holds it in its store.
+	late.Daemon.Close()
+	late.Daemon = nil
+	a.call(t, "unban", "sshd", "203.0.113.71")
+	late.restart(t)
+	a.call(t, "ban", "sshd", "203.0.113.74")
+	waitFor(t, "late rejoined", func() bool { return late.inSet(t, "sshd", "203.0.113.74/32") })
+	late.applier.flush()
+	if late.inSet(t, "sshd", "203.0.113.71/32") || a.inSet(t, "sshd", "203.0.113.71/32") {
+		t.Fatal("a lifted fleet ban came back with a restarted node")
 	}
 }

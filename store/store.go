@@ -2,7 +2,7 @@
 //
 // Key layout (all values big-endian):
 //
-//	ban/<jail>/<prefix>  -> start int64 | end int64 (0 = forever) | count uint32   an active ban
+//	ban/<jail>/<prefix>  -> start int64 | end int64 (0 = forever) | count uint32 [| 1: from the fleet]   an active ban
 //	hist/<prefix>        -> count uint32 | last ban start int64                  ban history, for escalation
 //	histj/<jail>/<prefix> -> count uint32 | last ban start int64                 the same, per jail
 //	off/<path>           -> dev | inode | fingerprint | fingerprint length | offset   how far a log was read
@@ -36,6 +36,9 @@ type Ban struct {
 	// JailCount is how often the prefix was banned in this jail (kept under histj/, for
 	// bantime.increment); not part of the ban record.
 	JailCount uint32
+	// Fleet: another node decided the ban and this one applied it (stored as a 21st value byte,
+	// 1): a node that joins publishes its own bans in force, never these.
+	Fleet bool
 }
 
 // Change is one ban to write or remove.
@@ -112,7 +115,7 @@ func (s *Store) CommitWith(changes []Change, jobs []Job) error {
 			return err
 		}
 	}
-	var v [20]byte
+	var v [21]byte
 	var h [12]byte
 	for _, c := range changes {
 		k := banKey(c.Ban.Jail, c.Ban.Prefix)
@@ -125,7 +128,11 @@ func (s *Store) CommitWith(changes []Change, jobs []Job) error {
 		binary.BigEndian.PutUint64(v[0:], uint64(c.Ban.Start))
 		binary.BigEndian.PutUint64(v[8:], uint64(c.Ban.End))
 		binary.BigEndian.PutUint32(v[16:], c.Ban.Count)
-		if err := b.Set(k, v[:], nil); err != nil {
+		n := 20
+		if c.Ban.Fleet {
+			v[20], n = 1, 21
+		}
+		if err := b.Set(k, v[:n], nil); err != nil {
 			return err
 		}
 		putHistory(h[:], History{Count: c.Ban.Count, Last: c.Ban.Start})
@@ -151,7 +158,7 @@ func (s *Store) Bans() ([]Ban, error) {
 	err := s.scan("ban/", func(k, v []byte) error {
 		rest := strings.TrimPrefix(string(k), "ban/")
 		slash := strings.IndexByte(rest, '/')
-		if slash < 0 || len(v) != 20 {
+		if slash < 0 || (len(v) != 20 && !(len(v) == 21 && v[20] == 1)) {
 			return fmt.Errorf("corrupt ban record %q", k)
 		}
 		p, err := netip.ParsePrefix(rest[slash+1:])
@@ -163,6 +170,7 @@ func (s *Store) Bans() ([]Ban, error) {
 			Start: int64(binary.BigEndian.Uint64(v[0:])),
 			End:   int64(binary.BigEndian.Uint64(v[8:])),
 			Count: binary.BigEndian.Uint32(v[16:]),
+			Fleet: len(v) == 21,
 		})
 		return nil
 	})

@@ -1,0 +1,256 @@
+package fleet
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Stream is the stream of failures nodes publish for the fleet's deciders: subject
+// portcullis.failures.<partition>, the partition a hash of the failure's counting key.
+const (
+	Stream        = "portcullis_failures"
+	failSubject   = "portcullis.failures."
+	deciderGroup  = "deciders"
+	maxNode       = 64
+	maxJail       = 128
+	maxPerMessage = 1 << 14
+)
+
+// Failure is one failure as the fleet counts it: no log line, only what a window needs.
+type Failure struct {
+	Jail string
+	Addr netip.Addr
+	Time int64 // unix seconds, the log line's
+}
+
+// Batch is one message of the stream: failures one node saw, of one partition.
+type Batch struct {
+	Node     string
+	Failures []Failure
+}
+
+// Partition is the partition of a counting key (an address, or its network when the jail counts
+// networks) among n: every failure of one key goes to one partition and so to one decider.
+func Partition(key netip.Prefix, n int) int {
+	a := key.Masked().Addr().As16()
+	h := binary.LittleEndian.Uint64(a[:8])*0x9e3779b97f4a7c15 ^ binary.LittleEndian.Uint64(a[8:]) ^ uint64(key.Bits())
+	// MurmurHash3's finaliser: every input bit reaches the low bits the modulo keeps.
+	h ^= h >> 33
+	h *= 0xff51afd7ed558ccd
+	h ^= h >> 33
+	h *= 0xc4ceb9fe1a85ec53
+	h ^= h >> 33
+	return int(h % uint64(n))
+}
+
+// Encode appends b's wire form to dst: "PF1", the node, a table of jail names, then per failure
+// the jail's index, the address (4 or 16 bytes) and the time, all lengths as uvarints.
+func (b *Batch) Encode(dst []byte) []byte {
+	dst = append(dst, "PF1"...)
+	dst = appendString(dst, b.Node)
+	var jails []string
+	idx := map[string]int{}
+	for _, f := range b.Failures {
+		if _, ok := idx[f.Jail]; !ok {
+			idx[f.Jail] = len(jails)
+			jails = append(jails, f.Jail)
+		}
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(jails)))
+	for _, j := range jails {
+		dst = appendString(dst, j)
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(b.Failures)))
+	for _, f := range b.Failures {
+		dst = binary.AppendUvarint(dst, uint64(idx[f.Jail]))
+		a := f.Addr.Unmap().AsSlice()
+		dst = append(dst, byte(len(a)))
+		dst = append(dst, a...)
+		dst = binary.AppendVarint(dst, f.Time)
+	}
+	return dst
+}
+
+func appendString(dst []byte, s string) []byte {
+	return append(binary.AppendUvarint(dst, uint64(len(s))), s...)
+}
+
+// errBatch is every malformed message's error: a message is whole or skipped.
+var errBatch = errors.New("fleet: not a failures message")
+
+// Decode reads a message. Anything malformed (a hostile or broken publisher) is an error and
+// nothing of it is used: sizes are bounded before anything is allocated.
+func Decode(p []byte) (Batch, error) {
+	var b Batch
+	if len(p) < 3 || string(p[:3]) != "PF1" {
+		return b, errBatch
+	}
+	r := reader{p: p[3:]}
+	b.Node = r.str(maxNode)
+	nj := r.uvarint(256)
+	jails := make([]string, 0, nj)
+	for range nj {
+		jails = append(jails, r.str(maxJail))
+	}
+	n := r.uvarint(maxPerMessage)
+	if r.err != nil || n > len(r.p)/6 { // a failure takes at least 6 bytes
+		return Batch{}, errBatch
+	}
+	b.Failures = make([]Failure, 0, n)
+	for range n {
+		j := r.uvarint(len(jails) - 1)
+		l := r.byte()
+		a, ok := netip.AddrFromSlice(r.bytes(int(l)))
+		t, m := binary.Varint(r.p)
+		if r.err != nil || !ok || (l != 4 && l != 16) || m <= 0 || !a.IsValid() || a.IsUnspecified() {
+			return Batch{}, errBatch
+		}
+		r.p = r.p[m:]
+		b.Failures = append(b.Failures, Failure{Jail: jails[j], Addr: a, Time: t})
+	}
+	if len(r.p) != 0 || b.Node == "" {
+		return Batch{}, errBatch
+	}
+	return b, nil
+}
+
+type reader struct {
+	p   []byte
+	err error
+}
+
+func (r *reader) uvarint(limit int) int {
+	v, m := binary.Uvarint(r.p)
+	if m <= 0 || limit < 0 || v > uint64(limit) {
+		r.err = errBatch
+		r.p = nil
+		return 0
+	}
+	r.p = r.p[m:]
+	return int(v)
+}
+
+func (r *reader) bytes(n int) []byte {
+	if n > len(r.p) {
+		r.err = errBatch
+		r.p = nil
+		return nil
+	}
+	out := r.p[:n]
+	r.p = r.p[n:]
+	return out
+}
+
+func (r *reader) byte() byte {
+	b := r.bytes(1)
+	if b == nil {
+		return 0
+	}
+	return b[0]
+}
+
+func (r *reader) str(limit int) string { return string(r.bytes(r.uvarint(limit))) }
+
+// Failures is the fleet's failures stream.
+type Failures struct {
+	js    jetstream.JetStream
+	parts int
+}
+
+// OpenFailures opens the stream, creating it when the fleet has none: parts partitions, kept for
+// keep (the longest findtime of the shared jails: what a decider taking over a partition reads
+// again), a publisher's retry within two minutes stored once.
+func OpenFailures(ctx context.Context, js jetstream.JetStream, parts, replicas int, keep time.Duration) (*Failures, error) {
+	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name: Stream, Subjects: []string{failSubject + "*"}, Storage: jetstream.FileStorage,
+		Replicas: max(replicas, 1), MaxAge: max(keep, time.Minute), Duplicates: 2 * time.Minute,
+		MaxBytes: 4 << 30, Discard: jetstream.DiscardOld,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("fleet: the failures stream: %w", err)
+	}
+	return &Failures{js: js, parts: parts}, nil
+}
+
+// Partitions is how many partitions the stream has.
+func (f *Failures) Partitions() int { return f.parts }
+
+// Publish sends one batch to its partition without waiting; id makes a retry of the same batch
+// stored once (the stream's duplicate window). The returned future reports the stream's ack.
+func (f *Failures) Publish(part int, id string, data []byte) (jetstream.PubAckFuture, error) {
+	m := &nats.Msg{Subject: failSubject + strconv.Itoa(part), Data: data}
+	return f.js.PublishMsgAsync(m, jetstream.WithMsgID(id))
+}
+
+// Delivery is one batch a decider receives: its partition and stream sequence with it.
+type Delivery struct {
+	Part  int
+	Seq   uint64
+	Batch Batch
+}
+
+// Decide makes this node one of the deciders: for every partition, a pull consumer in the
+// deciders' pinned priority group, so the server delivers each partition to one decider at a
+// time and hands it to another when that one stops pulling. fn gets each batch once, in stream
+// order per partition (a redelivery of a batch fn already had is dropped here); bad gets every
+// message that is not a batch. fn may run on several goroutines at once, never two for one
+// partition. failover is how long a partition stays pinned to a decider that stopped pulling.
+// The returned stop ends it.
+func (f *Failures) Decide(ctx context.Context, failover time.Duration, fn func(Delivery), bad func(error)) (stop func(), err error) {
+	var ccs []jetstream.ConsumeContext
+	stop = func() {
+		for _, c := range ccs {
+			c.Stop()
+		}
+	}
+	for p := range f.parts {
+		c, err := f.js.CreateOrUpdateConsumer(ctx, Stream, jetstream.ConsumerConfig{
+			Durable: "p" + strconv.Itoa(p), FilterSubject: failSubject + strconv.Itoa(p),
+			AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second, MaxAckPending: 4096,
+			PriorityPolicy: jetstream.PriorityPolicyPinned, PinnedTTL: failover,
+			PriorityGroups: []string{deciderGroup},
+		})
+		if err != nil {
+			stop()
+			return nil, fmt.Errorf("fleet: partition %d's consumer: %w", p, err)
+		}
+		var mu sync.Mutex
+		var last uint64
+		cc, err := c.Consume(func(m jetstream.Msg) {
+			meta, err := m.Metadata()
+			if err != nil {
+				m.Term()
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if meta.Sequence.Stream <= last {
+				m.Ack()
+				return
+			}
+			last = meta.Sequence.Stream
+			b, err := Decode(m.Data())
+			if err != nil {
+				bad(fmt.Errorf("partition %d, sequence %d: %w", p, meta.Sequence.Stream, err))
+			} else {
+				fn(Delivery{Part: p, Seq: meta.Sequence.Stream, Batch: b})
+			}
+			m.Ack()
+		}, jetstream.PullPriorityGroup(deciderGroup), jetstream.PullExpiry(max(failover/2, time.Second)))
+		if err != nil {
+			stop()
+			return nil, fmt.Errorf("fleet: partition %d: %w", p, err)
+		}
+		ccs = append(ccs, cc)
+	}
+	return stop, nil
+}

@@ -1,0 +1,190 @@
+package fleet
+
+import (
+	"context"
+	"net/netip"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+func sampleBatch() Batch {
+	return Batch{Node: "web1", Failures: []Failure{
+		{Jail: "sshd", Addr: netip.MustParseAddr("203.0.113.5"), Time: 1_700_000_000},
+		{Jail: "nginx-http-auth", Addr: netip.MustParseAddr("2001:db8::7"), Time: 1_700_000_001},
+		{Jail: "sshd", Addr: netip.MustParseAddr("198.51.100.1"), Time: -5},
+	}}
+}
+
+// A batch reads back as written; every truncation of it, and a failure count larger than the
+// bytes can hold, is an error and yields nothing.
+func TestBatchWireForm(t *testing.T) {
+	b := sampleBatch()
+	p := b.Encode(nil)
+	got, err := Decode(p)
+	if err != nil || !reflect.DeepEqual(got, b) {
+		t.Fatalf("round trip: %+v, %v", got, err)
+	}
+	for n := range len(p) {
+		if got, err := Decode(p[:n]); err == nil || got.Node != "" || got.Failures != nil {
+			t.Fatalf("a message cut at %d bytes was read: %+v", n, got)
+		}
+	}
+	if _, err := Decode(append(p, 0)); err == nil {
+		t.Fatal("trailing bytes were accepted")
+	}
+	// "PF1", node "n", one jail "j", then 16384 failures announced in a few bytes.
+	huge := []byte("PF1\x01n\x01\x01j\x80\x80\x01")
+	if _, err := Decode(huge); err == nil {
+		t.Fatal("a count beyond the message was accepted")
+	}
+	zero := Batch{Node: "n", Failures: []Failure{{Jail: "j", Addr: netip.IPv4Unspecified(), Time: 1}}}
+	if _, err := Decode(zero.Encode(nil)); err == nil {
+		t.Fatal("the unspecified address was accepted")
+	}
+}
+
+// FuzzDecode: no input panics or allocates beyond its bounds; what decodes encodes back the same.
+func FuzzDecode(f *testing.F) {
+	b := sampleBatch()
+	f.Add(b.Encode(nil))
+	f.Add([]byte("PF1"))
+	f.Fuzz(func(t *testing.T, p []byte) {
+		got, err := Decode(p)
+		if err != nil {
+			return
+		}
+		if again, err := Decode(got.Encode(nil)); err != nil || !reflect.DeepEqual(again, got) {
+			t.Fatalf("%+v does not read back: %+v, %v", got, again, err)
+		}
+	})
+}
+
+// Every address of a network counted as one key has one partition; partitions spread.
+func TestPartition(t *testing.T) {
+	seen := map[int]bool{}
+	for i := range 256 {
+		a := netip.AddrFrom4([4]byte{203, 0, 113, byte(i)})
+		seen[Partition(netip.PrefixFrom(a, 32), 16)] = true
+	}
+	if len(seen) < 12 {
+		t.Fatalf("256 addresses fell in %d of 16 partitions", len(seen))
+	}
+	p := func(s string) int { return Partition(netip.MustParsePrefix(s), 16) }
+	if p("2001:db8:1:2::/64") != p("2001:db8:1:2:ffff::/64") {
+		t.Fatal("one network, two partitions")
+	}
+}
+
+type decided struct {
+	mu   sync.Mutex
+	seqs map[uint64]string // stream sequence -> decider
+	dup  int
+}
+
+func (d *decided) record(who string) func(Delivery) {
+	return func(del Delivery) {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		if _, ok := d.seqs[del.Seq]; ok {
+			d.dup++
+		}
+		d.seqs[del.Seq] = who
+	}
+}
+
+func (d *decided) count(who string) (n, all int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, w := range d.seqs {
+		if w == who {
+			n++
+		}
+	}
+	return n, len(d.seqs)
+}
+
+// Two deciders on a real server: each partition's batches go to exactly one of them; a
+// publisher's retry (same id) is stored once; when the decider holding partitions stops, the
+// other takes them over and nothing is delivered twice.
+func TestDecidersFailOver(t *testing.T) {
+	srv, err := StartEmbedded(EmbeddedOptions{Name: "n1", StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	js := func() (jetstream.JetStream, *nats.Conn) {
+		nc, err := nats.Connect(srv.URL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nc.Close)
+		js, _ := jetstream.New(nc)
+		return js, nc
+	}
+	ctx := context.Background()
+	pjs, _ := js()
+	pub, err := OpenFailures(ctx, pjs, 4, 1, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &decided{seqs: map[uint64]string{}}
+	bad := func(err error) { t.Errorf("bad batch: %v", err) }
+	ajs, anc := js()
+	a, _ := OpenFailures(ctx, ajs, 4, 1, time.Hour)
+	stopA, err := a.Decide(ctx, 2*time.Second, d.record("a"), bad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // a pulls first, so a holds the partitions
+	bjs, _ := js()
+	b, _ := OpenFailures(ctx, bjs, 4, 1, time.Hour)
+	stopB, err := b.Decide(ctx, 2*time.Second, d.record("b"), bad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stopB()
+
+	send := func(round int) {
+		for p := range 4 {
+			bt := Batch{Node: "x", Failures: []Failure{{Jail: "sshd", Addr: netip.AddrFrom4([4]byte{203, 0, 113, byte(round*4 + p)}), Time: 1}}}
+			id := "x-" + string(rune('a'+round)) + string(rune('0'+p))
+			for range 2 { // the same message twice: a publisher's retry
+				f, err := pub.Publish(p, id, bt.Encode(nil))
+				if err != nil {
+					t.Fatal(err)
+				}
+				select {
+				case <-f.Ok():
+				case err := <-f.Err():
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	wait := func(what string, cond func() bool) {
+		t.Helper()
+		for end := time.Now().Add(30 * time.Second); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+			if cond() {
+				return
+			}
+		}
+		t.Fatalf("timed out: %s", what)
+	}
+	send(0)
+	wait("the first round", func() bool { _, all := d.count(""); return all == 4 })
+	if n, _ := d.count("a"); n != 4 {
+		t.Fatalf("a, pinned first, got %d of 4 batches", n)
+	}
+	stopA()
+	anc.Close()
+	send(1)
+	wait("b takes over", func() bool { _, all := d.count(""); return all == 8 })
+	if n, _ := d.count("b"); n != 4 || d.dup != 0 {
+		t.Fatalf("after a stopped: b got %d of 4, %d twice", n, d.dup)
+	}
+}

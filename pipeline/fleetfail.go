@@ -1,0 +1,258 @@
+package pipeline
+
+import (
+	"context"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/portcullis/portcullis/ban"
+	"github.com/portcullis/portcullis/fleet"
+	"github.com/portcullis/portcullis/matcher"
+	"github.com/portcullis/portcullis/window"
+)
+
+// failLink is this node's part in counting failures across hosts (fleet_failures): as a
+// publisher its workers hand each block's failures of shared jails to one goroutine that sends
+// them, a message per partition, to the fleet's stream; as a decider it counts the partitions the
+// servers pin to it in windows of its own and bans through its ban manager, so the bans go to the
+// bucket like any other. A publishing node still counts its own failures in its own windows: a
+// link that is down never stops local bans.
+type failLink struct {
+	f      *fleet.Failures
+	in     chan []fleet.Failure // nil unless this node publishes
+	node   string
+	boot   string // makes this run's message ids unique
+	stop   func() // ends deciding; nil unless this node decides
+	wg     sync.WaitGroup
+	dec    *decider
+	cancel context.CancelFunc
+}
+
+// failQueue bounds the blocks' failures waiting for the publisher; more are dropped (counted).
+const failQueue = 4096
+
+// deciderFailover is how long a partition waits for a decider that stopped pulling before
+// another takes it.
+const deciderFailover = 10 * time.Second
+
+// failBatch is how many failures the publisher gathers before it sends.
+const failBatch = 4096
+
+func (l *fleetLink) startFailures(ctx context.Context, d *Daemon) error {
+	fc := l.conf
+	if !fc.Publish && !fc.Decide {
+		return nil
+	}
+	keep := time.Hour
+	for _, j := range d.current().jails {
+		keep = max(keep, j.FindTime)
+	}
+	var f *fleet.Failures
+	if err := retryFor(ctx, time.Minute, func() error {
+		var err error
+		f, err = fleet.OpenFailures(ctx, l.js, fc.Partitions, fc.Replicas, keep)
+		return err
+	}); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	fl := &failLink{f: f, node: l.name, boot: l.name + "-" + strconv.FormatInt(time.Now().UnixNano(), 36), cancel: cancel}
+	l.fail = fl
+	if fc.Publish {
+		fl.in = make(chan []fleet.Failure, failQueue)
+		fl.wg.Add(1)
+		go fl.publish(ctx, d, &l.stats)
+	}
+	if fc.Decide {
+		fl.dec = &decider{d: d, stats: &l.stats}
+		stop, err := f.Decide(ctx, deciderFailover, fl.dec.deliver, func(err error) {
+			l.stats.badBatches.Add(1)
+			d.log.Warn("fleet: a failures message is malformed; skipped", "err", err)
+		})
+		if err != nil {
+			return err
+		}
+		fl.stop = stop
+		fl.wg.Add(1)
+		go fl.dec.sweep(ctx, &fl.wg)
+	}
+	return nil
+}
+
+func (fl *failLink) close() {
+	if fl.stop != nil {
+		fl.stop()
+	}
+	fl.cancel()
+	fl.wg.Wait()
+}
+
+// shareFailures is the workers' hook (engine.shareFailures): evs are a block's counted failures;
+// those of shared jails are copied and queued for the publisher without waiting.
+func (d *Daemon) shareFailures(evs []matcher.Event, e *engine) {
+	l := d.fleet.Load()
+	if l == nil || l.fail == nil || l.fail.in == nil {
+		return
+	}
+	var out []fleet.Failure
+	for _, ev := range evs {
+		if j := e.jails[ev.Jail]; j.FleetShare {
+			out = append(out, fleet.Failure{Jail: j.Name, Addr: ev.Addr, Time: ev.Time})
+		}
+	}
+	if len(out) == 0 {
+		return
+	}
+	select {
+	case l.fail.in <- out:
+	default:
+		l.stats.failuresDropped.Add(uint64(len(out)))
+	}
+}
+
+// publish gathers what the workers queue into one batch per partition and sends it when the
+// queue is empty or failBatch failures wait. A send that fails is counted and dropped: the
+// node has counted the failures itself.
+func (fl *failLink) publish(ctx context.Context, d *Daemon, st *fleetStats) {
+	defer fl.wg.Done()
+	parts := fl.f.Partitions()
+	batches := make([]fleet.Batch, parts)
+	for i := range batches {
+		batches[i].Node = fl.node
+	}
+	var seq uint64
+	pending := 0
+	add := func(fs []fleet.Failure) {
+		eng := d.current()
+		for _, f := range fs {
+			id, ok := eng.byName[f.Jail]
+			if !ok {
+				continue
+			}
+			p := fleet.Partition(eng.params[id].Key(f.Addr), parts)
+			batches[p].Failures = append(batches[p].Failures, f)
+			pending++
+		}
+	}
+	flush := func() {
+		for p := range batches {
+			b := &batches[p]
+			if len(b.Failures) == 0 {
+				continue
+			}
+			seq++
+			if _, err := fl.f.Publish(p, fl.boot+"-"+strconv.FormatUint(seq, 36), b.Encode(nil)); err != nil {
+				st.failuresDropped.Add(uint64(len(b.Failures)))
+			} else {
+				st.failuresOut.Add(uint64(len(b.Failures)))
+			}
+			b.Failures = b.Failures[:0]
+		}
+		pending = 0
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case fs := <-fl.in:
+			add(fs)
+		gather:
+			for pending < failBatch {
+				select {
+				case fs := <-fl.in:
+					add(fs)
+				default:
+					break gather
+				}
+			}
+			flush()
+		}
+	}
+}
+
+// decider counts the fleet's failures of the partitions pinned to this node. Its windows belong
+// to one engine generation: a reload starts them afresh. Each partition has its own adder and
+// scratch, used by that partition's delivery goroutine only.
+type decider struct {
+	d     *Daemon
+	stats *fleetStats
+	mu    sync.Mutex // guards eng, win, parts
+	eng   *engine
+	win   *window.Window
+	parts map[int]*deciderPart
+}
+
+type deciderPart struct {
+	adder     *window.Adder
+	events    []matcher.Event
+	crossings []window.Crossing
+}
+
+func (dc *decider) part(p int) (*engine, *deciderPart) {
+	dc.mu.Lock()
+	defer dc.mu.Unlock()
+	eng := dc.d.current()
+	if eng != dc.eng {
+		dc.eng, dc.win, dc.parts = eng, window.New(eng.params, window.Options{MaxKeys: dc.d.opts.MaxKeys}), map[int]*deciderPart{}
+	}
+	dp := dc.parts[p]
+	if dp == nil {
+		dp = &deciderPart{adder: dc.win.NewAdder(nil)}
+		dc.parts[p] = dp
+	}
+	return eng, dp
+}
+
+// deliver counts one batch. A failure of a jail this node does not share, dated more than a
+// minute ahead, or older than its jail's findtime cannot count and is left out.
+func (dc *decider) deliver(del fleet.Delivery) {
+	eng, dp := dc.part(del.Part)
+	now := dc.d.opts.Now().Unix()
+	dp.events = dp.events[:0]
+	for _, f := range del.Batch.Failures {
+		id, ok := eng.byName[f.Jail]
+		if !ok || !eng.jails[id].FleetShare || f.Time > now+60 || f.Time <= now-eng.params[id].FindTime {
+			continue
+		}
+		dp.events = append(dp.events, matcher.Event{Jail: uint16(id), Addr: f.Addr.Unmap(), Time: f.Time})
+	}
+	dc.stats.failuresIn.Add(uint64(len(del.Batch.Failures)))
+	if len(dp.events) == 0 {
+		return
+	}
+	dp.crossings = dp.adder.Add(dp.events, dp.crossings[:0])
+	if len(dp.crossings) == 0 {
+		return
+	}
+	ds := eng.bans.Decide(dp.crossings, nil)
+	n := 0
+	for _, x := range ds {
+		if x.Op == ban.OpBan && x.Reason != ban.Prolonged {
+			n++
+		}
+	}
+	dc.stats.decided.Add(uint64(n))
+	if len(ds) > 0 {
+		dc.d.applyAsync(ds, eng)
+	}
+}
+
+// sweep drops the counts of addresses quiet for longer than their findtime.
+func (dc *decider) sweep(ctx context.Context, wg *sync.WaitGroup) {
+	defer wg.Done()
+	t := time.NewTicker(30 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			dc.mu.Lock()
+			if dc.win != nil {
+				dc.win.Sweep(dc.d.opts.Now().Unix())
+			}
+			dc.mu.Unlock()
+		}
+	}
+}
