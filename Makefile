@@ -28,7 +28,7 @@ UNITDIR    ?= $(if $(filter /usr,$(PREFIX)),/lib/systemd/system,$(PREFIX)/lib/sy
 NFPM        := $(GO) run github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.48.0
 DEB_VERSION ?= 0.1.0~dev$(shell git rev-list --count HEAD 2>/dev/null)
 
-.PHONY: all deps build static install install-files deb package-test run test bench bench-compare benchstat profile fuzz hostile differential conformance clean
+.PHONY: all deps build static install install-files deb package-test run test bench bench-compare benchstat profile fuzz hostile fleet-test differential conformance clean
 
 all: build
 
@@ -156,6 +156,10 @@ differential: deps
 hostile: deps
 	set -o pipefail; HOSTILE_ROUNDS=$${HOSTILE_ROUNDS:-100} $(GO) test -count=1 -timeout 2h -run 'TestHostile' -v ./cmd/portcullis 2>&1 | grep -E '^(=== RUN|--- |ok|FAIL|PASS)|hostile_test'
 	$(MAKE) fuzz FUZZTIME=$${FUZZTIME:-2m}
+
+# The fleet's system test with the issue's 30 s network cut (make test cuts for 5 s).
+fleet-test: deps
+	PORTCULLIS_FLEET_CUT=30s $(GO) test -count=1 -timeout 10m -run 'TestSystemFleet' -v ./cmd/portcullis
 
 clean:
 	rm -rf bin build conformance.txt

@@ -290,8 +290,8 @@ func LoadDaemon(dir string) (Daemon, error) {
 	return d, errs.Err()
 }
 
-func loadDaemon(dir string, errs *Errors) Daemon {
-	out := Daemon{Socket: DefaultSocket, DBDir: DefaultDBDir, Metrics: DefaultMetrics, DBPurgeAge: 24 * time.Hour, MaxKeys: 1_000_000,
+func loadDaemon(dir string, errs *Errors) (out Daemon) {
+	out = Daemon{Socket: DefaultSocket, DBDir: DefaultDBDir, Metrics: DefaultMetrics, DBPurgeAge: 24 * time.Hour, MaxKeys: 1_000_000,
 		ImportFail2ban: "auto", LogLevel: "INFO", LogTarget: "STDERR"}
 	readFail2banConf(dir, &out, errs)
 	d := NewINI()

@@ -82,7 +82,7 @@ func (d *Daemon) startFleet(dm config.Daemon) error {
 		return err
 	}
 	l.nc = nc
-	if l.js, err = jetstream.New(nc); err != nil {
+	if l.js, err = jetstream.New(nc, jetstream.WithPublishAsyncTimeout(5*time.Second)); err != nil {
 		l.close()
 		return err
 	}

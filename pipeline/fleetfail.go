@@ -6,6 +6,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/portcullis/portcullis/ban"
 	"github.com/portcullis/portcullis/fleet"
 	"github.com/portcullis/portcullis/matcher"
@@ -112,8 +114,7 @@ func (d *Daemon) shareFailures(evs []matcher.Event, e *engine) {
 }
 
 // publish gathers what the workers queue into one batch per partition and sends it when the
-// queue is empty or failBatch failures wait. A send that fails is counted and dropped: the
-// node has counted the failures itself.
+// queue is empty or failBatch failures wait.
 func (fl *failLink) publish(ctx context.Context, d *Daemon, st *fleetStats) {
 	defer fl.wg.Done()
 	parts := fl.f.Partitions()
@@ -135,21 +136,20 @@ func (fl *failLink) publish(ctx context.Context, d *Daemon, st *fleetStats) {
 			pending++
 		}
 	}
+	var out []outgoing
 	flush := func() {
+		out = out[:0]
 		for p := range batches {
 			b := &batches[p]
 			if len(b.Failures) == 0 {
 				continue
 			}
 			seq++
-			if _, err := fl.f.Publish(p, fl.boot+"-"+strconv.FormatUint(seq, 36), b.Encode(nil)); err != nil {
-				st.failuresDropped.Add(uint64(len(b.Failures)))
-			} else {
-				st.failuresOut.Add(uint64(len(b.Failures)))
-			}
+			out = append(out, outgoing{part: p, id: fl.boot + "-" + strconv.FormatUint(seq, 36), data: b.Encode(nil), n: len(b.Failures)})
 			b.Failures = b.Failures[:0]
 		}
 		pending = 0
+		fl.send(ctx, out, st)
 	}
 	for {
 		select {
@@ -167,6 +167,56 @@ func (fl *failLink) publish(ctx context.Context, d *Daemon, st *fleetStats) {
 				}
 			}
 			flush()
+		}
+	}
+}
+
+// outgoing is one message of failures and its id, kept until the stream acknowledges it.
+type outgoing struct {
+	part int
+	id   string
+	data []byte
+	n    int
+}
+
+// send publishes msgs and waits for the stream's acknowledgements, sending again (same id: the
+// stream stores a message once) what was not acknowledged, until all are or the node stops. While
+// it waits (a stream electing a leader, a link down) the workers' failures queue in fl.in and,
+// past failQueue blocks, are dropped and counted.
+func (fl *failLink) send(ctx context.Context, msgs []outgoing, st *fleetStats) {
+	wait := 100 * time.Millisecond
+	for len(msgs) > 0 {
+		futures := make([]jetstream.PubAckFuture, len(msgs))
+		for i, m := range msgs {
+			futures[i], _ = fl.f.Publish(m.part, m.id, m.data)
+		}
+		left := msgs[:0]
+		for i, m := range msgs {
+			ok := false
+			if f := futures[i]; f != nil {
+				select {
+				case <-f.Ok():
+					ok = true
+				case <-f.Err():
+				case <-ctx.Done():
+					return
+				}
+			}
+			if ok {
+				st.failuresOut.Add(uint64(m.n))
+			} else {
+				left = append(left, m)
+			}
+		}
+		msgs = left
+		if len(msgs) > 0 {
+			st.publishErrors.Add(1)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+			wait = min(2*wait, 2*time.Second)
 		}
 	}
 }

@@ -146,6 +146,17 @@ type daemon struct {
 
 func (e *env) start() *daemon {
 	e.t.Helper()
+	d := e.launch()
+	e.waitFor("the control socket to answer", func() bool {
+		_, _, code := e.cli("status")
+		return code == 0
+	}, d)
+	return d
+}
+
+// launch starts the daemon without waiting for it.
+func (e *env) launch() *daemon {
+	e.t.Helper()
 	d := &daemon{stderr: &syncBuffer{}, done: make(chan error, 1)}
 	args := append(append([]string{}, e.wrap...), binary(e.t), "run", "-c", e.cfg, "--socket", e.socket, "--db", e.db,
 		"--metrics", e.metrics, "--poll", "50ms", "--check-every", "200ms")
@@ -162,10 +173,6 @@ func (e *env) start() *daemon {
 			<-d.done
 		}
 	})
-	e.waitFor("the control socket to answer", func() bool {
-		_, _, code := e.cli("status")
-		return code == 0
-	}, d)
 	return d
 }
 
@@ -188,7 +195,13 @@ func (d *daemon) stop(t *testing.T) {
 // broken daemon from hanging the suite.
 func (e *env) waitFor(what string, cond func() bool, d *daemon) {
 	e.t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	e.waitUpTo(15*time.Second, what, cond, d)
+}
+
+// waitUpTo is waitFor with another bound.
+func (e *env) waitUpTo(limit time.Duration, what string, cond func() bool, d *daemon) {
+	e.t.Helper()
+	deadline := time.Now().Add(limit)
 	for time.Now().Before(deadline) {
 		if cond() {
 			return

@@ -13,7 +13,14 @@ import (
 // missing table or set gives nil.
 func NFTSet(t testing.TB, table, set string) map[string]time.Duration {
 	t.Helper()
-	out, err := exec.Command("nft", "-j", "list", "set", "inet", table, set).CombinedOutput()
+	return NFTSetVia(t, nil, table, set)
+}
+
+// NFTSetVia is NFTSet with nft run through wrap (ip netns exec NAME: another namespace's set).
+func NFTSetVia(t testing.TB, wrap []string, table, set string) map[string]time.Duration {
+	t.Helper()
+	args := append(append(append([]string{}, wrap...), "nft"), "-j", "list", "set", "inet", table, set)
+	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
 	if err != nil {
 		return nil
 	}
