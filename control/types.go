@@ -38,6 +38,7 @@ type Banned struct {
 	Start  int64  `json:"start"`
 	End    int64  `json:"end"` // 0 = forever
 	Count  uint32 `json:"count"`
+	Origin string `json:"origin,omitempty"` // banned --fleet: the node that decided it
 }
 
 // Import is the reply to "import PATH [--dry-run]": what came over from fail2ban's database.

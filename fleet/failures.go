@@ -164,6 +164,7 @@ func (r *reader) str(limit int) string { return string(r.bytes(r.uvarint(limit))
 type Failures struct {
 	js    jetstream.JetStream
 	parts int
+	pins  sync.Map // partition -> the pin id of this node's decider (from its messages)
 }
 
 // OpenFailures opens the stream, creating it when the fleet has none: parts partitions, kept for
@@ -230,6 +231,9 @@ func (f *Failures) Decide(ctx context.Context, failover time.Duration, fn func(D
 			if err != nil {
 				m.Term()
 				return
+			}
+			if pin := m.Headers().Get("Nats-Pin-Id"); pin != "" {
+				f.pins.Store(p, pin)
 			}
 			mu.Lock()
 			defer mu.Unlock()

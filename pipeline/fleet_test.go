@@ -1,10 +1,16 @@
 package pipeline
 
 import (
+	"bytes"
+	"encoding/json"
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/portcullis/portcullis/control"
+	"github.com/portcullis/portcullis/fleet"
 )
 
 // writeConf replaces u's portcullis.conf with extra (and its audit log), for its next start.
@@ -101,6 +107,40 @@ func TestFleetCountsAcrossHosts(t *testing.T) {
 	// own origin.
 	if n := a.fleet.Load().stats.decided.Load(); n != 1 {
 		t.Fatalf("decided %d bans, want 1", n)
+	}
+
+	// fleet status: the bucket, the stream, four partitions all held by a (the one decider).
+	var st fleet.Status
+	if r := a.call(t, "fleet", "status"); !r.OK || json.Unmarshal(r.Data, &st) != nil {
+		t.Fatalf("fleet status: %+v", r)
+	}
+	held := 0
+	for _, p := range st.Parts {
+		if p.Here {
+			held++
+		}
+	}
+	if st.Node != "a" || st.Server == "" || st.Bucket.Messages < 1 || st.Stream == nil || st.Stream.Messages < 3 ||
+		len(st.Parts) != 4 || held == 0 || st.Counters.Decided != 1 || st.Unhealthy != "" {
+		t.Fatalf("fleet status: %+v", st)
+	}
+	// banned --fleet on another node: the ban with the node that decided it.
+	var bans []control.Banned
+	if r := quiet.call(t, "banned", "--fleet"); !r.OK || json.Unmarshal(r.Data, &bans) != nil {
+		t.Fatalf("banned --fleet: %+v", r)
+	}
+	if len(bans) != 1 || bans[0].Prefix != "203.0.113.60" || bans[0].Origin != "a" {
+		t.Fatalf("banned --fleet: %+v", bans)
+	}
+	var m bytes.Buffer
+	b.writeMetrics(&m)
+	for _, want := range []string{"portcullis_fleet_failures_published_total 3\n", "portcullis_fleet_connected 1\n", "portcullis_fleet_bans_applied_total 1\n"} {
+		if !strings.Contains(m.String(), want) {
+			t.Errorf("b's metrics lack %q", want)
+		}
+	}
+	if r := startUnit(t, unitJail, "").call(t, "fleet", "status"); r.OK {
+		t.Fatal("fleet status on a node in no fleet succeeded")
 	}
 }
 

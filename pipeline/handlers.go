@@ -57,7 +57,15 @@ func (d *Daemon) handle(req control.Request) control.Reply {
 	case "unban":
 		return d.unban(req.Args)
 	case "banned":
+		if len(req.Args) == 1 && req.Args[0] == "--fleet" {
+			return d.fleetBanned()
+		}
 		return d.banned(req.Args)
+	case "fleet":
+		if len(req.Args) != 1 || req.Args[0] != "status" {
+			return control.ErrorReply("usage: fleet status")
+		}
+		return d.fleetStatus()
 	case "get":
 		return d.get(req.Args)
 	case "import":

@@ -89,6 +89,7 @@ func (d *Daemon) writeMetrics(w writer) {
 	counter("portcullis_regex_limit_total", eng.m.RegexLimit.Load())
 	counter("portcullis_lines_processed_total", eng.lines.Load())
 	gauge("portcullis_uptime_seconds", d.opts.Now().Sub(d.started).Seconds())
+	d.writeFleetMetrics(set)
 	set.WritePrometheus(w)
 	d.lasting.WritePrometheus(w)
 	metrics.WriteProcessMetrics(w)

@@ -117,6 +117,13 @@ logpath = @DIR@/auth.log
 	everywhere("the spread attacker", "203.0.113.50", nodes)
 	nodes[1].mustCLI("ban", "sshd", "203.0.113.51")
 	everywhere("node 1's ban", "203.0.113.51", nodes)
+	if out := nodes[2].mustCLI("banned", "--fleet"); !strings.Contains(out, "sshd\t203.0.113.51\tuntil ") || !strings.Contains(out, "from n1\n") {
+		t.Fatalf("banned --fleet:\n%s", out)
+	}
+	if out := nodes[0].mustCLI("fleet", "status"); !strings.Contains(out, "Bucket portcullis_bans: ") || !strings.Contains(out, ", leader n") ||
+		!strings.Contains(out, "Stream portcullis_failures: ") || !strings.Contains(out, "  partition 15: lag ") {
+		t.Fatalf("fleet status:\n%s", out)
+	}
 
 	// Node 0 and its NATS server die while node 1 bans 40 addresses, one by one.
 	flowing := make(chan struct{})

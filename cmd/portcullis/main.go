@@ -19,6 +19,7 @@ import (
 
 	"github.com/portcullis/portcullis/config"
 	"github.com/portcullis/portcullis/control"
+	"github.com/portcullis/portcullis/fleet"
 	"github.com/portcullis/portcullis/internal/tzenv"
 	"github.com/portcullis/portcullis/migrate"
 	"github.com/portcullis/portcullis/pipeline"
@@ -34,6 +35,8 @@ Usage:
   portcullis unban [JAIL] IP...        (no jail: unban in every jail)
   portcullis unban --all
   portcullis banned [JAIL] [--json]
+  portcullis banned --fleet [--json]   (the fleet's bans in force and the node that decided each)
+  portcullis fleet status [--json]     (servers, bucket, stream, partitions and their deciders)
   portcullis reload [JAIL]
   portcullis get JAIL banip [--with-time]          (fail2ban-client style)
   portcullis get JAIL maxretry|findtime|bantime|ignoreip|ignoreself|logpath|failregex|ignoreregex|journalmatch
@@ -70,7 +73,7 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 	switch cmd {
 	case "run":
 		return cmdRun(rest, stderr)
-	case "status", "ban", "unban", "banned", "reload", "ping", "get", "set":
+	case "status", "ban", "unban", "banned", "reload", "ping", "get", "set", "fleet":
 		return cmdClient(cmd, rest, stdout, stderr)
 	case "regex":
 		return cmdRegex(rest, os.Stdin, stdout, stderr)
@@ -178,6 +181,7 @@ func cmdClient(cmd string, args []string, stdout, stderr io.Writer) int {
 	asJSON := fs.Bool("json", false, "print JSON")
 	all := fs.Bool("all", false, "unban: every ban of every jail")
 	withTime := fs.Bool("with-time", false, "get JAIL banip: with each ban's start, length and end")
+	fromFleet := fs.Bool("fleet", false, "banned: the fleet's bans in force, with the node that decided each")
 	timeout := fs.Duration("timeout", 30*time.Second, "how long to wait for the daemon")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
@@ -197,8 +201,16 @@ func cmdClient(cmd string, args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 	case "status", "banned", "reload":
-		if len(pos) > 1 {
-			fmt.Fprintf(stderr, "usage: portcullis %s [JAIL]\n", cmd)
+		if len(pos) > 1 || (*fromFleet && (cmd != "banned" || len(pos) > 0)) {
+			fmt.Fprintf(stderr, "usage: portcullis %s [JAIL]%s\n", cmd, map[bool]string{true: " | portcullis banned --fleet"}[cmd == "banned"])
+			return 2
+		}
+		if *fromFleet {
+			pos = []string{"--fleet"}
+		}
+	case "fleet":
+		if len(pos) != 1 || pos[0] != "status" {
+			fmt.Fprintln(stderr, "usage: portcullis fleet status")
 			return 2
 		}
 	case "set":
@@ -246,6 +258,46 @@ func cmdClient(cmd string, args []string, stdout, stderr io.Writer) int {
 		return exitForResults(cmd, rep.Data)
 	}
 	return printReply(cmd, pos, rep.Data, *withTime, stdout, stderr)
+}
+
+// printFleetStatus prints fleet status for a person; --json gives the same as JSON.
+func printFleetStatus(w io.Writer, st fleet.Status) {
+	server := st.Server
+	if server == "" {
+		server = "none (reconnecting)"
+	}
+	role := map[[2]bool]string{{false, false}: "bans only", {true, false}: "publishes failures",
+		{false, true}: "decides", {true, true}: "publishes failures and decides"}[[2]bool{st.Publish, st.Decide}]
+	fmt.Fprintf(w, "Node %s (%s), connected to %s\n", st.Node, role, server)
+	fmt.Fprintf(w, "Servers: %s\n", strings.Join(st.Servers, ", "))
+	asset := func(what string, a fleet.Asset) {
+		fmt.Fprintf(w, "%s %s: %d messages, %d bytes", what, a.Name, a.Messages, a.Bytes)
+		if a.Leader != "" {
+			fmt.Fprintf(w, ", leader %s, replicas %s", a.Leader, strings.Join(a.Replicas, ", "))
+		}
+		fmt.Fprintln(w)
+	}
+	asset("Bucket", st.Bucket)
+	if st.Stream != nil {
+		asset("Stream", *st.Stream)
+		for _, p := range st.Parts {
+			held := p.PinnedID
+			if held == "" {
+				held = "no decider"
+			} else if p.Here {
+				held += " (this node)"
+			}
+			fmt.Fprintf(w, "  partition %d: lag %d, unacknowledged %d, decider %s\n", p.Part, p.Lag, p.AckPending, held)
+		}
+	}
+	c := st.Counters
+	fmt.Fprintf(w, "Bans: %d published, %d applied from the fleet, %d refused here (protected), %d decided from fleet failures\n",
+		c.Published, c.Applied, c.Refused, c.Decided)
+	fmt.Fprintf(w, "Failures: %d published, %d dropped, %d received; %d publish retries, %d bad values, %d bad messages\n",
+		c.FailuresOut, c.FailuresDropped, c.FailuresIn, c.PublishErrors, c.BadValues, c.BadBatches)
+	if st.Unhealthy != "" {
+		fmt.Fprintf(w, "Error: %s\n", st.Unhealthy)
+	}
 }
 
 // callDaemon sends one request; a failure to reach the daemon or a refused request is said on
@@ -377,7 +429,22 @@ func printReply(cmd string, pos []string, data json.RawMessage, withTime bool, s
 			if b.End != 0 {
 				until = time.Unix(b.End, 0).Format(time.RFC3339)
 			}
-			fmt.Fprintf(stdout, "%s\t%s\tuntil %s\t(ban #%d)\n", b.Jail, b.Prefix, until, b.Count)
+			from := ""
+			if b.Origin != "" {
+				from = "\tfrom " + b.Origin
+			}
+			fmt.Fprintf(stdout, "%s\t%s\tuntil %s\t(ban #%d)%s\n", b.Jail, b.Prefix, until, b.Count, from)
+		}
+		return 0
+	case "fleet":
+		var st fleet.Status
+		if err := json.Unmarshal(data, &st); err != nil {
+			fmt.Fprintf(stderr, "portcullis: bad reply: %v\n", err)
+			return 1
+		}
+		printFleetStatus(stdout, st)
+		if st.Unhealthy != "" {
+			return 1
 		}
 		return 0
 	default:

@@ -9,7 +9,7 @@ _portcullis() {
 	prev=${COMP_WORDS[COMP_CWORD-1]}
 	cmd=${COMP_WORDS[1]}
 	if [ "$COMP_CWORD" -eq 1 ]; then
-		COMPREPLY=($(compgen -W "run status ban unban banned reload get set regex replay import-fail2ban version help" -- "$cur"))
+		COMPREPLY=($(compgen -W "run status ban unban banned fleet reload get set regex replay import-fail2ban version help" -- "$cur"))
 		return
 	fi
 	case "$prev" in
@@ -18,7 +18,9 @@ _portcullis() {
 	esac
 	case "$cmd" in
 	run) COMPREPLY=($(compgen -W "-c --socket --db --metrics --workers --poll --check-every --debug --dry-run" -- "$cur")) ;;
-	status|banned|reload) COMPREPLY=($(compgen -W "$(_portcullis_jails) --json --socket" -- "$cur")) ;;
+	status|reload) COMPREPLY=($(compgen -W "$(_portcullis_jails) --json --socket" -- "$cur")) ;;
+	banned) COMPREPLY=($(compgen -W "$(_portcullis_jails) --fleet --json --socket" -- "$cur")) ;;
+	fleet) COMPREPLY=($(compgen -W "status --json --socket" -- "$cur")) ;;
 	ban|unban)
 		if [ "$COMP_CWORD" -eq 2 ]; then
 			COMPREPLY=($(compgen -W "$(_portcullis_jails) --all" -- "$cur"))

@@ -1,0 +1,142 @@
+package fleet
+
+import (
+	"context"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Status is what `portcullis fleet status` shows: the servers, the bucket and the stream with
+// their leaders and replicas, and each partition's lag and decider.
+type Status struct {
+	Node      string      `json:"node"`
+	Server    string      `json:"server"` // the server this node is connected to; empty: none
+	Servers   []string    `json:"servers"`
+	Bucket    Asset       `json:"bucket"`
+	Stream    *Asset      `json:"stream,omitempty"` // nil unless failures are counted
+	Parts     []PartState `json:"partitions,omitempty"`
+	Counters  Counters    `json:"counters"`
+	Publish   bool        `json:"publish"`
+	Decide    bool        `json:"decide"`
+	Unhealthy string      `json:"error,omitempty"`
+}
+
+// Asset is a stream's state (the bucket is one too).
+type Asset struct {
+	Name     string   `json:"name"`
+	Messages uint64   `json:"messages"`
+	Bytes    uint64   `json:"bytes"`
+	Leader   string   `json:"leader,omitempty"`
+	Replicas []string `json:"replicas,omitempty"` // the others, "name" or "name (lagging)"
+}
+
+// PartState is one partition of the failures stream: how many messages wait for its decider
+// (lag), how many it holds unacknowledged, and which decider holds it (Here: this node).
+type PartState struct {
+	Part       int    `json:"partition"`
+	Lag        uint64 `json:"lag"`
+	AckPending int    `json:"ack_pending"`
+	PinnedID   string `json:"pinned_id,omitempty"`
+	Here       bool   `json:"here"`
+}
+
+// Counters are the node's fleet counters (the portcullis_fleet_* metrics).
+type Counters struct {
+	Published       uint64 `json:"bans_published"`
+	PublishErrors   uint64 `json:"publish_errors"`
+	Applied         uint64 `json:"bans_applied"`
+	Refused         uint64 `json:"bans_refused"`
+	BadValues       uint64 `json:"bad_values"`
+	FailuresOut     uint64 `json:"failures_published"`
+	FailuresDropped uint64 `json:"failures_dropped"`
+	FailuresIn      uint64 `json:"failures_received"`
+	BadBatches      uint64 `json:"bad_batches"`
+	Decided         uint64 `json:"bans_decided"`
+}
+
+func assetOf(ctx context.Context, js jetstream.JetStream, name string) (Asset, error) {
+	s, err := js.Stream(ctx, name)
+	if err != nil {
+		return Asset{Name: name}, err
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return Asset{Name: name}, err
+	}
+	a := Asset{Name: name, Messages: info.State.Msgs, Bytes: info.State.Bytes}
+	if c := info.Cluster; c != nil {
+		a.Leader = c.Leader
+		for _, r := range c.Replicas {
+			n := r.Name
+			if !r.Current || r.Offline {
+				n += " (lagging)"
+			}
+			a.Replicas = append(a.Replicas, n)
+		}
+	}
+	return a, nil
+}
+
+// BucketStatus is the bucket's state.
+func (b *Bans) BucketStatus(ctx context.Context) (Asset, error) {
+	a, err := assetOf(ctx, b.js, "KV_"+Bucket)
+	a.Name = Bucket
+	return a, err
+}
+
+// List returns the bans in force in the bucket, in key order; values that are not bans are
+// left out.
+func (b *Bans) List(ctx context.Context) ([]Ban, error) {
+	w, err := b.kv.WatchAll(ctx, jetstream.IgnoreDeletes())
+	if err != nil {
+		return nil, err
+	}
+	defer w.Stop()
+	var out []Ban
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case e, ok := <-w.Updates():
+			if !ok || e == nil {
+				slices.SortFunc(out, func(x, y Ban) int { return strings.Compare(Key(x.Jail, x.Prefix), Key(y.Jail, y.Prefix)) })
+				return out, nil
+			}
+			if c, err := changeOf(e); err == nil && !c.Unban {
+				out = append(out, c.Ban)
+			}
+		}
+	}
+}
+
+// StreamStatus is the failures stream's state and its partitions'.
+func (f *Failures) StreamStatus(ctx context.Context) (Asset, []PartState, error) {
+	a, err := assetOf(ctx, f.js, Stream)
+	if err != nil {
+		return a, nil, err
+	}
+	var parts []PartState
+	for p := range f.parts {
+		c, err := f.js.Consumer(ctx, Stream, "p"+strconv.Itoa(p))
+		if err != nil {
+			return a, parts, err
+		}
+		info, err := c.Info(ctx)
+		if err != nil {
+			return a, parts, err
+		}
+		ps := PartState{Part: p, Lag: info.NumPending, AckPending: info.NumAckPending}
+		for _, g := range info.PriorityGroups {
+			if g.Group == deciderGroup {
+				ps.PinnedID = g.PinnedClientID
+			}
+		}
+		mine, _ := f.pins.Load(p)
+		ps.Here = ps.PinnedID != "" && mine == ps.PinnedID
+		parts = append(parts, ps)
+	}
+	return a, parts, nil
+}
