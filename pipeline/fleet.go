@@ -98,21 +98,35 @@ func (d *Daemon) startFleet(dm config.Daemon) error {
 		l.close()
 		return err
 	}
+	// The bans in force arrive first and are applied maxBatch at a time (one ban manager import,
+	// one applier batch each); the changes after them one by one. Both run on the watch's
+	// goroutine.
 	ready := make(chan struct{})
-	var once sync.Once
-	held := map[string]bool{} // the keys in force when joining; written before ready only
+	var initial []fleet.Change
+	joined := false
+	held := map[string]bool{} // the keys in force when joining, read after ready
 	err = l.bans.Watch(ctx, func(c fleet.Change) {
-		select {
-		case <-ready:
-		default:
+		if !joined {
 			held[fleet.Key(c.Ban.Jail, c.Ban.Prefix)] = true
+			if initial = append(initial, c); len(initial) == maxBatch {
+				d.fleetApplyAll(l, initial) // the applier commits while more arrive
+				initial = initial[:0]
+			}
+			return
 		}
 		d.fleetChange(l, c)
-	}, func() { once.Do(func() { close(ready) }) },
-		func(key string, err error) {
-			l.stats.bad.Add(1)
-			d.log.Warn("fleet: a value in the bans bucket is no ban; skipped", "key", key, "err", err)
-		})
+	}, func() {
+		if joined {
+			return
+		}
+		joined = true
+		d.fleetApplyAll(l, initial)
+		initial = nil
+		close(ready)
+	}, func(key string, err error) {
+		l.stats.bad.Add(1)
+		d.log.Warn("fleet: a value in the bans bucket is no ban; skipped", "key", key, "err", err)
+	})
 	if err != nil {
 		l.close()
 		return err
@@ -123,6 +137,7 @@ func (d *Daemon) startFleet(dm config.Daemon) error {
 		l.close()
 		return fmt.Errorf("fleet: the bans in force did not arrive within 30 s")
 	}
+	d.applier.flush() // the fleet's bans in force are in the kernel before the node reports ready
 	if err := l.startFailures(ctx, d); err != nil {
 		l.close()
 		return err
@@ -277,39 +292,80 @@ func (l *fleetLink) apply(batch []sink.Change, eng *engine) error {
 // protections and sinks (reason ban.Fleet), or the lift of a ban anywhere. A jail with
 // fleet_apply = false takes nothing from the fleet.
 func (d *Daemon) fleetChange(l *fleetLink, c fleet.Change) {
-	if !c.Unban && c.Ban.Origin == l.name {
-		return // our own, come back
-	}
 	eng := d.current()
-	id, ok := eng.byName[c.Ban.Jail]
-	if !ok || !eng.jails[id].FleetApply {
-		return
-	}
 	var ds []ban.Decision
 	if c.Unban {
-		ds = eng.bans.Unban(uint16(id), false, c.Ban.Prefix, ban.Fleet)
-	} else {
-		if err := eng.bans.ProtectedPrefix(uint16(id), c.Ban.Prefix); err != nil {
-			l.stats.refused.Add(1)
-			d.log.Info("fleet: a ban of a protected address is not applied here", "jail", c.Ban.Jail, "prefix", c.Ban.Prefix, "origin", c.Ban.Origin, "why", err)
-			return
+		if id, ok := l.applies(eng, c.Ban); ok {
+			ds = eng.bans.Unban(id, false, c.Ban.Prefix, ban.Fleet)
 		}
-		if c.Ban.End != 0 && c.Ban.End <= d.opts.Now().Unix() {
-			return
-		}
-		if eng.bans.IsBanned(uint16(id), c.Ban.Prefix) {
-			ds = eng.bans.ExtendTo(uint16(id), c.Ban.Prefix, c.Ban.End, nil)
+	} else if a, ok := d.fleetAdmit(l, eng, c.Ban); ok {
+		if eng.bans.IsBanned(a.Jail, a.Prefix) {
+			ds = eng.bans.ExtendTo(a.Jail, a.Prefix, a.End, nil)
 		} else {
-			ds = eng.bans.Import([]ban.Active{{Jail: uint16(id), Prefix: c.Ban.Prefix, Start: c.Ban.Start, End: c.Ban.End, Count: c.Ban.Count}}, nil, nil, nil)
-			for i := range ds {
-				ds[i].Reason = ban.Fleet
-			}
+			ds = fleetReason(eng.bans.Import([]ban.Active{a}, nil, nil, nil))
 		}
 	}
 	if len(ds) > 0 {
 		l.stats.applied.Add(1)
-		if err := d.applySync(ds, eng); err != nil {
-			d.log.Warn("fleet: a change could not be fully applied", "prefix", c.Ban.Prefix, "err", err)
+		// Not waited for: the applier commits whatever is queued together, so another node's
+		// storm costs one commit per batch, not per ban.
+		d.applyAsync(ds, eng)
+	}
+}
+
+// fleetApplyAll applies bans the fleet holds in force as a node joins: one import, handed to the
+// applier without waiting in batches of maxBatch (the kernel takes each as one transaction).
+func (d *Daemon) fleetApplyAll(l *fleetLink, cs []fleet.Change) {
+	eng := d.current()
+	list := make([]ban.Active, 0, len(cs))
+	var ds []ban.Decision
+	for _, c := range cs {
+		a, ok := d.fleetAdmit(l, eng, c.Ban)
+		switch {
+		case !ok:
+		case eng.bans.IsBanned(a.Jail, a.Prefix):
+			ds = eng.bans.ExtendTo(a.Jail, a.Prefix, a.End, ds)
+		default:
+			list = append(list, a)
 		}
 	}
+	ds = fleetReason(eng.bans.Import(list, nil, nil, ds))
+	l.stats.applied.Add(uint64(len(list)))
+	for len(ds) > 0 {
+		n := min(len(ds), maxBatch)
+		d.applyAsync(ds[:n], eng)
+		ds = ds[n:]
+	}
+}
+
+// applies returns the jail id of b's jail when this node applies the fleet's bans of it.
+func (l *fleetLink) applies(eng *engine, b fleet.Ban) (uint16, bool) {
+	id, ok := eng.byName[b.Jail]
+	return uint16(id), ok && eng.jails[id].FleetApply
+}
+
+// fleetAdmit is the check of another node's ban before it is applied here: not this node's own
+// come back, a jail that applies the fleet's bans, not over, not of an address this node
+// protects.
+func (d *Daemon) fleetAdmit(l *fleetLink, eng *engine, b fleet.Ban) (ban.Active, bool) {
+	id, ok := l.applies(eng, b)
+	if !ok || b.Origin == l.name || (b.End != 0 && b.End <= d.opts.Now().Unix()) {
+		return ban.Active{}, false
+	}
+	if err := eng.bans.ProtectedPrefix(id, b.Prefix); err != nil {
+		l.stats.refused.Add(1)
+		d.log.Info("fleet: a ban of a protected address is not applied here", "jail", b.Jail, "prefix", b.Prefix, "origin", b.Origin, "why", err)
+		return ban.Active{}, false
+	}
+	return ban.Active{Jail: id, Prefix: b.Prefix, Start: b.Start, End: b.End, Count: b.Count}, true
+}
+
+// fleetReason marks the bans of ds (an import's) as the fleet's.
+func fleetReason(ds []ban.Decision) []ban.Decision {
+	for i := range ds {
+		if ds[i].Reason == ban.Imported {
+			ds[i].Reason = ban.Fleet
+		}
+	}
+	return ds
 }
