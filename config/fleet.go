@@ -14,8 +14,8 @@ type Fleet struct {
 	// Name (fleet_name) names this node in the fleet and its embedded server; the host name
 	// when empty.
 	Name string
-	// Listen (fleet_listen) is the embedded server's client address; 127.0.0.1 and a free port
-	// when empty.
+	// Listen (fleet_listen) is the embedded server's client address; 127.0.0.1:4222 when not
+	// set.
 	Listen string
 	// ClusterListen (fleet_cluster_listen) and Routes (fleet_routes): the embedded server's
 	// cluster address and the other servers' (host:port), when three embedded servers make one
@@ -46,7 +46,7 @@ var fleetKeys = []string{"fleet", "fleet_name", "fleet_listen", "fleet_cluster_l
 	"fleet_replicas", "fleet_failures", "fleet_partitions", "fleet_creds", "fleet_nkey", "fleet_tls_ca",
 	"fleet_tls_cert", "fleet_tls_key", "fleet_server_conf"}
 
-// fleetKey reads one fleet_* key; the error says what the value should be.
+// key reads one fleet_* key; the error says what the value should be.
 func (f *Fleet) key(k, v string) error {
 	v = strings.TrimSpace(v)
 	switch k {
@@ -122,6 +122,9 @@ func (f *Fleet) key(k, v string) error {
 func (f *Fleet) finish() error {
 	if f.Partitions == 0 {
 		f.Partitions = 16
+	}
+	if f.Mode == "embedded" && f.Listen == "" {
+		f.Listen = "127.0.0.1:4222"
 	}
 	if f.Replicas == 0 {
 		f.Replicas = 1

@@ -18,7 +18,7 @@ func TestFleetConf(t *testing.T) {
 		return LoadDaemon(dir)
 	}
 	d, err := load("fleet = embedded\nfleet_name = web1\nfleet_failures = publish\n")
-	if err != nil || d.Fleet.Mode != "embedded" || d.Fleet.Partitions != 16 || d.Fleet.Replicas != 1 || !d.Fleet.Publish || d.Fleet.Decide {
+	if err != nil || d.Fleet.Mode != "embedded" || d.Fleet.Partitions != 16 || d.Fleet.Replicas != 1 || !d.Fleet.Publish || d.Fleet.Decide || d.Fleet.Listen != "127.0.0.1:4222" {
 		t.Fatalf("%+v %v", d.Fleet, err)
 	}
 	d, err = load("fleet = embedded\nfleet_cluster_listen = 10.0.0.1:6222\nfleet_routes = 10.0.0.1:6222, 10.0.0.2:6222 10.0.0.3:6222\n")

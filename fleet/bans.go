@@ -1,7 +1,8 @@
-// Package fleet shares bans between portcullis nodes over NATS JetStream (issue 19). This is its
-// first part: an embedded NATS server and the key-value bucket of bans in force, one key per
-// (jail, prefix), each with a per-key TTL equal to the ban's remaining time, so an expired ban
-// leaves the bucket by itself and every watcher hears of it. The daemon does not use it yet.
+// Package fleet is what portcullis nodes share over NATS JetStream (docs/fleet.md): an embedded
+// NATS server, the key-value bucket of bans in force (one key per (jail, prefix), each with a
+// per-key TTL equal to the ban's remaining time, so an expired ban leaves the bucket by itself and
+// every watcher hears of it), and the partitioned stream of failures that deciders count. It knows
+// nothing of the daemon: pipeline wires it in.
 package fleet
 
 import (
