@@ -19,12 +19,20 @@ var (
 
 // OpenLog opens a log file for reading from its start, decompressing gzip and zstd archives (as
 // logrotate leaves them: auth.log.2.gz) by their magic bytes, whatever the file is named.
-func OpenLog(path string) (io.ReadCloser, error) {
+func OpenLog(path string) (io.ReadCloser, error) { return OpenLogCounted(path, nil) }
+
+// OpenLogCounted is OpenLog telling read, when set, of every read of the file itself: the bytes
+// of an archive as stored, not as they decompress (a progress bar's share of the file's size).
+func OpenLogCounted(path string, read func(n int)) (io.ReadCloser, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
-	r, err := Decompress(f)
+	var in io.Reader = f
+	if read != nil {
+		in = countingReader{f, read}
+	}
+	r, err := Decompress(in)
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("%s: %w", path, err)
@@ -99,4 +107,15 @@ func ReadAll(r io.Reader, src *Source, format *JSONFormat, fn func(*Block) error
 			return err
 		}
 	}
+}
+
+type countingReader struct {
+	r    io.Reader
+	read func(int)
+}
+
+func (c countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.read(n)
+	return n, err
 }

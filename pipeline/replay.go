@@ -20,8 +20,9 @@ type ReplayOptions struct {
 	Stdin     io.Reader // for "-"
 	From, To  time.Time // only events within [From, To) count; zero: no bound
 	Now       func() time.Time
-	// Progress, when set, is called every few seconds with the lines read so far.
-	Progress func(lines uint64)
+	// Progress, when set, is called after every block with the bytes of the files read so far
+	// (archives as stored) and the lines.
+	Progress func(bytes, lines uint64)
 	// Warn, when set, receives the configuration's warnings.
 	Warn func(string)
 }
@@ -128,13 +129,13 @@ func Replay(opts ReplayOptions, emit func(ReplayDecision) error) (ReplayStats, e
 		return kept
 	}
 	src := &ingest.Source{Name: "replay", Jails: all, Stats: &ingest.SourceStats{}}
-	lastProgress := time.Now()
+	var read uint64
 	for _, path := range opts.Logs {
 		var r io.ReadCloser
 		if path == "-" {
 			r, err = ingest.Decompress(opts.Stdin)
 		} else {
-			r, err = ingest.OpenLog(path)
+			r, err = ingest.OpenLogCounted(path, func(n int) { read += uint64(n) })
 		}
 		if err != nil {
 			return st, fmt.Errorf("cannot read %s: %w", path, err)
@@ -149,9 +150,8 @@ func Replay(opts ReplayOptions, emit func(ReplayDecision) error) (ReplayStats, e
 			if stopErr != nil {
 				return stopErr
 			}
-			if opts.Progress != nil && time.Since(lastProgress) > 5*time.Second {
-				opts.Progress(src.Stats.Lines.Load())
-				lastProgress = time.Now()
+			if opts.Progress != nil {
+				opts.Progress(read, src.Stats.Lines.Load())
 			}
 			return nil
 		})

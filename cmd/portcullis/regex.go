@@ -193,6 +193,7 @@ func runRegex(o regexOpts, stdout, stderr io.Writer) error {
 		f.IgnoreRegex = append(f.IgnoreRegex, config.Regex{Text: o.ignore, File: "command line", Line: 1})
 	}
 	var r io.Reader
+	var read uint64 // bytes of the file read: the bar's progress
 	logName := o.log
 	switch {
 	case o.log == "-":
@@ -204,7 +205,7 @@ func runRegex(o regexOpts, stdout, stderr io.Writer) error {
 		r, logName = in, "(standard input)"
 	default:
 		if st, err := os.Stat(o.log); err == nil && st.Mode().IsRegular() {
-			fh, err := ingest.OpenLog(o.log) // .gz and .zst archives too
+			fh, err := ingest.OpenLogCounted(o.log, func(n int) { read += uint64(n) }) // .gz and .zst archives too
 			if err != nil {
 				return err
 			}
@@ -220,7 +221,7 @@ func runRegex(o regexOpts, stdout, stderr io.Writer) error {
 	st := regexStats{regexHits: make([]int, len(f.FailRegex))}
 	enc := json.NewEncoder(stdout)
 	start := time.Now()
-	lastProgress := start
+	bar := newProgress(stderr, totalSize(o.log), o.json)
 	lineBase := 0 // 1-based line number of the block's first line, minus one
 	var seen uint64
 	var outErr error // from writing, as opposed to reading
@@ -259,12 +260,10 @@ func runRegex(o regexOpts, stdout, stderr io.Writer) error {
 			} else {
 				lineBase = int(seen)
 			}
-			if time.Since(lastProgress) > 5*time.Second {
-				fmt.Fprintf(stderr, "%d lines, %d failures…\n", lineBase, st.matched)
-				lastProgress = time.Now()
-			}
+			bar.update(read, uint64(lineBase))
 			return nil
 		})
+	bar.done()
 	if err != nil {
 		var ce matcher.Errors
 		if errors.As(err, &ce) {

@@ -64,9 +64,9 @@ func cmdReplay(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, replayUsage)
 		return 2
 	}
-	opts := pipeline.ReplayOptions{ConfigDir: *dir, Logs: logs, Stdin: stdin,
-		Progress: func(n uint64) { fmt.Fprintf(stderr, "%d lines…\n", n) },
-		Warn:     func(w string) { fmt.Fprintf(stderr, "warning: %s\n", w) }}
+	bar := newProgress(stderr, totalSize(logs...), *asJSON)
+	opts := pipeline.ReplayOptions{ConfigDir: *dir, Logs: logs, Stdin: stdin, Progress: bar.update,
+		Warn: func(w string) { fmt.Fprintf(stderr, "warning: %s\n", w) }}
 	var nowT time.Time
 	for _, f := range []struct {
 		s string
@@ -87,6 +87,7 @@ func cmdReplay(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	enc := json.NewEncoder(stdout)
 	st, err := pipeline.Replay(opts, func(d pipeline.ReplayDecision) error {
+		bar.clear() // a decision's line, then the bar again under it
 		prefix := d.Prefix.String()
 		if d.Prefix.IsSingleIP() {
 			prefix = d.Prefix.Addr().String()
@@ -126,6 +127,7 @@ func cmdReplay(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		_, err := fmt.Fprintf(stdout, "%s unban %s %s\n", ts, d.Jail, prefix)
 		return err
 	})
+	bar.done()
 	if err != nil {
 		fmt.Fprintf(stderr, "portcullis replay: %v\n", err)
 		return 1
