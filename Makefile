@@ -13,7 +13,7 @@ BIN   := bin/portcullis
 # python3-aiosmtpd, the real SMTP server the mail action is tested against, and mailutils, the
 # GNU mail that fail2ban's mail-whois actions pipe into (CVE-2021-32749's regression test),
 # and groff, which checks the man pages make install puts in place.
-DEB_PACKAGES := libhyperscan-dev libpcre2-dev pkg-config gcc g++ nftables iproute2 util-linux python3 python3-aiosmtpd mailutils groff-base
+DEB_PACKAGES := libhyperscan-dev libpcre2-dev pkg-config gcc g++ nftables iproute2 util-linux python3 python3-aiosmtpd mailutils groff-base chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 FUZZTIME ?= 30s
 

@@ -76,6 +76,10 @@ type Daemon struct {
 	Fail2banDB string
 	// Notes say how fail2ban.conf's settings were taken (for the start log).
 	Notes []string
+	// MetricsToken (metrics_token), when set, is required by /metrics, the status page and its
+	// API: a bearer token, or the password of basic auth. MetricsTLSCert and MetricsTLSKey
+	// (metrics_tls_cert, metrics_tls_key) serve them over TLS.
+	MetricsToken, MetricsTLSCert, MetricsTLSKey string
 	// Fleet shares bans and counts failures with other nodes over NATS JetStream (fleet_*).
 	Fleet Fleet
 	// ImportFail2ban is fail2ban's database that the first start takes the bans and ban counts
@@ -224,7 +228,7 @@ var daemonKeys = map[string]bool{"socket": true, "dbdir": true, "metrics": true,
 	"syslog_udp": true, "syslog_tcp": true, "syslog_allow": true, "syslog_max_message": true, "journalctl": true,
 	"syslog_tls": true, "syslog_tls_cert": true, "syslog_tls_key": true, "max_keys": true, "auditlog": true,
 	"syslog_tls_client_ca": true, "syslog_max_conns": true, "syslog_max_conns_per_sender": true, "syslog_idle_timeout": true,
-	"import_fail2ban": true, "logtarget": true}
+	"import_fail2ban": true, "logtarget": true, "metrics_token": true, "metrics_tls_cert": true, "metrics_tls_key": true}
 
 func init() {
 	for _, k := range fleetKeys {
@@ -306,6 +310,10 @@ func loadDaemon(dir string, errs *Errors) (out Daemon) {
 			v, _ := s.Raw("syslog_tls")
 			errs.AddAt(v, "syslog_tls", "needs syslog_tls_cert and syslog_tls_key")
 		}
+		if (out.MetricsTLSCert == "") != (out.MetricsTLSKey == "") {
+			v, _ := s.Raw("metrics_tls_cert")
+			errs.AddAt(v, "metrics_tls_cert", "metrics_tls_cert and metrics_tls_key go together")
+		}
 		if err := out.Fleet.finish(); err != nil {
 			v, _ := s.Raw("fleet")
 			errs.AddAt(v, "fleet", err.Error())
@@ -318,6 +326,7 @@ func loadDaemon(dir string, errs *Errors) (out Daemon) {
 		"syslog_tls_client_ca": &out.SyslogTLSClientCA,
 		"syslog_udp":           &out.SyslogUDP, "syslog_tcp": &out.SyslogTCP, "auditlog": &out.AuditLog,
 		"import_fail2ban": &out.ImportFail2ban, "logtarget": &out.LogTarget,
+		"metrics_token": &out.MetricsToken, "metrics_tls_cert": &out.MetricsTLSCert, "metrics_tls_key": &out.MetricsTLSKey,
 	}
 	for _, k := range s.Keys() {
 		v, _ := s.Raw(k)

@@ -92,6 +92,8 @@ type Daemon struct {
 
 	reloadMu sync.Mutex
 	fleet    atomic.Pointer[fleetLink] // nil unless fleet is set
+	activity activity                  // the status page's per-minute rings
+	recent   recent                    // the status page's timeline
 	// pending are jails made by fail2ban-client add and not started yet (under reloadMu).
 	pending map[string]*config.Jail
 	stop    chan struct{}
@@ -172,7 +174,7 @@ func Start(opts Options) (*Daemon, error) {
 	if d.exec, err = sink.NewExec(d.store, sink.ExecOptions{Log: opts.Log, Metrics: d.lasting}); err != nil {
 		return nil, err
 	}
-	sinks := []sink.Sink{sink.Kernel{FW: d.fw, Skip: d.noFirewall}, sink.Log{L: opts.Log, DryRun: opts.DryRun}, fleetSink{d}}
+	sinks := []sink.Sink{sink.Kernel{FW: d.fw, Skip: d.noFirewall}, sink.Log{L: opts.Log, DryRun: opts.DryRun}, fleetSink{d}, statusSink{&d.recent}}
 	if !opts.DryRun {
 		sinks = append(sinks, d.exec)
 	}
@@ -217,7 +219,7 @@ func Start(opts Options) (*Daemon, error) {
 		return nil, err
 	}
 	if opts.Metrics != "off" {
-		if d.metrics, err = startMetrics(opts.Metrics, d); err != nil {
+		if d.metrics, err = startMetrics(opts.Metrics, d, cfg.Daemon); err != nil {
 			eng.stop()
 			return nil, err
 		}
@@ -414,6 +416,7 @@ func (d *Daemon) housekeeping() {
 			return
 		case <-expire.C:
 			eng := d.current()
+			d.activity.tick(d.opts.Now(), eng)
 			buf = eng.bans.Expire(buf[:0])
 			if len(buf) > 0 {
 				d.applier.submit(toChanges(buf, eng), nil)

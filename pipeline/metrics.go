@@ -2,12 +2,17 @@ package pipeline
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/portcullis/portcullis/config"
+	"github.com/portcullis/portcullis/web"
 )
 
 type metricsServer struct {
@@ -15,21 +20,43 @@ type metricsServer struct {
 	ln  net.Listener
 }
 
-// startMetrics serves /metrics on addr. The stage counters live in the stages as atomics; each
-// scrape builds a fresh set from the current engine, so a reload never leaves stale series behind.
-func startMetrics(addr string, d *Daemon) (*metricsServer, error) {
+// startMetrics serves /metrics, the status page (/) and its API (/api/) on addr, behind the
+// token and over TLS when portcullis.conf says so. The stage counters live in the stages as
+// atomics; each scrape builds a fresh set from the current engine, so a reload never leaves stale
+// series behind.
+func startMetrics(addr string, d *Daemon, dm config.Daemon) (*metricsServer, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("cannot listen for metrics on %s: %w", addr, err)
 	}
+	if dm.MetricsTLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(dm.MetricsTLSCert, dm.MetricsTLSKey)
+		if err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("metrics_tls_cert: %w", err)
+		}
+		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	}
+	if host, _, _ := net.SplitHostPort(addr); dm.MetricsToken == "" && !isLoopback(host) {
+		d.log.Warn("the metrics listener and status page are open beyond loopback without metrics_token", "listen", addr)
+	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("/metrics", func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("/metrics", web.Guard(web.Options{Token: dm.MetricsToken}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		d.writeMetrics(w)
-	})
-	s := &metricsServer{srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, ln: ln}
+	})))
+	web.Register(mux, d, web.Options{Token: dm.MetricsToken})
+	s := &metricsServer{srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 30 * time.Second}, ln: ln}
 	go s.srv.Serve(ln)
 	return s, nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.IsLoopback()
 }
 
 func (s *metricsServer) close() error {
