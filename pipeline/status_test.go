@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -93,5 +94,35 @@ func TestStatusPage(t *testing.T) {
 	_, body = get("GET", "/api/top", bearer)
 	if err := json.Unmarshal([]byte(body), &top); err != nil || len(top.Addresses) != 1 || top.Addresses[0].Key != "203.0.113.80" || top.Networks[0].Key != "203.0.113.0/24" {
 		t.Fatalf("top: %v %s", err, body)
+	}
+}
+
+// The per-minute rings: a minute's failures land in its slot when the minute is over, minutes
+// without a tick count nothing, the minute in progress is last, and a gap of more than a day
+// empties the ring.
+func TestActivityRings(t *testing.T) {
+	u := startUnit(t, unitJail, "")
+	eng := u.current()
+	var a activity
+	t0 := time.Unix(1_800_000_000/60*60, 0)
+	a.tick(t0, eng)
+	u.fail(t, "203.0.113.1", 2)
+	waitFor(t, "two lines", func() bool { return u.LinesProcessed() == 2 })
+	a.tick(t0.Add(30*time.Second), eng) // the same minute
+	a.tick(t0.Add(61*time.Second), eng)
+	u.fail(t, "203.0.113.2", 1)
+	waitFor(t, "three lines", func() bool { return u.LinesProcessed() == 3 })
+	a.tick(t0.Add(5*time.Minute), eng)
+	a.put(readCounters(eng))
+	got := a.ordered(a.failures["sshd"])
+	if want := []uint64{2, 1, 0, 0, 0, 0}; !slices.Equal(got[len(got)-6:], want) || len(got) != ringMinutes {
+		t.Fatalf("the last six minutes: %v, want %v", got[len(got)-6:], want)
+	}
+	if l := a.ordered(&a.lines); l[len(l)-6] != 2 || l[len(l)-5] != 1 {
+		t.Fatalf("lines: %v", l[len(l)-6:])
+	}
+	a.tick(t0.Add(49*time.Hour), eng)
+	if got := a.ordered(a.failures["sshd"]); slices.Max(got) != 0 {
+		t.Fatalf("after two days: %v", got[len(got)-6:])
 	}
 }
