@@ -10,12 +10,10 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"slices"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/google/nftables"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -136,36 +134,8 @@ func BenchmarkFleetLatency(b *testing.B) {
 	bn, _, _ := fleetNode(b, "", "fleet = nats://"+addr+"\nfleet_name = b\n", fw)
 	defer bn.Close()
 
-	conn, err := nftables.New()
-	if err != nil {
-		b.Fatal(err)
-	}
-	mon := nftables.NewMonitor(nftables.WithMonitorAction(nftables.MonitorActionNew), nftables.WithMonitorObject(nftables.MonitorObjectElements))
-	events, err := conn.AddMonitor(mon)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer mon.Close()
-	var mu sync.Mutex
-	seen := map[netip.Addr]time.Time{}
-	arrived := sync.NewCond(&mu)
-	go func() {
-		for ev := range events {
-			els, ok := ev.Data.([]nftables.SetElement)
-			if !ok {
-				continue
-			}
-			now := time.Now()
-			mu.Lock()
-			for _, e := range els {
-				if a, ok := netip.AddrFromSlice(e.Key); ok && !e.IntervalEnd {
-					seen[a.Unmap()] = now
-				}
-			}
-			arrived.Broadcast()
-			mu.Unlock()
-		}
-	}()
+	arrivals := watchElements(b)
+	defer arrivals.close()
 	f, err := os.OpenFile(logPath, os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {
 		b.Fatal(err)
@@ -178,23 +148,10 @@ func BenchmarkFleetLatency(b *testing.B) {
 		addr := netip.AddrFrom4([4]byte{198, 19, byte(i >> 8), byte(i)})
 		t0 := time.Now()
 		fmt.Fprintf(f, "%s host1 sshd[%d]: Failed password for root from %s port 22 ssh2\n", time.Now().Format(time.Stamp), 2000+i%30000, addr)
-		mu.Lock()
-		deadline := time.Now().Add(10 * time.Second)
-		for seen[addr].IsZero() && time.Now().Before(deadline) {
-			waitCond(arrived, 100*time.Millisecond)
-		}
-		t1 := seen[addr]
-		mu.Unlock()
-		if t1.IsZero() {
-			b.Fatalf("%s never reached b's set", addr)
-		}
-		lat = append(lat, t1.Sub(t0))
+		lat = append(lat, arrivals.wait(b, addr).Sub(t0))
 	}
 	b.StopTimer()
-	slices.Sort(lat)
-	pct := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) / 1000 }
-	b.ReportMetric(pct(0.50), "p50-ms")
-	b.ReportMetric(pct(0.99), "p99-ms")
+	reportLatency(b, lat)
 }
 
 // BenchmarkFleetFailures: failures published to the fleet's stream (16 partitions, messages of

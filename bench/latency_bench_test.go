@@ -41,37 +41,8 @@ func banLatency(b *testing.B, load int) {
 	d, logPath := tailingDaemon(b, "maxretry = 1\nbantime = 1h\n", "pclatency")
 	defer d.Close()
 
-	// Element additions, as the kernel announces them.
-	conn, err := nftables.New()
-	if err != nil {
-		b.Fatal(err)
-	}
-	mon := nftables.NewMonitor(nftables.WithMonitorAction(nftables.MonitorActionNew), nftables.WithMonitorObject(nftables.MonitorObjectElements))
-	events, err := conn.AddMonitor(mon)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer mon.Close()
-	var mu sync.Mutex
-	seen := map[netip.Addr]time.Time{}
-	arrived := sync.NewCond(&mu)
-	go func() {
-		for ev := range events {
-			els, ok := ev.Data.([]nftables.SetElement)
-			if !ok {
-				continue
-			}
-			now := time.Now()
-			mu.Lock()
-			for _, e := range els {
-				if a, ok := netip.AddrFromSlice(e.Key); ok && !e.IntervalEnd {
-					seen[a.Unmap()] = now
-				}
-			}
-			arrived.Broadcast()
-			mu.Unlock()
-		}
-	}()
+	arrivals := watchElements(b)
+	defer arrivals.close()
 
 	f, err := os.OpenFile(logPath, os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {
@@ -110,21 +81,73 @@ func banLatency(b *testing.B, load int) {
 		t0 := time.Now()
 		io.WriteString(f, line)
 		wmu.Unlock()
-		mu.Lock()
-		deadline := time.Now().Add(10 * time.Second)
-		for seen[addr].IsZero() && time.Now().Before(deadline) {
-			waitCond(arrived, 100*time.Millisecond)
-		}
-		t1 := seen[addr]
-		mu.Unlock()
-		if t1.IsZero() {
-			b.Fatalf("%s never reached the set", addr)
-		}
-		lat = append(lat, t1.Sub(t0))
+		lat = append(lat, arrivals.wait(b, addr).Sub(t0))
 	}
 	b.StopTimer()
 	close(stop)
 	wg.Wait()
+	reportLatency(b, lat)
+}
+
+// elementArrivals records when each address became an element of some nftables set in this
+// namespace, as the kernel announces it (netlink monitor: what `nft monitor` sees).
+type elementArrivals struct {
+	mu      sync.Mutex
+	seen    map[netip.Addr]time.Time
+	arrived *sync.Cond
+	mon     *nftables.Monitor
+}
+
+func watchElements(b *testing.B) *elementArrivals {
+	b.Helper()
+	conn, err := nftables.New()
+	if err != nil {
+		b.Fatal(err)
+	}
+	a := &elementArrivals{seen: map[netip.Addr]time.Time{}}
+	a.arrived = sync.NewCond(&a.mu)
+	a.mon = nftables.NewMonitor(nftables.WithMonitorAction(nftables.MonitorActionNew), nftables.WithMonitorObject(nftables.MonitorObjectElements))
+	events, err := conn.AddMonitor(a.mon)
+	if err != nil {
+		b.Fatal(err)
+	}
+	go func() {
+		for ev := range events {
+			els, ok := ev.Data.([]nftables.SetElement)
+			if !ok {
+				continue
+			}
+			now := time.Now()
+			a.mu.Lock()
+			for _, e := range els {
+				if addr, ok := netip.AddrFromSlice(e.Key); ok && !e.IntervalEnd {
+					a.seen[addr.Unmap()] = now
+				}
+			}
+			a.arrived.Broadcast()
+			a.mu.Unlock()
+		}
+	}()
+	return a
+}
+
+// wait returns when addr arrived, waiting up to 10 s for it (a broken daemon fails the run).
+func (a *elementArrivals) wait(b *testing.B, addr netip.Addr) time.Time {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for deadline := time.Now().Add(10 * time.Second); a.seen[addr].IsZero() && time.Now().Before(deadline); {
+		waitCond(a.arrived, 100*time.Millisecond)
+	}
+	if a.seen[addr].IsZero() {
+		b.Fatalf("%s never reached a set", addr)
+	}
+	return a.seen[addr]
+}
+
+func (a *elementArrivals) close() { a.mon.Close() }
+
+// reportLatency reports the p50 and p99 of lat.
+func reportLatency(b *testing.B, lat []time.Duration) {
 	slices.Sort(lat)
 	pct := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) / 1000 }
 	b.ReportMetric(pct(0.50), "p50-ms")
