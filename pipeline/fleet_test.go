@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"bytes"
+	"crypto/x509"
 	"encoding/json"
 	"net"
 	"os"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/portcullis/portcullis/control"
 	"github.com/portcullis/portcullis/fleet"
+	"github.com/portcullis/portcullis/internal/testpki"
 )
 
 // writeConf replaces u's portcullis.conf with extra (and its audit log), for its next start.
@@ -188,4 +190,36 @@ func TestFleetShareApplyAndHeldBans(t *testing.T) {
 	if late.inSet(t, "sshd", "203.0.113.71/32") || a.inSet(t, "sshd", "203.0.113.71/32") {
 		t.Fatal("a lifted fleet ban came back with a restarted node")
 	}
+}
+
+// TLS between nodes: the embedded server presents its certificate and, with fleet_tls_ca,
+// requires the nodes' client certificates; a node with one shares bans, a node without one
+// cannot join.
+func TestFleetTLS(t *testing.T) {
+	pki := testpki.New(t)
+	both := []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
+	aCert, aKey := pki.Issue("a", &x509.Certificate{IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, ExtKeyUsage: both})
+	bCert, bKey := pki.Issue("b", &x509.Certificate{DNSNames: []string{"b"}, ExtKeyUsage: both})
+	addr := freeAddr(t)
+	tls := func(cert, key string) string {
+		return "fleet_tls_ca = " + pki.CAFile + "\nfleet_tls_cert = " + cert + "\nfleet_tls_key = " + key + "\n"
+	}
+	a := startUnit(t, unitJail, "fleet = embedded\nfleet_listen = "+addr+"\nfleet_name = a\n"+tls(aCert, aKey))
+	b := startUnit(t, unitJail, "fleet = tls://"+addr+"\nfleet_name = b\n"+tls(bCert, bKey))
+	a.call(t, "ban", "sshd", "203.0.113.95")
+	waitFor(t, "a's ban on b over TLS", func() bool { return b.inSet(t, "sshd", "203.0.113.95/32") })
+
+	c := startUnit(t, unitJail, "")
+	writeConf(t, c, "fleet = tls://"+addr+"\nfleet_name = c\nfleet_tls_ca = "+pki.CAFile+"\n")
+	c.Daemon.Close()
+	c.Daemon = nil
+	d, err := Start(c.opts)
+	if err == nil {
+		d.Close()
+		t.Fatal("a node without a client certificate joined")
+	}
+	if !strings.Contains(err.Error(), "certificate") && !strings.Contains(err.Error(), "tls") {
+		t.Fatalf("c failed for another reason: %v", err)
+	}
+	t.Log(err)
 }

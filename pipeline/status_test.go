@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis/portcullis/internal/testpki"
 	"github.com/portcullis/portcullis/web"
 )
 
@@ -124,5 +125,28 @@ func TestActivityRings(t *testing.T) {
 	a.tick(t0.Add(49*time.Hour), eng)
 	if got := a.ordered(a.failures["sshd"]); slices.Max(got) != 0 {
 		t.Fatalf("after two days: %v", got[len(got)-6:])
+	}
+}
+
+// metrics_tls_cert and _key: the page and /metrics over TLS only.
+func TestStatusPageTLS(t *testing.T) {
+	pki := testpki.New(t)
+	u := startUnit(t, unitJail, "metrics_tls_cert = "+pki.ServerCert+"\nmetrics_tls_key = "+pki.ServerKey+"\n")
+	addr := freeAddr(t)
+	u.opts.Metrics = addr
+	u.restart(t)
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: pki.Client("")}}
+	for _, p := range []string{"/", "/metrics", "/api/summary"} {
+		resp, err := c.Get("https://" + addr + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s over TLS: %d", p, resp.StatusCode)
+		}
+	}
+	if resp, err := http.Get("http://" + addr + "/"); err == nil && resp.StatusCode == 200 {
+		t.Fatal("the page answered plain HTTP")
 	}
 }

@@ -51,7 +51,9 @@
       tr.append(el("td", j.name));
       const f = el("td"); f.append(spark(j.failures_per_minute, 60, "f"));
       const b = el("td"); b.append(spark(j.bans_per_minute, 60, "b"));
-      tr.append(f, b, el("td", j.banned, "n banned"), el("td", j.total.failures, "n failures"), el("td", j.total.bans, "n bans"));
+      const day = el("td"); day.append(spark(j.failures_per_minute, 1440, "d"));
+      const bday = el("td"); bday.append(spark(j.bans_per_minute, 1440, "b"));
+      tr.append(f, b, day, bday, el("td", j.banned, "n banned"), el("td", j.total.failures, "n failures"), el("td", j.total.bans, "n bans"));
       return tr;
     }));
     $("day").querySelector("polyline").setAttribute("points", points(s.lines_per_minute, 1440));
