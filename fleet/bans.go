@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -81,7 +82,7 @@ func (b *Bans) Put(ctx context.Context, ban Ban, now time.Time) error {
 		return err
 	}
 	// The bucket's subject for the key, as the KV API writes it (per-key TTLs are per message).
-	_, err = b.js.Publish(ctx, "$KV."+Bucket+"."+Key(ban.Jail, ban.Prefix), val, opts...)
+	_, err = b.js.Publish(ctx, kvPrefix+Key(ban.Jail, ban.Prefix), val, opts...)
 	return err
 }
 
@@ -100,14 +101,36 @@ type Change struct {
 // ends. fn runs on one goroutine, in the bucket's order. The initial values are the bans in force
 // only (the markers of lifted bans the bucket still keeps are left out). A value that is not a
 // ban (a hostile or broken writer) is skipped and reported to bad.
+//
+// The bans in force are fetched in batches (a pull consumer of each key's last value: a joining
+// node takes 100,000 in a fraction of the time a watcher's flow-controlled push needs), then a
+// watcher resumes at the sequence after the last of them, so no change falls between the two.
 func (b *Bans) Watch(ctx context.Context, fn func(Change), ready func(), bad func(key string, err error)) error {
-	w, err := b.kv.WatchAll(ctx)
+	st, err := b.js.Stream(ctx, "KV_"+Bucket)
+	if err != nil {
+		return err
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		return err
+	}
+	last := info.State.LastSeq
+	if info.State.Msgs > 0 {
+		seen, err := b.inForce(ctx, info.State.Msgs, fn, bad)
+		if err != nil {
+			return err
+		}
+		last = max(last, seen)
+	}
+	w, err := b.kv.WatchAll(ctx, jetstream.ResumeFromRevision(last+1))
 	if err != nil {
 		return err
 	}
 	go func() {
 		defer w.Stop()
-		initial := true
+		if ready != nil {
+			ready()
+		}
 		for {
 			select {
 			case <-ctx.Done():
@@ -116,17 +139,10 @@ func (b *Bans) Watch(ctx context.Context, fn func(Change), ready func(), bad fun
 				if !ok {
 					return
 				}
-				if e == nil { // the initial values are all delivered
-					initial = false
-					if ready != nil {
-						ready()
-					}
+				if e == nil { // the watcher caught up: ready was said already
 					continue
 				}
-				if initial && e.Operation() != jetstream.KeyValuePut {
-					continue
-				}
-				c, err := changeOf(e)
+				c, err := changeOf(e.Key(), e.Operation(), e.Value())
 				if err != nil {
 					if bad != nil {
 						bad(e.Key(), err)
@@ -140,16 +156,78 @@ func (b *Bans) Watch(ctx context.Context, fn func(Change), ready func(), bad fun
 	return nil
 }
 
-func changeOf(e jetstream.KeyValueEntry) (Change, error) {
-	if e.Operation() == jetstream.KeyValueDelete || e.Operation() == jetstream.KeyValuePurge {
-		jail, p, err := parseKey(e.Key())
+// inForce calls fn for each key's last value that is a ban, fetched 10,000 at a time, and
+// returns the stream sequence of the last message it read. msgs is how many the stream holds (one
+// per key: the bucket keeps no history), so that no fetch waits for messages that will not come.
+func (b *Bans) inForce(ctx context.Context, msgs uint64, fn func(Change), bad func(key string, err error)) (uint64, error) {
+	cons, err := b.js.OrderedConsumer(ctx, "KV_"+Bucket, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{kvPrefix + ">"}, DeliverPolicy: jetstream.DeliverLastPerSubjectPolicy})
+	if err != nil {
+		return 0, err
+	}
+	var last uint64
+	for left := msgs; ; {
+		batch, err := cons.Fetch(int(min(left, 10_000)), jetstream.FetchMaxWait(time.Second))
+		if err != nil {
+			return 0, err
+		}
+		n, pending := 0, uint64(1)
+		for m := range batch.Messages() {
+			n++
+			meta, err := m.Metadata()
+			if err != nil {
+				return 0, err
+			}
+			last, pending = meta.Sequence.Stream, meta.NumPending
+			key, op := kvEntry(m.Subject(), m.Headers())
+			if op != jetstream.KeyValuePut {
+				continue
+			}
+			c, err := changeOf(key, op, m.Data())
+			if err != nil {
+				if bad != nil {
+					bad(key, err)
+				}
+				continue
+			}
+			fn(c)
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
+			return 0, err
+		}
+		if n == 0 || pending == 0 {
+			return last, nil
+		}
+		left = pending
+	}
+}
+
+// kvPrefix is the subject prefix of the bucket's keys.
+const kvPrefix = "$KV." + Bucket + "."
+
+// kvEntry is a bucket message's key and operation, read as the KV API reads them: a delete or a
+// purge by its header, a TTL's end by the server's marker.
+func kvEntry(subject string, h nats.Header) (string, jetstream.KeyValueOp) {
+	key := strings.TrimPrefix(subject, kvPrefix)
+	switch {
+	case h.Get("KV-Operation") == "DEL" || h.Get(jetstream.MarkerReasonHeader) == "Remove":
+		return key, jetstream.KeyValueDelete
+	case h.Get("KV-Operation") == "PURGE" || h.Get(jetstream.MarkerReasonHeader) != "":
+		return key, jetstream.KeyValuePurge
+	}
+	return key, jetstream.KeyValuePut
+}
+
+func changeOf(key string, op jetstream.KeyValueOp, value []byte) (Change, error) {
+	if op == jetstream.KeyValueDelete || op == jetstream.KeyValuePurge {
+		jail, p, err := parseKey(key)
 		return Change{Unban: true, Ban: Ban{Jail: jail, Prefix: p}}, err
 	}
 	var ban Ban
-	if err := json.Unmarshal(e.Value(), &ban); err != nil {
+	if err := json.Unmarshal(value, &ban); err != nil {
 		return Change{}, err
 	}
-	if jail, p, err := parseKey(e.Key()); err != nil || jail != ban.Jail || p != ban.Prefix.Masked() {
+	if jail, p, err := parseKey(key); err != nil || jail != ban.Jail || p != ban.Prefix.Masked() {
 		return Change{}, fmt.Errorf("fleet: the ban %s/%s is not the key's", ban.Jail, ban.Prefix)
 	}
 	return Change{Ban: ban}, nil

@@ -105,7 +105,7 @@ func (b *Bans) List(ctx context.Context) ([]Ban, error) {
 				slices.SortFunc(out, func(x, y Ban) int { return strings.Compare(Key(x.Jail, x.Prefix), Key(y.Jail, y.Prefix)) })
 				return out, nil
 			}
-			if c, err := changeOf(e); err == nil && !c.Unban {
+			if c, err := changeOf(e.Key(), e.Operation(), e.Value()); err == nil && !c.Unban {
 				out = append(out, c.Ban)
 			}
 		}
