@@ -16,6 +16,7 @@ import (
 	"github.com/portcullis/portcullis/config"
 	"github.com/portcullis/portcullis/fleet"
 	"github.com/portcullis/portcullis/sink"
+	"github.com/portcullis/portcullis/store"
 )
 
 // fleetLink is this node in the fleet (fleet in portcullis.conf): its bans go to the fleet's
@@ -104,10 +105,15 @@ func (d *Daemon) startFleet(dm config.Daemon) error {
 	ready := make(chan struct{})
 	var initial []fleet.Change
 	joined := false
-	held := map[string]bool{} // the keys in force when joining, read after ready
+	held := map[string]bool{}     // the keys in force when joining, read after ready
+	own := map[string]fleet.Ban{} // those of them this node decided
 	err = l.bans.Watch(ctx, func(c fleet.Change) {
 		if !joined {
-			held[fleet.Key(c.Ban.Jail, c.Ban.Prefix)] = true
+			k := fleet.Key(c.Ban.Jail, c.Ban.Prefix)
+			held[k] = true
+			if c.Ban.Origin == l.name {
+				own[k] = c.Ban
+			}
 			if initial = append(initial, c); len(initial) == maxBatch {
 				d.fleetApplyAll(l, initial) // the applier commits while more arrive
 				initial = initial[:0]
@@ -145,7 +151,7 @@ func (d *Daemon) startFleet(dm config.Daemon) error {
 	l.wg.Add(1)
 	go l.publish(ctx)
 	d.fleet.Store(l)
-	published, lifted := d.converge(l, held)
+	published, lifted := d.converge(l, held, own)
 	d.log.Info("fleet joined", "node", name, "server", url, "published", published, "lifted", lifted)
 	return nil
 }
@@ -164,9 +170,11 @@ func retryFor(ctx context.Context, limit time.Duration, f func() error) error {
 
 // converge makes this node's bans agree with the fleet's as it joins: its own bans in force
 // (decided here, imported, restored from a run before) of shared jails that the fleet does not
-// hold are queued for publishing; bans it applied from the fleet that the fleet no longer holds
-// (lifted or expired while it was away) are lifted here. held are the fleet's keys in force.
-func (d *Daemon) converge(l *fleetLink, held map[string]bool) (published, lifted int) {
+// hold are queued for publishing, and bans of its own that the fleet holds but it lifted while
+// the link was down (and the queue was lost with a restart) are lifted in the fleet; bans it
+// applied from the fleet that the fleet no longer holds (lifted or expired while it was away)
+// are lifted here. held are the fleet's keys in force, own those this node decided.
+func (d *Daemon) converge(l *fleetLink, held map[string]bool, own map[string]fleet.Ban) (published, lifted int) {
 	bans, err := d.store.Bans()
 	if err != nil {
 		d.log.Warn("fleet: cannot read the bans in force to converge", "err", err)
@@ -176,6 +184,15 @@ func (d *Daemon) converge(l *fleetLink, held map[string]bool) (published, lifted
 	now := d.opts.Now().Unix()
 	var cs []sink.Change
 	var ds []ban.Decision
+	here := make(map[string]bool, len(bans))
+	for _, b := range bans {
+		here[fleet.Key(b.Jail, b.Prefix)] = true
+	}
+	for k, b := range own {
+		if !here[k] {
+			cs = append(cs, sink.Change{Unban: true, Ban: store.Ban{Jail: b.Jail, Prefix: b.Prefix}, Reason: "lifted while away"})
+		}
+	}
 	for _, b := range bans {
 		id, ok := eng.byName[b.Jail]
 		switch {

@@ -190,6 +190,19 @@ func TestFleetShareApplyAndHeldBans(t *testing.T) {
 	if late.inSet(t, "sshd", "203.0.113.71/32") || a.inSet(t, "sshd", "203.0.113.71/32") {
 		t.Fatal("a lifted fleet ban came back with a restarted node")
 	}
+
+	// late lifts its own ban while out of the fleet (its queue gone with the restart): when it
+	// joins again, the fleet lifts it too.
+	late.Daemon.Close()
+	late.Daemon = nil
+	writeConf(t, late, "")
+	late.restart(t)
+	late.call(t, "unban", "sshd", "203.0.113.73")
+	late.Daemon.Close()
+	late.Daemon = nil
+	writeConf(t, late, "fleet = nats://"+addr+"\nfleet_name = late\n")
+	late.restart(t)
+	waitFor(t, "the unban made away from the fleet on a", func() bool { return !a.inSet(t, "sshd", "203.0.113.73/32") })
 }
 
 // TLS between nodes: the embedded server presents its certificate and, with fleet_tls_ca,
