@@ -98,17 +98,26 @@ func TestFleetCountsAcrossHosts(t *testing.T) {
 	for _, u := range []*unitDaemon{b, c, quiet} {
 		waitFor(t, "the spread attacker banned everywhere", func() bool { return u.inSet(t, "sshd", "203.0.113.60/32") })
 	}
+	// The decider's counts survive its reload: two failures before, one after, make a ban.
+	b.fail(t, "203.0.113.62", 2)
+	waitFor(t, "two failures of .62 counted", func() bool { return a.fleet.Load().stats.failuresIn.Load() >= 6 })
+	if err := a.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	c.fail(t, "203.0.113.62", 1)
+	waitFor(t, ".62 banned across the decider's reload", func() bool { return a.inSet(t, "sshd", "203.0.113.62/32") })
+
 	c.fail(t, "198.51.100.9", 1)
 	b.fail(t, "203.0.113.61", 1) // a marker: once it is counted, c's failure of .9 was too
-	waitFor(t, "the marker counted", func() bool { return a.fleet.Load().stats.failuresIn.Load() >= 6 })
+	waitFor(t, "the marker counted", func() bool { return a.fleet.Load().stats.failuresIn.Load() >= 9 })
 	a.applier.flush()
 	if a.inSet(t, "sshd", "198.51.100.9/32") {
 		t.Fatal("a failure of a node that does not publish was counted")
 	}
 	// Each node banned it once: the decider's ban is the only one, so no node holds a ban of its
 	// own origin.
-	if n := a.fleet.Load().stats.decided.Load(); n != 1 {
-		t.Fatalf("decided %d bans, want 1", n)
+	if n := a.fleet.Load().stats.decided.Load(); n != 2 {
+		t.Fatalf("decided %d bans, want 2", n)
 	}
 
 	// fleet status: the bucket, the stream, four partitions all held by a (the one decider).
@@ -123,7 +132,7 @@ func TestFleetCountsAcrossHosts(t *testing.T) {
 		}
 	}
 	if st.Node != "a" || st.Server == "" || st.Bucket.Messages < 1 || st.Stream == nil || st.Stream.Messages < 3 ||
-		len(st.Parts) != 4 || held == 0 || st.Counters.Decided != 1 || st.Unhealthy != "" {
+		len(st.Parts) != 4 || held == 0 || st.Counters.Decided != 2 || st.Unhealthy != "" {
 		t.Fatalf("fleet status: %+v", st)
 	}
 	// banned --fleet on another node: the ban with the node that decided it.
@@ -131,12 +140,12 @@ func TestFleetCountsAcrossHosts(t *testing.T) {
 	if r := quiet.call(t, "banned", "--fleet"); !r.OK || json.Unmarshal(r.Data, &bans) != nil {
 		t.Fatalf("banned --fleet: %+v", r)
 	}
-	if len(bans) != 1 || bans[0].Prefix != "203.0.113.60" || bans[0].Origin != "a" {
+	if len(bans) != 2 || bans[0].Prefix != "203.0.113.60" || bans[0].Origin != "a" {
 		t.Fatalf("banned --fleet: %+v", bans)
 	}
 	var m bytes.Buffer
 	b.writeMetrics(&m)
-	for _, want := range []string{"portcullis_fleet_failures_published_total 3\n", "portcullis_fleet_connected 1\n", "portcullis_fleet_bans_applied_total 1\n"} {
+	for _, want := range []string{"portcullis_fleet_failures_published_total 5\n", "portcullis_fleet_connected 1\n", "portcullis_fleet_bans_applied_total 2\n"} {
 		if !strings.Contains(m.String(), want) {
 			t.Errorf("b's metrics lack %q", want)
 		}

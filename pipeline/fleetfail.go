@@ -221,9 +221,9 @@ func (fl *failLink) send(ctx context.Context, msgs []outgoing, st *fleetStats) {
 	}
 }
 
-// decider counts the fleet's failures of the partitions pinned to this node. Its windows belong
-// to one engine generation: a reload starts them afresh. Each partition has its own adder and
-// scratch, used by that partition's delivery goroutine only.
+// decider counts the fleet's failures of the partitions pinned to this node, in windows of one
+// engine generation: the first batch after a reload moves the counts into the new one's. Each
+// partition has its own adder and scratch, used by that partition's delivery goroutine only.
 type decider struct {
 	d     *Daemon
 	stats *fleetStats
@@ -244,7 +244,18 @@ func (dc *decider) part(p int) (*engine, *deciderPart) {
 	defer dc.mu.Unlock()
 	eng := dc.d.current()
 	if eng != dc.eng {
+		old, oldEng := dc.win, dc.eng
 		dc.eng, dc.win, dc.parts = eng, window.New(eng.params, window.Options{MaxKeys: dc.d.opts.MaxKeys}), map[int]*deciderPart{}
+		if old != nil { // a reload: the counts carry over, by jail name, as the workers' do
+			now := dc.d.opts.Now().Unix()
+			old.Snapshot(func(h *window.Held) {
+				if id, ok := eng.byName[oldEng.jails[h.Jail].Name]; ok {
+					nh := *h
+					nh.Jail = uint16(id)
+					dc.win.Load(&nh, now)
+				}
+			})
+		}
 	}
 	dp := dc.parts[p]
 	if dp == nil {
