@@ -164,8 +164,13 @@ func (r *reader) str(limit int) string { return string(r.bytes(r.uvarint(limit))
 type Failures struct {
 	js    jetstream.JetStream
 	parts int
-	pins  sync.Map // partition -> the pin id of this node's decider (from its messages)
+	pins  sync.Map           // partition -> the pin id of this node's decider (from its messages)
+	names jetstream.KeyValue // pin id -> decider's node name (PinsBucket), for fleet status
 }
+
+// PinsBucket names the deciders: a decider that a partition is pinned to writes its pin id with
+// its node name, so fleet status on any node can say who decides which partition.
+const PinsBucket = "portcullis_pins"
 
 // OpenFailures opens the stream, creating it when the fleet has none: parts partitions, kept for
 // keep (the longest findtime of the shared jails: what a decider taking over a partition reads
@@ -179,7 +184,12 @@ func OpenFailures(ctx context.Context, js jetstream.JetStream, parts, replicas i
 	if err != nil {
 		return nil, fmt.Errorf("fleet: the failures stream: %w", err)
 	}
-	return &Failures{js: js, parts: parts}, nil
+	names, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: PinsBucket, History: 1,
+		TTL: 24 * time.Hour, Storage: jetstream.FileStorage, Replicas: max(replicas, 1)})
+	if err != nil {
+		return nil, fmt.Errorf("fleet: the deciders' bucket: %w", err)
+	}
+	return &Failures{js: js, parts: parts, names: names}, nil
 }
 
 // Partitions is how many partitions the stream has.
@@ -204,9 +214,9 @@ type Delivery struct {
 // time and hands it to another when that one stops pulling. fn gets each batch once, in stream
 // order per partition (a redelivery of a batch fn already had is dropped here); bad gets every
 // message that is not a batch. fn may run on several goroutines at once, never two for one
-// partition. failover is how long a partition stays pinned to a decider that stopped pulling.
-// The returned stop ends it.
-func (f *Failures) Decide(ctx context.Context, failover time.Duration, fn func(Delivery), bad func(error)) (stop func(), err error) {
+// partition. failover is how long a partition stays pinned to a decider that stopped pulling;
+// node is this decider's name in fleet status. The returned stop ends it.
+func (f *Failures) Decide(ctx context.Context, node string, failover time.Duration, fn func(Delivery), bad func(error)) (stop func(), err error) {
 	var ccs []jetstream.ConsumeContext
 	stop = func() {
 		for _, c := range ccs {
@@ -233,7 +243,9 @@ func (f *Failures) Decide(ctx context.Context, failover time.Duration, fn func(D
 				return
 			}
 			if pin := m.Headers().Get("Nats-Pin-Id"); pin != "" {
-				f.pins.Store(p, pin)
+				if old, _ := f.pins.Swap(p, pin); old != pin {
+					go f.names.PutString(ctx, pin, node) // a name for fleet status; best effort
+				}
 			}
 			mu.Lock()
 			defer mu.Unlock()

@@ -136,14 +136,14 @@ func TestDecidersFailOver(t *testing.T) {
 	bad := func(err error) { t.Errorf("bad batch: %v", err) }
 	ajs, anc := js()
 	a, _ := OpenFailures(ctx, ajs, 4, 1, time.Hour)
-	stopA, err := a.Decide(ctx, 2*time.Second, d.record("a"), bad)
+	stopA, err := a.Decide(ctx, "a", 2*time.Second, d.record("a"), bad)
 	if err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(200 * time.Millisecond) // a pulls first, so a holds the partitions
 	bjs, _ := js()
 	b, _ := OpenFailures(ctx, bjs, 4, 1, time.Hour)
-	stopB, err := b.Decide(ctx, 2*time.Second, d.record("b"), bad)
+	stopB, err := b.Decide(ctx, "b", 2*time.Second, d.record("b"), bad)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -40,6 +40,7 @@ type PartState struct {
 	Lag        uint64 `json:"lag"`
 	AckPending int    `json:"ack_pending"`
 	PinnedID   string `json:"pinned_id,omitempty"`
+	Decider    string `json:"decider,omitempty"` // its node name, when it has said
 	Here       bool   `json:"here"`
 }
 
@@ -136,6 +137,11 @@ func (f *Failures) StreamStatus(ctx context.Context) (Asset, []PartState, error)
 		}
 		mine, _ := f.pins.Load(p)
 		ps.Here = ps.PinnedID != "" && mine == ps.PinnedID
+		if ps.PinnedID != "" {
+			if e, err := f.names.Get(ctx, ps.PinnedID); err == nil {
+				ps.Decider = string(e.Value())
+			}
+		}
 		parts = append(parts, ps)
 	}
 	return a, parts, nil

@@ -107,7 +107,7 @@ func (d *Daemon) startFleet(dm config.Daemon) error {
 	joined := false
 	held := map[string]bool{}     // the keys in force when joining, read after ready
 	own := map[string]fleet.Ban{} // those of them this node decided
-	err = l.bans.Watch(ctx, func(c fleet.Change) {
+	change := func(c fleet.Change) {
 		if !joined {
 			k := fleet.Key(c.Ban.Jail, c.Ban.Prefix)
 			held[k] = true
@@ -121,7 +121,8 @@ func (d *Daemon) startFleet(dm config.Daemon) error {
 			return
 		}
 		d.fleetChange(l, c)
-	}, func() {
+	}
+	caughtUp := func() {
 		if joined {
 			return
 		}
@@ -129,9 +130,18 @@ func (d *Daemon) startFleet(dm config.Daemon) error {
 		d.fleetApplyAll(l, initial)
 		initial = nil
 		close(ready)
-	}, func(key string, err error) {
+	}
+	bad := func(key string, err error) {
 		l.stats.bad.Add(1)
 		d.log.Warn("fleet: a value in the bans bucket is no ban; skipped", "key", key, "err", err)
+	}
+	// A clustered fleet may not have elected the bucket's leader yet: a failed attempt is made
+	// again from the start (what it applied stays applied: imports are idempotent).
+	err = retryFor(ctx, time.Minute, func() error {
+		initial = initial[:0]
+		clear(held)
+		clear(own)
+		return l.bans.Watch(ctx, change, caughtUp, bad)
 	})
 	if err != nil {
 		l.close()

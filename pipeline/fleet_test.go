@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -135,6 +136,15 @@ func TestFleetCountsAcrossHosts(t *testing.T) {
 		len(st.Parts) != 4 || held == 0 || st.Counters.Decided != 2 || st.Unhealthy != "" {
 		t.Fatalf("fleet status: %+v", st)
 	}
+	// fleet status on a publisher names the decider.
+	waitFor(t, "b's fleet status naming a as a decider", func() bool {
+		var st fleet.Status
+		r := b.call(t, "fleet", "status")
+		if !r.OK || json.Unmarshal(r.Data, &st) != nil {
+			return false
+		}
+		return slices.ContainsFunc(st.Parts, func(p fleet.PartState) bool { return p.Decider == "a" && !p.Here })
+	})
 	// banned --fleet on another node: the ban with the node that decided it.
 	var bans []control.Banned
 	if r := quiet.call(t, "banned", "--fleet"); !r.OK || json.Unmarshal(r.Data, &bans) != nil {

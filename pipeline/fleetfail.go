@@ -68,14 +68,17 @@ func (l *fleetLink) startFailures(ctx context.Context, d *Daemon) error {
 	}
 	if fc.Decide {
 		fl.dec = &decider{d: d, stats: &l.stats}
-		stop, err := f.Decide(ctx, deciderFailover, fl.dec.deliver, func(err error) {
+		bad := func(err error) {
 			l.stats.badBatches.Add(1)
 			d.log.Warn("fleet: a failures message is malformed; skipped", "err", err)
-		})
-		if err != nil {
+		}
+		if err := retryFor(ctx, time.Minute, func() error { // the stream's leader may be new
+			var err error
+			fl.stop, err = f.Decide(ctx, l.name, deciderFailover, fl.dec.deliver, bad)
+			return err
+		}); err != nil {
 			return err
 		}
-		fl.stop = stop
 		fl.wg.Add(1)
 		go fl.dec.sweep(ctx, &fl.wg)
 	}

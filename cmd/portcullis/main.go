@@ -282,10 +282,13 @@ func printFleetStatus(w io.Writer, st fleet.Status) {
 		asset("Stream", *st.Stream)
 		for _, p := range st.Parts {
 			held := p.PinnedID
-			if held == "" {
+			switch {
+			case held == "":
 				held = "no decider"
-			} else if p.Here {
-				held += " (this node)"
+			case p.Here:
+				held = st.Node + " (this node)"
+			case p.Decider != "":
+				held = p.Decider
 			}
 			fmt.Fprintf(w, "  partition %d: lag %d, unacknowledged %d, decider %s\n", p.Part, p.Lag, p.AckPending, held)
 		}
