@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"crypto/x509"
 	"encoding/json"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/nats-io/nkeys"
 
 	"github.com/portcullis/portcullis/control"
 	"github.com/portcullis/portcullis/fleet"
@@ -254,4 +257,48 @@ func TestFleetTLS(t *testing.T) {
 		t.Fatalf("c failed for another reason: %v", err)
 	}
 	t.Log(err)
+}
+
+// NATS credentials: an embedded server started from fleet_server_conf (its authorization: two
+// nkey users) takes only nodes that sign with one of them (fleet_nkey, a seed file).
+func TestFleetNKeys(t *testing.T) {
+	dir := t.TempDir()
+	user := func(name string) (seedFile, public string) {
+		kp, err := nkeys.CreateUser()
+		if err != nil {
+			t.Fatal(err)
+		}
+		seed, _ := kp.Seed()
+		public, _ = kp.PublicKey()
+		seedFile = filepath.Join(dir, name+".nk")
+		if err := os.WriteFile(seedFile, seed, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return seedFile, public
+	}
+	aSeed, aPub := user("a")
+	bSeed, bPub := user("b")
+	strangerSeed, _ := user("stranger")
+	conf := filepath.Join(dir, "nats.conf")
+	os.WriteFile(conf, []byte(fmt.Sprintf("authorization {\n  users = [ { nkey: %s }, { nkey: %s } ]\n}\n", aPub, bPub)), 0o600)
+	addr := freeAddr(t)
+	a := startUnit(t, unitJail, "fleet = embedded\nfleet_listen = "+addr+"\nfleet_name = a\nfleet_server_conf = "+conf+"\nfleet_nkey = "+aSeed+"\n")
+	b := startUnit(t, unitJail, "fleet = nats://"+addr+"\nfleet_name = b\nfleet_nkey = "+bSeed+"\n")
+	a.call(t, "ban", "sshd", "203.0.113.96")
+	waitFor(t, "a's ban on b, signed", func() bool { return b.inSet(t, "sshd", "203.0.113.96/32") })
+
+	for _, extra := range []string{"", "fleet_nkey = " + strangerSeed + "\n"} {
+		c := startUnit(t, unitJail, "")
+		writeConf(t, c, "fleet = nats://"+addr+"\nfleet_name = c\n"+extra)
+		c.Daemon.Close()
+		c.Daemon = nil
+		d, err := Start(c.opts)
+		if err == nil {
+			d.Close()
+			t.Fatalf("a node with %q joined", extra)
+		}
+		if !strings.Contains(strings.ToLower(err.Error()), "authorization") {
+			t.Fatalf("c failed for another reason: %v", err)
+		}
+	}
 }
