@@ -10,10 +10,13 @@ BIN   := bin/portcullis
 # Hyperscan (cgo, pinned gohs v1.2.2 links it; gohs has a C++ file, hence g++), PCRE2 (cgo, confirms Hyperscan's hits), nftables for the nft CLI used by tests and
 # operators, iproute2 + util-linux for the private network namespaces of the system tests, python3
 # to run fail2ban's own engine (unpacked at test time) as the differential tests' oracle, and
-# python3-aiosmtpd, the real SMTP server the mail action is tested against, and mailutils, the
-# GNU mail that fail2ban's mail-whois actions pipe into (CVE-2021-32749's regression test),
-# and groff, which checks the man pages make install puts in place.
-DEB_PACKAGES := libhyperscan-dev libpcre2-dev pkg-config gcc g++ nftables iproute2 util-linux python3 python3-aiosmtpd mailutils groff-base chromium
+# mailutils, the GNU mail that fail2ban's mail-whois actions pipe into (CVE-2021-32749's
+# regression test too).
+DEB_PACKAGES := libhyperscan-dev libpcre2-dev pkg-config gcc g++ nftables iproute2 util-linux python3 mailutils
+# Only make test's: python3-aiosmtpd, the real SMTP server the mail action is tested against,
+# groff, which checks the man pages make install puts in place, and Chromium, the browser the
+# status page is tested in.
+TEST_DEB_PACKAGES := python3-aiosmtpd groff-base chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 FUZZTIME ?= 30s
 
@@ -33,7 +36,7 @@ DEB_VERSION ?= 0.1.0~dev$(shell git rev-list --count HEAD 2>/dev/null)
 all: build
 
 deps:
-	@missing=""; for p in $(DEB_PACKAGES); do \
+	@missing=""; for p in $(DEB_PACKAGES) $(EXTRA_DEB_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -100,6 +103,7 @@ package-test: deb
 run: build
 	./$(BIN) run -c configs
 
+test: EXTRA_DEB_PACKAGES = $(TEST_DEB_PACKAGES)
 test: deps
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
