@@ -37,7 +37,8 @@ type fleetLink struct {
 	wg     sync.WaitGroup
 	log    interface{ Warn(string, ...any) }
 	stats  fleetStats
-	fail   *failLink // nil unless fleet_failures
+	fail   *failLink     // nil unless fleet_failures
+	synced chan struct{} // closed when the join has converged (converge)
 }
 
 // fleetStats are the portcullis_fleet_* counters.
@@ -56,8 +57,9 @@ type fleetOp struct {
 // every ban of this node's own in force that the fleet lacks.
 const fleetQueue = 1 << 16
 
-// startFleet joins the fleet, waits until the bans in force there are applied here, then
-// converges: this node's own bans the fleet lacks are published, the fleet's it lifted are lifted.
+// startFleet joins the fleet and waits until the bans in force there are applied here; then,
+// beside the running daemon, it converges: this node's own bans the fleet lacks are published,
+// the fleet's it lifted are lifted.
 func (d *Daemon) startFleet(dm config.Daemon) error {
 	fc := dm.Fleet
 	if !fc.On() {
@@ -67,7 +69,7 @@ func (d *Daemon) startFleet(dm config.Daemon) error {
 	if name == "" {
 		name, _ = os.Hostname()
 	}
-	l := &fleetLink{name: name, conf: fc, ops: make(chan fleetOp, fleetQueue), log: d.log}
+	l := &fleetLink{name: name, conf: fc, ops: make(chan fleetOp, fleetQueue), log: d.log, synced: make(chan struct{})}
 	url := fc.Mode
 	if fc.Mode == "embedded" {
 		srv, err := fleet.StartEmbedded(fleet.EmbeddedOptions{Name: name, Listen: fc.Listen, StoreDir: filepath.Join(d.opts.DBDir, "fleet"),
@@ -161,8 +163,16 @@ func (d *Daemon) startFleet(dm config.Daemon) error {
 	l.wg.Add(1)
 	go l.publish(ctx)
 	d.fleet.Store(l)
-	published, lifted := d.converge(l, held, own)
-	d.log.Info("fleet joined", "node", name, "server", url, "published", published, "lifted", lifted)
+	d.log.Info("fleet joined", "node", name, "server", url, "bans in force", len(held))
+	// Converging reads every stored ban: it runs beside the daemon, which is ready already with
+	// the fleet's bans in its kernel. close waits for it.
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		defer close(l.synced)
+		published, lifted := d.converge(l, held, own)
+		d.log.Info("fleet: converged", "published", published, "lifted", lifted)
+	}()
 	return nil
 }
 
