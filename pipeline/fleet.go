@@ -368,10 +368,14 @@ func (d *Daemon) fleetApplyAll(l *fleetLink, cs []fleet.Change) {
 	}
 	ds = fleetReason(eng.bans.Import(list, nil, nil, ds))
 	l.stats.applied.Add(uint64(len(list)))
-	for len(ds) > 0 {
-		n := min(len(ds), maxBatch)
-		d.applyAsync(ds[:n], eng)
-		ds = ds[n:]
+	changes := toChanges(ds, eng)
+	for i := range changes {
+		changes[i].Bulk = true // the log says "fleet joined" with the count instead
+	}
+	for len(changes) > 0 {
+		n := min(len(changes), maxBatch)
+		d.applier.submit(changes[:n], nil)
+		changes = changes[n:]
 	}
 }
 

@@ -126,7 +126,7 @@ type recent struct {
 func banKeyOf(jail string, p netip.Prefix) string { return jail + " " + p.String() }
 
 // statusSink feeds the timeline as the applier commits: every ban and unban but the halves of a
-// prolongation.
+// prolongation and the fleet's bans in force applied as a node joins (Bulk).
 type statusSink struct{ r *recent }
 
 func (statusSink) Name() string { return "status" }
@@ -135,7 +135,7 @@ func (s statusSink) Apply(batch []sink.Change, now int64) error {
 	s.r.mu.Lock()
 	defer s.r.mu.Unlock()
 	for _, c := range batch {
-		if c.Reason == ban.Prolonged {
+		if c.Reason == ban.Prolonged || c.Bulk {
 			continue
 		}
 		op, t := "ban", c.Ban.Start

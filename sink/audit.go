@@ -68,6 +68,9 @@ func (l Log) Apply(batch []Change, _ int64) error {
 		banMsg, unbanMsg = "would ban", "would unban"
 	}
 	for _, c := range batch {
+		if c.Bulk {
+			continue
+		}
 		if c.Unban {
 			l.L.Info(unbanMsg, "jail", c.Ban.Jail, "prefix", c.Ban.Prefix, "reason", c.Reason)
 			continue

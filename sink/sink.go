@@ -18,6 +18,9 @@ type Change struct {
 	Reason string
 	// Evidence is why a ban from failures was made; nil for other changes.
 	Evidence *ban.Evidence
+	// Bulk: one of many applied together (the fleet's bans in force as a node joins), which the
+	// daemon logs as a whole; the log sink leaves it out.
+	Bulk bool
 }
 
 // Sink receives every committed batch of changes, in commit order, on the applier's one
