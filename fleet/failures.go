@@ -215,7 +215,8 @@ type Delivery struct {
 // order per partition (a redelivery of a batch fn already had is dropped here); bad gets every
 // message that is not a batch. fn may run on several goroutines at once, never two for one
 // partition. failover is how long a partition stays pinned to a decider that stopped pulling;
-// node is this decider's name in fleet status. The returned stop ends it.
+// what was delivered to it and not acknowledged goes to the next decider after twice that (at
+// least 5 s). node is this decider's name in fleet status. The returned stop ends it.
 func (f *Failures) Decide(ctx context.Context, node string, failover time.Duration, fn func(Delivery), bad func(error)) (stop func(), err error) {
 	var ccs []jetstream.ConsumeContext
 	stop = func() {
@@ -226,7 +227,7 @@ func (f *Failures) Decide(ctx context.Context, node string, failover time.Durati
 	for p := range f.parts {
 		c, err := f.js.CreateOrUpdateConsumer(ctx, Stream, jetstream.ConsumerConfig{
 			Durable: "p" + strconv.Itoa(p), FilterSubject: failSubject + strconv.Itoa(p),
-			AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second, MaxAckPending: 4096,
+			AckPolicy: jetstream.AckExplicitPolicy, AckWait: max(2*failover, 5*time.Second), MaxAckPending: 4096,
 			PriorityPolicy: jetstream.PriorityPolicyPinned, PinnedTTL: failover,
 			PriorityGroups: []string{deciderGroup},
 		})
