@@ -52,9 +52,9 @@ type fleetOp struct {
 	ban   fleet.Ban
 }
 
-// fleetQueue bounds the publications waiting for the link: a ban decided while it is down waits
-// here, in memory; what is lost at a stop is published again by the next start, which publishes
-// every ban of this node's own in force that the fleet lacks.
+// fleetQueue bounds the publications waiting for the link: a ban or unban decided while it is
+// down waits here, in memory; what is lost at a stop the next join makes good (converge: its own
+// bans the fleet lacks are published, its own the fleet holds but it lifted are lifted).
 const fleetQueue = 1 << 16
 
 // startFleet joins the fleet and waits until the bans in force there are applied here; then,
