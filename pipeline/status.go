@@ -245,37 +245,25 @@ func (d *Daemon) Bans() []web.Ban {
 	list := eng.bans.Active(0, true)
 	sort.Slice(list, func(i, j int) bool { return list[i].Start > list[j].Start })
 	list = list[:min(len(list), maxPageBans)]
-	origins := d.origins()
+	inFleet := d.fleet.Load() != nil
 	node := d.nodeName()
-	d.recent.mu.Lock()
-	defer d.recent.mu.Unlock()
 	out := make([]web.Ban, 0, len(list))
 	for _, a := range list {
 		jail := eng.jails[a.Jail].Name
-		k := banKeyOf(jail, a.Prefix)
-		b := web.Ban{Jail: jail, Prefix: sink.PrefixString(a.Prefix), Start: a.Start, End: a.End, Count: a.Count, Origin: node,
-			Evidence: slices.Clone(d.recent.evidence[k])}
-		if origins[k] {
-			b.Origin = "fleet"
-		}
-		if b.Evidence == nil {
-			b.Evidence = []string{}
+		b := web.Ban{Jail: jail, Prefix: sink.PrefixString(a.Prefix), Start: a.Start, End: a.End, Count: a.Count, Origin: node}
+		if inFleet {
+			if sb, ok, _ := d.store.Ban(jail, a.Prefix); ok && sb.Fleet { // the store marks the fleet's
+				b.Origin = "fleet"
+			}
 		}
 		out = append(out, b)
 	}
-	return out
-}
-
-// origins are the bans in force another node decided (the store's mark).
-func (d *Daemon) origins() map[string]bool {
-	out := map[string]bool{}
-	if d.fleet.Load() == nil {
-		return out
-	}
-	bans, _ := d.store.Bans()
-	for _, b := range bans {
-		if b.Fleet {
-			out[banKeyOf(b.Jail, b.Prefix)] = true
+	d.recent.mu.Lock()
+	defer d.recent.mu.Unlock()
+	for i := range out {
+		out[i].Evidence = slices.Clone(d.recent.evidence[banKeyOf(out[i].Jail, list[i].Prefix)])
+		if out[i].Evidence == nil {
+			out[i].Evidence = []string{}
 		}
 	}
 	return out
@@ -294,21 +282,20 @@ func (d *Daemon) Top() web.Top {
 			continue
 		}
 		addrs[e.Prefix]++
-		if p, err := netip.ParsePrefix(e.Prefix); err == nil {
-			bits := 24
-			if p.Addr().Is6() {
-				bits = 64
+		p, err := netip.ParsePrefix(e.Prefix) // a network, or (PrefixString) a single address
+		if err != nil {
+			a, aerr := netip.ParseAddr(e.Prefix)
+			if aerr != nil {
+				continue
 			}
-			if p.Bits() > bits {
-				n, _ := p.Addr().Prefix(bits)
-				nets[n.String()]++
-			}
-		} else if a, err := netip.ParseAddr(e.Prefix); err == nil {
-			bits := 24
-			if a.Is6() {
-				bits = 64
-			}
-			n, _ := a.Prefix(bits)
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		bits := 24
+		if p.Addr().Is6() {
+			bits = 64
+		}
+		if p.Bits() > bits {
+			n, _ := p.Addr().Prefix(bits)
 			nets[n.String()]++
 		}
 	}

@@ -17,6 +17,7 @@ package store
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -156,25 +157,48 @@ func (s *Store) CommitWith(changes []Change, jobs []Job) error {
 func (s *Store) Bans() ([]Ban, error) {
 	var out []Ban
 	err := s.scan("ban/", func(k, v []byte) error {
-		rest := strings.TrimPrefix(string(k), "ban/")
-		slash := strings.IndexByte(rest, '/')
-		if slash < 0 || (len(v) != 20 && !(len(v) == 21 && v[20] == 1)) {
-			return fmt.Errorf("corrupt ban record %q", k)
+		b, err := decodeBan(k, v)
+		if err == nil {
+			out = append(out, b)
 		}
-		p, err := netip.ParsePrefix(rest[slash+1:])
-		if err != nil {
-			return fmt.Errorf("corrupt ban record %q: %w", k, err)
-		}
-		out = append(out, Ban{
-			Jail: rest[:slash], Prefix: p,
-			Start: int64(binary.BigEndian.Uint64(v[0:])),
-			End:   int64(binary.BigEndian.Uint64(v[8:])),
-			Count: binary.BigEndian.Uint32(v[16:]),
-			Fleet: len(v) == 21,
-		})
-		return nil
+		return err
 	})
 	return out, err
+}
+
+// Ban returns the stored ban of prefix in jail, if there is one.
+func (s *Store) Ban(jail string, p netip.Prefix) (Ban, bool, error) {
+	k := banKey(jail, p)
+	v, closer, err := s.db.Get(k)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return Ban{}, false, nil
+	}
+	if err != nil {
+		return Ban{}, false, err
+	}
+	defer closer.Close()
+	b, err := decodeBan(k, v)
+	return b, err == nil, err
+}
+
+// decodeBan reads a ban record (see the key layout).
+func decodeBan(k, v []byte) (Ban, error) {
+	rest := strings.TrimPrefix(string(k), "ban/")
+	slash := strings.IndexByte(rest, '/')
+	if slash < 0 || (len(v) != 20 && !(len(v) == 21 && v[20] == 1)) {
+		return Ban{}, fmt.Errorf("corrupt ban record %q", k)
+	}
+	p, err := netip.ParsePrefix(rest[slash+1:])
+	if err != nil {
+		return Ban{}, fmt.Errorf("corrupt ban record %q: %w", k, err)
+	}
+	return Ban{
+		Jail: rest[:slash], Prefix: p,
+		Start: int64(binary.BigEndian.Uint64(v[0:])),
+		End:   int64(binary.BigEndian.Uint64(v[8:])),
+		Count: binary.BigEndian.Uint32(v[16:]),
+		Fleet: len(v) == 21,
+	}, nil
 }
 
 // History is how often a prefix was banned and when last (unix seconds).
