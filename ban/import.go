@@ -17,11 +17,12 @@ func (m *Manager) ProtectedPrefix(jail uint16, p netip.Prefix) error {
 	return nil
 }
 
-// Import takes over bans decided elsewhere (fail2ban's database) with their own start, end and
-// count, and merges their ban history (the larger count wins) so bantime.increment goes on from
-// where it was. The caller has left out protected prefixes (ProtectedPrefix); a prefix banned here
-// already keeps its ban. It appends a decision (reason Imported) per ban taken.
-func (m *Manager) Import(list []Active, hist map[netip.Prefix]History, jailHist map[uint16]map[netip.Prefix]History, dst []Decision) []Decision {
+// Import takes over bans decided elsewhere (fail2ban's database: reason Imported; another node:
+// Fleet) with their own start, end and count, and merges their ban history (the larger count
+// wins) so bantime.increment goes on from where it was. The caller has left out protected
+// prefixes (ProtectedPrefix); a prefix banned here already keeps its ban. It appends a decision
+// with reason per ban taken.
+func (m *Manager) Import(list []Active, hist map[netip.Prefix]History, jailHist map[uint16]map[netip.Prefix]History, reason string, dst []Decision) []Decision {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	merge := func(cur, h History) History {
@@ -47,7 +48,7 @@ func (m *Manager) Import(list []Active, hist map[netip.Prefix]History, jailHist 
 		}
 		m.setActiveLocked(k, a)
 		dst = append(dst, Decision{Op: OpBan, Jail: a.Jail, Prefix: a.Prefix, Start: a.Start, End: a.End,
-			Count: a.Count, JailCount: m.histJail[k].Count, Reason: Imported})
+			Count: a.Count, JailCount: m.histJail[k].Count, Reason: reason})
 	}
 	return dst
 }

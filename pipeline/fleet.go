@@ -339,7 +339,7 @@ func (d *Daemon) fleetChange(l *fleetLink, c fleet.Change) {
 		if eng.bans.IsBanned(a.Jail, a.Prefix) {
 			ds = eng.bans.ExtendTo(a.Jail, a.Prefix, a.End, nil)
 		} else {
-			ds = fleetReason(eng.bans.Import([]ban.Active{a}, nil, nil, nil))
+			ds = eng.bans.Import([]ban.Active{a}, nil, nil, ban.Fleet, nil)
 		}
 	}
 	if len(ds) > 0 {
@@ -366,7 +366,7 @@ func (d *Daemon) fleetApplyAll(l *fleetLink, cs []fleet.Change) {
 			list = append(list, a)
 		}
 	}
-	ds = fleetReason(eng.bans.Import(list, nil, nil, ds))
+	ds = eng.bans.Import(list, nil, nil, ban.Fleet, ds)
 	l.stats.applied.Add(uint64(len(list)))
 	changes := toChanges(ds, eng)
 	for i := range changes {
@@ -399,14 +399,4 @@ func (d *Daemon) fleetAdmit(l *fleetLink, eng *engine, b fleet.Ban) (ban.Active,
 		return ban.Active{}, false
 	}
 	return ban.Active{Jail: id, Prefix: b.Prefix, Start: b.Start, End: b.End, Count: b.Count}, true
-}
-
-// fleetReason marks the bans of ds (an import's) as the fleet's.
-func fleetReason(ds []ban.Decision) []ban.Decision {
-	for i := range ds {
-		if ds[i].Reason == ban.Imported {
-			ds[i].Reason = ban.Fleet
-		}
-	}
-	return ds
 }

@@ -117,7 +117,7 @@ func (d *Daemon) importFail2ban(path string, dryRun bool) (control.Import, error
 		countWouldTake(list, eng.bans, &sum)
 		return sum, nil
 	}
-	ds := eng.bans.Import(list, hist, jhist, nil)
+	ds := eng.bans.Import(list, hist, jhist, ban.Imported, nil)
 	countTaken(ds, len(list), &sum)
 	if len(ds) > 0 {
 		if err := d.applySync(ds, eng); err != nil {
@@ -221,7 +221,7 @@ func ImportOffline(cfgDir, dbDir, path string, dryRun bool, selfAddrs []netip.Ad
 		countWouldTake(list, bans, &sum)
 		return sum, nil
 	}
-	ds := bans.Import(list, hist, jhist, nil)
+	ds := bans.Import(list, hist, jhist, ban.Imported, nil)
 	countTaken(ds, len(list), &sum)
 	changes := make([]store.Change, len(ds))
 	for i, x := range ds {
