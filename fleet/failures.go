@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/portcullis/portcullis/internal/mix"
+
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -43,13 +45,7 @@ type Batch struct {
 func Partition(key netip.Prefix, n int) int {
 	a := key.Masked().Addr().As16()
 	h := binary.LittleEndian.Uint64(a[:8])*0x9e3779b97f4a7c15 ^ binary.LittleEndian.Uint64(a[8:]) ^ uint64(key.Bits())
-	// MurmurHash3's finaliser: every input bit reaches the low bits the modulo keeps.
-	h ^= h >> 33
-	h *= 0xff51afd7ed558ccd
-	h ^= h >> 33
-	h *= 0xc4ceb9fe1a85ec53
-	h ^= h >> 33
-	return int(h % uint64(n))
+	return int(mix.Fmix64(h) % uint64(n))
 }
 
 // Encode appends b's wire form to dst: "PF1", the node, a table of jail names, then per failure

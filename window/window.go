@@ -21,6 +21,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/portcullis/portcullis/internal/mix"
+
 	"github.com/portcullis/portcullis/matcher"
 )
 
@@ -248,19 +250,9 @@ func New(jails []JailParams, opts Options) *Window {
 func shardOf(jail uint16, a netip.Addr) uint8 {
 	b := a.As16()
 	h := uint64(jail) * 0x9E3779B97F4A7C15
-	h = fmix64(h ^ binary.LittleEndian.Uint64(b[0:8]))
-	h = fmix64(h ^ binary.LittleEndian.Uint64(b[8:16]))
+	h = mix.Fmix64(h ^ binary.LittleEndian.Uint64(b[0:8]))
+	h = mix.Fmix64(h ^ binary.LittleEndian.Uint64(b[8:16]))
 	return uint8(h >> (64 - 6)) // shardCount = 64
-}
-
-// fmix64 is MurmurHash3's finalizer: every input bit affects every output bit.
-func fmix64(h uint64) uint64 {
-	h ^= h >> 33
-	h *= 0xff51afd7ed558ccd
-	h ^= h >> 33
-	h *= 0xc4ceb9fe1a85ec53
-	h ^= h >> 33
-	return h
 }
 
 // Adder holds one goroutine's scratch for splitting batches by shard.
