@@ -106,21 +106,9 @@ type Change struct {
 // node takes 100,000 in a fraction of the time a watcher's flow-controlled push needs), then a
 // watcher resumes at the sequence after the last of them, so no change falls between the two.
 func (b *Bans) Watch(ctx context.Context, fn func(Change), ready func(), bad func(key string, err error)) error {
-	st, err := b.js.Stream(ctx, "KV_"+Bucket)
+	last, err := b.inForce(ctx, fn, bad)
 	if err != nil {
 		return err
-	}
-	info, err := st.Info(ctx)
-	if err != nil {
-		return err
-	}
-	last := info.State.LastSeq
-	if info.State.Msgs > 0 {
-		seen, err := b.inForce(ctx, info.State.Msgs, fn, bad)
-		if err != nil {
-			return err
-		}
-		last = max(last, seen)
 	}
 	w, err := b.kv.WatchAll(ctx, jetstream.ResumeFromRevision(last+1))
 	if err != nil {
@@ -156,10 +144,28 @@ func (b *Bans) Watch(ctx context.Context, fn func(Change), ready func(), bad fun
 	return nil
 }
 
-// inForce calls fn for each key's last value that is a ban, fetched 10,000 at a time, and
-// returns the stream sequence of the last message it read. msgs is how many the stream holds (one
-// per key: the bucket keeps no history), so that no fetch waits for messages that will not come.
-func (b *Bans) inForce(ctx context.Context, msgs uint64, fn func(Change), bad func(key string, err error)) (uint64, error) {
+// inForce calls fn for each key's last value that is a ban and returns the stream sequence a
+// watcher of the changes after them starts after.
+func (b *Bans) inForce(ctx context.Context, fn func(Change), bad func(key string, err error)) (uint64, error) {
+	st, err := b.js.Stream(ctx, "KV_"+Bucket)
+	if err != nil {
+		return 0, err
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if info.State.Msgs == 0 {
+		return info.State.LastSeq, nil
+	}
+	seen, err := b.fetchInForce(ctx, info.State.Msgs, fn, bad)
+	return max(info.State.LastSeq, seen), err
+}
+
+// fetchInForce reads each key's last value, 10,000 at a time, and returns the stream sequence of
+// the last message it read. msgs is how many the stream holds (one per key: the bucket keeps no
+// history), so that no fetch waits for messages that will not come.
+func (b *Bans) fetchInForce(ctx context.Context, msgs uint64, fn func(Change), bad func(key string, err error)) (uint64, error) {
 	cons, err := b.js.OrderedConsumer(ctx, "KV_"+Bucket, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{kvPrefix + ">"}, DeliverPolicy: jetstream.DeliverLastPerSubjectPolicy})
 	if err != nil {

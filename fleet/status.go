@@ -91,26 +91,12 @@ func (b *Bans) BucketStatus(ctx context.Context) (Asset, error) {
 // List returns the bans in force in the bucket, in key order; values that are not bans are
 // left out.
 func (b *Bans) List(ctx context.Context) ([]Ban, error) {
-	w, err := b.kv.WatchAll(ctx, jetstream.IgnoreDeletes())
-	if err != nil {
+	var out []Ban
+	if _, err := b.inForce(ctx, func(c Change) { out = append(out, c.Ban) }, nil); err != nil {
 		return nil, err
 	}
-	defer w.Stop()
-	var out []Ban
-	for {
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case e, ok := <-w.Updates():
-			if !ok || e == nil {
-				slices.SortFunc(out, func(x, y Ban) int { return strings.Compare(Key(x.Jail, x.Prefix), Key(y.Jail, y.Prefix)) })
-				return out, nil
-			}
-			if c, err := changeOf(e.Key(), e.Operation(), e.Value()); err == nil && !c.Unban {
-				out = append(out, c.Ban)
-			}
-		}
-	}
+	slices.SortFunc(out, func(x, y Ban) int { return strings.Compare(Key(x.Jail, x.Prefix), Key(y.Jail, y.Prefix)) })
+	return out, nil
 }
 
 // StreamStatus is the failures stream's state and its partitions'.
