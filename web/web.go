@@ -154,16 +154,16 @@ func Register(mux *http.ServeMux, d Data, o Options) {
 		_ = page.Execute(w, view)
 	})
 	handle("/static/", http.StripPrefix("/static/", files).ServeHTTP)
-	api := map[string]func(r *http.Request) any{
-		"/api/summary": func(*http.Request) any { return d.Summary() },
-		"/api/bans":    func(*http.Request) any { return d.Bans() },
-		"/api/events":  func(*http.Request) any { return d.Events(500) },
-		"/api/top":     func(*http.Request) any { return d.Top() },
+	api := map[string]func() any{
+		"/api/summary": func() any { return d.Summary() },
+		"/api/bans":    func() any { return d.Bans() },
+		"/api/events":  func() any { return d.Events(500) },
+		"/api/top":     func() any { return d.Top() },
 	}
 	for path, f := range api {
-		handle(path, func(w http.ResponseWriter, r *http.Request) {
+		handle(path, func(w http.ResponseWriter, _ *http.Request) {
 			w.Header().Set("Content-Type", "application/json")
-			_ = json.NewEncoder(w).Encode(f(r))
+			_ = json.NewEncoder(w).Encode(f())
 		})
 	}
 }
