@@ -335,12 +335,8 @@ func (d *Daemon) fleetChange(l *fleetLink, c fleet.Change) {
 		if id, ok := l.applies(eng, c.Ban); ok {
 			ds = eng.bans.Unban(id, false, c.Ban.Prefix, ban.Fleet)
 		}
-	} else if a, ok := d.fleetAdmit(l, eng, c.Ban); ok {
-		if eng.bans.IsBanned(a.Jail, a.Prefix) {
-			ds = eng.bans.ExtendTo(a.Jail, a.Prefix, a.End, nil)
-		} else {
-			ds = eng.bans.Import([]ban.Active{a}, nil, nil, ban.Fleet, nil)
-		}
+	} else {
+		ds, _ = d.fleetDecide(l, eng, []fleet.Change{c})
 	}
 	if len(ds) > 0 {
 		l.stats.applied.Add(1)
@@ -354,8 +350,24 @@ func (d *Daemon) fleetChange(l *fleetLink, c fleet.Change) {
 // applier without waiting in batches of maxBatch (the kernel takes each as one transaction).
 func (d *Daemon) fleetApplyAll(l *fleetLink, cs []fleet.Change) {
 	eng := d.current()
+	ds, taken := d.fleetDecide(l, eng, cs)
+	l.stats.applied.Add(uint64(taken))
+	changes := toChanges(ds, eng)
+	for i := range changes {
+		changes[i].Bulk = true // the log says "fleet joined" with the count instead
+	}
+	for len(changes) > 0 {
+		n := min(len(changes), maxBatch)
+		d.applier.submit(changes[:n], nil)
+		changes = changes[n:]
+	}
+}
+
+// fleetDecide turns other nodes' bans (puts) into this node's decisions: each admitted
+// (fleetAdmit) extends a ban in force here or is imported, all new ones in one import (reason
+// Fleet). taken counts the new ones.
+func (d *Daemon) fleetDecide(l *fleetLink, eng *engine, cs []fleet.Change) (ds []ban.Decision, taken int) {
 	list := make([]ban.Active, 0, len(cs))
-	var ds []ban.Decision
 	for _, c := range cs {
 		a, ok := d.fleetAdmit(l, eng, c.Ban)
 		switch {
@@ -366,17 +378,7 @@ func (d *Daemon) fleetApplyAll(l *fleetLink, cs []fleet.Change) {
 			list = append(list, a)
 		}
 	}
-	ds = eng.bans.Import(list, nil, nil, ban.Fleet, ds)
-	l.stats.applied.Add(uint64(len(list)))
-	changes := toChanges(ds, eng)
-	for i := range changes {
-		changes[i].Bulk = true // the log says "fleet joined" with the count instead
-	}
-	for len(changes) > 0 {
-		n := min(len(changes), maxBatch)
-		d.applier.submit(changes[:n], nil)
-		changes = changes[n:]
-	}
+	return eng.bans.Import(list, nil, nil, ban.Fleet, ds), len(list)
 }
 
 // applies returns the jail id of b's jail when this node applies the fleet's bans of it.
