@@ -147,6 +147,7 @@ fuzz: deps
 	$(GO) test -run '^$$' -fuzz FuzzScanMissesNothing -fuzztime $(FUZZTIME) ./matcher
 	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime $(FUZZTIME) ./config
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./fleet
+	$(GO) test -run '^$$' -fuzz FuzzBanValue -fuzztime $(FUZZTIME) ./fleet
 
 # portcullis against fail2ban's own engine on generated logs for SEEDS seeds (make test runs one
 # or two): failure by failure (./matcher) and ban by ban (./cmd/portcullis, replay against

@@ -3,6 +3,7 @@ package fleet
 import (
 	"context"
 	"net/netip"
+	"reflect"
 	"testing"
 	"time"
 
@@ -59,13 +60,14 @@ func TestSharedBans(t *testing.T) {
 	}
 	<-ready
 	now := time.Now()
-	short := Ban{Jail: "sshd", Prefix: netip.MustParsePrefix("192.0.2.7/32"), Start: now.Unix(), End: now.Unix() + 2, Count: 3, Origin: "n1", Reason: "failures"}
+	short := Ban{Jail: "sshd", Prefix: netip.MustParsePrefix("192.0.2.7/32"), Start: now.Unix(), End: now.Unix() + 2, Count: 3, Origin: "n1", Reason: "failures",
+		Evidence: &Evidence{Failures: 3, Times: []uint32{uint32(now.Unix())}, Lines: []string{"Failed password for root from 192.0.2.7"}}}
 	forever := Ban{Jail: "web.v2", Prefix: netip.MustParsePrefix("2001:db8::/64"), Start: now.Unix(), Count: 1, Origin: "n1"}
 	for _, x := range []Ban{short, forever} {
 		if err := a.Put(ctx, x, now); err != nil {
 			t.Fatal(err)
 		}
-		if c := next(t, seen, "the shared ban"); c.Unban || c.Ban != x {
+		if c := next(t, seen, "the shared ban"); c.Unban || !reflect.DeepEqual(c.Ban, x) {
 			t.Fatalf("shared %+v, watched %+v", x, c)
 		}
 	}
@@ -88,7 +90,7 @@ func TestSharedBans(t *testing.T) {
 			t.Fatalf("sharing %+v again: %v", x, err)
 		}
 		// Shared again, a ban is one put for the watchers: never a lift between two bans.
-		if c := next(t, seen, "the ban shared again"); c.Unban || c.Ban != x {
+		if c := next(t, seen, "the ban shared again"); c.Unban || !reflect.DeepEqual(c.Ban, x) {
 			t.Fatalf("shared %+v, watched %+v", x, c)
 		}
 	}
@@ -98,7 +100,7 @@ func TestSharedBans(t *testing.T) {
 	if err := c.Watch(ctx, func(ch Change) { late <- ch }, func() { lateReady <- struct{}{} }, nil); err != nil {
 		t.Fatal(err)
 	}
-	if got := next(t, late, "the ban in force"); got.Unban || got.Ban != longer {
+	if got := next(t, late, "the ban in force"); got.Unban || !reflect.DeepEqual(got.Ban, longer) {
 		t.Fatalf("a late watcher got %+v, want %+v", got, longer)
 	}
 	select {
@@ -108,10 +110,13 @@ func TestSharedBans(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("a late watcher was never ready")
 	}
-	// Hostile writers: a value that is no ban, and a ban under another ban's key.
-	rawKV.Put(ctx, Key("sshd", netip.MustParsePrefix("192.0.2.8/32")), []byte("not json"))
-	rawKV.Put(ctx, Key("sshd", netip.MustParsePrefix("192.0.2.9/32")), []byte(`{"jail":"sshd","prefix":"10.0.0.1/32","start":1,"count":1,"origin":"x"}`))
-	for range 2 {
+	// Hostile writers: a value that is no ban, a ban's value under a key that is no ban's, and a
+	// ban's value with a byte more.
+	val := appendValue(nil, &short)
+	rawKV.Put(ctx, Key("sshd", netip.MustParsePrefix("192.0.2.8/32")), []byte(`{"jail":"sshd","prefix":"10.0.0.1/32"}`))
+	rawKV.Put(ctx, "73736864.0a000001-33", val)
+	rawKV.Put(ctx, Key("sshd", netip.MustParsePrefix("192.0.2.9/32")), append(val, 0))
+	for range 3 {
 		select {
 		case <-bad:
 		case got := <-seen:

@@ -92,7 +92,7 @@ func (b *Bans) BucketStatus(ctx context.Context) (Asset, error) {
 // left out.
 func (b *Bans) List(ctx context.Context) ([]Ban, error) {
 	var out []Ban
-	if _, err := b.inForce(ctx, func(c Change) { out = append(out, c.Ban) }, nil); err != nil {
+	if _, err := b.inForce(ctx, new(valueReader), func(c Change) { out = append(out, c.Ban) }, nil); err != nil {
 		return nil, err
 	}
 	slices.SortFunc(out, func(x, y Ban) int { return strings.Compare(Key(x.Jail, x.Prefix), Key(y.Jail, y.Prefix)) })

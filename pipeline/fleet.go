@@ -107,11 +107,11 @@ func (d *Daemon) startFleet(dm config.Daemon) error {
 	ready := make(chan struct{})
 	var initial []fleet.Change
 	joined := false
-	held := map[string]bool{}     // the keys in force when joining, read after ready
-	own := map[string]fleet.Ban{} // those of them this node decided
+	held := map[banKey]bool{}     // the bans in force when joining, read after ready
+	own := map[banKey]fleet.Ban{} // those of them this node decided
 	change := func(c fleet.Change) {
 		if !joined {
-			k := fleet.Key(c.Ban.Jail, c.Ban.Prefix)
+			k := banKey{c.Ban.Jail, c.Ban.Prefix}
 			held[k] = true
 			if c.Ban.Origin == l.name {
 				own[k] = c.Ban
@@ -194,7 +194,7 @@ func retryFor(ctx context.Context, limit time.Duration, f func() error) error {
 // the link was down (and the queue was lost with a restart) are lifted in the fleet; bans it
 // applied from the fleet that the fleet no longer holds (lifted or expired while it was away)
 // are lifted here. held are the fleet's keys in force, own those this node decided.
-func (d *Daemon) converge(l *fleetLink, held map[string]bool, own map[string]fleet.Ban) (published, lifted int) {
+func (d *Daemon) converge(l *fleetLink, held map[banKey]bool, own map[banKey]fleet.Ban) (published, lifted int) {
 	bans, err := d.store.Bans()
 	if err != nil {
 		d.log.Warn("fleet: cannot read the bans in force to converge", "err", err)
@@ -204,9 +204,9 @@ func (d *Daemon) converge(l *fleetLink, held map[string]bool, own map[string]fle
 	now := d.opts.Now().Unix()
 	var cs []sink.Change
 	var ds []ban.Decision
-	here := make(map[string]bool, len(bans))
+	here := make(map[banKey]bool, len(bans))
 	for _, b := range bans {
-		here[fleet.Key(b.Jail, b.Prefix)] = true
+		here[banKey{b.Jail, b.Prefix}] = true
 	}
 	for k, b := range own {
 		if !here[k] {
@@ -216,7 +216,7 @@ func (d *Daemon) converge(l *fleetLink, held map[string]bool, own map[string]fle
 	for _, b := range bans {
 		id, ok := eng.byName[b.Jail]
 		switch {
-		case !ok || (b.End != 0 && b.End <= now) || held[fleet.Key(b.Jail, b.Prefix)]:
+		case !ok || (b.End != 0 && b.End <= now) || held[banKey{b.Jail, b.Prefix}]:
 		case b.Fleet:
 			ds = append(ds, eng.bans.Unban(uint16(id), false, b.Prefix, ban.Fleet)...)
 		case eng.jails[id].FleetShare:
@@ -313,6 +313,10 @@ func (l *fleetLink) apply(batch []sink.Change, eng *engine) error {
 		}
 		op := fleetOp{unban: c.Unban, ban: fleet.Ban{Jail: c.Ban.Jail, Prefix: c.Ban.Prefix, Start: c.Ban.Start,
 			End: c.Ban.End, Count: c.Ban.Count, Origin: l.name, Reason: c.Reason}}
+		if ev := c.Evidence; ev != nil && !c.Unban {
+			// The slices are the engine's, never written again; Put bounds what it sends.
+			op.ban.Evidence = &fleet.Evidence{Failures: ev.Failures, Times: ev.Times, Lines: ev.Matches}
+		}
 		select {
 		case l.ops <- op:
 		default:
@@ -337,6 +341,15 @@ func (d *Daemon) fleetChange(l *fleetLink, c fleet.Change) {
 		}
 	} else {
 		ds, _ = d.fleetDecide(l, eng, []fleet.Change{c})
+		if ev := c.Ban.Evidence; ev != nil {
+			// The deciding node's evidence, for this node's audit log and status page.
+			e := &ban.Evidence{Failures: ev.Failures, Times: ev.Times, Matches: ev.Lines}
+			for i := range ds {
+				if ds[i].Op == ban.OpBan {
+					ds[i].Evidence = e
+				}
+			}
+		}
 	}
 	if len(ds) > 0 {
 		l.stats.applied.Add(1)

@@ -29,8 +29,8 @@ func writeConf(t *testing.T, u *unitDaemon, extra string) {
 }
 
 // Two daemons in one fleet (one runs the embedded NATS server, the other joins it): a ban either
-// decides is applied by the other; an unban on either lifts it on both; a ban of an address the
-// applying node protects is not applied there.
+// decides is applied by the other, one from failures with the deciding node's evidence; an unban
+// on either lifts it on both; a ban of an address the applying node protects is not applied there.
 func TestFleetSharesBans(t *testing.T) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -60,6 +60,21 @@ func TestFleetSharesBans(t *testing.T) {
 	}
 	if !a.inSet(t, "sshd", "198.51.100.5/32") {
 		t.Fatal("a did not ban what it decided")
+	}
+
+	// A ban from failures carries its evidence: b's audit log shows a's lines.
+	a.fail(t, "203.0.113.93", 3)
+	waitFor(t, "a's ban from failures on b", func() bool { return b.inSet(t, "sshd", "203.0.113.93/32") })
+	b.applier.flush()
+	var rec map[string]any
+	for _, r := range readAudit(t, filepath.Join(b.dir, "audit.log")) {
+		if r["prefix"] == "203.0.113.93" {
+			rec = r
+		}
+	}
+	if m, _ := rec["matches"].([]any); rec["reason"] != "fleet" || rec["failures"] != 3.0 || len(m) != 3 ||
+		!strings.Contains(m[2].(string), "from 203.0.113.93 port 40002") {
+		t.Fatalf("b's audit of a's ban from failures: %v", rec)
 	}
 
 	if r := b.call(t, "unban", "sshd", "203.0.113.90"); !r.OK {

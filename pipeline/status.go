@@ -119,11 +119,15 @@ type recent struct {
 	mu       sync.Mutex
 	events   []web.Event // a ring: next is where the next one goes
 	next     int
-	evidence map[string][]string
-	keys     []string // evidence's keys, oldest first (a FIFO bounded by maxEvidence)
+	evidence map[banKey][]string
+	keys     []banKey // evidence's keys, oldest first (a FIFO bounded by maxEvidence)
 }
 
-func banKeyOf(jail string, p netip.Prefix) string { return jail + " " + p.String() }
+// banKey names a ban by its jail's name: a map key that costs no allocation.
+type banKey struct {
+	jail   string
+	prefix netip.Prefix
+}
 
 // statusSink feeds the timeline as the applier commits: every ban and unban but the halves of a
 // prolongation and the fleet's bans in force applied as a node joins (Bulk).
@@ -149,7 +153,7 @@ func (s statusSink) Apply(batch []sink.Change, now int64) error {
 			s.r.events[s.r.next] = e
 		}
 		s.r.next = (s.r.next + 1) % maxEvents
-		k := banKeyOf(c.Ban.Jail, c.Ban.Prefix)
+		k := banKey{c.Ban.Jail, c.Ban.Prefix}
 		if c.Unban {
 			delete(s.r.evidence, k)
 			continue
@@ -158,7 +162,7 @@ func (s statusSink) Apply(batch []sink.Change, now int64) error {
 			continue
 		}
 		if s.r.evidence == nil {
-			s.r.evidence = map[string][]string{}
+			s.r.evidence = map[banKey][]string{}
 		}
 		if _, ok := s.r.evidence[k]; !ok {
 			s.r.keys = append(s.r.keys, k)
@@ -261,7 +265,7 @@ func (d *Daemon) Bans() []web.Ban {
 	d.recent.mu.Lock()
 	defer d.recent.mu.Unlock()
 	for i := range out {
-		out[i].Evidence = slices.Clone(d.recent.evidence[banKeyOf(out[i].Jail, list[i].Prefix)])
+		out[i].Evidence = slices.Clone(d.recent.evidence[banKey{out[i].Jail, list[i].Prefix}])
 		if out[i].Evidence == nil {
 			out[i].Evidence = []string{}
 		}
