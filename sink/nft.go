@@ -1,6 +1,8 @@
 // Package sink applies ban decisions to the kernel firewall through nftables netlink (no shelling
-// out). Table "inet portcullis" holds one input chain, and per jail and family a set with
-// "flags interval, timeout" and one rule per port range dropping or rejecting its members; jails
+// out). Table "inet portcullis" holds one input chain, and per jail and family two sets — single
+// addresses in a hash set with "flags timeout" (one element per ban, looked up in constant time),
+// networks in a set with "flags interval, timeout" — and per set one rule per port range dropping
+// or rejecting its members; jails
 // that ask for it (chain_hook = forward) get the same rules in a forward chain. Bans are
 // set elements with a kernel timeout equal to the ban's remaining time, so the kernel lifts them even
 // if the daemon is gone. Every batch of changes is one netlink transaction.
@@ -66,9 +68,25 @@ type NFT struct {
 }
 
 type jailSets struct {
-	spec   JailSpec
-	v4, v6 *nftables.Set
+	spec       JailSpec
+	v4, v6     *nftables.Set // single addresses
+	net4, net6 *nftables.Set // networks
 }
+
+// setOf is the set a prefix belongs in.
+func (js *jailSets) setOf(p netip.Prefix) *nftables.Set {
+	switch {
+	case p.IsSingleIP() && p.Addr().Is4():
+		return js.v4
+	case p.IsSingleIP():
+		return js.v6
+	case p.Addr().Is4():
+		return js.net4
+	}
+	return js.net6
+}
+
+func (js *jailSets) all() []*nftables.Set { return []*nftables.Set{js.v4, js.v6, js.net4, js.net6} }
 
 var _ Firewall = (*NFT)(nil)
 
@@ -114,13 +132,16 @@ func NewNFT(opts NFTOptions) (*NFT, error) {
 		jails: make(map[string]*jailSets)}, nil
 }
 
-// SetName returns the set of a jail for a family ("sshd-v4", "sshd-v6").
+// SetName returns the set of a jail's single addresses of a family ("sshd-v4", "sshd-v6").
 func SetName(jail string, v6 bool) string {
 	if v6 {
 		return jail + "-v6"
 	}
 	return jail + "-v4"
 }
+
+// NetSetName returns the set of a jail's networks of a family ("sshd-v4-net", "sshd-v6-net").
+func NetSetName(jail string, v6 bool) string { return SetName(jail, v6) + "-net" }
 
 // Build replaces the table in one transaction (add, delete, add: the idiom that works whether the
 // table exists or not), so there is never a moment without the bans.
@@ -150,9 +171,11 @@ func (n *NFT) Build(jails []JailSpec, elems []Element) error {
 	n.jails = make(map[string]*jailSets, len(jails))
 	for _, j := range jails {
 		js := &jailSets{spec: j}
-		js.v4 = &nftables.Set{Table: n.table, Name: SetName(j.Name, false), KeyType: nftables.TypeIPAddr, Interval: true, HasTimeout: true}
-		js.v6 = &nftables.Set{Table: n.table, Name: SetName(j.Name, true), KeyType: nftables.TypeIP6Addr, Interval: true, HasTimeout: true}
-		for _, s := range []*nftables.Set{js.v4, js.v6} {
+		js.v4 = &nftables.Set{Table: n.table, Name: SetName(j.Name, false), KeyType: nftables.TypeIPAddr, HasTimeout: true}
+		js.v6 = &nftables.Set{Table: n.table, Name: SetName(j.Name, true), KeyType: nftables.TypeIP6Addr, HasTimeout: true}
+		js.net4 = &nftables.Set{Table: n.table, Name: NetSetName(j.Name, false), KeyType: nftables.TypeIPAddr, Interval: true, HasTimeout: true}
+		js.net6 = &nftables.Set{Table: n.table, Name: NetSetName(j.Name, true), KeyType: nftables.TypeIP6Addr, Interval: true, HasTimeout: true}
+		for _, s := range js.all() {
 			if err := c.AddSet(s, nil); err != nil {
 				return fmt.Errorf("cannot add set %s: %w", s.Name, err)
 			}
@@ -161,8 +184,8 @@ func (n *NFT) Build(jails []JailSpec, elems []Element) error {
 			if ch == nil || ch == chain && !j.Input && j.Forward || ch == forward && !j.Forward {
 				continue
 			}
-			for _, v6 := range []bool{false, true} {
-				for _, r := range jailRules(n.table, ch, js, v6) {
+			for _, set := range js.all() {
+				for _, r := range jailRules(n.table, ch, js.spec, set) {
 					c.AddRule(r)
 				}
 			}
@@ -195,7 +218,7 @@ func (n *NFT) buildInParts(jails []JailSpec, elems []Element) error {
 	if err != nil {
 		return err
 	}
-	const part = 1000 // bans per transaction: two elements each, well under the default 208 KiB
+	const part = 1000 // bans per transaction: at most two elements each, well under the default 208 KiB
 	for len(elems) > 0 {
 		k := min(part, len(elems))
 		if err := n.queue(elems[:k], false); err != nil {
@@ -209,17 +232,18 @@ func (n *NFT) buildInParts(jails []JailSpec, elems []Element) error {
 	return nil
 }
 
-func jailRules(t *nftables.Table, ch *nftables.Chain, js *jailSets, v6 bool) []*nftables.Rule {
-	set, proto, off, ln := js.v4, byte(unix.NFPROTO_IPV4), uint32(12), uint32(4)
-	if v6 {
-		set, proto, off, ln = js.v6, byte(unix.NFPROTO_IPV6), 8, 16
+// jailRules are the rules dropping or rejecting the members of one of a jail's sets.
+func jailRules(t *nftables.Table, ch *nftables.Chain, spec JailSpec, set *nftables.Set) []*nftables.Rule {
+	proto, off, ln := byte(unix.NFPROTO_IPV4), uint32(12), uint32(4)
+	if set.KeyType == nftables.TypeIP6Addr {
+		proto, off, ln = byte(unix.NFPROTO_IPV6), 8, 16
 	}
 	base := []expr.Any{
 		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},
 	}
 	var l4 byte
-	switch js.spec.Protocol {
+	switch spec.Protocol {
 	case "tcp":
 		l4 = unix.IPPROTO_TCP
 	case "udp":
@@ -235,7 +259,7 @@ func jailRules(t *nftables.Table, ch *nftables.Chain, js *jailSets, v6 bool) []*
 		&expr.Lookup{SourceRegister: 1, SetName: set.Name, SetID: set.ID},
 		&expr.Counter{},
 	}
-	if js.spec.BlockType == "reject" {
+	if spec.BlockType == "reject" {
 		if l4 == unix.IPPROTO_TCP {
 			tail = append(tail, &expr.Reject{Type: unix.NFT_REJECT_TCP_RST})
 		} else {
@@ -244,7 +268,7 @@ func jailRules(t *nftables.Table, ch *nftables.Chain, js *jailSets, v6 bool) []*
 	} else {
 		tail = append(tail, &expr.Verdict{Kind: expr.VerdictDrop})
 	}
-	ports := js.spec.Ports
+	ports := spec.Ports
 	if l4 == 0 || len(ports) == 0 {
 		return []*nftables.Rule{{Table: t, Chain: ch, Exprs: concat(base, tail)}}
 	}
@@ -268,6 +292,14 @@ func concat(parts ...[]expr.Any) []expr.Any {
 		out = append(out, p...)
 	}
 	return out
+}
+
+// elems returns a prefix's elements: an address alone, a network as an interval.
+func elems(p netip.Prefix, timeout time.Duration) []nftables.SetElement {
+	if p.IsSingleIP() {
+		return []nftables.SetElement{{Key: p.Addr().AsSlice(), Timeout: timeout}}
+	}
+	return intervalElems(p, timeout)
 }
 
 // intervalElems returns the start and (exclusive) end elements of a prefix.
@@ -299,30 +331,24 @@ func lastAddr(p netip.Prefix) netip.Addr {
 }
 
 // queue appends element messages to the connection's pending batch, chunked.
-func (n *NFT) queue(elems []Element, del bool) error {
-	type key struct {
-		jail string
-		v6   bool
-	}
-	groups := make(map[key][]nftables.SetElement)
-	var order []key
-	for _, e := range elems {
-		if _, ok := n.jails[e.Jail]; !ok {
+func (n *NFT) queue(list []Element, del bool) error {
+	groups := make(map[*nftables.Set][]nftables.SetElement)
+	var order []*nftables.Set
+	for _, e := range list {
+		js, ok := n.jails[e.Jail]
+		if !ok {
 			return fmt.Errorf("no nftables sets for jail %q", e.Jail)
 		}
-		k := key{e.Jail, e.Prefix.Addr().Is6()}
-		if _, ok := groups[k]; !ok {
-			order = append(order, k)
+		set := js.setOf(e.Prefix)
+		g, ok := groups[set]
+		if !ok {
+			order = append(order, set)
+			g = make([]nftables.SetElement, 0, len(list))
 		}
-		groups[k] = append(groups[k], intervalElems(e.Prefix, e.Timeout)...)
+		groups[set] = append(g, elems(e.Prefix, e.Timeout)...)
 	}
-	for _, k := range order {
-		js := n.jails[k.jail]
-		set := js.v4
-		if k.v6 {
-			set = js.v6
-		}
-		list := groups[k]
+	for _, set := range order {
+		list := groups[set]
 		for len(list) > 0 {
 			// Never split a start element from its interval end.
 			m := min(len(list), n.opts.Chunk)
@@ -344,15 +370,25 @@ func (n *NFT) queue(elems []Element, del bool) error {
 	return nil
 }
 
-// overlapping reports whether an added prefix overlaps a different removed one in the same jail
-// (aggregation). The same prefix removed and added (a prolonged ban: a new timeout) is replaced
-// in one transaction, so no reader of the set ever misses it.
+// overlapping reports whether an added network overlaps a different removed one in the same jail
+// (aggregation: a /56 replacing its /64s) — both in one interval set. Addresses are in sets of
+// their own. The same prefix removed and added (a prolonged ban: a new timeout) is replaced in one
+// transaction, so no reader of the set ever misses it.
 func overlapping(add, del []Element) bool {
-	if len(add) == 0 || len(del) == 0 {
+	var nets []Element
+	for _, d := range del {
+		if !d.Prefix.IsSingleIP() {
+			nets = append(nets, d)
+		}
+	}
+	if len(nets) == 0 {
 		return false
 	}
 	for _, a := range add {
-		for _, d := range del {
+		if a.Prefix.IsSingleIP() {
+			continue
+		}
+		for _, d := range nets {
 			if a.Jail == d.Jail && a.Prefix != d.Prefix && a.Prefix.Overlaps(d.Prefix) {
 				return true
 			}
@@ -374,8 +410,7 @@ func (n *NFT) Apply(add, del []Element) error {
 		return err
 	}
 	if overlapping(add, del) {
-		// Aggregation (a /56 replacing its /64s): removing and adding the same interval
-		// boundaries in one transaction leaves the kernel's interval tree with a stray range, so
+		// Aggregation: removing and adding the same interval boundaries in one transaction leaves the kernel's interval tree with a stray range, so
 		// the removals go first, in their own transaction, the additions right after.
 		if err := n.conn.Flush(); err != nil && !isNotFound(err) {
 			return fmt.Errorf("cannot remove the elements an aggregated ban replaces: %w", err)
@@ -432,16 +467,18 @@ func (n *NFT) Present() (bool, error) {
 	for _, s := range sets {
 		have[s.Name] = true
 	}
-	for name := range n.jails {
-		if !have[SetName(name, false)] || !have[SetName(name, true)] {
-			return false, nil
+	for _, js := range n.jails {
+		for _, s := range js.all() {
+			if !have[s.Name] {
+				return false, nil
+			}
 		}
 	}
 	return true, nil
 }
 
 // Elements lists the prefixes in a jail's sets, as the kernel holds them now (expired elements
-// are gone). Interval elements are paired back into prefixes.
+// are gone). The networks' interval elements are paired back into prefixes.
 func (n *NFT) Elements(jail string) ([]netip.Prefix, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -450,12 +487,20 @@ func (n *NFT) Elements(jail string) ([]netip.Prefix, error) {
 		return nil, fmt.Errorf("no nftables sets for jail %q", jail)
 	}
 	var out []netip.Prefix
-	for _, set := range []*nftables.Set{js.v4, js.v6} {
+	for _, set := range js.all() {
 		els, err := n.conn.GetSetElements(set)
 		if err != nil {
 			return nil, fmt.Errorf("cannot list set %s: %w", set.Name, err)
 		}
-		out = append(out, pairIntervals(els)...)
+		if set.Interval {
+			out = append(out, pairIntervals(els)...)
+			continue
+		}
+		for _, e := range els {
+			if a, ok := netip.AddrFromSlice(e.Key); ok {
+				out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+			}
+		}
 	}
 	return out, nil
 }

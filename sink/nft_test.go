@@ -106,6 +106,65 @@ func TestNFTBuildApply(t *testing.T) {
 	}
 }
 
+// Addresses and networks go to sets of their own (addresses in hash sets, networks in interval
+// sets), each with its rules; Elements lists both; a network replacing its addresses, or a wider
+// network replacing narrower ones (aggregation), leaves each set with exactly what is banned.
+func TestNFTAddressesAndNetworks(t *testing.T) {
+	netnstest.Require(t)
+	n, err := NewNFT(NFTOptions{Table: "pcnets"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Remove()
+	jails := []JailSpec{{Name: "sshd", Ports: []config.PortRange{{From: 22, To: 22}}, Protocol: "tcp", BlockType: "drop"}}
+	pf := netip.MustParsePrefix
+	el := func(p string) Element { return Element{Jail: "sshd", Prefix: pf(p), Timeout: time.Hour} }
+	if err := n.Build(jails, []Element{el("192.0.2.7/32"), el("192.0.2.8/32"), el("2001:db8::7/128"), el("2001:db8:1::/64")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Apply([]Element{el("198.51.100.0/24")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	for set, want := range map[string]string{"sshd-v4": "[192.0.2.7 192.0.2.8]", "sshd-v6": "[2001:db8::7]",
+		"sshd-v4-net": "[198.51.100.0/24]", "sshd-v6-net": "[2001:db8:1::/64]"} {
+		if got := fmt.Sprint(keys(setElements(t, "pcnets", set))); got != want {
+			t.Errorf("%s = %s, want %s", set, got, want)
+		}
+	}
+	// The kernel finds an address inside a banned network.
+	if out, err := exec.Command("nft", "get", "element", "inet", "pcnets", "sshd-v4-net", "{ 198.51.100.77 }").CombinedOutput(); err != nil {
+		t.Errorf("198.51.100.77 not found in the banned /24: %v %s", err, out)
+	}
+	out, err := exec.Command("nft", "list", "chain", "inet", "pcnets", "input").CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	for _, want := range []string{"tcp dport 22 ip saddr @sshd-v4 ", "tcp dport 22 ip saddr @sshd-v4-net ", "tcp dport 22 ip6 saddr @sshd-v6 ", "tcp dport 22 ip6 saddr @sshd-v6-net "} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("chain lacks %q:\n%s", want, out)
+		}
+	}
+	// Aggregation: 192.0.2.0/24 replaces its two addresses, 2001:db8::/48 its /64 and address,
+	// each in one call.
+	if err := n.Apply([]Element{el("192.0.2.0/24")}, []Element{el("192.0.2.7/32"), el("192.0.2.8/32")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Apply([]Element{el("2001:db8::/32")}, []Element{el("2001:db8::7/128"), el("2001:db8:1::/64")}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := n.Elements("sshd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.SortFunc(got, func(a, b netip.Prefix) int { return strings.Compare(a.String(), b.String()) })
+	if fmt.Sprint(got) != "[192.0.2.0/24 198.51.100.0/24 2001:db8::/32]" {
+		t.Fatalf("after aggregation the kernel holds %v", got)
+	}
+	if ok, err := n.Present(); err != nil || !ok {
+		t.Fatalf("Present = %v, %v", ok, err)
+	}
+}
+
 // A restore too large for one netlink message (default socket buffers) is built in parts, with
 // every element in the set at the end.
 func TestNFTBuildLargeInParts(t *testing.T) {

@@ -272,8 +272,17 @@ func (e *env) appendLog(lines ...string) {
 
 func stamp() string { return time.Now().Format(time.Stamp) }
 
+// nftSet is what the kernel holds for one jail and family ("sshd-v4"): its addresses' set and
+// its networks' ("sshd-v4-net"), element -> timeout; nil when neither set exists.
 func nftSet(t *testing.T, set string) map[string]time.Duration {
-	return netnstest.NFTSet(t, "portcullis", set)
+	out := netnstest.NFTSet(t, "portcullis", set)
+	for k, v := range netnstest.NFTSet(t, "portcullis", set+"-net") {
+		if out == nil {
+			out = map[string]time.Duration{}
+		}
+		out[k] = v
+	}
+	return out
 }
 
 func failures(addr string, n int) []string {
