@@ -113,7 +113,9 @@ type Jail struct {
 	// FleetShare: the jail's bans (and, on a node that publishes them, its failures) go to the
 	// fleet (fleet_share); FleetApply: the fleet's bans of this jail are applied here
 	// (fleet_apply). Both true by default; nothing without fleet in portcullis.conf.
-	FleetShare, FleetApply bool
+	// FleetShareLines (fleet_share_lines, false by default): the failures it publishes carry their
+	// log lines, so a decider's bans have them as evidence.
+	FleetShare, FleetApply, FleetShareLines bool
 	// Increment is fail2ban's bantime.increment family of keys.
 	Increment Increment
 	// UseDNS is fail2ban's usedns: yes, warn, no or raw. With "no", <HOST> matches addresses

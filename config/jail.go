@@ -36,21 +36,22 @@ func loadJail(dir string, r *reader, opts Options, cfg *Config) *Jail {
 func parseJail(r *reader, opts Options, cfg *Config) *Jail {
 	_, at, _ := r.get("enabled")
 	j := &Jail{
-		Name:         r.sec.Name,
-		At:           at,
-		Backend:      strings.ToLower(r.str("backend", "auto")),
-		Protocol:     strings.ToLower(r.str("protocol", "tcp")),
-		BlockType:    strings.ToLower(r.str("blocktype", "drop")),
-		MaxRetry:     r.int("maxretry", 5, 1),
-		FindTime:     r.duration("findtime", 10*time.Minute, false),
-		BanTime:      r.duration("bantime", 10*time.Minute, true),
-		IgnoreSelf:   r.bool("ignoreself", true),
-		BanPrefix4:   r.int("banprefix4", 32, 8),
-		BanPrefix6:   r.int("banprefix6", 128, 16),
-		SkipIfNoLogs: r.bool("skip_if_nologs", false),
-		FleetShare:   r.bool("fleet_share", true),
-		FleetApply:   r.bool("fleet_apply", true),
-		UseDNS:       strings.ToLower(r.str("usedns", "warn")),
+		Name:            r.sec.Name,
+		At:              at,
+		Backend:         strings.ToLower(r.str("backend", "auto")),
+		Protocol:        strings.ToLower(r.str("protocol", "tcp")),
+		BlockType:       strings.ToLower(r.str("blocktype", "drop")),
+		MaxRetry:        r.int("maxretry", 5, 1),
+		FindTime:        r.duration("findtime", 10*time.Minute, false),
+		BanTime:         r.duration("bantime", 10*time.Minute, true),
+		IgnoreSelf:      r.bool("ignoreself", true),
+		BanPrefix4:      r.int("banprefix4", 32, 8),
+		BanPrefix6:      r.int("banprefix6", 128, 16),
+		SkipIfNoLogs:    r.bool("skip_if_nologs", false),
+		FleetShare:      r.bool("fleet_share", true),
+		FleetApply:      r.bool("fleet_apply", true),
+		FleetShareLines: r.bool("fleet_share_lines", false),
+		UseDNS:          strings.ToLower(r.str("usedns", "warn")),
 	}
 	j.MaxMatches = r.int("maxmatches", j.MaxRetry, 0)
 	parseEscalate(j, r)

@@ -19,7 +19,7 @@ var jailKeys = []string{
 	"banprefix6_escalate", "bantime.increment", "bantime.factor", "bantime.formula",
 	"bantime.multipliers", "bantime.maxtime", "bantime.rndtime", "bantime.overalljails",
 	"journalmatch", "logformat", "json_time", "json_host", "json_message", "syslog_program",
-	"syslog_host", "skip_if_nologs", "fleet_share", "fleet_apply",
+	"syslog_host", "skip_if_nologs", "fleet_share", "fleet_apply", "fleet_share_lines",
 	// fail2ban's, not (yet) read
 	"action", "banaction", "banaction_allports", "chain", "mta", "destemail", "sender",
 	"sendername", "returntype", "logencoding", "ignorecache", "fail2ban_agent", "before", "after",

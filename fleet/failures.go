@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -27,12 +28,22 @@ const (
 	maxPerMessage = 1 << 14
 )
 
-// Failure is one failure as the fleet counts it: no log line, only what a window needs.
+// Failure is one failure as the fleet counts it: what a window needs, the filter's captures when
+// the jail's actions use them, and its log line only when the jail shares lines
+// (fleet_share_lines). Both are bounded: maxFields captures of maxField bytes, maxLine bytes of
+// line.
 type Failure struct {
-	Jail string
-	Addr netip.Addr
-	Time int64 // unix seconds, the log line's
+	Jail   string
+	Addr   netip.Addr
+	Time   int64             // unix seconds, the log line's
+	Fields map[string]string // nil: none
+	Line   string            // "": not shared
 }
+
+const (
+	maxFields = 8
+	maxField  = 256
+)
 
 // Batch is one message of the stream: failures one node saw, of one partition.
 type Batch struct {
@@ -48,10 +59,12 @@ func Partition(key netip.Prefix, n int) int {
 	return int(mix.Fmix64(h) % uint64(n))
 }
 
-// Encode appends b's wire form to dst: "PF1", the node, a table of jail names, then per failure
-// the jail's index, the address (4 or 16 bytes) and the time, all lengths as uvarints.
+// Encode appends b's wire form to dst: "PF2", the node, a table of jail names, then per failure
+// the jail's index, the address (4 or 16 bytes), the time, the captures (a count, then names and
+// values, by name) and the line (empty: none), all lengths as uvarints. What is over the bounds
+// is left out (captures past maxFields) or cut (values, the line).
 func (b *Batch) Encode(dst []byte) []byte {
-	dst = append(dst, "PF1"...)
+	dst = append(dst, "PF2"...)
 	dst = appendString(dst, b.Node)
 	var jails []string
 	idx := map[string]int{}
@@ -72,6 +85,25 @@ func (b *Batch) Encode(dst []byte) []byte {
 		dst = append(dst, byte(len(a)))
 		dst = append(dst, a...)
 		dst = binary.AppendVarint(dst, f.Time)
+		dst = appendFields(dst, f.Fields)
+		dst = appendString(dst, cut(f.Line, maxLine))
+	}
+	return dst
+}
+
+func appendFields(dst []byte, fields map[string]string) []byte {
+	names := make([]string, 0, len(fields))
+	for k := range fields {
+		if len(k) <= maxField {
+			names = append(names, k)
+		}
+	}
+	slices.Sort(names)
+	names = names[:min(len(names), maxFields)]
+	dst = binary.AppendUvarint(dst, uint64(len(names)))
+	for _, k := range names {
+		dst = appendString(dst, k)
+		dst = appendString(dst, cut(fields[k], maxField))
 	}
 	return dst
 }
@@ -87,7 +119,7 @@ var errBatch = errors.New("fleet: not a failures message")
 // nothing of it is used: sizes are bounded before anything is allocated.
 func Decode(p []byte) (Batch, error) {
 	var b Batch
-	if len(p) < 3 || string(p[:3]) != "PF1" {
+	if len(p) < 3 || string(p[:3]) != "PF2" {
 		return b, errBatch
 	}
 	r := reader{p: p[3:]}
@@ -98,7 +130,7 @@ func Decode(p []byte) (Batch, error) {
 		jails = append(jails, r.str(maxJail))
 	}
 	n := r.uvarint(maxPerMessage)
-	if r.err != nil || n > len(r.p)/6 { // a failure takes at least 6 bytes
+	if r.err != nil || n > len(r.p)/9 { // a failure takes at least 9 bytes
 		return Batch{}, errBatch
 	}
 	b.Failures = make([]Failure, 0, n)
@@ -111,7 +143,24 @@ func Decode(p []byte) (Batch, error) {
 			return Batch{}, errBatch
 		}
 		r.p = r.p[m:]
-		b.Failures = append(b.Failures, Failure{Jail: jails[j], Addr: a, Time: t})
+		f := Failure{Jail: jails[j], Addr: a, Time: t}
+		if nf := r.uvarint(maxFields); nf > 0 && nf <= len(r.p)/2 {
+			f.Fields = make(map[string]string, nf)
+			for range nf {
+				k := r.str(maxField)
+				f.Fields[k] = r.str(maxField)
+			}
+			if len(f.Fields) != nf { // a name twice: not what Encode writes
+				return Batch{}, errBatch
+			}
+		} else if nf > 0 {
+			return Batch{}, errBatch
+		}
+		f.Line = r.str(maxLine)
+		if r.err != nil {
+			return Batch{}, errBatch
+		}
+		b.Failures = append(b.Failures, f)
 	}
 	if len(r.p) != 0 || b.Node == "" {
 		return Batch{}, errBatch

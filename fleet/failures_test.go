@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/netip"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -14,7 +15,8 @@ import (
 
 func sampleBatch() Batch {
 	return Batch{Node: "web1", Failures: []Failure{
-		{Jail: "sshd", Addr: netip.MustParseAddr("203.0.113.5"), Time: 1_700_000_000},
+		{Jail: "sshd", Addr: netip.MustParseAddr("203.0.113.5"), Time: 1_700_000_000, Fields: map[string]string{"user": "root", "port": "22"},
+			Line: "Failed password for root from 203.0.113.5 port 22 ssh2"},
 		{Jail: "nginx-http-auth", Addr: netip.MustParseAddr("2001:db8::7"), Time: 1_700_000_001},
 		{Jail: "sshd", Addr: netip.MustParseAddr("198.51.100.1"), Time: -5},
 	}}
@@ -38,7 +40,7 @@ func TestBatchWireForm(t *testing.T) {
 		t.Fatal("trailing bytes were accepted")
 	}
 	// "PF1", node "n", one jail "j", then 16384 failures announced in a few bytes.
-	huge := []byte("PF1\x01n\x01\x01j\x80\x80\x01")
+	huge := []byte("PF2\x01n\x01\x01j\x80\x80\x01")
 	if _, err := Decode(huge); err == nil {
 		t.Fatal("a count beyond the message was accepted")
 	}
@@ -48,11 +50,29 @@ func TestBatchWireForm(t *testing.T) {
 	}
 }
 
+// Captures and lines beyond the bounds are cut or left out, never refused: a publisher's
+// hostile line still counts as a failure.
+func TestBatchBounds(t *testing.T) {
+	fields := map[string]string{}
+	for i := range 10 {
+		fields[string(rune('a'+i))] = strings.Repeat("v", 300)
+	}
+	b := Batch{Node: "n", Failures: []Failure{{Jail: "j", Addr: netip.MustParseAddr("192.0.2.1"), Time: 1, Fields: fields, Line: strings.Repeat("x", 5000)}}}
+	got, err := Decode(b.Encode(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := got.Failures[0]
+	if len(f.Fields) != maxFields || f.Fields["a"] != strings.Repeat("v", maxField) || f.Fields["i"] != "" || len(f.Line) != maxLine {
+		t.Fatalf("bounded failure: %d captures (%q…), line of %d bytes", len(f.Fields), f.Fields["a"][:4], len(f.Line))
+	}
+}
+
 // FuzzDecode: no input panics or allocates beyond its bounds; what decodes encodes back the same.
 func FuzzDecode(f *testing.F) {
 	b := sampleBatch()
 	f.Add(b.Encode(nil))
-	f.Add([]byte("PF1"))
+	f.Add([]byte("PF2"))
 	f.Fuzz(func(t *testing.T, p []byte) {
 		got, err := Decode(p)
 		if err != nil {

@@ -52,8 +52,9 @@ type engine struct {
 	idle    []atomic.Bool
 	anyIdle atomic.Bool
 	// shareFailures, when set, gets each block's counted failures on the worker (the fleet's
-	// publisher); it must not keep evs.
-	shareFailures func(evs []matcher.Event, e *engine)
+	// publisher) with their block and the worker's chain (for captures); it keeps neither the
+	// block nor evs.
+	shareFailures func(b *ingest.Block, evs []matcher.Event, e *engine, c *chain)
 }
 
 // setIdle sets jail id idle or not.
@@ -207,7 +208,7 @@ func (e *engine) work(mw *matcher.Worker, own chan *ingest.Block, log *slog.Logg
 	c.admit = func(b *ingest.Block, evs []matcher.Event) []matcher.Event {
 		evs = e.admitLive(b, evs)
 		if e.shareFailures != nil && len(evs) > 0 {
-			e.shareFailures(evs, e)
+			e.shareFailures(b, evs, e, c)
 		}
 		return evs
 	}

@@ -40,8 +40,9 @@ type matchKey struct {
 }
 
 type matchRing struct {
-	lines []matchLine // in reading order, at most keep
-	last  int64       // unix seconds of the newest line
+	lines  []matchLine       // in reading order, at most keep
+	last   int64             // unix seconds of the newest line
+	fields map[string]string // the first captures the key got (the fleet's failures carry them)
 }
 
 // matchLine is a line and where it was read: its block's Seq and its index in the block.
@@ -129,15 +130,7 @@ func (e *evidence) addLocked(sh *evidenceShard, jail uint16, key netip.Prefix, l
 	if keep <= 0 {
 		return
 	}
-	k := matchKey{jail, key}
-	r := sh.m[k]
-	if r == nil {
-		if len(sh.m) >= e.perShard {
-			sh.evictOldestLocked()
-		}
-		r = &matchRing{}
-		sh.m[k] = r
-	}
+	r := e.ringLocked(sh, matchKey{jail, key})
 	at := len(r.lines)
 	for at > 0 && !r.lines[at-1].before(seq, idx) {
 		at--
@@ -147,6 +140,41 @@ func (e *evidence) addLocked(sh *evidenceShard, jail uint16, key netip.Prefix, l
 		r.lines = append(r.lines[:0], r.lines[len(r.lines)-keep:]...)
 	}
 	r.last = max(r.last, t)
+}
+
+// ringLocked returns k's ring, made (evicting when the shard is full) if it has none.
+func (e *evidence) ringLocked(sh *evidenceShard, k matchKey) *matchRing {
+	r := sh.m[k]
+	if r == nil {
+		if len(sh.m) >= e.perShard {
+			sh.evictOldestLocked()
+		}
+		r = &matchRing{}
+		sh.m[k] = r
+	}
+	return r
+}
+
+// addFleet records a failure the fleet's publishers shared: its line, when they share lines (kept
+// as addLine keeps them), and its captures, the first a key gets (fail2ban's ticket keeps its
+// first failure's data).
+func (e *evidence) addFleet(jail uint16, key netip.Prefix, line string, fields map[string]string, t int64, seq uint64, idx uint32, keep int) {
+	if line == "" && fields == nil {
+		return
+	}
+	sh := &e.shards[shardOf(jail, key)]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if line != "" {
+		e.addLocked(sh, jail, key, line, t, seq, idx, keep)
+	}
+	if fields != nil {
+		r := e.ringLocked(sh, matchKey{jail, key})
+		if r.fields == nil {
+			r.fields = fields
+		}
+		r.last = max(r.last, t)
+	}
 }
 
 // evictOldestLocked drops the stalest of a few sampled keys.
@@ -166,6 +194,12 @@ func (sh *evidenceShard) evictOldestLocked() {
 
 // take removes and returns key's lines.
 func (e *evidence) take(jail uint16, key netip.Prefix) []string {
+	lines, _ := e.takeAll(jail, key)
+	return lines
+}
+
+// takeAll removes and returns key's lines and captures.
+func (e *evidence) takeAll(jail uint16, key netip.Prefix) ([]string, map[string]string) {
 	sh := &e.shards[shardOf(jail, key)]
 	k := matchKey{jail, key}
 	sh.mu.Lock()
@@ -173,13 +207,13 @@ func (e *evidence) take(jail uint16, key netip.Prefix) []string {
 	delete(sh.m, k)
 	sh.mu.Unlock()
 	if r == nil {
-		return nil
+		return nil, nil
 	}
 	out := make([]string, len(r.lines))
 	for i := range r.lines {
 		out[i] = r.lines[i].text
 	}
-	return out
+	return out, r.fields
 }
 
 // sweep drops keys whose newest line is older than their jail's findtime.

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nkeys"
 
@@ -322,5 +323,54 @@ func TestFleetNKeys(t *testing.T) {
 		if !strings.Contains(strings.ToLower(err.Error()), "authorization") {
 			t.Fatalf("c failed for another reason: %v", err)
 		}
+	}
+}
+
+// A decider's ban from the fleet's failures carries what the publishers shared: the lines of a
+// jail with fleet_share_lines (and no line of one without), and the captures of its first failure
+// that had any, for actions' <F-*> tags; the ban's evidence reaches the other nodes' audit logs.
+func TestFleetDeciderEvidence(t *testing.T) {
+	dir := t.TempDir()
+	ran := filepath.Join(dir, "ran")
+	ad := filepath.Join(dir, "actions")
+	os.MkdirAll(ad, 0o755)
+	os.WriteFile(filepath.Join(ad, "record.conf"), []byte(fmt.Sprintf("[Definition]\nactionban = printf '%%s [%%s] {%%s}\\n' <ip> \"<matches>\" \"<F-USER>\" >> %s\n", ran)), 0o644)
+	withAction := func(cfg string) { os.Rename(ad, filepath.Join(cfg, "action.d")) }
+	addr := freeAddr(t)
+	a := startUnitWith(t, unitJail+"action = record\n", "fleet = embedded\nfleet_listen = "+addr+"\nfleet_name = a\nfleet_failures = decide\nfleet_partitions = 2\n", withAction)
+	os.MkdirAll(ad, 0o755)
+	os.WriteFile(filepath.Join(ad, "record.conf"), []byte("[Definition]\nactionban = echo <F-USER> > /dev/null\n"), 0o644)
+	b := startUnitWith(t, unitJail+"action = record\nfleet_share_lines = true\n", "fleet = nats://"+addr+"\nfleet_name = b\nfleet_failures = publish\nfleet_partitions = 2\n", withAction)
+	c := startUnit(t, unitJail, "fleet = nats://"+addr+"\nfleet_name = c\nfleet_failures = publish\nfleet_partitions = 2\n")
+
+	userFail := func(u *unitDaemon, user, addr string) {
+		f, _ := os.OpenFile(u.log, os.O_APPEND|os.O_WRONLY, 0)
+		fmt.Fprintf(f, "%s host sshd[77]: Failed password for invalid user %s from %s port 4000 ssh2\n", time.Now().Format(time.Stamp), user, addr)
+		f.Close()
+	}
+	userFail(b, "alice", "203.0.113.70")
+	userFail(b, "bob", "203.0.113.70")
+	waitFor(t, "b's failures counted on a", func() bool { return a.fleet.Load().stats.failuresIn.Load() >= 2 })
+	userFail(c, "carol", "203.0.113.70")
+	waitFor(t, "the action on a", func() bool { got, _ := os.ReadFile(ran); return len(got) > 0 })
+	got, _ := os.ReadFile(ran)
+	line := string(got)
+	if !strings.HasPrefix(line, "203.0.113.70 [") || !strings.Contains(line, "invalid user alice from") || !strings.Contains(line, "invalid user bob from") ||
+		strings.Contains(line, "carol") || !strings.HasSuffix(line, "] {alice}\n") {
+		t.Fatalf("a's action for the fleet's ban: %q", line)
+	}
+	// b applies a's ban (its jail's only action is not a firewall's: the audit log says it) with
+	// a's evidence: the failures counted and b's own lines.
+	var rec map[string]any
+	waitFor(t, "a's ban in b's audit log", func() bool {
+		for _, r := range readAudit(t, filepath.Join(b.dir, "audit.log")) {
+			if r["prefix"] == "203.0.113.70" {
+				rec = r
+			}
+		}
+		return rec != nil
+	})
+	if m, _ := rec["matches"].([]any); rec["reason"] != "fleet" || rec["failures"] != 3.0 || len(m) != 2 || !strings.Contains(m[0].(string), "alice") {
+		t.Fatalf("b's audit of a's ban: %v", rec)
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/portcullis/portcullis/ban"
 	"github.com/portcullis/portcullis/fleet"
+	"github.com/portcullis/portcullis/ingest"
 	"github.com/portcullis/portcullis/matcher"
 	"github.com/portcullis/portcullis/window"
 )
@@ -93,18 +94,32 @@ func (fl *failLink) close() {
 	fl.wg.Wait()
 }
 
-// shareFailures is the workers' hook (engine.shareFailures): evs are a block's counted failures;
-// those of shared jails are copied and queued for the publisher without waiting.
-func (d *Daemon) shareFailures(evs []matcher.Event, e *engine) {
+// shareFailures is the workers' hook (engine.shareFailures): evs are b's counted failures; those
+// of shared jails are copied and queued for the publisher without waiting, with their line when
+// the jail shares lines and their captures when its actions use them.
+func (d *Daemon) shareFailures(b *ingest.Block, evs []matcher.Event, e *engine, c *chain) {
 	l := d.fleet.Load()
 	if l == nil || l.fail == nil || l.fail.in == nil {
 		return
 	}
 	var out []fleet.Failure
 	for _, ev := range evs {
-		if j := e.jails[ev.Jail]; j.FleetShare {
-			out = append(out, fleet.Failure{Jail: j.Name, Addr: ev.Addr, Time: ev.Time})
+		j := e.jails[ev.Jail]
+		if !j.FleetShare {
+			continue
 		}
+		f := fleet.Failure{Jail: j.Name, Addr: ev.Addr, Time: ev.Time}
+		captures := c.fields != nil && c.fields[ev.Jail] // nil: no actions of this run take any
+		if (j.FleetShareLines || captures) && int(ev.Line) < len(b.Lines) {
+			line := string(b.Line(int(ev.Line)))
+			if j.FleetShareLines {
+				f.Line = line
+			}
+			if captures {
+				f.Fields = c.fieldsOf(ev.Jail, []string{line}, ev.Time)
+			}
+		}
+		out = append(out, f)
 	}
 	if len(out) == 0 {
 		return
@@ -226,13 +241,16 @@ func (fl *failLink) send(ctx context.Context, msgs []outgoing, st *fleetStats) {
 
 // decider counts the fleet's failures of the partitions pinned to this node, in windows of one
 // engine generation: the first batch after a reload moves the counts into the new one's. Each
-// partition has its own adder and scratch, used by that partition's delivery goroutine only.
+// partition has its own adder and scratch, used by that partition's delivery goroutine only. The
+// lines publishers share (fleet_share_lines) are kept per key as the workers keep theirs, for the
+// bans' evidence; a reload starts them afresh (the counts carry over, the lines do not).
 type decider struct {
 	d     *Daemon
 	stats *fleetStats
-	mu    sync.Mutex // guards eng, win, parts
+	mu    sync.Mutex // guards eng, win, ev, parts
 	eng   *engine
 	win   *window.Window
+	ev    *evidence
 	parts map[int]*deciderPart
 }
 
@@ -242,13 +260,14 @@ type deciderPart struct {
 	crossings []window.Crossing
 }
 
-func (dc *decider) part(p int) (*engine, *deciderPart) {
+func (dc *decider) part(p int) (*engine, *evidence, *deciderPart) {
 	dc.mu.Lock()
 	defer dc.mu.Unlock()
 	eng := dc.d.current()
 	if eng != dc.eng {
 		old, oldEng := dc.win, dc.eng
 		dc.eng, dc.win, dc.parts = eng, window.New(eng.params, window.Options{MaxKeys: dc.d.opts.MaxKeys}), map[int]*deciderPart{}
+		dc.ev = newEvidence(evidenceKeys)
 		if old != nil { // a reload: the counts carry over, by jail name, as the workers' do
 			now := dc.d.opts.Now().Unix()
 			old.Snapshot(func(h *window.Held) {
@@ -265,21 +284,25 @@ func (dc *decider) part(p int) (*engine, *deciderPart) {
 		dp = &deciderPart{adder: dc.win.NewAdder(nil)}
 		dc.parts[p] = dp
 	}
-	return eng, dp
+	return eng, dc.ev, dp
 }
 
 // deliver counts one batch. A failure of a jail this node does not share, dated more than a
 // minute ahead, or older than its jail's findtime cannot count and is left out.
 func (dc *decider) deliver(del fleet.Delivery) {
-	eng, dp := dc.part(del.Part)
+	eng, ev, dp := dc.part(del.Part)
 	now := dc.d.opts.Now().Unix()
 	dp.events = dp.events[:0]
-	for _, f := range del.Batch.Failures {
+	for i, f := range del.Batch.Failures {
 		id, ok := eng.byName[f.Jail]
 		if !ok || !eng.jails[id].FleetShare || f.Time > now+60 || f.Time <= now-eng.params[id].FindTime {
 			continue
 		}
-		dp.events = append(dp.events, matcher.Event{Jail: uint16(id), Addr: f.Addr.Unmap(), Time: f.Time})
+		a := f.Addr.Unmap()
+		dp.events = append(dp.events, matcher.Event{Jail: uint16(id), Addr: a, Time: f.Time})
+		if f.Line != "" || f.Fields != nil {
+			ev.addFleet(uint16(id), eng.params[id].Key(a), f.Line, f.Fields, f.Time, del.Seq, uint32(i), eng.jails[id].MaxMatches)
+		}
 	}
 	dc.stats.failuresIn.Add(uint64(len(del.Batch.Failures)))
 	if len(dp.events) == 0 {
@@ -288,6 +311,10 @@ func (dc *decider) deliver(del fleet.Delivery) {
 	dp.crossings = dp.adder.Add(dp.events, dp.crossings[:0])
 	if len(dp.crossings) == 0 {
 		return
+	}
+	for i := range dp.crossings {
+		x := &dp.crossings[i]
+		x.Matches, x.Fields = ev.takeAll(x.Jail, x.Prefix)
 	}
 	ds := eng.bans.Decide(dp.crossings, nil)
 	n := 0
@@ -302,7 +329,7 @@ func (dc *decider) deliver(del fleet.Delivery) {
 	}
 }
 
-// sweep drops the counts of addresses quiet for longer than their findtime.
+// sweep drops the counts and lines of addresses quiet for longer than their findtime.
 func (dc *decider) sweep(ctx context.Context, wg *sync.WaitGroup) {
 	defer wg.Done()
 	t := time.NewTicker(30 * time.Second)
@@ -314,7 +341,9 @@ func (dc *decider) sweep(ctx context.Context, wg *sync.WaitGroup) {
 		case <-t.C:
 			dc.mu.Lock()
 			if dc.win != nil {
-				dc.win.Sweep(dc.d.opts.Now().Unix())
+				now, eng := dc.d.opts.Now().Unix(), dc.eng
+				dc.win.Sweep(now)
+				dc.ev.sweep(now, func(j uint16) int64 { return eng.params[j].FindTime })
 			}
 			dc.mu.Unlock()
 		}
