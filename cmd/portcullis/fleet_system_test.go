@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,6 +18,7 @@ import (
 // fleetNode is one daemon of a fleet in a network namespace of its own.
 type fleetNode struct {
 	*env
+	name string // fleet_name, also its NATS server's
 	ns   string
 	link string // its end of the veth pair in the test's namespace
 	d    *daemon
@@ -57,11 +59,12 @@ func (n *fleetNode) banned(addr string) bool {
 
 // Three daemons in three network namespaces, their embedded NATS servers clustered (R3): an
 // attacker spread across them (one failure on each, maxretry 3) is banned on all three; a ban
-// made on one reaches the others. Then node 0 is killed with its NATS server mid-run: the other
-// two go on sharing bans and counting, a decider taking over the partitions node 0 held; node 0
-// restarts and converges (bans made while it was away are in its kernel, a ban lifted meanwhile
-// is not). Then node 2's link is cut while the fleet bans and unbans, and it converges when the
-// link returns.
+// made on one reaches the others. Then the node whose NATS server leads the bans bucket's stream
+// is killed with it while bans flow: the other two elect a new leader and go on sharing bans and
+// counting, a decider taking over the partitions the dead node held; it restarts and converges
+// (bans made while it was away are in its kernel, a ban lifted meanwhile is not). Then another
+// node's link is cut while the fleet bans and unbans and it bans from its own failures: it
+// converges when the link returns, and its ban reaches the others.
 func TestSystemFleet(t *testing.T) {
 	netnstest.Require(t)
 	names, links := newFleetNamespaces(t, 3)
@@ -89,7 +92,7 @@ logpath = @DIR@/auth.log
 		if err := os.WriteFile(filepath.Join(e.cfg, "portcullis.conf"), []byte(conf), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		nodes[i] = &fleetNode{env: e, ns: names[i], link: links[i]}
+		nodes[i] = &fleetNode{env: e, name: fmt.Sprintf("n%d", i), ns: names[i], link: links[i]}
 	}
 	// A clustered server waits for its peers before JetStream answers: start all, then wait.
 	for _, n := range nodes {
@@ -125,7 +128,25 @@ logpath = @DIR@/auth.log
 		t.Fatalf("fleet status:\n%s", out)
 	}
 
-	// Node 0 and its NATS server die while node 1 bans 40 addresses, one by one.
+	// From here nodes[0] is the bucket stream's leader, the server killed while bans flow.
+	leader := func(n *fleetNode) string {
+		out, _, code := n.cli("fleet", "status", "--json")
+		var st struct {
+			Bucket struct{ Leader string } `json:"bucket"`
+		}
+		if code != 0 || json.Unmarshal([]byte(out), &st) != nil {
+			return ""
+		}
+		return st.Bucket.Leader
+	}
+	lead := slices.IndexFunc(nodes, func(n *fleetNode) bool { return n.name == leader(nodes[1]) })
+	if lead < 0 {
+		t.Fatalf("no node leads the bucket's stream: %q", leader(nodes[1]))
+	}
+	nodes = []*fleetNode{nodes[lead], nodes[(lead+1)%3], nodes[(lead+2)%3]}
+	t.Logf("the bucket's stream leader: %s", nodes[0].name)
+
+	// The leader and its NATS server die while node 1 bans 40 addresses, one by one.
 	flowing := make(chan struct{})
 	go func() {
 		defer close(flowing)
@@ -140,6 +161,10 @@ logpath = @DIR@/auth.log
 	<-nodes[0].d.done
 	<-flowing
 	alive := nodes[1:]
+	nodes[1].waitUpTo(60*time.Second, "a new leader of the bucket's stream", func() bool {
+		l := leader(nodes[1])
+		return l != "" && l != nodes[0].name
+	}, nodes[1].d)
 	for i := range 40 {
 		everywhere("the bans made while a server died", fmt.Sprintf("203.0.113.%d", 100+i), alive)
 	}
@@ -174,9 +199,16 @@ logpath = @DIR@/auth.log
 	nodes[0].mustCLI("ban", "sshd", "203.0.113.54")
 	nodes[1].mustCLI("unban", "sshd", "203.0.113.52")
 	everywhere("a ban while node 2 is cut off", "203.0.113.54", nodes[:2])
+	// Cut off, node 2 still bans from its own failures; the others get the ban when it is back.
+	nodes[2].appendLog(failures("203.0.113.55", 3)...)
+	everywhere("node 2's local ban while cut off", "203.0.113.55", nodes[2:])
 	time.Sleep(fleetCut)
+	if nodes[0].banned("203.0.113.55") {
+		t.Fatal("a cut-off node's ban reached the fleet through the cut")
+	}
 	run("ip", "link", "set", nodes[2].link, "up")
 	everywhere("the ban made while node 2 was cut off", "203.0.113.54", nodes[2:])
+	everywhere("node 2's ban made while it was cut off", "203.0.113.55", nodes[:2])
 	nodes[2].waitUpTo(60*time.Second, "the unban made while node 2 was cut off", func() bool { return !nodes[2].banned("203.0.113.52") }, nodes[2].d)
 	// No ban lost, none applied twice: each node's audit log has one ban of each.
 	for _, n := range nodes {
