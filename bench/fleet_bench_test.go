@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -191,8 +192,9 @@ func fleetFailures(b *testing.B, deciders, per int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	received := func() uint64 {
-		var n uint64
+	// received is how many failures each decider has counted.
+	received := func() []uint64 {
+		var ns []uint64
 		for _, s := range socks {
 			rep, err := control.Call(s, control.Request{Cmd: "fleet", Args: []string{"status"}}, 10*time.Second)
 			if err != nil || !rep.OK {
@@ -202,9 +204,43 @@ func fleetFailures(b *testing.B, deciders, per int) {
 			if err := jsonUnmarshal(rep.Data, &st); err != nil {
 				b.Fatal(err)
 			}
-			n += st.Counters.FailuresIn
+			ns = append(ns, st.Counters.FailuresIn)
+		}
+		return ns
+	}
+	sum := func(ns []uint64) (n uint64) {
+		for _, x := range ns {
+			n += x
 		}
 		return n
+	}
+	// The deciders share the partitions once each has balanced (every quarter of the failover):
+	// rounds of one failure per partition go out until every decider counts some of a round.
+	for warm, settled := 0, deciders == 1; !settled; warm++ {
+		if warm == 100 {
+			b.Fatal("the deciders did not share the partitions")
+		}
+		before := received()
+		for p := range parts {
+			bt := fleet.Batch{Node: "pub", Failures: []fleet.Failure{{Jail: "sshd", Addr: netip.AddrFrom4([4]byte{11, byte(warm), 0, byte(p)}), Time: time.Now().Unix()}}}
+			if _, err := fs.Publish(p, fmt.Sprintf("warm-%d-%d-%d", b.N, warm, p), bt.Encode(nil)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		after := received()
+		for deadline := time.Now().Add(time.Minute); sum(after) < sum(before)+parts; after = received() {
+			if time.Now().After(deadline) {
+				b.Fatal("the warm-up round was not counted")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		settled = true
+		for i := range after {
+			settled = settled && after[i] > before[i]
+		}
+		if !settled {
+			time.Sleep(500 * time.Millisecond)
+		}
 	}
 	// The messages, encoded before the clock starts: distinct addresses, so nothing crosses.
 	msgs := (b.N + per - 1) / per
@@ -223,18 +259,30 @@ func fleetFailures(b *testing.B, deciders, per int) {
 	base := received()
 	b.ResetTimer()
 	for m := range msgs {
-		if _, err := fs.Publish(partOf[m], fmt.Sprintf("bench-%d-%d", b.N, m), data[m]); err != nil {
-			b.Fatal(err)
+		for {
+			_, err := fs.Publish(partOf[m], fmt.Sprintf("bench-%d-%d", b.N, m), data[m])
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, jetstream.ErrTooManyStalledMsgs) { // 256 unacknowledged: wait for acks
+				b.Fatal(err)
+			}
 		}
 	}
-	want := base + uint64(msgs*per)
-	for deadline := time.Now().Add(5 * time.Minute); received() < want; time.Sleep(5 * time.Millisecond) {
+	want := sum(base) + uint64(msgs*per)
+	for deadline := time.Now().Add(5 * time.Minute); sum(received()) < want; time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			b.Fatalf("the deciders counted %d of %d failures", received()-base, msgs*per)
+			b.Fatalf("the deciders counted %d of %d failures", sum(received())-sum(base), msgs*per)
 		}
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(msgs*per)/b.Elapsed().Seconds(), "failures/s")
+	// The largest share one decider counted: 1 with one decider, about 1/deciders when shared.
+	top, end := 0.0, received()
+	for i := range end {
+		top = max(top, float64(end[i]-base[i])/float64(msgs*per))
+	}
+	b.ReportMetric(top, "top-decider-share")
 }
 
 func jsonUnmarshal(p []byte, v any) error { return json.Unmarshal(p, v) }

@@ -207,10 +207,11 @@ func (r *reader) str(limit int) string { return string(r.bytes(r.uvarint(limit))
 
 // Failures is the fleet's failures stream.
 type Failures struct {
-	js    jetstream.JetStream
-	parts int
-	pins  sync.Map           // partition -> the pin id of this node's decider (from its messages)
-	names jetstream.KeyValue // pin id -> decider's node name (PinsBucket), for fleet status
+	js       jetstream.JetStream
+	parts    int
+	replicas int
+	pins     sync.Map           // partition -> the pin id of this node's decider (from its messages)
+	names    jetstream.KeyValue // pin id -> decider's node name (PinsBucket), for fleet status
 }
 
 // PinsBucket names the deciders: a decider that a partition is pinned to writes its pin id with
@@ -234,7 +235,7 @@ func OpenFailures(ctx context.Context, js jetstream.JetStream, parts, replicas i
 	if err != nil {
 		return nil, fmt.Errorf("fleet: the deciders' bucket: %w", err)
 	}
-	return &Failures{js: js, parts: parts, names: names}, nil
+	return &Failures{js: js, parts: parts, replicas: max(replicas, 1), names: names}, nil
 }
 
 // Partitions is how many partitions the stream has.
@@ -245,74 +246,4 @@ func (f *Failures) Partitions() int { return f.parts }
 func (f *Failures) Publish(part int, id string, data []byte) (jetstream.PubAckFuture, error) {
 	m := &nats.Msg{Subject: failSubject + strconv.Itoa(part), Data: data}
 	return f.js.PublishMsgAsync(m, jetstream.WithMsgID(id))
-}
-
-// Delivery is one batch a decider receives: its partition and stream sequence with it.
-type Delivery struct {
-	Part  int
-	Seq   uint64
-	Batch Batch
-}
-
-// Decide makes this node one of the deciders: for every partition, a pull consumer in the
-// deciders' pinned priority group, so the server delivers each partition to one decider at a
-// time and hands it to another when that one stops pulling. fn gets each batch once, in stream
-// order per partition (a redelivery of a batch fn already had is dropped here); bad gets every
-// message that is not a batch. fn may run on several goroutines at once, never two for one
-// partition. failover is how long a partition stays pinned to a decider that stopped pulling;
-// what was delivered to it and not acknowledged goes to the next decider after twice that (at
-// least 5 s). node is this decider's name in fleet status. The returned stop ends it.
-func (f *Failures) Decide(ctx context.Context, node string, failover time.Duration, fn func(Delivery), bad func(error)) (stop func(), err error) {
-	var ccs []jetstream.ConsumeContext
-	stop = func() {
-		for _, c := range ccs {
-			c.Stop()
-		}
-	}
-	for p := range f.parts {
-		c, err := f.js.CreateOrUpdateConsumer(ctx, Stream, jetstream.ConsumerConfig{
-			Durable: "p" + strconv.Itoa(p), FilterSubject: failSubject + strconv.Itoa(p),
-			AckPolicy: jetstream.AckExplicitPolicy, AckWait: max(2*failover, 5*time.Second), MaxAckPending: 4096,
-			PriorityPolicy: jetstream.PriorityPolicyPinned, PinnedTTL: failover,
-			PriorityGroups: []string{deciderGroup},
-		})
-		if err != nil {
-			stop()
-			return nil, fmt.Errorf("fleet: partition %d's consumer: %w", p, err)
-		}
-		var mu sync.Mutex
-		var last uint64
-		cc, err := c.Consume(func(m jetstream.Msg) {
-			meta, err := m.Metadata()
-			if err != nil {
-				m.Term()
-				return
-			}
-			if pin := m.Headers().Get("Nats-Pin-Id"); pin != "" {
-				if old, _ := f.pins.Swap(p, pin); old != pin {
-					go f.names.PutString(ctx, pin, node) // a name for fleet status; best effort
-				}
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			if meta.Sequence.Stream <= last {
-				m.Ack()
-				return
-			}
-			last = meta.Sequence.Stream
-			b, err := Decode(m.Data())
-			if err != nil {
-				bad(fmt.Errorf("partition %d, sequence %d: %w", p, meta.Sequence.Stream, err))
-			} else {
-				fn(Delivery{Part: p, Seq: meta.Sequence.Stream, Batch: b})
-			}
-			m.Ack()
-		}, jetstream.PullPriorityGroup(deciderGroup), jetstream.PullExpiry(max(failover/2, time.Second)))
-		if err != nil {
-			stop()
-			return nil, fmt.Errorf("fleet: partition %d: %w", p, err)
-		}
-		ccs = append(ccs, cc)
-	}
-	return stop, nil
 }

@@ -2,8 +2,11 @@ package fleet
 
 import (
 	"context"
+	"fmt"
+	"maps"
 	"net/netip"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -103,6 +106,7 @@ func TestPartition(t *testing.T) {
 type decided struct {
 	mu   sync.Mutex
 	seqs map[uint64]string // stream sequence -> decider
+	last map[int]string    // partition -> the decider of its last batch
 	dup  int
 }
 
@@ -114,65 +118,67 @@ func (d *decided) record(who string) func(Delivery) {
 			d.dup++
 		}
 		d.seqs[del.Seq] = who
+		d.last[del.Part] = who
 	}
 }
 
-func (d *decided) count(who string) (n, all int) {
+func (d *decided) state() (all int, last map[int]string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	for _, w := range d.seqs {
-		if w == who {
-			n++
-		}
-	}
-	return n, len(d.seqs)
+	return len(d.seqs), maps.Clone(d.last)
 }
 
-// Two deciders on a real server: each partition's batches go to exactly one of them; a
-// publisher's retry (same id) is stored once; when the decider holding partitions stops, the
-// other takes them over and nothing is delivered twice.
-func TestDecidersFailOver(t *testing.T) {
+// Two deciders on a real server share the partitions: once both are up, each partition's batches
+// go to the one that owns it by rendezvous hashing; a publisher's retry (same id) is stored once;
+// when one decider stops, the other takes its partitions over at once and nothing is delivered
+// twice.
+func TestDecidersShareAndFailOver(t *testing.T) {
+	const parts = 8
 	srv, err := StartEmbedded(EmbeddedOptions{Name: "n1", StoreDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Close)
-	js := func() (jetstream.JetStream, *nats.Conn) {
+	js := func() jetstream.JetStream {
 		nc, err := nats.Connect(srv.URL())
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(nc.Close)
 		js, _ := jetstream.New(nc)
-		return js, nc
+		return js
 	}
 	ctx := context.Background()
-	pjs, _ := js()
-	pub, err := OpenFailures(ctx, pjs, 4, 1, time.Hour)
+	pub, err := OpenFailures(ctx, js(), parts, 1, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &decided{seqs: map[uint64]string{}}
+	d := &decided{seqs: map[uint64]string{}, last: map[int]string{}}
 	bad := func(err error) { t.Errorf("bad batch: %v", err) }
-	ajs, anc := js()
-	a, _ := OpenFailures(ctx, ajs, 4, 1, time.Hour)
+	a, _ := OpenFailures(ctx, js(), parts, 1, time.Hour)
 	stopA, err := a.Decide(ctx, "a", 2*time.Second, d.record("a"), bad)
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(200 * time.Millisecond) // a pulls first, so a holds the partitions
-	bjs, _ := js()
-	b, _ := OpenFailures(ctx, bjs, 4, 1, time.Hour)
+	b, _ := OpenFailures(ctx, js(), parts, 1, time.Hour)
 	stopB, err := b.Decide(ctx, "b", 2*time.Second, d.record("b"), bad)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer stopB()
+	owners := map[int]string{}
+	for p := range parts {
+		owners[p] = Owner(p, []string{"a", "b"})
+	}
+	if !slices.Contains(slices.Collect(maps.Values(owners)), "a") || !slices.Contains(slices.Collect(maps.Values(owners)), "b") {
+		t.Fatalf("the test needs partitions owned by each decider: %v", owners)
+	}
 
-	send := func(round int) {
-		for p := range 4 {
-			bt := Batch{Node: "x", Failures: []Failure{{Jail: "sshd", Addr: netip.AddrFrom4([4]byte{203, 0, 113, byte(round*4 + p)}), Time: 1}}}
-			id := "x-" + string(rune('a'+round)) + string(rune('0'+p))
+	round := 0
+	send := func() {
+		for p := range parts {
+			bt := Batch{Node: "x", Failures: []Failure{{Jail: "sshd", Addr: netip.AddrFrom4([4]byte{203, 0, byte(round), byte(p)}), Time: 1}}}
+			id := fmt.Sprintf("x-%d-%d", round, p)
 			for range 2 { // the same message twice: a publisher's retry
 				f, err := pub.Publish(p, id, bt.Encode(nil))
 				if err != nil {
@@ -185,26 +191,45 @@ func TestDecidersFailOver(t *testing.T) {
 				}
 			}
 		}
+		round++
 	}
-	wait := func(what string, cond func() bool) {
+	// One round, all delivered: the partitions of each, by decider.
+	deliver := func(what string) map[int]string {
 		t.Helper()
+		send()
 		for end := time.Now().Add(30 * time.Second); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
-			if cond() {
-				return
+			if all, last := d.state(); all == round*parts {
+				return last
 			}
 		}
-		t.Fatalf("timed out: %s", what)
+		all, _ := d.state()
+		t.Fatalf("%s: %d of %d batches delivered", what, all, round*parts)
+		return nil
 	}
-	send(0)
-	wait("the first round", func() bool { _, all := d.count(""); return all == 4 })
-	if n, _ := d.count("a"); n != 4 {
-		t.Fatalf("a, pinned first, got %d of 4 batches", n)
+	// The deciders settle within a few balancing rounds (half a second each).
+	settled := false
+	for end := time.Now().Add(30 * time.Second); !settled && time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+		settled = maps.Equal(deliver("a round while the deciders settle"), owners)
+	}
+	if !settled {
+		_, last := d.state()
+		t.Fatalf("the partitions did not settle with their owners: %v, want %v", last, owners)
+	}
+	if got := deliver("a round once settled"); !maps.Equal(got, owners) {
+		t.Fatalf("once settled, a round went to %v, want %v", got, owners)
 	}
 	stopA()
-	anc.Close()
-	send(1)
-	wait("b takes over", func() bool { _, all := d.count(""); return all == 8 })
-	if n, _ := d.count("b"); n != 4 || d.dup != 0 {
-		t.Fatalf("after a stopped: b got %d of 4, %d twice", n, d.dup)
+	start := time.Now()
+	got := deliver("b takes a's partitions")
+	for p := range parts {
+		if got[p] != "b" {
+			t.Fatalf("after a stopped, partition %d went to %q", p, got[p])
+		}
+	}
+	t.Logf("b had a's partitions %v after a stopped", time.Since(start))
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.dup != 0 {
+		t.Fatalf("%d batches delivered twice", d.dup)
 	}
 }

@@ -35,8 +35,8 @@ type failLink struct {
 // failQueue bounds the blocks' failures waiting for the publisher; more are dropped (counted).
 const failQueue = 4096
 
-// deciderFailover is how long a partition waits for a decider that stopped pulling before
-// another takes it.
+// deciderFailover is how long a decider that died keeps its partitions: its name expires from
+// the deciders' list and its pins from its partitions (fleet.Decide).
 const deciderFailover = 10 * time.Second
 
 // failBatch is how many failures the publisher gathers before it sends.

@@ -1,0 +1,232 @@
+package fleet
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"hash/fnv"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/portcullis/portcullis/internal/mix"
+)
+
+// Delivery is one batch a decider receives: its partition and stream sequence with it.
+type Delivery struct {
+	Part  int
+	Seq   uint64
+	Batch Batch
+}
+
+// DecidersBucket lists the deciders alive: each puts its key (its node name in hex) every quarter
+// of the failover, and a key not put for a failover expires (the bucket's TTL).
+const DecidersBucket = "portcullis_deciders"
+
+// Decide makes this node one of the deciders. Every partition has a durable pull consumer in the
+// deciders' pinned priority group, so the server delivers a partition to one decider at a time.
+// The deciders share the partitions: each consumes those it owns by rendezvous hashing over the
+// deciders alive (DecidersBucket), and hands over (drains, then unpins) a partition another
+// decider comes to own; the pinned group keeps a partition with one decider while their views
+// differ. When the deciders alive cannot be read, a decider consumes every partition. A decider
+// that dies stops putting its key: a failover later its partitions are the others', and its pins
+// expire (PinnedTTL = failover). fn gets each batch once, in stream order per partition (a
+// redelivery of a batch fn already had is dropped here); bad gets every message that is not a
+// batch. fn may run on several goroutines at once, never two for one partition. What was
+// delivered to a decider and not acknowledged goes to the next after twice the failover (at
+// least 5 s). node is this decider's name. The returned stop ends it, handing its partitions
+// over at once.
+func (f *Failures) Decide(ctx context.Context, node string, failover time.Duration, fn func(Delivery), bad func(error)) (stop func(), err error) {
+	members, err := f.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: DecidersBucket, History: 1,
+		TTL: failover, Storage: jetstream.FileStorage, Replicas: f.replicas})
+	if err != nil {
+		return nil, fmt.Errorf("fleet: the deciders' bucket: %w", err)
+	}
+	st, err := f.js.Stream(ctx, Stream)
+	if err != nil {
+		return nil, fmt.Errorf("fleet: the failures stream: %w", err)
+	}
+	d := &deciding{f: f, node: node, key: hex.EncodeToString([]byte(node)), members: members, stream: st,
+		fn: fn, bad: bad, expiry: max(failover/2, time.Second)}
+	for p := range f.parts {
+		c, err := f.js.CreateOrUpdateConsumer(ctx, Stream, jetstream.ConsumerConfig{
+			Durable: "p" + strconv.Itoa(p), FilterSubject: failSubject + strconv.Itoa(p),
+			AckPolicy: jetstream.AckExplicitPolicy, AckWait: max(2*failover, 5*time.Second), MaxAckPending: 4096,
+			PriorityPolicy: jetstream.PriorityPolicyPinned, PinnedTTL: failover,
+			PriorityGroups: []string{deciderGroup},
+		})
+		if err != nil {
+			return nil, fmt.Errorf("fleet: partition %d's consumer: %w", p, err)
+		}
+		d.parts = append(d.parts, &partition{p: p, cons: c})
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	if err := d.balance(ctx); err != nil {
+		cancel()
+		d.release()
+		return nil, err
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(failover / 4)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				_ = d.balance(ctx) // a partition that cannot start now is tried again next tick
+			}
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+		d.release()
+	}, nil
+}
+
+// deciding is one decider's state. Its partitions are changed by balance and release only, which
+// never run at once.
+type deciding struct {
+	f       *Failures
+	node    string
+	key     string // node in hex: any host name is a valid key
+	members jetstream.KeyValue
+	stream  jetstream.Stream
+	fn      func(Delivery)
+	bad     func(error)
+	expiry  time.Duration // of a pull request
+	parts   []*partition
+}
+
+// partition is one partition as a decider consumes it.
+type partition struct {
+	p    int
+	cons jetstream.Consumer
+	cc   jetstream.ConsumeContext // nil: not consumed here now
+	mu   sync.Mutex
+	last uint64 // the stream sequence of the last batch handed to fn
+}
+
+// balance says this decider is alive and consumes exactly the partitions it owns among the
+// deciders alive (all of them when those cannot be read). It reports the first partition that
+// could not be started.
+func (d *deciding) balance(ctx context.Context) error {
+	_, perr := d.members.Put(ctx, d.key, []byte(d.node))
+	alive, lerr := d.alive(ctx)
+	var first error
+	for _, pt := range d.parts {
+		own := perr != nil || lerr != nil || Owner(pt.p, alive) == d.node
+		switch {
+		case own && pt.cc == nil:
+			if err := d.start(pt); err != nil && first == nil {
+				first = err
+			}
+		case !own && pt.cc != nil:
+			d.handOver(ctx, pt)
+		}
+	}
+	return first
+}
+
+// alive lists the deciders alive, this one included.
+func (d *deciding) alive(ctx context.Context) ([]string, error) {
+	keys, err := d.members.ListKeys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	names := []string{d.node}
+	for k := range keys.Keys() {
+		if b, err := hex.DecodeString(k); err == nil && string(b) != d.node {
+			names = append(names, string(b))
+		}
+	}
+	return names, nil
+}
+
+// Owner is the decider that owns partition p among the deciders alive: the one whose hash with p
+// is highest (rendezvous hashing), so a decider that joins or leaves moves only its share.
+func Owner(p int, deciders []string) string {
+	var best string
+	var bestH uint64
+	for _, n := range deciders {
+		h := fnv.New64a()
+		h.Write([]byte(n))
+		var pb [8]byte
+		binary.LittleEndian.PutUint64(pb[:], uint64(p))
+		h.Write(pb[:])
+		if v := mix.Fmix64(h.Sum64()); best == "" || v > bestH || v == bestH && n < best {
+			best, bestH = n, v
+		}
+	}
+	return best
+}
+
+func (d *deciding) start(pt *partition) error {
+	p := pt.p
+	cc, err := pt.cons.Consume(func(m jetstream.Msg) {
+		meta, err := m.Metadata()
+		if err != nil {
+			m.Term()
+			return
+		}
+		if pin := m.Headers().Get("Nats-Pin-Id"); pin != "" {
+			if old, _ := d.f.pins.Swap(p, pin); old != pin {
+				go d.f.names.PutString(context.Background(), pin, d.node) // a name for fleet status; best effort
+			}
+		}
+		pt.mu.Lock()
+		defer pt.mu.Unlock()
+		if meta.Sequence.Stream <= pt.last {
+			m.Ack()
+			return
+		}
+		pt.last = meta.Sequence.Stream
+		b, err := Decode(m.Data())
+		if err != nil {
+			d.bad(fmt.Errorf("partition %d, sequence %d: %w", p, meta.Sequence.Stream, err))
+		} else {
+			d.fn(Delivery{Part: p, Seq: meta.Sequence.Stream, Batch: b})
+		}
+		m.Ack()
+	}, jetstream.PullPriorityGroup(deciderGroup), jetstream.PullExpiry(d.expiry))
+	if err != nil {
+		return fmt.Errorf("fleet: partition %d: %w", p, err)
+	}
+	pt.cc = cc
+	return nil
+}
+
+// handOver stops consuming pt after the batches it holds are counted and, if it was pinned here,
+// unpins it, so the decider that owns it now is pinned at its next pull.
+func (d *deciding) handOver(ctx context.Context, pt *partition) {
+	pt.cc.Drain()
+	select {
+	case <-pt.cc.Closed():
+	case <-time.After(5 * time.Second):
+		pt.cc.Stop()
+	}
+	pt.cc = nil
+	if _, held := d.f.pins.LoadAndDelete(pt.p); held {
+		uctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_ = d.stream.UnpinConsumer(uctx, "p"+strconv.Itoa(pt.p), deciderGroup) // else the pin expires
+		cancel()
+	}
+}
+
+// release hands every partition over and takes this decider off the list at once.
+func (d *deciding) release() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = d.members.Delete(ctx, d.key)
+	for _, pt := range d.parts {
+		if pt.cc != nil {
+			d.handOver(ctx, pt)
+		}
+	}
+}
