@@ -466,3 +466,38 @@ func TestOffences(t *testing.T) {
 		t.Fatalf("no recidive jail, offences %+v", none)
 	}
 }
+
+// Another node's longer ban extends one in force here as a prolongation the fleet decided (unban
+// Prolonged, ban FleetProlonged), which the recidive jails do not count; a shorter or equal one,
+// or a ban here that is permanent, is left alone.
+func TestExtendTo(t *testing.T) {
+	c := &clock{time.Unix(1_000_000, 0)}
+	m := New([]Policy{{Name: "sshd", BanTime: time.Hour}, {Name: "recidive", Recidive: true, BanTime: time.Hour}}, Options{Now: c.now, SelfAddrs: []netip.Addr{}})
+	a := netip.MustParseAddr("198.51.100.7")
+	d, err := m.Ban(0, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := netip.PrefixFrom(a, 32)
+	if ds := m.ExtendTo(0, p, d.End, nil); len(ds) != 0 {
+		t.Fatalf("an equal end extended the ban: %+v", ds)
+	}
+	ds := m.ExtendTo(0, p, d.End+60, nil)
+	if len(ds) != 2 || ds[0].Op != OpUnban || ds[0].Reason != Prolonged || ds[1].Op != OpBan || ds[1].Reason != FleetProlonged ||
+		ds[1].End != d.End+60 || ds[1].Start != d.Start {
+		t.Fatalf("extension: %+v", ds)
+	}
+	if offs := m.Offences(ds, nil); len(offs) != 0 {
+		t.Fatalf("recidive counted an extension: %+v", offs)
+	}
+	if ds := m.ExtendTo(0, p, d.End+30, nil); len(ds) != 0 {
+		t.Fatalf("a shorter end than the extended one changed the ban: %+v", ds)
+	}
+	m.Unban(0, false, p, "test")
+	if ds := m.Import([]Active{{Jail: 0, Prefix: p, Start: c.t.Unix()}}, nil, nil, Fleet, nil); len(ds) != 1 || ds[0].End != 0 {
+		t.Fatalf("the permanent fleet ban was not imported: %+v", ds)
+	}
+	if ds := m.ExtendTo(0, p, d.End+600, nil); len(ds) != 0 {
+		t.Fatalf("a permanent ban was given an end: %+v", ds)
+	}
+}

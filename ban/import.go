@@ -62,12 +62,17 @@ func (m *Manager) Prolong(jail uint16, addr netip.Addr, dst []Decision) []Decisi
 
 // ExtendTo moves the end of the ban of prefix in jail to end (0: forever) when that is later, as
 // another node's longer ban of it says: the pair of decisions that replaces it (the ban's reason
-// Fleet), or nothing.
+// FleetProlonged), or nothing.
 func (m *Manager) ExtendTo(jail uint16, prefix netip.Prefix, end int64, dst []Decision) []Decision {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.extendLocked(bkey{prefix: prefix, jail: jail}, end, Fleet, dst)
+	return m.extendLocked(bkey{prefix: prefix, jail: jail}, end, FleetProlonged, dst)
 }
 
-// Fleet is the reason of bans and unbans another node of the fleet decided.
-const Fleet = "fleet"
+// Fleet is the reason of bans and unbans another node of the fleet decided; FleetProlonged of a
+// ban here extended by another node's longer one (a prolongation, as Prolonged, that another node
+// decided: not shared again, no actions run for it here).
+const (
+	Fleet          = "fleet"
+	FleetProlonged = "fleet prolonged"
+)

@@ -83,21 +83,26 @@ func (b *Bans) Put(ctx context.Context, ban Ban, now time.Time) error {
 	return err
 }
 
-// Delete lifts a shared ban everywhere.
+// Delete lifts a shared ban everywhere. The bucket remembers it LiftedKept.
 func (b *Bans) Delete(ctx context.Context, jail string, p netip.Prefix) error {
-	return b.kv.Purge(ctx, Key(jail, p))
+	return b.kv.Purge(ctx, Key(jail, p), jetstream.PurgeTTL(LiftedKept))
 }
 
 // Change is what a watcher hears: a ban shared, or lifted (by an unban anywhere or its end).
 type Change struct {
 	Ban   Ban // for a lift, only Jail and Prefix
 	Unban bool
+	At    int64 // unix seconds the bucket stored it
 }
 
-// Watch calls fn for every ban in the bucket, then ready once, then for every change until ctx
+// LiftedKept is how long the bucket remembers an unban (its key's purge marker): a node that
+// comes back within it learns which of its own bans the fleet lifted meanwhile.
+const LiftedKept = 7 * 24 * time.Hour
+
+// Watch calls fn for every key of the bucket, then ready once, then for every change until ctx
 // ends. fn runs on one goroutine, in the bucket's order. The initial values are the bans in force
-// only (the markers of lifted bans the bucket still keeps are left out). A value that is not a
-// ban (a hostile or broken writer) is skipped and reported to bad.
+// and the unbans the bucket remembers (LiftedKept), as lifts; a ban's end leaves nothing. A value
+// that is not a ban (a hostile or broken writer) is skipped and reported to bad.
 //
 // The bans in force are fetched in batches (a pull consumer of each key's last value: a joining
 // node takes 100,000 in a fraction of the time a watcher's flow-controlled push needs), then a
@@ -129,6 +134,7 @@ func (b *Bans) Watch(ctx context.Context, fn func(Change), ready func(), bad fun
 					continue
 				}
 				c, err := v.change(e.Key(), e.Operation(), e.Value())
+				c.At = e.Created().Unix()
 				if err != nil {
 					if bad != nil {
 						bad(e.Key(), err)
@@ -189,10 +195,11 @@ func (b *Bans) fetchInForce(ctx context.Context, v *valueReader, msgs uint64, on
 			}
 			last, pending = meta.Sequence.Stream, meta.NumPending
 			key, op := kvEntry(m.Subject(), m.Headers())
-			if op != jetstream.KeyValuePut {
-				continue
+			if op != jetstream.KeyValuePut && m.Headers().Get(jetstream.MarkerReasonHeader) != "" {
+				continue // a ban's end: nothing to remember
 			}
 			c, err := v.change(key, op, m.Data())
+			c.At = meta.Timestamp.Unix()
 			if err != nil {
 				if bad != nil {
 					bad(key, err)

@@ -94,7 +94,18 @@ func TestSharedBans(t *testing.T) {
 			t.Fatalf("shared %+v, watched %+v", x, c)
 		}
 	}
-	// A node that watches now gets the one ban in force, then ready.
+	// A ban lifted by an unban is remembered (a node coming back learns of it); one that ended is
+	// not.
+	gone := Ban{Jail: "sshd", Prefix: netip.MustParsePrefix("192.0.2.99/32"), Start: now.Unix(), Count: 1, Origin: "n1"}
+	if err := a.Put(ctx, gone, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	next(t, seen, "the ban to lift")
+	if err := a.Delete(ctx, gone.Jail, gone.Prefix); err != nil {
+		t.Fatal(err)
+	}
+	next(t, seen, "its unban")
+	// A node that watches now gets the one ban in force and the unban, then ready.
 	late, lateReady := make(chan Change, 16), make(chan struct{}, 1)
 	c, _ := connect(t, srv.URL())
 	if err := c.Watch(ctx, func(ch Change) { late <- ch }, func() { lateReady <- struct{}{} }, nil); err != nil {
@@ -102,6 +113,9 @@ func TestSharedBans(t *testing.T) {
 	}
 	if got := next(t, late, "the ban in force"); got.Unban || !reflect.DeepEqual(got.Ban, longer) {
 		t.Fatalf("a late watcher got %+v, want %+v", got, longer)
+	}
+	if got := next(t, late, "the unban remembered"); !got.Unban || got.Ban.Prefix != gone.Prefix || got.At < now.Unix()-60 || got.At > time.Now().Unix() {
+		t.Fatalf("a late watcher got %+v, want the lift of %s", got, gone.Prefix)
 	}
 	select {
 	case <-lateReady:
@@ -143,5 +157,28 @@ func TestKeys(t *testing.T) {
 		if _, _, err := parseKey(k); err == nil {
 			t.Errorf("key %q read as a ban's", k)
 		}
+	}
+}
+
+// What a fleet electing a leader answers (no responders) is worth asking again; a stream that
+// does not exist is not.
+func TestTransient(t *testing.T) {
+	srv, err := StartEmbedded(EmbeddedOptions{Name: "n1", StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	nc, err := nats.Connect(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	_, err = nc.Request("nobody.listens", nil, time.Second)
+	if !Transient(err) {
+		t.Fatalf("%v is not transient", err)
+	}
+	js, _ := jetstream.New(nc)
+	if _, err := js.Stream(context.Background(), "no_such_stream"); err == nil || Transient(err) {
+		t.Fatalf("a missing stream: %v", err)
 	}
 }

@@ -2,10 +2,12 @@ package fleet
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strconv"
 	"strings"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -92,7 +94,11 @@ func (b *Bans) BucketStatus(ctx context.Context) (Asset, error) {
 // left out.
 func (b *Bans) List(ctx context.Context) ([]Ban, error) {
 	var out []Ban
-	if _, err := b.inForce(ctx, new(valueReader), func(c Change) { out = append(out, c.Ban) }, nil); err != nil {
+	if _, err := b.inForce(ctx, new(valueReader), func(c Change) {
+		if !c.Unban {
+			out = append(out, c.Ban)
+		}
+	}, nil); err != nil {
 		return nil, err
 	}
 	slices.SortFunc(out, func(x, y Ban) int { return strings.Compare(Key(x.Jail, x.Prefix), Key(y.Jail, y.Prefix)) })
@@ -131,4 +137,13 @@ func (f *Failures) StreamStatus(ctx context.Context) (Asset, []PartState, error)
 		parts = append(parts, ps)
 	}
 	return a, parts, nil
+}
+
+// Transient reports whether err is what a clustered fleet answers while it elects a leader or
+// is too busy to answer in time (no responders, a timeout, HTTP-like code 503): worth asking again
+// shortly, where a lasting fault is not.
+func Transient(err error) bool {
+	var api *jetstream.APIError
+	return errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, jetstream.ErrNoHeartbeat) ||
+		errors.Is(err, context.DeadlineExceeded) || errors.As(err, &api) && api.Code == 503
 }

@@ -109,9 +109,14 @@ func (d *Daemon) startFleet(dm config.Daemon) error {
 	joined := false
 	held := map[banKey]bool{}     // the bans in force when joining, read after ready
 	own := map[banKey]fleet.Ban{} // those of them this node decided
+	lifted := map[banKey]int64{}  // the unbans the bucket remembers: when
 	change := func(c fleet.Change) {
 		if !joined {
 			k := banKey{c.Ban.Jail, c.Ban.Prefix}
+			if c.Unban {
+				lifted[k] = c.At
+				return
+			}
 			held[k] = true
 			if c.Ban.Origin == l.name {
 				own[k] = c.Ban
@@ -143,6 +148,7 @@ func (d *Daemon) startFleet(dm config.Daemon) error {
 		initial = initial[:0]
 		clear(held)
 		clear(own)
+		clear(lifted)
 		return l.bans.Watch(ctx, change, caughtUp, bad)
 	})
 	if err != nil {
@@ -170,18 +176,23 @@ func (d *Daemon) startFleet(dm config.Daemon) error {
 	go func() {
 		defer l.wg.Done()
 		defer close(l.synced)
-		published, lifted := d.converge(l, held, own)
-		d.log.Info("fleet: converged", "published", published, "lifted", lifted)
+		published, unbanned := d.converge(l, held, own, lifted)
+		d.log.Info("fleet: converged", "published", published, "lifted", unbanned)
 	}()
 	return nil
 }
 
 // retryFor calls f until it succeeds, ctx ends or limit passes; the last error is returned.
 func retryFor(ctx context.Context, limit time.Duration, f func() error) error {
+	return retryWhile(ctx, limit, func(error) bool { return true }, f)
+}
+
+// retryWhile is retryFor for the errors again accepts; another is returned at once.
+func retryWhile(ctx context.Context, limit time.Duration, again func(error) bool, f func() error) error {
 	deadline := time.Now().Add(limit)
 	for {
 		err := f()
-		if err == nil || time.Now().After(deadline) || ctx.Err() != nil {
+		if err == nil || !again(err) || time.Now().After(deadline) || ctx.Err() != nil {
 			return err
 		}
 		time.Sleep(250 * time.Millisecond)
@@ -190,11 +201,13 @@ func retryFor(ctx context.Context, limit time.Duration, f func() error) error {
 
 // converge makes this node's bans agree with the fleet's as it joins: its own bans in force
 // (decided here, imported, restored from a run before) of shared jails that the fleet does not
-// hold are queued for publishing, and bans of its own that the fleet holds but it lifted while
-// the link was down (and the queue was lost with a restart) are lifted in the fleet; bans it
-// applied from the fleet that the fleet no longer holds (lifted or expired while it was away)
-// are lifted here. held are the fleet's keys in force, own those this node decided.
-func (d *Daemon) converge(l *fleetLink, held map[banKey]bool, own map[banKey]fleet.Ban) (published, lifted int) {
+// hold are queued for publishing — unless the fleet lifted them after they began (lifted: the
+// unbans the bucket remembers), then they are lifted here —, and bans of its own that the fleet
+// holds but it lifted while the link was down (and the queue was lost with a restart) are lifted
+// in the fleet; bans it applied from the fleet that the fleet no longer holds (lifted or expired
+// while it was away) are lifted here. held are the fleet's keys in force, own those this node
+// decided.
+func (d *Daemon) converge(l *fleetLink, held map[banKey]bool, own map[banKey]fleet.Ban, lifted map[banKey]int64) (published, unbanned int) {
 	bans, err := d.store.Bans()
 	if err != nil {
 		d.log.Warn("fleet: cannot read the bans in force to converge", "err", err)
@@ -215,9 +228,10 @@ func (d *Daemon) converge(l *fleetLink, held map[banKey]bool, own map[banKey]fle
 	}
 	for _, b := range bans {
 		id, ok := eng.byName[b.Jail]
+		at, wasLifted := lifted[banKey{b.Jail, b.Prefix}]
 		switch {
 		case !ok || (b.End != 0 && b.End <= now) || held[banKey{b.Jail, b.Prefix}]:
-		case b.Fleet:
+		case b.Fleet || wasLifted && at >= b.Start:
 			ds = append(ds, eng.bans.Unban(uint16(id), false, b.Prefix, ban.Fleet)...)
 		case eng.jails[id].FleetShare:
 			cs = append(cs, sink.Change{Ban: b, Reason: "held"})
@@ -303,7 +317,7 @@ func (l *fleetLink) apply(batch []sink.Change, eng *engine) error {
 	dropped := 0
 	for _, c := range batch {
 		switch {
-		case c.Reason == ban.Fleet || c.Reason == ban.Expired:
+		case c.Reason == ban.Fleet || c.Reason == ban.FleetProlonged || c.Reason == ban.Expired:
 			continue
 		case c.Unban && c.Reason == ban.Prolonged:
 			continue

@@ -186,7 +186,8 @@ func TestFleetCountsAcrossHosts(t *testing.T) {
 
 // fleet_share = false keeps a jail's bans on the node; fleet_apply = false keeps the fleet's
 // bans of a jail off it; a ban held before joining is published when the node joins, one applied
-// from the fleet is not published again by a restart.
+// from the fleet is not published again by a restart, nor one of its own the fleet lifted while
+// it was away.
 func TestFleetShareApplyAndHeldBans(t *testing.T) {
 	addr := freeAddr(t)
 	a := startUnit(t, unitJail, "fleet = embedded\nfleet_listen = "+addr+"\nfleet_name = a\n")
@@ -234,6 +235,22 @@ func TestFleetShareApplyAndHeldBans(t *testing.T) {
 	}
 	if a.inSet(t, "sshd", "203.0.113.71/32") {
 		t.Fatal("a lifted fleet ban came back with a restarted node")
+	}
+
+	// late's own ban, shared, is lifted by a while late is down: late lifts it when it comes
+	// back (the bucket remembers the unban), and does not publish it again.
+	late.call(t, "ban", "sshd", "203.0.113.76")
+	waitFor(t, "late's ban on a", func() bool { return a.inSet(t, "sshd", "203.0.113.76/32") })
+	late.Daemon.Close()
+	late.Daemon = nil
+	a.call(t, "unban", "sshd", "203.0.113.76")
+	late.restart(t)
+	<-late.fleet.Load().synced
+	late.applier.flush()
+	late.call(t, "ban", "sshd", "203.0.113.77")
+	waitFor(t, "late's next marker on a", func() bool { return a.inSet(t, "sshd", "203.0.113.77/32") })
+	if late.inSet(t, "sshd", "203.0.113.76/32") || a.inSet(t, "sshd", "203.0.113.76/32") {
+		t.Fatal("a node's own ban, lifted in the fleet while it was away, came back with it")
 	}
 
 	// late lifts its own ban while out of the fleet (its queue gone with the restart): when it

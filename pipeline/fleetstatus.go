@@ -48,7 +48,13 @@ func (d *Daemon) fleetBanned() control.Reply {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	bans, err := l.bans.List(ctx)
+	// A cluster electing a leader does not answer for a moment: asked again for up to 10 s.
+	var bans []fleet.Ban
+	err := retryWhile(ctx, 10*time.Second, fleet.Transient, func() error {
+		var err error
+		bans, err = l.bans.List(ctx)
+		return err
+	})
 	if err != nil {
 		return control.ErrorReply("fleet: %v", err)
 	}
