@@ -15,11 +15,14 @@ import (
 	"github.com/portcullis/portcullis/internal/mix"
 )
 
-// Delivery is one batch a decider receives: its partition and stream sequence with it.
+// Delivery is one batch a decider receives: its partition and stream sequence with it. Replay:
+// a batch the partition's previous deciders counted, handed to the one taking the partition over
+// so that the counts go with it: for the windows only, never for a ban.
 type Delivery struct {
-	Part  int
-	Seq   uint64
-	Batch Batch
+	Part   int
+	Seq    uint64
+	Batch  Batch
+	Replay bool
 }
 
 // DecidersBucket lists the deciders alive: each puts its key (its node name in hex) every quarter
@@ -33,12 +36,14 @@ const DecidersBucket = "portcullis_deciders"
 // decider comes to own; the pinned group keeps a partition with one decider while their views
 // differ. When the deciders alive cannot be read, a decider consumes every partition. A decider
 // that dies stops putting its key: a failover later its partitions are the others', and its pins
-// expire (PinnedTTL = failover). fn gets each batch once, in stream order per partition (a
-// redelivery of a batch fn already had is dropped here); bad gets every message that is not a
-// batch. fn may run on several goroutines at once, never two for one partition. What was
-// delivered to a decider and not acknowledged goes to the next after twice the failover (at
-// least 5 s). node is this decider's name. The returned stop ends it, handing its partitions
-// over at once.
+// expire (PinnedTTL = failover). fn gets each batch once (a redelivery of a batch it had, its
+// acknowledgement lost, is dropped here); bad gets every message that is not a batch. fn may run
+// on several goroutines at once, never two for one partition. What was delivered to a decider and
+// not acknowledged goes to the next after twice the failover (at least 5 s), after newer batches.
+// A decider taking a partition over first gets, as Replay deliveries, what the partition's
+// previous deciders acknowledged within the stream's age (its longest findtime; at most
+// maxReplay batches). node is this decider's name. The returned stop ends it, handing its
+// partitions over at once.
 func (f *Failures) Decide(ctx context.Context, node string, failover time.Duration, fn func(Delivery), bad func(error)) (stop func(), err error) {
 	members, err := f.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: DecidersBucket, History: 1,
 		TTL: failover, Storage: jetstream.FileStorage, Replicas: f.replicas})
@@ -50,7 +55,7 @@ func (f *Failures) Decide(ctx context.Context, node string, failover time.Durati
 		return nil, fmt.Errorf("fleet: the failures stream: %w", err)
 	}
 	d := &deciding{f: f, node: node, key: hex.EncodeToString([]byte(node)), members: members, stream: st,
-		fn: fn, bad: bad, expiry: max(failover/2, time.Second)}
+		fn: fn, bad: bad, expiry: max(failover/2, time.Second), age: st.CachedInfo().Config.MaxAge}
 	for p := range f.parts {
 		c, err := f.js.CreateOrUpdateConsumer(ctx, Stream, jetstream.ConsumerConfig{
 			Durable: "p" + strconv.Itoa(p), FilterSubject: failSubject + strconv.Itoa(p),
@@ -101,16 +106,49 @@ type deciding struct {
 	fn      func(Delivery)
 	bad     func(error)
 	expiry  time.Duration // of a pull request
+	age     time.Duration // the stream's: how far back a partition taken over is replayed
 	parts   []*partition
 }
+
+// maxReplay bounds the batches replayed to a decider taking a partition over.
+const maxReplay = 10_000
 
 // partition is one partition as a decider consumes it.
 type partition struct {
 	p    int
 	cons jetstream.Consumer
 	cc   jetstream.ConsumeContext // nil: not consumed here now
-	mu   sync.Mutex
-	last uint64 // the stream sequence of the last batch handed to fn
+	mu   sync.Mutex               // held while a batch is handed to fn
+	seen seqRing                  // the batches handed to fn lately, to drop their redeliveries
+	top  uint64                   // the highest stream sequence handed to fn, replays included
+	// replayed is false from start until the first batch delivered: the partition's replay
+	// waits for the pin, when what the previous decider acknowledged is final.
+	replayed bool
+}
+
+// seqRing remembers the last len(seqs) stream sequences: more than a consumer has
+// unacknowledged at once (MaxAckPending), so any redelivery of a batch handed to fn is found.
+type seqRing struct {
+	seqs [8192]uint64
+	next int
+	set  map[uint64]struct{}
+}
+
+func (r *seqRing) has(seq uint64) bool {
+	_, ok := r.set[seq]
+	return ok
+}
+
+func (r *seqRing) add(seq uint64) {
+	if r.set == nil {
+		r.set = make(map[uint64]struct{}, len(r.seqs))
+	}
+	if old := r.seqs[r.next]; old != 0 {
+		delete(r.set, old)
+	}
+	r.seqs[r.next] = seq
+	r.set[seq] = struct{}{}
+	r.next = (r.next + 1) % len(r.seqs)
 }
 
 // balance says this decider is alive and consumes exactly the partitions it owns among the
@@ -169,6 +207,7 @@ func Owner(p int, deciders []string) string {
 
 func (d *deciding) start(pt *partition) error {
 	p := pt.p
+	pt.replayed = false
 	cc, err := pt.cons.Consume(func(m jetstream.Msg) {
 		meta, err := m.Metadata()
 		if err != nil {
@@ -182,11 +221,17 @@ func (d *deciding) start(pt *partition) error {
 		}
 		pt.mu.Lock()
 		defer pt.mu.Unlock()
-		if meta.Sequence.Stream <= pt.last {
+		seq := meta.Sequence.Stream
+		if meta.NumDelivered > 1 && pt.seen.has(seq) {
 			m.Ack()
 			return
 		}
-		pt.last = meta.Sequence.Stream
+		if !pt.replayed {
+			pt.replayed = true
+			d.replay(pt)
+		}
+		pt.seen.add(seq)
+		pt.top = max(pt.top, seq)
 		b, err := Decode(m.Data())
 		if err != nil {
 			d.bad(fmt.Errorf("partition %d, sequence %d: %w", p, meta.Sequence.Stream, err))
@@ -201,6 +246,60 @@ func (d *deciding) start(pt *partition) error {
 	pt.cc = cc
 	return nil
 }
+
+// replay hands fn, as Replay deliveries, the batches of pt the stream still keeps (its age) that
+// deciders acknowledged after the last this one had: what the previous decider counted. pt.mu
+// is held.
+func (d *deciding) replay(pt *partition) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	info, err := pt.cons.Info(ctx)
+	if err != nil {
+		return // the counts start afresh, as without a replay
+	}
+	floor := info.AckFloor.Stream
+	if floor <= pt.top {
+		return
+	}
+	oc, err := d.f.js.OrderedConsumer(ctx, Stream, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{failSubject + strconv.Itoa(pt.p)},
+		DeliverPolicy:  jetstream.DeliverByStartTimePolicy, OptStartTime: ptr(time.Now().Add(-d.age))})
+	if err != nil {
+		return
+	}
+	for n := 0; n < maxReplay; {
+		batch, err := oc.Fetch(min(1000, maxReplay-n), jetstream.FetchMaxWait(time.Second))
+		if err != nil {
+			return
+		}
+		got, done := 0, false
+		for m := range batch.Messages() {
+			got++
+			meta, err := m.Metadata()
+			if err != nil || done {
+				continue
+			}
+			seq := meta.Sequence.Stream
+			if seq > floor {
+				done = true
+				continue
+			}
+			if seq > pt.top && !pt.seen.has(seq) {
+				if b, err := Decode(m.Data()); err == nil {
+					d.fn(Delivery{Part: pt.p, Seq: seq, Batch: b, Replay: true})
+				}
+				pt.top = seq
+			}
+			done = meta.NumPending == 0
+		}
+		n += got
+		if done || got == 0 {
+			return
+		}
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
 
 // handOver stops consuming pt after the batches it holds are counted and, if it was pinned here,
 // unpins it, so the decider that owns it now is pinned at its next pull.

@@ -104,16 +104,24 @@ func TestPartition(t *testing.T) {
 }
 
 type decided struct {
-	mu   sync.Mutex
-	seqs map[uint64]string // stream sequence -> decider
-	last map[int]string    // partition -> the decider of its last batch
-	dup  int
+	mu       sync.Mutex
+	seqs     map[uint64]string // stream sequence -> decider
+	last     map[int]string    // partition -> the decider of its last batch
+	replayed map[uint64]string // stream sequence -> the decider it was replayed to
+	dup      int
 }
 
 func (d *decided) record(who string) func(Delivery) {
 	return func(del Delivery) {
 		d.mu.Lock()
 		defer d.mu.Unlock()
+		if del.Replay {
+			if _, ok := d.replayed[del.Seq]; ok {
+				d.dup++
+			}
+			d.replayed[del.Seq] = who
+			return
+		}
 		if _, ok := d.seqs[del.Seq]; ok {
 			d.dup++
 		}
@@ -131,7 +139,7 @@ func (d *decided) state() (all int, last map[int]string) {
 // Two deciders on a real server share the partitions: once both are up, each partition's batches
 // go to the one that owns it by rendezvous hashing; a publisher's retry (same id) is stored once;
 // when one decider stops, the other takes its partitions over at once and nothing is delivered
-// twice.
+// twice. Each partition taken over comes with what the other had counted (replayed once).
 func TestDecidersShareAndFailOver(t *testing.T) {
 	const parts = 8
 	srv, err := StartEmbedded(EmbeddedOptions{Name: "n1", StoreDir: t.TempDir()})
@@ -153,7 +161,7 @@ func TestDecidersShareAndFailOver(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &decided{seqs: map[uint64]string{}, last: map[int]string{}}
+	d := &decided{seqs: map[uint64]string{}, last: map[int]string{}, replayed: map[uint64]string{}}
 	bad := func(err error) { t.Errorf("bad batch: %v", err) }
 	a, _ := OpenFailures(ctx, js(), parts, 1, time.Hour)
 	stopA, err := a.Decide(ctx, "a", 2*time.Second, d.record("a"), bad)
@@ -232,4 +240,94 @@ func TestDecidersShareAndFailOver(t *testing.T) {
 	if d.dup != 0 {
 		t.Fatalf("%d batches delivered twice", d.dup)
 	}
+	// b took every partition from a, one part as it joined, the rest as a stopped: b had every
+	// batch a counted replayed, and nothing else.
+	for seq, who := range d.seqs {
+		if r, ok := d.replayed[seq]; (who == "a") != ok || ok && r != "b" {
+			t.Fatalf("batch %d, counted by %s, replayed to %q (%v)", seq, who, r, ok)
+		}
+	}
+}
+
+// A decider that dies with a batch delivered and not acknowledged: the partition goes to the
+// other decider, which gets newer batches first and the unacknowledged one when its ack wait
+// ends — and counts it, though its sequence is lower than what it already had.
+func TestDeciderCountsRedeliveryAfterFailover(t *testing.T) {
+	srv, err := StartEmbedded(EmbeddedOptions{Name: "n1", StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	connect := func() (jetstream.JetStream, *nats.Conn) {
+		nc, err := nats.Connect(srv.URL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nc.Close)
+		js, _ := jetstream.New(nc)
+		return js, nc
+	}
+	ctx := context.Background()
+	pjs, _ := connect()
+	pub, err := OpenFailures(ctx, pjs, 1, 1, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := func(err error) { t.Errorf("bad batch: %v", err) }
+	taken, hung := make(chan struct{}, 1), make(chan struct{})
+	ajs, anc := connect()
+	a, _ := OpenFailures(ctx, ajs, 1, 1, time.Hour)
+	stopA, err := a.Decide(ctx, "a", 2*time.Second, func(Delivery) { taken <- struct{}{}; <-hung }, bad) // takes a batch, never returns
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { close(hung); stopA() }()
+	publish := func(last byte) {
+		t.Helper()
+		bt := Batch{Node: "x", Failures: []Failure{{Jail: "sshd", Addr: netip.AddrFrom4([4]byte{203, 0, 113, last}), Time: 1}}}
+		f, err := pub.Publish(0, fmt.Sprint("m", last), bt.Encode(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			t.Fatal(err)
+		}
+	}
+	publish(1)
+	select {
+	case <-taken: // a holds it, unacknowledged
+	case <-time.After(20 * time.Second):
+		t.Fatal("a never got the batch")
+	}
+	anc.Close() // a dies
+
+	var mu sync.Mutex
+	got := map[byte]bool{}
+	bjs, _ := connect()
+	b, _ := OpenFailures(ctx, bjs, 1, 1, time.Hour)
+	stopB, err := b.Decide(ctx, "b", 2*time.Second, func(del Delivery) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, f := range del.Batch.Failures {
+			got[f.Addr.As4()[3]] = true
+		}
+	}, bad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stopB()
+	publish(2)
+	for end := time.Now().Add(30 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		mu.Lock()
+		done := got[1] && got[2]
+		mu.Unlock()
+		if done {
+			return
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	t.Fatalf("b counted %v; want the batch a never acknowledged (1) and the newer one (2)", got)
 }

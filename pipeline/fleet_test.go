@@ -391,3 +391,45 @@ func TestFleetDeciderEvidence(t *testing.T) {
 		t.Fatalf("b's audit of a's ban: %v", rec)
 	}
 }
+
+// A partition's counts go with it when its decider stops: the decider taking it over counts the
+// failures the other had counted (replayed), so the attacker's next failure bans; a ban the other
+// decided already is not decided again (no prolongation) by the replay. The attacker is spread
+// over two publishers, under maxretry on each.
+func TestFleetDeciderHandsOverCounts(t *testing.T) {
+	addr := freeAddr(t)
+	conf := func(name, role string) string {
+		return "fleet = nats://" + addr + "\nfleet_name = " + name + "\nfleet_failures = " + role + "\nfleet_partitions = 1\n"
+	}
+	p1 := startUnit(t, unitJail, "fleet = embedded\nfleet_listen = "+addr+"\nfleet_name = p1\nfleet_failures = publish\nfleet_partitions = 1\n")
+	p2 := startUnit(t, unitJail, conf("p2", "publish"))
+	// The partition's owner starts first, alone: it holds the partition from the start, and the
+	// other, starting next, never pulls it while the owner lives.
+	ownerName := fleet.Owner(0, []string{"a", "b"})
+	otherName := map[string]string{"a": "b", "b": "a"}[ownerName]
+	owner := startUnit(t, unitJail, conf(ownerName, "decide"))
+	other := startUnit(t, unitJail, conf(otherName, "decide"))
+
+	p1.fail(t, "203.0.113.80", 2) // banned by the owner
+	p2.fail(t, "203.0.113.80", 1)
+	p1.fail(t, "203.0.113.81", 1) // one short
+	p2.fail(t, "203.0.113.81", 1)
+	waitFor(t, "the owner's ban", func() bool { return other.inSet(t, "sshd", "203.0.113.80/32") })
+	waitFor(t, "the owner counting all", func() bool { return owner.fleet.Load().stats.failuresIn.Load() == 5 })
+	if n := other.fleet.Load().stats.failuresIn.Load(); n != 0 {
+		t.Fatalf("the decider that does not own the partition received %d failures", n)
+	}
+	owner.Daemon.Close()
+	owner.Daemon = nil
+	p1.fail(t, "203.0.113.81", 1)
+	waitFor(t, "the third failure banned by the decider that took over", func() bool { return p2.inSet(t, "sshd", "203.0.113.81/32") })
+	if n := other.fleet.Load().stats.decided.Load(); n != 1 {
+		t.Fatalf("the decider that took over decided %d bans, want 1", n)
+	}
+	other.applier.flush()
+	for _, r := range readAudit(t, filepath.Join(other.dir, "audit.log")) {
+		if r["prefix"] == "203.0.113.80" && r["reason"] != "fleet" {
+			t.Fatalf("the replay decided the owner's ban again: %v", r)
+		}
+	}
+}

@@ -288,7 +288,8 @@ func (dc *decider) part(p int) (*engine, *evidence, *deciderPart) {
 }
 
 // deliver counts one batch. A failure of a jail this node does not share, dated more than a
-// minute ahead, or older than its jail's findtime cannot count and is left out.
+// minute ahead, or older than its jail's findtime cannot count and is left out. A replayed batch
+// (a partition taken over) only counts.
 func (dc *decider) deliver(del fleet.Delivery) {
 	eng, ev, dp := dc.part(del.Part)
 	now := dc.d.opts.Now().Unix()
@@ -304,12 +305,14 @@ func (dc *decider) deliver(del fleet.Delivery) {
 			ev.addFleet(uint16(id), eng.params[id].Key(a), f.Line, f.Fields, f.Time, del.Seq, uint32(i), eng.jails[id].MaxMatches)
 		}
 	}
-	dc.stats.failuresIn.Add(uint64(len(del.Batch.Failures)))
+	if !del.Replay { // received once, by the decider before
+		dc.stats.failuresIn.Add(uint64(len(del.Batch.Failures)))
+	}
 	if len(dp.events) == 0 {
 		return
 	}
 	dp.crossings = dp.adder.Add(dp.events, dp.crossings[:0])
-	if len(dp.crossings) == 0 {
+	if len(dp.crossings) == 0 || del.Replay { // a replay's crossings were decided by the decider before
 		return
 	}
 	for i := range dp.crossings {
