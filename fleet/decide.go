@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -128,26 +129,16 @@ type partition struct {
 
 // seqRing remembers the last len(seqs) stream sequences: more than a consumer has
 // unacknowledged at once (MaxAckPending), so any redelivery of a batch handed to fn is found.
+// Only redeliveries are looked up, so a scan is cheap enough.
 type seqRing struct {
 	seqs [8192]uint64
 	next int
-	set  map[uint64]struct{}
 }
 
-func (r *seqRing) has(seq uint64) bool {
-	_, ok := r.set[seq]
-	return ok
-}
+func (r *seqRing) has(seq uint64) bool { return slices.Contains(r.seqs[:], seq) }
 
 func (r *seqRing) add(seq uint64) {
-	if r.set == nil {
-		r.set = make(map[uint64]struct{}, len(r.seqs))
-	}
-	if old := r.seqs[r.next]; old != 0 {
-		delete(r.set, old)
-	}
 	r.seqs[r.next] = seq
-	r.set[seq] = struct{}{}
 	r.next = (r.next + 1) % len(r.seqs)
 }
 

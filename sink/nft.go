@@ -294,12 +294,12 @@ func concat(parts ...[]expr.Any) []expr.Any {
 	return out
 }
 
-// elems returns a prefix's elements: an address alone, a network as an interval.
-func elems(p netip.Prefix, timeout time.Duration) []nftables.SetElement {
+// appendElems appends a prefix's elements: an address alone, a network as an interval.
+func appendElems(dst []nftables.SetElement, p netip.Prefix, timeout time.Duration) []nftables.SetElement {
 	if p.IsSingleIP() {
-		return []nftables.SetElement{{Key: p.Addr().AsSlice(), Timeout: timeout}}
+		return append(dst, nftables.SetElement{Key: p.Addr().AsSlice(), Timeout: timeout})
 	}
-	return intervalElems(p, timeout)
+	return append(dst, intervalElems(p, timeout)...)
 }
 
 // intervalElems returns the start and (exclusive) end elements of a prefix.
@@ -345,7 +345,7 @@ func (n *NFT) queue(list []Element, del bool) error {
 			order = append(order, set)
 			g = make([]nftables.SetElement, 0, len(list))
 		}
-		groups[set] = append(g, elems(e.Prefix, e.Timeout)...)
+		groups[set] = appendElems(g, e.Prefix, e.Timeout)
 	}
 	for _, set := range order {
 		list := groups[set]
