@@ -198,7 +198,9 @@ func Owner(p int, deciders []string) string {
 
 func (d *deciding) start(pt *partition) error {
 	p := pt.p
+	pt.mu.Lock() // a callback of the last consumer may still run (handOver's 5 s ran out)
 	pt.replayed = false
+	pt.mu.Unlock()
 	cc, err := pt.cons.Consume(func(m jetstream.Msg) {
 		meta, err := m.Metadata()
 		if err != nil {
