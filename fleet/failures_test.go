@@ -188,15 +188,7 @@ func TestDecidersShareAndFailOver(t *testing.T) {
 			bt := Batch{Node: "x", Failures: []Failure{{Jail: "sshd", Addr: netip.AddrFrom4([4]byte{203, 0, byte(round), byte(p)}), Time: 1}}}
 			id := fmt.Sprintf("x-%d-%d", round, p)
 			for range 2 { // the same message twice: a publisher's retry
-				f, err := pub.Publish(p, id, bt.Encode(nil))
-				if err != nil {
-					t.Fatal(err)
-				}
-				select {
-				case <-f.Ok():
-				case err := <-f.Err():
-					t.Fatal(err)
-				}
+				publishStored(t, pub, p, id, bt)
 			}
 		}
 		round++
@@ -249,6 +241,20 @@ func TestDecidersShareAndFailOver(t *testing.T) {
 	}
 }
 
+// publishStored publishes bt to partition p and waits until the stream has stored it.
+func publishStored(t *testing.T, pub *Failures, p int, id string, bt Batch) {
+	t.Helper()
+	f, err := pub.Publish(p, id, bt.Encode(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-f.Ok():
+	case err := <-f.Err():
+		t.Fatal(err)
+	}
+}
+
 // A decider that dies with a batch delivered and not acknowledged: the partition goes to the
 // other decider, which gets newer batches first and the unacknowledged one when its ack wait
 // ends — and counts it, though its sequence is lower than what it already had.
@@ -284,16 +290,7 @@ func TestDeciderCountsRedeliveryAfterFailover(t *testing.T) {
 	defer func() { close(hung); stopA() }()
 	publish := func(last byte) {
 		t.Helper()
-		bt := Batch{Node: "x", Failures: []Failure{{Jail: "sshd", Addr: netip.AddrFrom4([4]byte{203, 0, 113, last}), Time: 1}}}
-		f, err := pub.Publish(0, fmt.Sprint("m", last), bt.Encode(nil))
-		if err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case <-f.Ok():
-		case err := <-f.Err():
-			t.Fatal(err)
-		}
+		publishStored(t, pub, 0, fmt.Sprint("m", last), Batch{Node: "x", Failures: []Failure{{Jail: "sshd", Addr: netip.AddrFrom4([4]byte{203, 0, 113, last}), Time: 1}}})
 	}
 	publish(1)
 	select {
