@@ -674,10 +674,12 @@ func TestSystemBanPrefix(t *testing.T) {
 	// attacking address would be banned, never a network holding an address of this machine.
 	e := newEnv(t, strings.Replace(systemJails, "[sshd]\n", "[sshd]\nbanprefix6 = 64\nbanprefix4 = 24\nignoreself = false\n", 1))
 	local := "2001:db8:77:1::5"
-	connects := func() bool { return true }
-	if out, err := exec.Command("ip", "-6", "addr", "add", local+"/128", "dev", "lo", "nodad").CombinedOutput(); err != nil {
+	var connects func() bool // nil: no traffic check
+	// replace: a run before this one (go test -count) left it, or did not.
+	if out, err := exec.Command("ip", "-6", "addr", "replace", local+"/128", "dev", "lo", "nodad").CombinedOutput(); err != nil {
 		t.Logf("no traffic check (cannot add %s to lo: %v %s)", local, err, out)
 	} else {
+		t.Cleanup(func() { exec.Command("ip", "-6", "addr", "del", local+"/128", "dev", "lo").Run() })
 		ln, err := net.Listen("tcp", "["+local+"]:22")
 		if err != nil {
 			t.Fatal(err)
@@ -714,13 +716,13 @@ func TestSystemBanPrefix(t *testing.T) {
 	if !strings.Contains(out, "2001:db8:77:1::/64") {
 		t.Errorf("banned: %s", out)
 	}
-	if connects() {
+	if connects != nil && connects() {
 		t.Error("a connection from another address of the banned /64 got through")
 	}
 	// Unbanning one address of it lifts the network ban.
 	e.mustCLI("unban", "sshd", "2001:db8:77:1::42")
 	e.waitFor("the /64 unbanned", func() bool { return len(nftSet(t, "sshd-v6")) == 0 }, d)
-	if !connects() {
+	if connects != nil && !connects() {
 		t.Error("no connection after the unban")
 	}
 	d.stop(t)
