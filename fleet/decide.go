@@ -16,6 +16,13 @@ import (
 	"github.com/portcullis/portcullis/internal/mix"
 )
 
+// DecideOptions are a decider's.
+type DecideOptions struct {
+	Node     string        // its name, in fleet status
+	Failover time.Duration // how long the partitions of a decider that died stay its own
+	Replay   time.Duration // how far back a partition taken over is read again: the longest findtime
+}
+
 // Delivery is one batch a decider receives: its partition and stream sequence with it. Replay:
 // a batch the partition's previous deciders counted, handed to the one taking the partition over
 // so that the counts go with it: for the windows only, never for a ban.
@@ -42,10 +49,10 @@ const DecidersBucket = "portcullis_deciders"
 // on several goroutines at once, never two for one partition. What was delivered to a decider and
 // not acknowledged goes to the next after twice the failover (at least 5 s), after newer batches.
 // A decider taking a partition over first gets, as Replay deliveries, what the partition's
-// previous deciders acknowledged within the stream's age (its longest findtime; at most
-// maxReplay batches). node is this decider's name. The returned stop ends it, handing its
-// partitions over at once.
-func (f *Failures) Decide(ctx context.Context, node string, failover time.Duration, fn func(Delivery), bad func(error)) (stop func(), err error) {
+// previous deciders acknowledged within o.Replay (the newest maxReplay batches of it). The
+// returned stop ends it, handing its partitions over at once.
+func (f *Failures) Decide(ctx context.Context, o DecideOptions, fn func(Delivery), bad func(error)) (stop func(), err error) {
+	node, failover := o.Node, o.Failover
 	members, err := f.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: DecidersBucket, History: 1,
 		TTL: failover, Storage: jetstream.FileStorage, Replicas: f.replicas})
 	if err != nil {
@@ -56,7 +63,7 @@ func (f *Failures) Decide(ctx context.Context, node string, failover time.Durati
 		return nil, fmt.Errorf("fleet: the failures stream: %w", err)
 	}
 	d := &deciding{f: f, node: node, key: hex.EncodeToString([]byte(node)), members: members, stream: st,
-		fn: fn, bad: bad, expiry: max(failover/2, time.Second), age: st.CachedInfo().Config.MaxAge}
+		fn: fn, bad: bad, expiry: max(failover/2, time.Second), replayFor: min(o.Replay, st.CachedInfo().Config.MaxAge)}
 	for p := range f.parts {
 		c, err := f.js.CreateOrUpdateConsumer(ctx, Stream, jetstream.ConsumerConfig{
 			Durable: "p" + strconv.Itoa(p), FilterSubject: failSubject + strconv.Itoa(p),
@@ -107,12 +114,13 @@ type deciding struct {
 	fn      func(Delivery)
 	bad     func(error)
 	expiry  time.Duration // of a pull request
-	age     time.Duration // the stream's: how far back a partition taken over is replayed
-	parts   []*partition
+	// replayFor is how far back a partition taken over is read again (DecideOptions.Replay).
+	replayFor time.Duration
+	parts     []*partition
 }
 
 // maxReplay bounds the batches replayed to a decider taking a partition over.
-const maxReplay = 10_000
+const maxReplay = 100_000
 
 // partition is one partition as a decider consumes it.
 type partition struct {
@@ -240,59 +248,110 @@ func (d *deciding) start(pt *partition) error {
 	return nil
 }
 
-// replay hands fn, as Replay deliveries, the batches of pt the stream still keeps (its age) that
-// deciders acknowledged after the last this one had: what the previous decider counted. pt.mu
-// is held.
+// replay hands fn, as Replay deliveries, the batches of pt of the last replayFor that deciders
+// acknowledged after the last this one had: what the previous decider counted. When more than
+// maxReplay are there, it starts later, about where the newest maxReplay begin. pt.mu is held.
 func (d *deciding) replay(pt *partition) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	info, err := pt.cons.Info(ctx)
-	if err != nil {
+	if err != nil || d.replayFor <= 0 {
 		return // the counts start afresh, as without a replay
 	}
 	floor := info.AckFloor.Stream
 	if floor <= pt.top {
 		return
 	}
-	oc, err := d.f.js.OrderedConsumer(ctx, Stream, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{failSubject + strconv.Itoa(pt.p)},
-		DeliverPolicy:  jetstream.DeliverByStartTimePolicy, OptStartTime: ptr(time.Now().Add(-d.age))})
+	from, now := time.Now().Add(-d.replayFor), time.Now()
+	r, err := d.replayFrom(ctx, pt.p, from)
 	if err != nil {
 		return
 	}
-	for n := 0; n < maxReplay; {
-		batch, err := oc.Fetch(min(1000, maxReplay-n), jetstream.FetchMaxWait(time.Second))
+	if m, ok := r.next(); ok {
+		if meta, err := m.Metadata(); err == nil && meta.NumPending+1 > maxReplay {
+			// Messages come at about an even rate: skip the oldest share, once.
+			skip := float64(now.Sub(from)) * (1 - float64(maxReplay)/float64(meta.NumPending+1))
+			if r, err = d.replayFrom(ctx, pt.p, from.Add(time.Duration(skip))); err != nil {
+				return
+			}
+		} else {
+			r.unread = m
+		}
+	}
+	for n := 0; n < maxReplay; n++ {
+		m, ok := r.next()
+		if !ok {
+			return
+		}
+		meta, err := m.Metadata()
 		if err != nil {
 			return
 		}
-		got, done := 0, false
-		for m := range batch.Messages() {
-			got++
-			meta, err := m.Metadata()
-			if err != nil || done {
-				continue
-			}
-			seq := meta.Sequence.Stream
-			if seq > floor {
-				done = true
-				continue
-			}
-			if seq > pt.top && !pt.seen.has(seq) {
-				if b, err := Decode(m.Data()); err == nil {
-					d.fn(Delivery{Part: pt.p, Seq: seq, Batch: b, Replay: true})
-				}
-				pt.top = seq
-			}
-			done = meta.NumPending == 0
+		seq := meta.Sequence.Stream
+		if seq > floor {
+			return
 		}
-		n += got
-		if done || got == 0 {
+		if seq > pt.top && !pt.seen.has(seq) {
+			if b, err := Decode(m.Data()); err == nil {
+				d.fn(Delivery{Part: pt.p, Seq: seq, Batch: b, Replay: true})
+			}
+			pt.top = seq
+		}
+		if meta.NumPending == 0 {
 			return
 		}
 	}
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// replayReader reads a partition from a time on, a fetch of up to 1,000 at a time.
+type replayReader struct {
+	oc     jetstream.Consumer
+	batch  []jetstream.Msg
+	unread jetstream.Msg // put back: next returns it first
+}
+
+func (d *deciding) replayFrom(ctx context.Context, p int, t time.Time) (*replayReader, error) {
+	oc, err := d.f.js.OrderedConsumer(ctx, Stream, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{failSubject + strconv.Itoa(p)},
+		DeliverPolicy:  jetstream.DeliverByStartTimePolicy, OptStartTime: ptr(t)})
+	if err != nil {
+		return nil, err
+	}
+	return &replayReader{oc: oc}, nil
+}
+
+// next is the next message; false when the server has none at once nor within a second, or the
+// read fails.
+func (r *replayReader) next() (jetstream.Msg, bool) {
+	if m := r.unread; m != nil {
+		r.unread = nil
+		return m, true
+	}
+	if len(r.batch) == 0 {
+		b, err := r.oc.FetchNoWait(1000)
+		if err == nil {
+			for m := range b.Messages() {
+				r.batch = append(r.batch, m)
+			}
+		}
+		if len(r.batch) == 0 { // a consumer just made may not have them ready: wait once
+			if b, err = r.oc.Fetch(1, jetstream.FetchMaxWait(time.Second)); err != nil {
+				return nil, false
+			}
+			for m := range b.Messages() {
+				r.batch = append(r.batch, m)
+			}
+		}
+		if len(r.batch) == 0 {
+			return nil, false
+		}
+	}
+	m := r.batch[0]
+	r.batch = r.batch[1:]
+	return m, true
+}
 
 // handOver stops consuming pt after the batches it holds are counted and, if it was pinned here,
 // unpins it, so the decider that owns it now is pinned at its next pull.

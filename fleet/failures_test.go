@@ -164,12 +164,12 @@ func TestDecidersShareAndFailOver(t *testing.T) {
 	d := &decided{seqs: map[uint64]string{}, last: map[int]string{}, replayed: map[uint64]string{}}
 	bad := func(err error) { t.Errorf("bad batch: %v", err) }
 	a, _ := OpenFailures(ctx, js(), parts, 1, time.Hour)
-	stopA, err := a.Decide(ctx, "a", 2*time.Second, d.record("a"), bad)
+	stopA, err := a.Decide(ctx, DecideOptions{Node: "a", Failover: 2 * time.Second, Replay: time.Hour}, d.record("a"), bad)
 	if err != nil {
 		t.Fatal(err)
 	}
 	b, _ := OpenFailures(ctx, js(), parts, 1, time.Hour)
-	stopB, err := b.Decide(ctx, "b", 2*time.Second, d.record("b"), bad)
+	stopB, err := b.Decide(ctx, DecideOptions{Node: "b", Failover: 2 * time.Second, Replay: time.Hour}, d.record("b"), bad)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -283,7 +283,7 @@ func TestDeciderCountsRedeliveryAfterFailover(t *testing.T) {
 	taken, hung := make(chan struct{}, 1), make(chan struct{})
 	ajs, anc := connect()
 	a, _ := OpenFailures(ctx, ajs, 1, 1, time.Hour)
-	stopA, err := a.Decide(ctx, "a", 2*time.Second, func(Delivery) { taken <- struct{}{}; <-hung }, bad) // takes a batch, never returns
+	stopA, err := a.Decide(ctx, DecideOptions{Node: "a", Failover: 2 * time.Second, Replay: time.Hour}, func(Delivery) { taken <- struct{}{}; <-hung }, bad) // takes a batch, never returns
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -304,7 +304,7 @@ func TestDeciderCountsRedeliveryAfterFailover(t *testing.T) {
 	got := map[byte]bool{}
 	bjs, _ := connect()
 	b, _ := OpenFailures(ctx, bjs, 1, 1, time.Hour)
-	stopB, err := b.Decide(ctx, "b", 2*time.Second, func(del Delivery) {
+	stopB, err := b.Decide(ctx, DecideOptions{Node: "b", Failover: 2 * time.Second, Replay: time.Hour}, func(del Delivery) {
 		mu.Lock()
 		defer mu.Unlock()
 		for _, f := range del.Batch.Failures {

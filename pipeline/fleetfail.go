@@ -47,10 +47,11 @@ func (l *fleetLink) startFailures(ctx context.Context, d *Daemon) error {
 	if !fc.Publish && !fc.Decide {
 		return nil
 	}
-	keep := time.Hour
+	var replay time.Duration // the longest findtime: what a partition taken over is read again for
 	for _, j := range d.current().jails {
-		keep = max(keep, j.FindTime)
+		replay = max(replay, j.FindTime)
 	}
+	keep := max(time.Hour, replay)
 	var f *fleet.Failures
 	if err := retryFor(ctx, time.Minute, func() error {
 		var err error
@@ -75,7 +76,7 @@ func (l *fleetLink) startFailures(ctx context.Context, d *Daemon) error {
 		}
 		if err := retryFor(ctx, time.Minute, func() error { // the stream's leader may be new
 			var err error
-			fl.stop, err = f.Decide(ctx, l.name, deciderFailover, fl.dec.deliver, bad)
+			fl.stop, err = f.Decide(ctx, fleet.DecideOptions{Node: l.name, Failover: deciderFailover, Replay: replay}, fl.dec.deliver, bad)
 			return err
 		}); err != nil {
 			return err
