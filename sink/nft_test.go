@@ -186,8 +186,20 @@ func TestNFTBuildLargeInParts(t *testing.T) {
 	if err := n.Build(jails, els); err != nil {
 		t.Fatal(err)
 	}
-	if got := len(setElements(t, "pcparts", "sshd-v4")); got != len(els) {
-		t.Fatalf("%d elements in the set, want %d", got, len(els))
+	// A listing (a netlink dump in many parts) can fall short of the set for a moment: one that
+	// does is taken again, for up to 10 s, before elements are called missing; then the first
+	// missing one is named.
+	var got map[string]time.Duration
+	for end := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		if got = setElements(t, "pcparts", "sshd-v4"); len(got) == len(els) || time.Now().After(end) {
+			break
+		}
+		t.Logf("listed %d elements of %d; listing again", len(got), len(els))
+	}
+	for _, e := range els {
+		if _, ok := got[e.Prefix.Addr().String()]; !ok {
+			t.Fatalf("%d elements in the set, want %d; %s is missing", len(got), len(els), e.Prefix.Addr())
+		}
 	}
 }
 
