@@ -105,10 +105,10 @@ func ring(m map[string]*[ringMinutes]uint64, name string) *[ringMinutes]uint64 {
 
 // ordered copies r oldest first, the current minute last.
 func (a *activity) ordered(r *[ringMinutes]uint64) []uint64 {
-	out := make([]uint64, 0, ringMinutes)
 	if r == nil {
 		return make([]uint64, ringMinutes)
 	}
+	out := make([]uint64, 0, ringMinutes)
 	out = append(out, r[a.slot+1:]...)
 	return append(out, r[:a.slot+1]...)
 }
@@ -117,10 +117,21 @@ func (a *activity) ordered(r *[ringMinutes]uint64) []uint64 {
 // maxEvidence bans.
 type recent struct {
 	mu       sync.Mutex
-	events   []web.Event // a ring: next is where the next one goes
+	events   []event // a ring: next is where the next one goes
 	next     int
 	evidence map[banKey][]string
 	keys     []banKey // evidence's keys, oldest first (a FIFO bounded by maxEvidence)
+}
+
+// event is a timeline entry as kept; web.Event is its form in the API.
+type event struct {
+	time             int64
+	op, jail, reason string
+	prefix           netip.Prefix
+}
+
+func (e event) web() web.Event {
+	return web.Event{Time: e.time, Op: e.op, Jail: e.jail, Prefix: sink.PrefixString(e.prefix), Reason: e.reason}
 }
 
 // banKey names a ban by its jail's name: a map key that costs no allocation.
@@ -146,7 +157,7 @@ func (s statusSink) Apply(batch []sink.Change, now int64) error {
 		if c.Unban {
 			op, t = "unban", now
 		}
-		e := web.Event{Time: t, Op: op, Jail: c.Ban.Jail, Prefix: sink.PrefixString(c.Ban.Prefix), Reason: c.Reason}
+		e := event{time: t, op: op, jail: c.Ban.Jail, prefix: c.Ban.Prefix, reason: c.Reason}
 		if len(s.r.events) < maxEvents {
 			s.r.events = append(s.r.events, e)
 		} else {
@@ -177,10 +188,10 @@ func (s statusSink) Apply(batch []sink.Change, now int64) error {
 }
 
 // eventsNewestFirst copies up to limit events.
-func (r *recent) eventsNewestFirst(limit int) []web.Event {
+func (r *recent) eventsNewestFirst(limit int) []event {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := make([]web.Event, 0, min(limit, len(r.events)))
+	out := make([]event, 0, min(limit, len(r.events)))
 	for i := 1; i <= len(r.events) && len(out) < limit; i++ {
 		out = append(out, r.events[(r.next-i+len(r.events))%len(r.events)])
 	}
@@ -274,7 +285,14 @@ func (d *Daemon) Bans() []web.Ban {
 }
 
 // Events implements web.Data.
-func (d *Daemon) Events(limit int) []web.Event { return d.recent.eventsNewestFirst(limit) }
+func (d *Daemon) Events(limit int) []web.Event {
+	evs := d.recent.eventsNewestFirst(limit)
+	out := make([]web.Event, len(evs))
+	for i, e := range evs {
+		out[i] = e.web()
+	}
+	return out
+}
 
 // Top implements web.Data: the addresses and the networks (/24, /64) banned most over the last
 // day, ten of each.
@@ -282,18 +300,11 @@ func (d *Daemon) Top() web.Top {
 	since := d.opts.Now().Add(-24 * time.Hour).Unix()
 	addrs, nets := map[string]int{}, map[string]int{}
 	for _, e := range d.recent.eventsNewestFirst(maxEvents) {
-		if e.Op != "ban" || e.Time < since {
+		if e.op != "ban" || e.time < since {
 			continue
 		}
-		addrs[e.Prefix]++
-		p, err := netip.ParsePrefix(e.Prefix) // a network, or (PrefixString) a single address
-		if err != nil {
-			a, aerr := netip.ParseAddr(e.Prefix)
-			if aerr != nil {
-				continue
-			}
-			p = netip.PrefixFrom(a, a.BitLen())
-		}
+		p := e.prefix
+		addrs[sink.PrefixString(p)]++
 		bits := 24
 		if p.Addr().Is6() {
 			bits = 64

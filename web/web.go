@@ -84,8 +84,7 @@ type Ban struct {
 	Start    int64    `json:"start"`
 	End      int64    `json:"end"` // 0: forever
 	Count    uint32   `json:"count"`
-	Origin   string   `json:"origin"` // this node, or the fleet node that decided it
-	Reason   string   `json:"reason"`
+	Origin   string   `json:"origin"`   // this node, or the fleet node that decided it
 	Evidence []string `json:"evidence"` // the failures' log lines, as written: attacker text
 }
 
@@ -211,7 +210,7 @@ func spark(vs []uint64, n int) string {
 	if len(vs) > n {
 		vs = vs[len(vs)-n:]
 	}
-	hi := max(slices.Max(append([]uint64{1}, vs...)), 1)
+	hi := slices.Max(append([]uint64{1}, vs...)) // 1 at least: no division by 0
 	var b strings.Builder
 	for i, v := range vs {
 		x := 0.0
