@@ -117,15 +117,6 @@ func (e *evidence) add(b *ingest.Block, evs []matcher.Event, jails []*config.Jai
 	}
 }
 
-// addLine records one line for key, keeping the last keep lines in reading order (seq and idx:
-// the line's block and its index there; workers may hand lines of one key over out of order).
-func (e *evidence) addLine(jail uint16, key netip.Prefix, line string, t int64, seq uint64, idx uint32, keep int) {
-	sh := &e.shards[shardOf(jail, key)]
-	sh.mu.Lock()
-	e.addLocked(sh, jail, key, line, t, seq, idx, keep)
-	sh.mu.Unlock()
-}
-
 func (e *evidence) addLocked(sh *evidenceShard, jail uint16, key netip.Prefix, line string, t int64, seq uint64, idx uint32, keep int) {
 	if keep <= 0 {
 		return
@@ -155,10 +146,11 @@ func (e *evidence) ringLocked(sh *evidenceShard, k matchKey) *matchRing {
 	return r
 }
 
-// addFleet records a failure the fleet's publishers shared: its line, when they share lines (kept
-// as addLine keeps them), and its captures, the first a key gets (fail2ban's ticket keeps its
-// first failure's data).
-func (e *evidence) addFleet(jail uint16, key netip.Prefix, line string, fields map[string]string, t int64, seq uint64, idx uint32, keep int) {
+// addLine records one failure of key (a decider's, from the fleet): its line, if any, keeping the
+// last keep lines in reading order (seq and idx: where it was read; lines may come out of order),
+// and its captures, if any, the first a key gets (fail2ban's ticket keeps its first failure's
+// data).
+func (e *evidence) addLine(jail uint16, key netip.Prefix, line string, fields map[string]string, t int64, seq uint64, idx uint32, keep int) {
 	if line == "" && fields == nil {
 		return
 	}

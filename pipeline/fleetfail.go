@@ -303,7 +303,7 @@ func (dc *decider) deliver(del fleet.Delivery) {
 		a := f.Addr.Unmap()
 		dp.events = append(dp.events, matcher.Event{Jail: uint16(id), Addr: a, Time: f.Time})
 		if f.Line != "" || f.Fields != nil {
-			ev.addFleet(uint16(id), eng.params[id].Key(a), f.Line, f.Fields, f.Time, del.Seq, uint32(i), eng.jails[id].MaxMatches)
+			ev.addLine(uint16(id), eng.params[id].Key(a), f.Line, f.Fields, f.Time, del.Seq, uint32(i), eng.jails[id].MaxMatches)
 		}
 	}
 	if !del.Replay { // received once, by the decider before
