@@ -250,12 +250,6 @@ func (v *valueReader) change(key string, op jetstream.KeyValueOp, value []byte) 
 	return c, v.read(value, &c.Ban)
 }
 
-// parseKey reads Key back.
-func parseKey(key string) (string, netip.Prefix, error) {
-	var v valueReader
-	return v.key(key)
-}
-
 // key reads Key back without allocating but for a jail name it has not seen.
 func (v *valueReader) key(key string) (string, netip.Prefix, error) {
 	bad := func() (string, netip.Prefix, error) {

@@ -148,13 +148,13 @@ func TestKeys(t *testing.T) {
 		p    string
 	}{{"sshd", "192.0.2.1/32"}, {"a.b", "2001:db8::/64"}, {"x-y_z", "10.0.0.0/8"}} {
 		p := netip.MustParsePrefix(c.p)
-		j, q, err := parseKey(Key(c.jail, p))
+		j, q, err := new(valueReader).key(Key(c.jail, p))
 		if err != nil || j != c.jail || q != p {
 			t.Errorf("%s %s: %q %v %v", c.jail, c.p, j, q, err)
 		}
 	}
 	for _, k := range []string{"", "zz.00-1", "73736864.c0000201-99", "73736864.c00002", "73736864.c0000201-24"} {
-		if _, _, err := parseKey(k); err == nil {
+		if _, _, err := new(valueReader).key(k); err == nil {
 			t.Errorf("key %q read as a ban's", k)
 		}
 	}

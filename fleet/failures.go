@@ -124,11 +124,7 @@ func Decode(p []byte) (Batch, error) {
 	}
 	r := reader{p: p[3:]}
 	b.Node = r.str(maxNode)
-	nj := r.uvarint(256)
-	jails := make([]string, 0, nj)
-	for range nj {
-		jails = append(jails, r.str(maxJail))
-	}
+	jails := list(&r, 256, func() string { return r.str(maxJail) })
 	n := r.uvarint(maxPerMessage)
 	if r.err != nil || n > len(r.p)/9 { // a failure takes at least 9 bytes
 		return Batch{}, errBatch
@@ -204,6 +200,23 @@ func (r *reader) byte() byte {
 }
 
 func (r *reader) str(limit int) string { return string(r.bytes(r.uvarint(limit))) }
+
+// list reads a count, at most limit and no more than the bytes left (an item takes one at
+// least), then that many items; nil for none. A count out of bounds fails r.
+func list[T any](r *reader, limit int, item func() T) []T {
+	n := r.uvarint(limit)
+	if n > len(r.p) {
+		r.err, r.p = errBatch, nil
+	}
+	if r.err != nil || n == 0 {
+		return nil
+	}
+	out := make([]T, n)
+	for i := range out {
+		out[i] = item()
+	}
+	return out
+}
 
 // Failures is the fleet's failures stream.
 type Failures struct {

@@ -101,7 +101,18 @@ func (b *Bans) List(ctx context.Context) ([]Ban, error) {
 	}, nil); err != nil {
 		return nil, err
 	}
-	slices.SortFunc(out, func(x, y Ban) int { return strings.Compare(Key(x.Jail, x.Prefix), Key(y.Jail, y.Prefix)) })
+	type keyed struct {
+		key string
+		ban Ban
+	}
+	ks := make([]keyed, len(out)) // each key made once, not once per comparison
+	for i, x := range out {
+		ks[i] = keyed{Key(x.Jail, x.Prefix), x}
+	}
+	slices.SortFunc(ks, func(x, y keyed) int { return strings.Compare(x.key, y.key) })
+	for i := range ks {
+		out[i] = ks[i].ban
+	}
 	return out, nil
 }
 

@@ -103,33 +103,13 @@ func (v *valueReader) read(p []byte, b *Ban) error {
 	b.Origin = v.intern(r.bytes(r.uvarint(maxOrigin)))
 	b.Reason = v.intern(r.bytes(r.uvarint(maxReason)))
 	failures := r.uvarint(1 << 31)
-	nt := r.uvarint(maxTimes)
-	if r.err != nil || nt > len(r.p) {
-		return errValue
-	}
-	var times []uint32
-	if nt > 0 {
-		times = make([]uint32, nt)
-		for i := range times {
-			times[i] = uint32(r.uvarint(1<<32 - 1))
-		}
-	}
-	nl := r.uvarint(maxLines)
-	if r.err != nil || nl > len(r.p) {
-		return errValue
-	}
-	var lines []string
-	if nl > 0 {
-		lines = make([]string, nl)
-		for i := range lines {
-			lines[i] = r.str(maxLine)
-		}
-	}
+	times := list(&r, maxTimes, func() uint32 { return uint32(r.uvarint(1<<32 - 1)) })
+	lines := list(&r, maxLines, func() string { return r.str(maxLine) })
 	if r.err != nil || len(r.p) != 0 || b.Origin == "" || (b.End != 0 && b.End < b.Start) {
 		return errValue
 	}
 	b.Evidence = nil
-	if failures > 0 || nt > 0 || nl > 0 {
+	if failures > 0 || times != nil || lines != nil {
 		b.Evidence = &Evidence{Failures: failures, Times: times, Lines: lines}
 	}
 	return nil
