@@ -435,7 +435,7 @@ func (m *Manager) Offences(ds []Decision, dst []window.Offence) []window.Offence
 		return dst
 	}
 	for _, d := range ds {
-		if d.Op != OpBan || d.Reason == Prolonged || d.Reason == FleetProlonged || int(d.Jail) < len(m.pols) && m.pols[d.Jail].Recidive {
+		if d.Op != OpBan || Extends(d.Reason) || int(d.Jail) < len(m.pols) && m.pols[d.Jail].Recidive {
 			continue
 		}
 		for _, r := range m.recidive {

@@ -76,3 +76,11 @@ const (
 	Fleet          = "fleet"
 	FleetProlonged = "fleet prolonged"
 )
+
+// FromFleet reports whether a change of this reason was decided by another node: it is not
+// shared again and runs no action here.
+func FromFleet(reason string) bool { return reason == Fleet || reason == FleetProlonged }
+
+// Extends reports whether a ban of this reason extends one in force (a prolongation, here or
+// from the fleet) rather than starting one: no new ban for the timeline or recidive.
+func Extends(reason string) bool { return reason == Prolonged || reason == FleetProlonged }

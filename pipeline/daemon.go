@@ -358,7 +358,7 @@ func (d *Daemon) install(eng *engine) error {
 }
 
 func toStoreBan(eng *engine, d ban.Decision) store.Ban {
-	return store.Ban{Jail: eng.jails[d.Jail].Name, Prefix: d.Prefix, Start: d.Start, End: d.End, Count: d.Count, JailCount: d.JailCount, Fleet: d.Reason == ban.Fleet || d.Reason == ban.FleetProlonged}
+	return store.Ban{Jail: eng.jails[d.Jail].Name, Prefix: d.Prefix, Start: d.Start, End: d.End, Count: d.Count, JailCount: d.JailCount, Fleet: ban.FromFleet(d.Reason)}
 }
 
 // applyAsync hands decisions of a worker to the applier without waiting.

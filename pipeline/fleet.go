@@ -317,7 +317,7 @@ func (l *fleetLink) apply(batch []sink.Change, eng *engine) error {
 	dropped := 0
 	for _, c := range batch {
 		switch {
-		case c.Reason == ban.Fleet || c.Reason == ban.FleetProlonged || c.Reason == ban.Expired:
+		case ban.FromFleet(c.Reason) || c.Reason == ban.Expired:
 			continue
 		case c.Unban && c.Reason == ban.Prolonged:
 			continue

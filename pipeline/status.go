@@ -150,7 +150,7 @@ func (s statusSink) Apply(batch []sink.Change, now int64) error {
 	s.r.mu.Lock()
 	defer s.r.mu.Unlock()
 	for _, c := range batch {
-		if c.Reason == ban.Prolonged || c.Reason == ban.FleetProlonged || c.Bulk {
+		if ban.Extends(c.Reason) || c.Bulk {
 			continue
 		}
 		op, t := "ban", c.Ban.Start

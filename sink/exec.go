@@ -204,7 +204,7 @@ func (e *Exec) Stage(batch []Change) []store.Job {
 	for _, c := range batch {
 		key := "actionban"
 		switch {
-		case c.Reason == ban.Fleet || c.Reason == ban.FleetProlonged:
+		case ban.FromFleet(c.Reason):
 			continue // another node decided it and runs its actions: a mail goes out once
 		case c.Reason == ban.Prolonged && c.Unban:
 			continue
