@@ -303,8 +303,6 @@ func (d *deciding) replay(pt *partition) {
 	}
 }
 
-func ptr[T any](v T) *T { return &v }
-
 // replayReader reads a partition from a time on, a fetch of up to 1,000 at a time.
 type replayReader struct {
 	oc     jetstream.Consumer
@@ -315,7 +313,7 @@ type replayReader struct {
 func (d *deciding) replayFrom(ctx context.Context, p int, t time.Time) (*replayReader, error) {
 	oc, err := d.f.js.OrderedConsumer(ctx, Stream, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{failSubject + strconv.Itoa(p)},
-		DeliverPolicy:  jetstream.DeliverByStartTimePolicy, OptStartTime: ptr(t)})
+		DeliverPolicy:  jetstream.DeliverByStartTimePolicy, OptStartTime: new(t)})
 	if err != nil {
 		return nil, err
 	}
